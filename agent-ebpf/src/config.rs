@@ -1,0 +1,36 @@
+//! Load-time settings written by the agent before the object is loaded (read-only globals).
+
+/// Capture limit per call in bytes (≤ `MAX_CAPTURE`).
+#[unsafe(no_mangle)]
+static CAPTURE_LIMIT: u32 = wirelens_ebpf::DEFAULT_CAPTURE;
+/// The agent's own pid: its traffic (OTLP export) is never traced.
+#[unsafe(no_mangle)]
+static AGENT_TGID: u32 = 0;
+/// Which filters are on (`wirelens_ebpf::filter` bits).
+#[unsafe(no_mangle)]
+static FILTERS: u32 = 0;
+/// Ring-buffer fill level (bytes) above which the reader is woken at once.
+#[unsafe(no_mangle)]
+static WAKEUP_BYTES: u64 = 1 << 20;
+
+fn read(v: &u32) -> u32 {
+    // SAFETY: the loader rewrites these globals; volatile keeps the compiler from folding them.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+pub fn capture_limit() -> u32 {
+    read(&CAPTURE_LIMIT)
+}
+
+pub fn agent_tgid() -> u32 {
+    read(&AGENT_TGID)
+}
+
+pub fn filters() -> u32 {
+    read(&FILTERS)
+}
+
+pub fn wakeup_bytes() -> u64 {
+    // SAFETY: as in `read`.
+    unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) }
+}

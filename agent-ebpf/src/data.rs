@@ -1,0 +1,297 @@
+//! The socket data path: `sock:sock_send_length` / `sock:sock_recv_length`.
+//!
+//! These tracepoints fire inside the socket send/receive path of the calling thread, after the
+//! call has moved its bytes, with the `struct sock` address and the result. That makes them the
+//! socket detector and the data hook at once: the syscall's own arguments (fd, buffer, length)
+//! are read from the thread's saved user registers (`bpf_task_pt_regs`), whose layout is the
+//! x86_64 user ABI (`struct pt_regs` in `asm/ptrace.h`), not a kernel-internal struct.
+//! Nothing runs for non-socket I/O, and there is no `sys_enter` stash to keep per call.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::{bpf_get_current_task_btf, bpf_get_smp_processor_id, bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs},
+    },
+    programs::TracePointContext,
+};
+use wirelens_ebpf::{
+    ConnState, DATA_HEADER_LEN, DataEvent, EventKind, MAX_CAPTURE, MAX_IOV, counter, data_flags,
+    direction, filter, syscall_nr as nr, verdict,
+};
+
+use crate::{config, maps};
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const MSG_PEEK: i32 = 2;
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+const MAX: u32 = MAX_CAPTURE as u32;
+/// `sizeof(struct mmsghdr)` on x86_64.
+const MMSGHDR_LEN: u64 = 64;
+
+/// The syscall argument registers, as laid out in `struct pt_regs` from `dx` to `orig_ax`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SyscallRegs {
+    dx: u64,
+    si: u64,
+    di: u64,
+    orig_ax: u64,
+}
+/// Offset of `dx` in x86_64 `struct pt_regs`.
+const PT_REGS_DX: usize = 96;
+
+/// Entry of a `sendmmsg`/`recvmmsg`: the next message the thread moves is index 0.
+#[inline(always)]
+pub fn on_mmsg_enter() {
+    let _ = maps::MMSG_INDEX.insert(bpf_get_current_pid_tgid(), 0u32, 0);
+}
+
+#[inline(always)]
+pub fn on_sock_io(ctx: &TracePointContext, dir: u32) {
+    // Fields of sock_{send,recv}_length (see its `format` in tracefs).
+    // SAFETY: offsets come from the tracepoint format, which is stable ABI.
+    let (sk, family, protocol, ret, flags) = unsafe {
+        (
+            ctx.read_at::<u64>(8).unwrap_or(0),
+            ctx.read_at::<u16>(16).unwrap_or(0),
+            ctx.read_at::<u16>(18).unwrap_or(0),
+            ctx.read_at::<i32>(20).unwrap_or(-1),
+            ctx.read_at::<i32>(24).unwrap_or(0),
+        )
+    };
+    if family != AF_INET && family != AF_INET6 {
+        return;
+    }
+    if ret < 0 || (ret == 0 && dir == direction::EGRESS) {
+        return;
+    }
+    if dir == direction::INGRESS && flags & MSG_PEEK != 0 {
+        return;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if tgid == config::agent_tgid() {
+        return;
+    }
+    let filters = config::filters();
+    let comm = bpf_get_current_comm().unwrap_or([0u8; 16]);
+    if filters & filter::PID != 0 {
+        // SAFETY: read-only lookup of a plain value.
+        if unsafe { maps::PID_FILTER.get(&tgid) }.is_none() {
+            maps::count(counter::FILTERED, 1);
+            return;
+        }
+    }
+    if filters & filter::COMM != 0 {
+        // SAFETY: as above.
+        if unsafe { maps::COMM_FILTER.get(&comm) }.is_none() {
+            maps::count(counter::FILTERED, 1);
+            return;
+        }
+    }
+    let Some(conn) = conn_state(sk) else {
+        maps::count(counter::CONN_MAP_FULL, 1);
+        return;
+    };
+    let len = ret as u64;
+    // SAFETY: `conn` points into the map value; concurrent calls on one socket direction are
+    // serialised by the socket lock, so the plain read-modify-write is enough.
+    let position = unsafe {
+        if filters & filter::PORT != 0 && (*conn).verdict == verdict::IGNORE {
+            maps::count(counter::FILTERED, 1);
+            return;
+        }
+        if dir == direction::EGRESS {
+            let p = (*conn).tx_pos;
+            (*conn).tx_pos = p + len;
+            p
+        } else {
+            let p = (*conn).rx_pos;
+            (*conn).rx_pos = p + len;
+            p
+        }
+    };
+
+    // SAFETY: helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    let Some(ev) = maps::SCRATCH.get_ptr_mut(cpu) else {
+        return;
+    };
+    // SAFETY: per-CPU scratch, exclusively ours while this program runs.
+    let ev: &mut DataEvent = unsafe { &mut *ev };
+    let regs = syscall_regs();
+    let h = &mut ev.header;
+    h.kind = EventKind::Data as u32;
+    h.direction = dir;
+    h.tgid = tgid;
+    h.tid = pid_tgid as u32;
+    h.fd = regs.di as u32;
+    h.syscall = regs.orig_ax as u32;
+    h.flags = if ret == 0 { data_flags::EOF } else { 0 };
+    h.cap_len = 0;
+    h.sk = sk;
+    // SAFETY: helper without arguments.
+    h.ts_ns = unsafe { bpf_ktime_get_ns() };
+    h.position = position;
+    h.len = len;
+    h.family = family;
+    h.protocol = protocol;
+    h.msg_index = 0;
+    h.comm = comm;
+
+    if ret > 0 {
+        let limit = config::capture_limit();
+        let want = if (ret as u32) < limit { ret as u32 } else { limit };
+        if want < ret as u32 {
+            maps::count(counter::TRUNCATED, 1);
+        }
+        let captured = match regs.orig_ax {
+            nr::READ | nr::WRITE | nr::SENDTO | nr::RECVFROM => {
+                let want = if regs.dx < want as u64 { regs.dx as u32 } else { want };
+                copy_plain(ev, regs.si, want)
+            }
+            nr::READV | nr::WRITEV => copy_iov(ev, regs.si, regs.dx, want),
+            nr::SENDMSG | nr::RECVMSG => copy_msghdr(ev, regs.si, want),
+            nr::SENDMMSG | nr::RECVMMSG => {
+                let idx = mmsg_index(pid_tgid);
+                ev.header.msg_index = idx;
+                copy_msghdr(ev, regs.si + idx as u64 * MMSGHDR_LEN, want)
+            }
+            _ => {
+                ev.header.flags |= data_flags::UNREADABLE;
+                maps::count(counter::UNREADABLE, 1);
+                Some(0)
+            }
+        };
+        match captured {
+            Some(n) => ev.header.cap_len = n,
+            None => {
+                ev.header.flags |= data_flags::READ_FAILED;
+                maps::count(counter::READ_FAILED, 1);
+            }
+        }
+    }
+    submit(ev);
+}
+
+/// The connection's state, created on first sight (connections that predate the agent).
+#[inline(always)]
+fn conn_state(sk: u64) -> Option<*mut ConnState> {
+    if let Some(p) = maps::CONNS.get_ptr_mut(&sk) {
+        return Some(p);
+    }
+    let _ = maps::CONNS.insert(&sk, &ConnState::default(), 1 /* BPF_NOEXIST */);
+    maps::CONNS.get_ptr_mut(&sk)
+}
+
+#[inline(always)]
+fn mmsg_index(pid_tgid: u64) -> u32 {
+    match maps::MMSG_INDEX.get_ptr_mut(&pid_tgid) {
+        Some(p) => {
+            // SAFETY: per-thread key; only this thread updates it.
+            unsafe {
+                let i = *p;
+                *p = i + 1;
+                i
+            }
+        }
+        None => 0,
+    }
+}
+
+/// The current thread's syscall number and first three arguments.
+#[inline(always)]
+fn syscall_regs() -> SyscallRegs {
+    let mut regs = SyscallRegs { dx: 0, si: 0, di: 0, orig_ax: u64::MAX };
+    // SAFETY: helpers take the current task; the read is bounded to the struct's size.
+    unsafe {
+        let task = bpf_get_current_task_btf();
+        let pt = bpf_task_pt_regs(task) as u64;
+        if pt != 0 {
+            let r = bpf_probe_read_kernel(
+                (&mut regs as *mut SyscallRegs).cast(),
+                core::mem::size_of::<SyscallRegs>() as u32,
+                (pt + PT_REGS_DX as u64) as *const _,
+            );
+            if r != 0 {
+                regs.orig_ax = u64::MAX;
+            }
+        }
+    }
+    regs
+}
+
+/// Copy `n` bytes from user address `src` to `ev.data[off..]`. Offsets and sizes are masked so
+/// the verifier sees them bounded; callers keep them within `MAX`.
+#[inline(always)]
+fn read_into(ev: &mut DataEvent, off: u32, src: u64, n: u32) -> bool {
+    let off = off & (MAX - 1);
+    if n > MAX {
+        return false;
+    }
+    // SAFETY: off < MAX and n <= MAX, inside `data` (2 * MAX bytes).
+    unsafe {
+        bpf_probe_read_user(
+            ev.data.as_mut_ptr().add(off as usize).cast(),
+            n,
+            src as *const _,
+        ) == 0
+    }
+}
+
+#[inline(always)]
+fn copy_plain(ev: &mut DataEvent, buf: u64, n: u32) -> Option<u32> {
+    if read_into(ev, 0, buf, n) { Some(n) } else { None }
+}
+
+#[inline(always)]
+fn copy_msghdr(ev: &mut DataEvent, msg: u64, want: u32) -> Option<u32> {
+    // struct msghdr: msg_iov at 16, msg_iovlen at 24.
+    // SAFETY: reads of user memory through the helper.
+    let iov: u64 = unsafe { aya_ebpf::helpers::bpf_probe_read_user((msg + 16) as *const u64) }.ok()?;
+    let cnt: u64 = unsafe { aya_ebpf::helpers::bpf_probe_read_user((msg + 24) as *const u64) }.ok()?;
+    copy_iov(ev, iov, cnt, want)
+}
+
+#[inline(always)]
+fn copy_iov(ev: &mut DataEvent, iov: u64, cnt: u64, want: u32) -> Option<u32> {
+    let mut off: u32 = 0;
+    for i in 0..MAX_IOV {
+        if i as u64 >= cnt || off >= want {
+            break;
+        }
+        // SAFETY: struct iovec { void *base; size_t len; } read through the helper.
+        let seg: [u64; 2] =
+            unsafe { aya_ebpf::helpers::bpf_probe_read_user((iov + i as u64 * 16) as *const [u64; 2]) }
+                .ok()?;
+        let room = (want - off) as u64;
+        let n = if seg[1] < room { seg[1] as u32 } else { room as u32 };
+        if !read_into(ev, off, seg[0], n) {
+            return if off > 0 { Some(off) } else { None };
+        }
+        off += n;
+    }
+    Some(off)
+}
+
+#[inline(always)]
+fn submit(ev: &mut DataEvent) {
+    let cap = ev.header.cap_len & (2 * MAX - 1);
+    let size = DATA_HEADER_LEN as u64 + cap as u64;
+    let avail = maps::EVENTS.query(BPF_RB_AVAIL_DATA);
+    let flags = if avail >= config::wakeup_bytes() { BPF_RB_FORCE_WAKEUP } else { BPF_RB_NO_WAKEUP };
+    // SAFETY: `size` ≤ size_of::<DataEvent>(), so the slice stays inside the map value.
+    let bytes = unsafe {
+        core::slice::from_raw_parts((ev as *const DataEvent).cast::<u8>(), size as usize)
+    };
+    let r = maps::EVENTS.output::<[u8]>(bytes, flags);
+    if r.is_ok() {
+        maps::count(counter::EVENTS, 1);
+        maps::count(counter::CAPTURED_BYTES, cap as u64);
+    } else {
+        maps::count(counter::RING_FULL, 1);
+    }
+}

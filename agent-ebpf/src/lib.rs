@@ -1,0 +1,253 @@
+//! Kernel side of wirelens: the eBPF programs, and the kernel/user ABI they share with the agent.
+//!
+//! This library target is the ABI only: every type that crosses the ring buffer or sits in a map
+//! is defined here once, `#[repr(C)]`, `Copy`, with fixed-width fields and no implicit padding.
+//! The kernel object (`src/main.rs`, built for `bpfel-unknown-none` by the agent's build script)
+//! and the agent (with feature `user`, which adds `aya::Pod`) both use it.
+//!
+//! Every ring-buffer record starts with a `u32` kind ([`EventKind`]); user space reads the kind
+//! first and decodes the rest in one place (`agent/src/reader.rs`).
+#![no_std]
+#![deny(missing_docs)]
+
+/// Largest capture the kernel object can copy per call (compile-time bound for the verifier).
+pub const MAX_CAPTURE: usize = 32 * 1024;
+/// Default capture limit per call; configurable at load time up to [`MAX_CAPTURE`].
+pub const DEFAULT_CAPTURE: u32 = 16 * 1024;
+/// Most iovec segments copied from one `readv`/`writev`/`sendmsg`/`recvmsg` call.
+pub const MAX_IOV: u32 = 12;
+
+/// Kinds of ring-buffer records: the first `u32` of each.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// [`DataHeader`] followed by `cap_len` captured bytes.
+    Data = 1,
+    /// [`SockStateEvent`]: a TCP state change with the 4-tuple.
+    SockState = 2,
+    /// [`ProcEvent`]: a process called `exec`.
+    ProcExec = 3,
+    /// [`ProcEvent`]: a whole process (thread group) exited.
+    ProcExit = 4,
+}
+
+impl EventKind {
+    /// The kind for a raw `u32`, if known.
+    pub fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::Data),
+            2 => Some(Self::SockState),
+            3 => Some(Self::ProcExec),
+            4 => Some(Self::ProcExit),
+            _ => None,
+        }
+    }
+}
+
+/// Direction of a data event, seen from the traced process.
+pub mod direction {
+    /// The process sent these bytes.
+    pub const EGRESS: u32 = 0;
+    /// The process received these bytes.
+    pub const INGRESS: u32 = 1;
+}
+
+/// Bits of [`DataHeader::flags`].
+pub mod data_flags {
+    /// A receive returned 0: the peer closed its side (end of stream).
+    pub const EOF: u32 = 1;
+    /// The bytes were moved by a call whose buffers the kernel side does not read
+    /// (`sendfile`, io_uring, ...): `cap_len` is 0 and `len` bytes are missing.
+    pub const UNREADABLE: u32 = 2;
+    /// Reading the user buffer failed; `cap_len` is 0.
+    pub const READ_FAILED: u32 = 4;
+}
+
+/// Header of a [`EventKind::Data`] record; `cap_len` captured bytes follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct DataHeader {
+    /// Always [`EventKind::Data`].
+    pub kind: u32,
+    /// [`direction::EGRESS`] or [`direction::INGRESS`].
+    pub direction: u32,
+    /// Process id (thread group id).
+    pub tgid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// File descriptor of the socket in `tgid`.
+    pub fd: u32,
+    /// x86_64 syscall number that moved the bytes.
+    pub syscall: u32,
+    /// [`data_flags`] bits.
+    pub flags: u32,
+    /// Bytes captured after this header (at most the capture limit).
+    pub cap_len: u32,
+    /// Kernel address of the `struct sock`: the connection's identity while it lives.
+    pub sk: u64,
+    /// `bpf_ktime_get_ns` when the call completed (CLOCK_MONOTONIC).
+    pub ts_ns: u64,
+    /// Stream position of the first byte of this call in this direction of the connection.
+    pub position: u64,
+    /// Bytes the call really moved (≥ `cap_len`).
+    pub len: u64,
+    /// Address family (`AF_INET` = 2, `AF_INET6` = 10).
+    pub family: u16,
+    /// IP protocol (6 = TCP, 17 = UDP).
+    pub protocol: u16,
+    /// Index of the message inside a `sendmmsg`/`recvmmsg` call, else 0.
+    pub msg_index: u32,
+    /// Thread command name (`comm`), NUL padded.
+    pub comm: [u8; 16],
+}
+
+/// Size of [`DataHeader`] in bytes.
+pub const DATA_HEADER_LEN: usize = core::mem::size_of::<DataHeader>();
+
+/// Per-CPU scratch area the kernel side builds a data record in (header + bytes).
+///
+/// Twice [`MAX_CAPTURE`] of room so that a bounded offset plus a bounded length always fits,
+/// which is what lets the verifier accept the iovec copy loop.
+#[repr(C)]
+pub struct DataEvent {
+    /// The header.
+    pub header: DataHeader,
+    /// Captured bytes; only the first `header.cap_len` are sent.
+    pub data: [u8; MAX_CAPTURE * 2],
+}
+
+/// TCP states from `include/net/tcp_states.h` used by the agent.
+pub mod tcp_state {
+    /// Connection established.
+    pub const ESTABLISHED: i32 = 1;
+    /// Active open in progress (we called `connect`).
+    pub const SYN_SENT: i32 = 2;
+    /// Passive open in progress (the peer called `connect`).
+    pub const SYN_RECV: i32 = 3;
+    /// We closed first.
+    pub const FIN_WAIT1: i32 = 4;
+    /// Fully closed.
+    pub const CLOSE: i32 = 7;
+    /// The peer closed first.
+    pub const CLOSE_WAIT: i32 = 8;
+}
+
+/// A `sock:inet_sock_set_state` transition the agent cares about.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SockStateEvent {
+    /// Always [`EventKind::SockState`].
+    pub kind: u32,
+    /// Previous TCP state ([`tcp_state`]).
+    pub old_state: i32,
+    /// New TCP state.
+    pub new_state: i32,
+    /// Address family (2 or 10).
+    pub family: u16,
+    /// Local port (host order).
+    pub sport: u16,
+    /// Remote port (host order).
+    pub dport: u16,
+    /// Reserved, zero.
+    pub _pad: [u16; 3],
+    /// Kernel address of the `struct sock`.
+    pub sk: u64,
+    /// `bpf_ktime_get_ns` of the transition.
+    pub ts_ns: u64,
+    /// Local address (IPv4 in the first 4 bytes for `AF_INET`).
+    pub saddr: [u8; 16],
+    /// Remote address.
+    pub daddr: [u8; 16],
+}
+
+/// A process event (`exec` or exit of a thread group).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProcEvent {
+    /// [`EventKind::ProcExec`] or [`EventKind::ProcExit`].
+    pub kind: u32,
+    /// Process id.
+    pub tgid: u32,
+    /// `bpf_ktime_get_ns` of the event.
+    pub ts_ns: u64,
+    /// Command name, NUL padded.
+    pub comm: [u8; 16],
+}
+
+/// Value of the per-connection map: stream positions and the filter verdict.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnState {
+    /// Bytes sent so far (next egress position).
+    pub tx_pos: u64,
+    /// Bytes received so far (next ingress position).
+    pub rx_pos: u64,
+    /// [`verdict`] of the port filter for this connection.
+    pub verdict: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+}
+
+/// Port-filter verdicts stored in [`ConnState::verdict`].
+pub mod verdict {
+    /// Not decided yet (connection predates the agent): events flow, user space decides.
+    pub const UNKNOWN: u32 = 0;
+    /// Trace this connection.
+    pub const TRACE: u32 = 1;
+    /// Drop this connection's events in the kernel.
+    pub const IGNORE: u32 = 2;
+}
+
+/// Bits of the `FILTERS` global: which in-kernel filters are on.
+pub mod filter {
+    /// Only pids in the `PID_FILTER` map.
+    pub const PID: u32 = 1;
+    /// Only connections with a port in the `PORT_FILTER` map.
+    pub const PORT: u32 = 2;
+    /// Only threads whose `comm` is in the `COMM_FILTER` map.
+    pub const COMM: u32 = 4;
+}
+
+/// Indices of the per-CPU `COUNTERS` array: what the kernel side counts, losses included.
+pub mod counter {
+    /// Data events written to the ring buffer.
+    pub const EVENTS: u32 = 0;
+    /// Bytes captured into the ring buffer.
+    pub const CAPTURED_BYTES: u32 = 1;
+    /// Records lost because the ring buffer was full.
+    pub const RING_FULL: u32 = 2;
+    /// Calls truncated at the capture limit.
+    pub const TRUNCATED: u32 = 3;
+    /// User buffers that could not be read.
+    pub const READ_FAILED: u32 = 4;
+    /// Socket calls from a syscall whose buffers are not read (sendfile, io_uring...).
+    pub const UNREADABLE: u32 = 5;
+    /// Socket calls skipped by a pid/comm/port filter.
+    pub const FILTERED: u32 = 6;
+    /// Connection-state map full: positions unknown for a connection.
+    pub const CONN_MAP_FULL: u32 = 7;
+    /// Number of counters.
+    pub const COUNT: u32 = 8;
+}
+
+/// x86_64 syscall numbers the data path understands.
+pub mod syscall_nr {
+    #![allow(missing_docs)]
+    pub const READ: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const READV: u64 = 19;
+    pub const WRITEV: u64 = 20;
+    pub const SENDFILE: u64 = 40;
+    pub const SENDTO: u64 = 44;
+    pub const RECVFROM: u64 = 45;
+    pub const SENDMSG: u64 = 46;
+    pub const RECVMSG: u64 = 47;
+    pub const RECVMMSG: u64 = 299;
+    pub const SENDMMSG: u64 = 307;
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all these types are repr(C), Copy, made of integers and byte arrays, with no padding.
+    unsafe impl aya::Pod for super::ConnState {}
+}

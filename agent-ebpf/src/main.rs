@@ -1,0 +1,72 @@
+//! The wirelens kernel object: entry points only. Each hook family lives in its own module.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod config;
+#[cfg(target_arch = "bpf")]
+mod data;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod sched;
+#[cfg(target_arch = "bpf")]
+mod sock;
+
+#[cfg(target_arch = "bpf")]
+mod programs {
+    use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+    use wirelens_ebpf::direction;
+
+    /// `sock:sock_send_length`: the process sent bytes on a socket.
+    #[tracepoint]
+    pub fn sock_send_length(ctx: TracePointContext) -> u32 {
+        crate::data::on_sock_io(&ctx, direction::EGRESS);
+        0
+    }
+
+    /// `sock:sock_recv_length`: the process received bytes from a socket.
+    #[tracepoint]
+    pub fn sock_recv_length(ctx: TracePointContext) -> u32 {
+        crate::data::on_sock_io(&ctx, direction::INGRESS);
+        0
+    }
+
+    /// `sock:inet_sock_set_state`: TCP connects, accepts and closes, with the 4-tuple.
+    #[tracepoint]
+    pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+        crate::sock::on_set_state(&ctx);
+        0
+    }
+
+    /// `syscalls:sys_enter_sendmmsg` / `sys_enter_recvmmsg`: restart the message index.
+    #[tracepoint]
+    pub fn sys_enter_mmsg(_ctx: TracePointContext) -> u32 {
+        crate::data::on_mmsg_enter();
+        0
+    }
+
+    /// `sched:sched_process_exec`.
+    #[tracepoint]
+    pub fn sched_process_exec(ctx: TracePointContext) -> u32 {
+        crate::sched::on_exec(&ctx);
+        0
+    }
+
+    /// `sched:sched_process_exit`.
+    #[tracepoint]
+    pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
+        crate::sched::on_exit(&ctx);
+        0
+    }
+}
+
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: the verifier rejects any program that could reach a panic.
+    unsafe { core::hint::unreachable_unchecked() }
+}
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}

@@ -1,0 +1,50 @@
+//! Every map of the kernel object, sized in one place. User space resizes `EVENTS` at load.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use wirelens_ebpf::{ConnState, DataEvent, counter};
+
+/// All records for user space.
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Scratch area where a data record is assembled, one slot per CPU (indexed by CPU id; the
+/// agent sizes it to the possible CPUs). A plain array because per-CPU map values are limited
+/// to 32 KiB.
+#[map]
+pub static SCRATCH: Array<DataEvent> = Array::with_max_entries(256, 0);
+
+/// Per-CPU counters, indexed by `wirelens_ebpf::counter`.
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+/// Per connection (keyed by `struct sock` address): stream positions and filter verdict.
+#[map]
+pub static CONNS: LruHashMap<u64, ConnState> = LruHashMap::with_max_entries(65536, 0);
+
+/// Message index inside the `sendmmsg`/`recvmmsg` call a thread is in (keyed by pid_tgid).
+#[map]
+pub static MMSG_INDEX: LruHashMap<u64, u32> = LruHashMap::with_max_entries(4096, 0);
+
+/// Traced pids when the pid filter is on.
+#[map]
+pub static PID_FILTER: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+
+/// Traced ports (local or remote) when the port filter is on.
+#[map]
+pub static PORT_FILTER: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
+
+/// Traced command names when the comm filter is on.
+#[map]
+pub static COMM_FILTER: HashMap<[u8; 16], u8> = HashMap::with_max_entries(256, 0);
+
+/// Add `n` to counter `idx` of this CPU.
+#[inline(always)]
+pub fn count(idx: u32, n: u64) {
+    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU while we run.
+        unsafe { *p += n };
+    }
+}

@@ -1,0 +1,207 @@
+//! Command line, environment and config file, resolved into one [`Settings`].
+//!
+//! Precedence, highest first: command-line flags, `WIRELENS_*` environment variables, the TOML
+//! config file (`--config`, `WIRELENS_CONFIG`), built-in defaults. OTLP export settings also
+//! honour the standard `OTEL_EXPORTER_OTLP_*` variables (see `wirelens_otel::export::config`);
+//! `--otlp-endpoint`/`--otlp-protocol` override them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, ValueEnum};
+use serde::Deserialize;
+
+/// How records are printed on standard output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// One readable line per request.
+    Text,
+    /// One JSON object per line per request.
+    Json,
+    /// Nothing (export only).
+    None,
+}
+
+/// wirelens: traces every process's network requests with eBPF and exports them as OpenTelemetry.
+///
+/// With no arguments it traces the whole host and prints one line per request. Set
+/// OTEL_EXPORTER_OTLP_ENDPOINT (or --otlp-endpoint) to export spans and metrics over OTLP.
+#[derive(Debug, Parser)]
+#[command(name = "wirelens", version, about, long_about = None)]
+pub struct Cli {
+    /// Trace only this process id (repeatable).
+    #[arg(long = "pid", value_name = "PID", env = "WIRELENS_PID", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Trace only connections with this local or remote port (repeatable).
+    #[arg(long = "port", value_name = "PORT", env = "WIRELENS_PORT", value_delimiter = ',')]
+    pub ports: Vec<u16>,
+    /// Trace only threads with this command name (repeatable; the kernel's 15-byte `comm`).
+    #[arg(long = "comm", value_name = "NAME", env = "WIRELENS_COMM", value_delimiter = ',')]
+    pub comms: Vec<String>,
+    /// Output on stdout: text (default), json, or none.
+    #[arg(long, value_enum, env = "WIRELENS_OUTPUT")]
+    pub output: Option<OutputFormat>,
+    /// Bytes captured per send/receive call (default 16384, at most 32768).
+    #[arg(long, value_name = "BYTES", env = "WIRELENS_CAPTURE_LIMIT")]
+    pub capture_limit: Option<u32>,
+    /// Kernel ring buffer size in bytes (a power of two; default 16 MiB).
+    #[arg(long, value_name = "BYTES", env = "WIRELENS_RING_SIZE")]
+    pub ring_size: Option<u32>,
+    /// Most connections tracked at once (default 65536); more are counted and not parsed.
+    #[arg(long, value_name = "N", env = "WIRELENS_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// OTLP endpoint (overrides OTEL_EXPORTER_OTLP_ENDPOINT).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP protocol: grpc or http/protobuf (overrides OTEL_EXPORTER_OTLP_PROTOCOL).
+    #[arg(long, value_name = "PROTOCOL")]
+    pub otlp_protocol: Option<String>,
+    /// TOML config file with the same keys as the long flags (snake_case).
+    #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Lock file that keeps a second agent from starting.
+    #[arg(long, value_name = "FILE", env = "WIRELENS_LOCK_FILE", default_value = "/run/wirelens.lock")]
+    pub lock_file: PathBuf,
+}
+
+/// The config file: every key optional, same meaning as the flag of the same name.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    pid: Option<Vec<u32>>,
+    port: Option<Vec<u16>>,
+    comm: Option<Vec<String>>,
+    output: Option<OutputFormat>,
+    capture_limit: Option<u32>,
+    ring_size: Option<u32>,
+    max_connections: Option<usize>,
+    otlp_endpoint: Option<String>,
+    otlp_protocol: Option<String>,
+}
+
+/// Everything the agent runs with, after precedence is applied and values are checked.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Pid filter (empty: all).
+    pub pids: Vec<u32>,
+    /// Port filter (empty: all).
+    pub ports: Vec<u16>,
+    /// Command-name filter (empty: all).
+    pub comms: Vec<String>,
+    /// Output on stdout.
+    pub output: OutputFormat,
+    /// Capture limit per call.
+    pub capture_limit: u32,
+    /// Ring buffer bytes.
+    pub ring_size: u32,
+    /// Connection table bound.
+    pub max_connections: usize,
+    /// OTLP endpoint from flag or file.
+    pub otlp_endpoint: Option<String>,
+    /// OTLP protocol from flag or file.
+    pub otlp_protocol: Option<String>,
+    /// Lock file path.
+    pub lock_file: PathBuf,
+}
+
+impl Cli {
+    /// Merge with the config file and check values.
+    pub fn resolve(self) -> anyhow::Result<Settings> {
+        let file = match &self.config {
+            Some(path) => read_config(path)?,
+            None => FileConfig::default(),
+        };
+        let pick_vec = |flag: Vec<_>, file: Option<Vec<_>>| if flag.is_empty() { file.unwrap_or_default() } else { flag };
+        let settings = Settings {
+            pids: pick_vec(self.pids, file.pid),
+            ports: pick_vec(self.ports, file.port),
+            comms: pick_vec(self.comms, file.comm),
+            output: self.output.or(file.output).unwrap_or(OutputFormat::Text),
+            capture_limit: self
+                .capture_limit
+                .or(file.capture_limit)
+                .unwrap_or(wirelens_ebpf::DEFAULT_CAPTURE),
+            ring_size: self.ring_size.or(file.ring_size).unwrap_or(16 << 20),
+            max_connections: self.max_connections.or(file.max_connections).unwrap_or(65536),
+            otlp_endpoint: self.otlp_endpoint.or(file.otlp_endpoint),
+            otlp_protocol: self.otlp_protocol.or(file.otlp_protocol),
+            lock_file: self.lock_file,
+        };
+        settings.check()?;
+        Ok(settings)
+    }
+}
+
+impl Settings {
+    fn check(&self) -> anyhow::Result<()> {
+        let max = wirelens_ebpf::MAX_CAPTURE as u32;
+        if self.capture_limit == 0 || self.capture_limit > max {
+            bail!("--capture-limit must be between 1 and {max} bytes, got {}", self.capture_limit);
+        }
+        if !self.ring_size.is_power_of_two() || self.ring_size < 4096 {
+            bail!(
+                "--ring-size must be a power of two of at least 4096 bytes, got {}",
+                self.ring_size
+            );
+        }
+        if self.max_connections == 0 {
+            bail!("--max-connections must be at least 1");
+        }
+        for comm in &self.comms {
+            if comm.is_empty() || comm.len() > 15 {
+                bail!("--comm {comm:?}: a command name has 1 to 15 bytes (the kernel's comm)");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Settings> {
+        let mut all = vec!["wirelens"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all)?.resolve()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = parse(&[]).expect("defaults resolve");
+        assert_eq!(s.output, OutputFormat::Text);
+        assert_eq!(s.capture_limit, 16384);
+        assert!(s.ports.is_empty());
+    }
+
+    #[test]
+    fn flags_beat_config_file() {
+        let dir = std::env::temp_dir().join(format!("wirelens-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "port = [80]\noutput = \"json\"\ncapture_limit = 4096\n").expect("write");
+        let path = file.to_string_lossy().to_string();
+        let s = parse(&["--config", &path, "--port", "8080"]).expect("resolves");
+        assert_eq!(s.ports, vec![8080]);
+        assert_eq!(s.output, OutputFormat::Json);
+        assert_eq!(s.capture_limit, 4096);
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let err = parse(&["--capture-limit", "0"]).expect_err("rejected");
+        assert!(err.to_string().contains("--capture-limit"));
+        let err = parse(&["--ring-size", "1000"]).expect_err("rejected");
+        assert!(err.to_string().contains("power of two"));
+        assert!(parse(&["--port", "http"]).is_err());
+        let err = parse(&["--comm", "a-very-long-command-name"]).expect_err("rejected");
+        assert!(err.to_string().contains("15 bytes"));
+    }
+}

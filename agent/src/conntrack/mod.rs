@@ -1,0 +1,323 @@
+//! Connection tracking: one entry per socket, its two byte streams in order, its parser.
+//!
+//! A connection is identified by its kernel `struct sock` address, which is what the kernel's
+//! stream positions are kept per; the address changes when an fd is reused for a new socket, so
+//! a reused fd is a new connection. Entries are made on first data (or from the TCP state
+//! change that precedes it), flushed when TCP reports the close, and expired when idle.
+//! Memory is bounded: a fixed number of connections, and per direction only what
+//! reordering holds (see [`stream`]) and what an unfinished frame needs inside the parser.
+
+pub mod stream;
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    sync::Arc,
+};
+
+use wirelens_ebpf::{DataHeader, SockStateEvent, data_flags, direction, tcp_state};
+use wirelens_otel::{Observation, ProcessInfo};
+use wirelens_parsers::{Direction, Output, Parser, Role, infer, new_parser};
+
+use crate::{metadata::sockets::SocketInfo, stats::Stats};
+use stream::{Piece, Stream};
+
+/// Least confidence for an inference to pick a parser.
+const MIN_CONFIDENCE: u8 = 50;
+/// Data events with bytes looked at before a connection is declared unrecognised.
+const MAX_INFER_TRIES: u32 = 16;
+/// A connection with no event for this long is flushed and forgotten.
+const IDLE_NS: u64 = 300 * 1_000_000_000;
+
+/// What user space decided about a connection, beyond the parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Trace it.
+    Trace,
+    /// Outside the filters, or unrecognised: the kernel is told to drop its events.
+    Ignore,
+}
+
+enum Slot {
+    Inferring { tries: u32 },
+    Parsing(Box<dyn Parser>),
+    Unrecognised,
+}
+
+struct Conn {
+    tgid: u32,
+    comm: [u8; 16],
+    local: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+    streams: [Stream; 2],
+    slot: Slot,
+    last_ts: u64,
+    process: Option<Arc<ProcessInfo>>,
+}
+
+/// Things the tracker needs from the rest of the agent.
+pub trait Context {
+    /// Process metadata for `tgid`.
+    fn process(&mut self, tgid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo>;
+    /// Addresses of a socket that predates the agent.
+    fn resolve_socket(&mut self, tgid: u32, fd: u32) -> Option<SocketInfo>;
+    /// Whether a connection between these addresses passes the port filter.
+    fn wanted(&self, local: SocketAddr, peer: SocketAddr) -> bool;
+    /// Tell the kernel to stop sending this connection's events.
+    fn ignore_in_kernel(&mut self, sk: u64);
+    /// A finished exchange.
+    fn emit(&mut self, observation: Observation);
+}
+
+/// Address and role learnt from `inet_sock_set_state`, before the first data event.
+#[derive(Clone, Copy, Debug)]
+struct SockAddrs {
+    local: SocketAddr,
+    peer: SocketAddr,
+}
+
+/// All tracked connections.
+pub struct ConnTracker {
+    conns: HashMap<u64, Conn>,
+    socks: HashMap<u64, SockAddrs>,
+    ignored: HashMap<u64, u64>,
+    max_conns: usize,
+    out: Output,
+    stats: Arc<Stats>,
+}
+
+impl ConnTracker {
+    /// A tracker holding at most `max_conns` connections.
+    pub fn new(max_conns: usize, stats: Arc<Stats>) -> Self {
+        Self {
+            conns: HashMap::new(),
+            socks: HashMap::new(),
+            ignored: HashMap::new(),
+            max_conns,
+            out: Output::default(),
+            stats,
+        }
+    }
+
+    /// Connections tracked now.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// A data event (`ts` already in Unix ns).
+    pub fn on_data(&mut self, h: &DataHeader, bytes: &[u8], ts: u64, cx: &mut impl Context) {
+        if self.ignored.contains_key(&h.sk) {
+            self.ignored.insert(h.sk, ts);
+            return;
+        }
+        if !self.conns.contains_key(&h.sk) {
+            if self.conns.len() >= self.max_conns {
+                Stats::add(&self.stats.conns_rejected, 1);
+                return;
+            }
+            let addrs = match self.socks.get(&h.sk) {
+                Some(a) => Some((a.local, a.peer)),
+                None => cx.resolve_socket(h.tgid, h.fd).map(|s| (s.local, s.peer)),
+            };
+            if let Some((local, peer)) = addrs
+                && !cx.wanted(local, peer)
+            {
+                self.ignore(h.sk, ts, cx);
+                return;
+            }
+            self.conns.insert(
+                h.sk,
+                Conn {
+                    tgid: h.tgid,
+                    comm: h.comm,
+                    local: addrs.map(|a| a.0),
+                    peer: addrs.map(|a| a.1),
+                    streams: Default::default(),
+                    slot: Slot::Inferring { tries: 0 },
+                    last_ts: ts,
+                    process: None,
+                },
+            );
+        }
+        let Some(conn) = self.conns.get_mut(&h.sk) else { return };
+        if conn.tgid != h.tgid {
+            // Another process now uses the socket (fork, fd passing): attribute to it.
+            conn.tgid = h.tgid;
+            conn.comm = h.comm;
+            conn.process = None;
+        }
+        conn.last_ts = ts;
+        let dir = if h.direction == direction::EGRESS { Direction::Egress } else { Direction::Ingress };
+        let end = h.flags & data_flags::EOF != 0;
+        let out = &mut self.out;
+        let slot = &mut conn.slot;
+        let stream = &mut conn.streams[dir.index()];
+        let report = stream.place(h.position, h.len, bytes, end, ts, &mut |piece| {
+            feed(slot, dir, piece, out)
+        });
+        Stats::add(&self.stats.stream_gaps, report.gaps);
+        Stats::add(&self.stats.reordered, report.held);
+        if matches!(conn.slot, Slot::Unrecognised) {
+            Stats::add(&self.stats.unknown_protocol, 1);
+            self.conns.remove(&h.sk);
+            self.ignore(h.sk, ts, cx);
+            self.drain(h.sk, cx);
+            return;
+        }
+        self.drain(h.sk, cx);
+    }
+
+    /// A TCP state change (`ts` in Unix ns).
+    pub fn on_sock_state(&mut self, ev: &SockStateEvent, ts: u64, cx: &mut impl Context) {
+        if ev.new_state == tcp_state::ESTABLISHED {
+            let (local, peer) = addrs(ev);
+            // A new socket at a recycled address: whatever was there is over.
+            self.close(ev.sk, ts, cx);
+            self.ignored.remove(&ev.sk);
+            if self.socks.len() < self.max_conns {
+                self.socks.insert(ev.sk, SockAddrs { local, peer });
+            }
+        } else if ev.new_state == tcp_state::CLOSE {
+            self.close(ev.sk, ts, cx);
+            self.socks.remove(&ev.sk);
+            self.ignored.remove(&ev.sk);
+        }
+    }
+
+    /// Periodic work: release held events past their wait, expire idle connections.
+    pub fn tick(&mut self, now_ts: u64, cx: &mut impl Context) {
+        let mut gaps = 0;
+        let mut idle = Vec::new();
+        for (&sk, conn) in self.conns.iter_mut() {
+            for dir in [Direction::Egress, Direction::Ingress] {
+                let stream = &mut conn.streams[dir.index()];
+                if stream.has_held() {
+                    let out = &mut self.out;
+                    let slot = &mut conn.slot;
+                    gaps += stream.expire(now_ts, &mut |piece| feed(slot, dir, piece, out));
+                }
+            }
+            if now_ts.saturating_sub(conn.last_ts) > IDLE_NS {
+                idle.push(sk);
+            }
+        }
+        Stats::add(&self.stats.stream_gaps, gaps);
+        let held_keys: Vec<u64> = self.conns.keys().copied().collect();
+        for sk in held_keys {
+            self.drain(sk, cx);
+        }
+        for sk in idle {
+            self.close(sk, now_ts, cx);
+        }
+        self.ignored.retain(|_, last| now_ts.saturating_sub(*last) < IDLE_NS);
+        if self.socks.len() > self.max_conns / 2 {
+            // Sockets that never carried data and never closed (filtered by pid, say).
+            let conns = &self.conns;
+            self.socks.retain(|sk, _| conns.contains_key(sk));
+        }
+    }
+
+    /// Flush and forget every connection (shutdown).
+    pub fn close_all(&mut self, ts: u64, cx: &mut impl Context) {
+        let keys: Vec<u64> = self.conns.keys().copied().collect();
+        for sk in keys {
+            self.close(sk, ts, cx);
+        }
+    }
+
+    fn close(&mut self, sk: u64, ts: u64, cx: &mut impl Context) {
+        let Some(conn) = self.conns.get_mut(&sk) else { return };
+        if let Slot::Parsing(p) = &mut conn.slot {
+            p.close(ts, &mut self.out);
+        }
+        self.drain(sk, cx);
+        self.conns.remove(&sk);
+    }
+
+    fn ignore(&mut self, sk: u64, ts: u64, cx: &mut impl Context) {
+        self.ignored.insert(sk, ts);
+        cx.ignore_in_kernel(sk);
+    }
+
+    /// Hand the parser's finished records to the sinks.
+    fn drain(&mut self, sk: u64, cx: &mut impl Context) {
+        self.stats.add_losses(&self.out.take_losses());
+        if self.out.records.is_empty() {
+            return;
+        }
+        let Some(conn) = self.conns.get_mut(&sk) else {
+            self.out.records.clear();
+            return;
+        };
+        let process = match &conn.process {
+            Some(p) => p.clone(),
+            None => {
+                let p = cx.process(conn.tgid, &conn.comm);
+                conn.process = Some(p.clone());
+                p
+            }
+        };
+        for record in self.out.records.drain(..) {
+            Stats::add(&self.stats.records, 1);
+            cx.emit(Observation { record, process: process.clone(), local: conn.local, peer: conn.peer });
+        }
+    }
+}
+
+/// Give one in-order piece to the connection's parser, choosing the parser first if needed.
+fn feed(slot: &mut Slot, dir: Direction, piece: Piece<'_>, out: &mut Output) {
+    if let Slot::Inferring { tries } = slot {
+        let Piece::Data { bytes, .. } = &piece else { return };
+        if bytes.is_empty() {
+            return;
+        }
+        match infer(dir, bytes) {
+            Some(guess) if guess.confidence >= MIN_CONFIDENCE => {
+                *slot = Slot::Parsing(new_parser(guess.protocol));
+            }
+            _ => {
+                *tries += 1;
+                if *tries >= MAX_INFER_TRIES {
+                    *slot = Slot::Unrecognised;
+                }
+                return;
+            }
+        }
+    }
+    let Slot::Parsing(parser) = slot else { return };
+    match piece {
+        Piece::Data { bytes, missing, ts } => {
+            if !bytes.is_empty() {
+                parser.feed(dir, bytes, ts, out);
+            }
+            if missing > 0 {
+                parser.skip(dir, Some(missing), ts, out);
+            }
+        }
+        Piece::Gap { len, ts } => parser.skip(dir, len, ts, out),
+        Piece::End { ts } => parser.end(dir, ts, out),
+    }
+}
+
+fn addrs(ev: &SockStateEvent) -> (SocketAddr, SocketAddr) {
+    let ip = |b: [u8; 16]| -> IpAddr {
+        if ev.family == 2 {
+            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        } else {
+            let v6 = Ipv6Addr::from(b);
+            v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6))
+        }
+    };
+    (
+        SocketAddr::new(ip(ev.saddr), ev.sport),
+        SocketAddr::new(ip(ev.daddr), ev.dport),
+    )
+}
+
+/// Role of the traced process, from the parser, for display.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Client => "client",
+        Role::Server => "server",
+    }
+}

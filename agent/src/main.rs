@@ -1,0 +1,209 @@
+//! The wirelens binary: loads the eBPF programs, tracks connections, runs the parsers, feeds the sinks.
+//!
+//! `wirelens` with no arguments traces every process on the host and prints one line per
+//! request; with an OTLP endpoint configured it also exports spans and metrics. See `cli.rs`
+//! for flags and their precedence, `pipeline.rs` for the data path.
+
+mod cli;
+mod clock;
+mod conntrack;
+mod lock;
+mod metadata;
+mod pipeline;
+mod probes;
+mod reader;
+mod sinks;
+mod stats;
+
+use std::{
+    process::ExitCode,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use clap::Parser as _;
+use tracing::{error, info, warn};
+use wirelens_otel::export::{self as otlp, ExportConfig, Overrides};
+
+use crate::{
+    cli::{Cli, OutputFormat, Settings},
+    pipeline::{Reporting, Sinks},
+    stats::{ExportCounts, Stats},
+};
+
+/// How long shutdown waits for the exporter to flush.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WIRELENS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            error!("{err:#}");
+            eprintln!("wirelens: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = cli.resolve()?;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("wirelens must run as root: it loads eBPF programs into the kernel (try: sudo wirelens)");
+    }
+    let _lock = lock::InstanceLock::acquire(&settings.lock_file)?;
+    let export = ExportConfig::from_env(&Overrides {
+        endpoint: settings.otlp_endpoint.clone(),
+        protocol: settings.otlp_protocol.clone(),
+    })
+    .context("invalid OTLP export settings")?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("wirelens-export")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+
+    let probes = probes::Probes::load(&settings)?;
+    let stats = Arc::new(Stats::default());
+
+    let agent_process = agent_resource();
+    let (otlp_sender, export_handle, self_ports) = match &export {
+        Some(config) => {
+            let ports = config.local_ports();
+            let (tx, handle) = otlp::spawn(config.clone(), agent_process, runtime.handle());
+            (Some(tx), Some(handle), ports)
+        }
+        None => (None, None, Vec::new()),
+    };
+    let (live, printer) = match settings.output {
+        OutputFormat::None => (None, None),
+        format => {
+            let (tx, handle) = sinks::live::spawn(format, stats.clone()).context("cannot start the live view")?;
+            (Some(tx), Some(handle))
+        }
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let reporting = reporting(export_handle.clone());
+    let reader = {
+        let stats = stats.clone();
+        let stop = stop.clone();
+        let sinks = Sinks { live, otlp: otlp_sender, self_ports };
+        let ports = settings.ports.clone();
+        let max = settings.max_connections;
+        std::thread::Builder::new()
+            .name("wirelens-reader".into())
+            .spawn(move || pipeline::run(probes, ports, max, sinks, stats, stop, reporting))
+            .context("cannot start the reader thread")?
+    };
+
+    info!(
+        filters = %describe_filters(&settings),
+        export = %export.as_ref().map(|c| c.describe()).unwrap_or_else(|| "off".into()),
+        "wirelens ready: probes attached, tracing"
+    );
+
+    runtime.block_on(wait_for_signal())?;
+    info!("stopping: flushing connections and exports");
+    stop.store(true, Ordering::Relaxed);
+    let snapshot = match reader.join() {
+        Ok(s) => s,
+        Err(_) => bail!("the reader thread panicked"),
+    };
+    if let Some(handle) = export_handle {
+        runtime.block_on(handle.shutdown(FLUSH_TIMEOUT));
+    }
+    if let Some(printer) = printer {
+        let _ = printer.join();
+    }
+    // Export counters are final only after the exporter flushed.
+    let mut snapshot = snapshot;
+    snapshot.export = last_export_counts();
+    eprintln!("{}", snapshot.summary());
+    Ok(())
+}
+
+/// Counters shared between the reader's publishing and shutdown.
+static EXPORT_COUNTS: Mutex<Option<Box<dyn Fn() -> ExportCounts + Send>>> = Mutex::new(None);
+
+fn last_export_counts() -> ExportCounts {
+    EXPORT_COUNTS
+        .lock()
+        .ok()
+        .and_then(|g| g.as_ref().map(|f| f()))
+        .unwrap_or_default()
+}
+
+fn reporting(handle: Option<otlp::ExportHandle>) -> Reporting {
+    let counts: Arc<dyn Fn() -> ExportCounts + Send + Sync> = match handle.clone() {
+        Some(h) => Arc::new(move || {
+            let s = h.stats();
+            ExportCounts { spans_exported: s.spans_exported, spans_dropped: s.spans_dropped, failures: s.export_failures }
+        }),
+        None => Arc::new(ExportCounts::default),
+    };
+    if let Ok(mut g) = EXPORT_COUNTS.lock() {
+        let c = counts.clone();
+        *g = Some(Box::new(move || c()));
+    }
+    Reporting {
+        export_counts: Box::new(move || counts()),
+        publish: Box::new(move |snap| {
+            if let Some(h) = &handle {
+                h.set_agent_counters(snap.metrics());
+            }
+        }),
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+fn describe_filters(s: &Settings) -> String {
+    let mut parts = Vec::new();
+    if !s.pids.is_empty() {
+        parts.push(format!("pid={:?}", s.pids));
+    }
+    if !s.ports.is_empty() {
+        parts.push(format!("port={:?}", s.ports));
+    }
+    if !s.comms.is_empty() {
+        parts.push(format!("comm={:?}", s.comms));
+    }
+    if parts.is_empty() { "whole host".into() } else { parts.join(" ") }
+}
+
+/// The Resource for the agent's own metrics.
+fn agent_resource() -> wirelens_otel::ProcessInfo {
+    let mut cache = metadata::process::ProcessCache::new();
+    let mut comm = [0u8; 16];
+    comm[..8].copy_from_slice(b"wirelens");
+    let mut info = (*cache.get(std::process::id(), &comm)).clone();
+    info.service_name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "wirelens".into());
+    if info.executable_name.is_empty() {
+        warn!("cannot read our own /proc entry");
+    }
+    info
+}

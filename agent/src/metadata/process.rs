@@ -1,0 +1,179 @@
+//! Process metadata from `/proc`, cached per pid: the Resource each span and metric sits under.
+//!
+//! Resolved when a process `exec`s (the reader is woken at once for exec events, so short-lived
+//! clients like `curl` are read before they exit) or on its first traced call, and kept for a
+//! while after the process exits so its last records still carry it.
+
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use wirelens_otel::ProcessInfo;
+
+/// How long an exited process's metadata stays cached.
+const KEEP_AFTER_EXIT: Duration = Duration::from_secs(30);
+/// Most processes cached; the oldest exited ones go first.
+const MAX_PROCESSES: usize = 65536;
+
+struct Entry {
+    info: Arc<ProcessInfo>,
+    exited: Option<Instant>,
+}
+
+/// Per-pid cache of [`ProcessInfo`].
+pub struct ProcessCache {
+    entries: HashMap<u32, Entry>,
+    host_name: String,
+}
+
+impl Default for ProcessCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProcessCache {
+    /// An empty cache for this host.
+    pub fn new() -> Self {
+        Self { entries: HashMap::new(), host_name: host_name() }
+    }
+
+    /// This host's name.
+    pub fn host_name(&self) -> &str {
+        &self.host_name
+    }
+
+    /// Metadata for `pid`, read from /proc on first use; `comm` is the fallback name.
+    pub fn get(&mut self, pid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
+        if let Some(e) = self.entries.get(&pid) {
+            return e.info.clone();
+        }
+        self.resolve(pid, comm)
+    }
+
+    /// `pid` called exec: read it again now.
+    pub fn on_exec(&mut self, pid: u32, comm: &[u8; 16]) {
+        self.entries.remove(&pid);
+        self.resolve(pid, comm);
+    }
+
+    /// `pid` exited: keep its metadata a little longer.
+    pub fn on_exit(&mut self, pid: u32) {
+        if let Some(e) = self.entries.get_mut(&pid) {
+            e.exited = Some(Instant::now());
+        }
+    }
+
+    /// Drop exited processes past their grace time.
+    pub fn expire(&mut self, now: Instant) {
+        self.entries
+            .retain(|_, e| e.exited.is_none_or(|t| now.duration_since(t) < KEEP_AFTER_EXIT));
+    }
+
+    fn resolve(&mut self, pid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
+        let info = Arc::new(read_process(pid, comm, &self.host_name));
+        if self.entries.len() >= MAX_PROCESSES {
+            self.expire(Instant::now() + KEEP_AFTER_EXIT);
+        }
+        if self.entries.len() < MAX_PROCESSES {
+            self.entries.insert(pid, Entry { info: info.clone(), exited: None });
+        }
+        info
+    }
+}
+
+/// The kernel `comm` as a string.
+pub fn comm_str(comm: &[u8; 16]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+fn read_process(pid: u32, comm: &[u8; 16], host_name: &str) -> ProcessInfo {
+    let comm = comm_str(comm);
+    let proc = procfs::process::Process::new(pid as i32).ok();
+    let exe = proc.as_ref().and_then(|p| p.exe().ok());
+    let executable_name = exe
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| comm.clone());
+    let command_line = proc
+        .as_ref()
+        .and_then(|p| p.cmdline().ok())
+        .map(|args| args.join(" "))
+        .unwrap_or_default();
+    let service_from_env = proc.as_ref().and_then(|p| p.environ().ok()).and_then(|env| {
+        env.get(std::ffi::OsStr::new("OTEL_SERVICE_NAME"))
+            .map(|v| v.to_string_lossy().into_owned())
+            .filter(|v| !v.is_empty())
+    });
+    let container_id = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .ok()
+        .and_then(|s| container_id(&s));
+    ProcessInfo {
+        pid,
+        service_name: service_from_env.unwrap_or_else(|| executable_name.clone()),
+        executable_name,
+        executable_path: exe.map(|p| p.to_string_lossy().into_owned()),
+        command_line,
+        host_name: host_name.to_string(),
+        container_id,
+    }
+}
+
+/// The 64-hex-digit container id in a cgroup path (docker, containerd, cri-o, podman).
+fn container_id(cgroup: &str) -> Option<String> {
+    for line in cgroup.lines() {
+        let path = line.rsplit(':').next().unwrap_or("");
+        for part in path.split('/').rev() {
+            let part = part.trim_end_matches(".scope");
+            let id = part.rsplit(['-', ':']).next().unwrap_or(part);
+            if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Some(id.to_string());
+            }
+        }
+    }
+    None
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids() {
+        let docker = "0::/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n";
+        assert_eq!(
+            container_id(docker).as_deref(),
+            Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+        );
+        let k8s = "0::/kubepods/burstable/pod1234/cri-containerd-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.scope";
+        assert_eq!(container_id(k8s).map(|s| s.len()), Some(64));
+        assert_eq!(container_id("0::/user.slice/user-0.slice/session-1.scope"), None);
+    }
+
+    #[test]
+    fn reads_own_process() {
+        let mut cache = ProcessCache::new();
+        let me = cache.get(std::process::id(), b"fallback\0\0\0\0\0\0\0\0");
+        assert_eq!(me.pid, std::process::id());
+        assert!(!me.command_line.is_empty());
+        assert_ne!(me.executable_name, "fallback");
+    }
+
+    #[test]
+    fn gone_process_falls_back_to_comm() {
+        let mut cache = ProcessCache::new();
+        let info = cache.get(u32::MAX - 1, b"ghost\0\0\0\0\0\0\0\0\0\0\0");
+        assert_eq!(info.executable_name, "ghost");
+        assert_eq!(info.service_name, "ghost");
+    }
+}

@@ -1,0 +1,172 @@
+//! The reader thread: ring buffer → decode → conntrack → parsers → sinks, all wired here.
+//!
+//! Everything on this path is a plain synchronous call. The thread sleeps in `poll` on the ring
+//! buffer with a short timeout: the kernel side does not wake it per event (it writes with
+//! `BPF_RB_NO_WAKEUP` and forces a wake-up only when the ring fills past a threshold), so it
+//! drains in batches. Sinks are bounded queues that drop and count rather than block.
+
+use std::{
+    net::SocketAddr,
+    os::fd::AsRawFd,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use wirelens_ebpf::{ConnState, counter, verdict};
+use wirelens_otel::{Observation, ObservationSender, ProcessInfo};
+
+use crate::{
+    clock::Clock,
+    conntrack::{ConnTracker, Context},
+    metadata::{process::ProcessCache, sockets},
+    probes::Probes,
+    reader::{Event, decode},
+    sinks::live::LiveSender,
+    stats::{ExportCounts, Snapshot, Stats},
+};
+
+/// How long the reader sleeps when the kernel does not wake it.
+const POLL_TIMEOUT: Duration = Duration::from_millis(10);
+/// Housekeeping period (held events, idle connections, counters).
+const TICK: Duration = Duration::from_millis(100);
+/// How often counters are published.
+const PUBLISH: Duration = Duration::from_secs(1);
+
+/// Where finished observations go.
+pub struct Sinks {
+    /// The live view, if printing.
+    pub live: Option<LiveSender>,
+    /// The OTLP exporter, if exporting.
+    pub otlp: Option<ObservationSender>,
+    /// Local ports of our own OTLP endpoints: the collector's side of our exports is not traced.
+    pub self_ports: Vec<u16>,
+}
+
+/// Hooks for counters: the exporter's counts in, snapshots out.
+pub struct Reporting {
+    /// Current exporter counts.
+    pub export_counts: Box<dyn Fn() -> ExportCounts + Send>,
+    /// Called with a fresh snapshot every second.
+    pub publish: Box<dyn FnMut(&Snapshot) + Send>,
+}
+
+struct Cx<'a> {
+    processes: &'a mut ProcessCache,
+    conns: &'a mut BpfHashMap<MapData, u64, ConnState>,
+    ports: &'a [u16],
+    sinks: &'a Sinks,
+    stats: &'a Stats,
+}
+
+impl Context for Cx<'_> {
+    fn process(&mut self, tgid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
+        self.processes.get(tgid, comm)
+    }
+
+    fn resolve_socket(&mut self, tgid: u32, fd: u32) -> Option<sockets::SocketInfo> {
+        sockets::resolve(tgid, fd)
+    }
+
+    fn wanted(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+        let own = |a: SocketAddr| a.ip().is_loopback() && self.sinks.self_ports.contains(&a.port());
+        if own(local) || own(peer) {
+            Stats::add(&self.stats.self_traffic, 1);
+            return false;
+        }
+        self.ports.is_empty() || self.ports.contains(&local.port()) || self.ports.contains(&peer.port())
+    }
+
+    fn ignore_in_kernel(&mut self, sk: u64) {
+        let mut state = self.conns.get(&sk, 0).unwrap_or_default();
+        state.verdict = verdict::IGNORE;
+        // The entry may be gone (closed, evicted); then there is nothing left to drop.
+        let _ = self.conns.insert(sk, state, 0);
+    }
+
+    fn emit(&mut self, observation: Observation) {
+        if let Some(live) = &self.sinks.live {
+            live.send(&observation);
+        }
+        if let Some(otlp) = &self.sinks.otlp
+            && !otlp.try_send(observation)
+        {
+            Stats::add(&self.stats.export_queue_dropped, 1);
+        }
+    }
+}
+
+fn kernel_counters(counters: &PerCpuArray<MapData, u64>) -> [u64; counter::COUNT as usize] {
+    std::array::from_fn(|i| {
+        counters.get(&(i as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)
+    })
+}
+
+/// Run until `stop` is set; then drain, flush every connection and return the final counters.
+pub fn run(
+    probes: Probes,
+    ports: Vec<u16>,
+    max_conns: usize,
+    sinks: Sinks,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    mut reporting: Reporting,
+) -> Snapshot {
+    let Probes { _ebpf: ebpf, mut events, counters, mut conns } = probes;
+    let mut tracker = ConnTracker::new(max_conns, stats.clone());
+    let mut processes = ProcessCache::new();
+    let mut clock = Clock::new();
+    let fd = events.as_raw_fd();
+    let mut last_tick = Instant::now();
+    let mut last_publish = Instant::now();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed);
+        {
+            let mut cx = Cx { processes: &mut processes, conns: &mut conns, ports: &ports, sinks: &sinks, stats: &stats };
+            drain(&mut events, &mut tracker, &mut cx, clock, &stats);
+            let now = Instant::now();
+            if now.duration_since(last_tick) >= TICK || stopping {
+                last_tick = now;
+                clock = Clock::new();
+                tracker.tick(clock.to_unix(Clock::monotonic_now()), &mut cx);
+                cx.processes.expire(now);
+            }
+            if stopping {
+                tracker.close_all(clock.to_unix(Clock::monotonic_now()), &mut cx);
+            }
+        }
+        if last_publish.elapsed() >= PUBLISH || stopping {
+            last_publish = Instant::now();
+            let snap = stats.snapshot(kernel_counters(&counters), (reporting.export_counts)());
+            (reporting.publish)(&snap);
+            if stopping {
+                drop(ebpf);
+                return snap;
+            }
+        }
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd; a failed or interrupted poll just means drain again.
+        unsafe { libc::poll(&mut pfd, 1, POLL_TIMEOUT.as_millis() as i32) };
+    }
+}
+
+fn drain(events: &mut RingBuf<MapData>, tracker: &mut ConnTracker, cx: &mut Cx<'_>, clock: Clock, stats: &Stats) {
+    while let Some(item) = events.next() {
+        Stats::add(&stats.events, 1);
+        match decode(&item) {
+            Ok(Event::Data { header, bytes }) => {
+                tracker.on_data(&header, bytes, clock.to_unix(header.ts_ns), cx);
+            }
+            Ok(Event::SockState(ev)) => tracker.on_sock_state(&ev, clock.to_unix(ev.ts_ns), cx),
+            Ok(Event::ProcExec(ev)) => cx.processes.on_exec(ev.tgid, &ev.comm),
+            Ok(Event::ProcExit(ev)) => cx.processes.on_exit(ev.tgid),
+            Err(err) => {
+                Stats::add(&stats.decode_errors, 1);
+                tracing::debug!(%err, "undecodable ring-buffer record");
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Loading the kernel object, setting its globals and filters, attaching every program.
+
+use std::path::Path;
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+};
+use wirelens_ebpf::{ConnState, counter, filter, verdict};
+
+use crate::cli::Settings;
+
+/// The kernel object, embedded at build time by `build.rs`.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/wirelens-ebpf"));
+
+/// Every program and the tracepoint it attaches to.
+const ATTACHMENTS: &[(&str, &str, &str)] = &[
+    ("sock_send_length", "sock", "sock_send_length"),
+    ("sock_recv_length", "sock", "sock_recv_length"),
+    ("inet_sock_set_state", "sock", "inet_sock_set_state"),
+    ("sys_enter_mmsg", "syscalls", "sys_enter_sendmmsg"),
+    ("sys_enter_mmsg", "syscalls", "sys_enter_recvmmsg"),
+    ("sched_process_exec", "sched", "sched_process_exec"),
+    ("sched_process_exit", "sched", "sched_process_exit"),
+];
+
+/// Why the probes could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The object did not load (verifier, permissions, missing BTF).
+    #[error("loading the eBPF object failed (is this kernel ≥ 6.5 with BTF, and are we root?)")]
+    Load(#[source] aya::EbpfError),
+    /// A program is missing from the object: a build problem.
+    #[error("program {0} is missing from the eBPF object (was the kernel object built?)")]
+    MissingProgram(&'static str),
+    /// A map is missing from the object.
+    #[error("map {0} is missing from the eBPF object")]
+    MissingMap(&'static str),
+    /// A program failed to load or attach.
+    #[error("program {name} failed to load or attach to {category}:{tracepoint}")]
+    Program {
+        /// Program name.
+        name: &'static str,
+        /// Tracepoint category.
+        category: &'static str,
+        /// Tracepoint name.
+        tracepoint: &'static str,
+        /// Cause.
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    /// A map operation failed.
+    #[error("map {name}: {source}")]
+    Map {
+        /// Map name.
+        name: &'static str,
+        /// Cause.
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// Mounting tracefs failed.
+    #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed")]
+    Tracefs(#[source] std::io::Error),
+    /// CPU count unknown.
+    #[error("cannot read the possible CPUs")]
+    Cpus(#[source] std::io::Error),
+}
+
+/// Loaded and attached programs, with the maps user space reads and writes.
+pub struct Probes {
+    /// Keeps programs and links alive.
+    pub _ebpf: Ebpf,
+    /// The event stream.
+    pub events: RingBuf<MapData>,
+    /// Kernel-side counters.
+    pub counters: PerCpuArray<MapData, u64>,
+    /// Per-connection state (verdicts written by user space).
+    pub conns: BpfHashMap<MapData, u64, ConnState>,
+}
+
+impl Probes {
+    /// Load the object with `settings`, fill the filter maps and attach everything.
+    pub fn load(settings: &Settings) -> Result<Self, ProbeError> {
+        ensure_tracefs()?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| ProbeError::Cpus(e))? as u32;
+        let agent = std::process::id();
+        let mut filters = 0u32;
+        if !settings.pids.is_empty() {
+            filters |= filter::PID;
+        }
+        if !settings.ports.is_empty() {
+            filters |= filter::PORT;
+        }
+        if !settings.comms.is_empty() {
+            filters |= filter::COMM;
+        }
+        // Wake the reader at once when a quarter of the ring is used; otherwise it drains on
+        // its timer (see reader.rs): one wake-up per batch, not per event.
+        let wakeup = u64::from(settings.ring_size / 4);
+        let mut ebpf = EbpfLoader::new()
+            .set_global("CAPTURE_LIMIT", &settings.capture_limit, true)
+            .set_global("AGENT_TGID", &agent, true)
+            .set_global("FILTERS", &filters, true)
+            .set_global("WAKEUP_BYTES", &wakeup, true)
+            .set_max_entries("EVENTS", settings.ring_size)
+            .set_max_entries("SCRATCH", cpus)
+            .load(OBJECT)
+            .map_err(ProbeError::Load)?;
+
+        fill_filters(&mut ebpf, settings)?;
+
+        for &(name, category, tracepoint) in ATTACHMENTS {
+            let program = ebpf.program_mut(name).ok_or(ProbeError::MissingProgram(name))?;
+            let tp: &mut TracePoint = program.try_into().map_err(|source| ProbeError::Program {
+                name,
+                category,
+                tracepoint,
+                source,
+            })?;
+            if tp.fd().is_err() {
+                tp.load().map_err(|source| ProbeError::Program { name, category, tracepoint, source })?;
+            }
+            tp.attach(category, tracepoint)
+                .map_err(|source| ProbeError::Program { name, category, tracepoint, source })?;
+        }
+
+        let events = take(&mut ebpf, "EVENTS")
+            .and_then(|m| RingBuf::try_from(m).map_err(|source| ProbeError::Map { name: "EVENTS", source }))?;
+        let counters = take(&mut ebpf, "COUNTERS").and_then(|m| {
+            PerCpuArray::try_from(m).map_err(|source| ProbeError::Map { name: "COUNTERS", source })
+        })?;
+        let conns = take(&mut ebpf, "CONNS").and_then(|m| {
+            BpfHashMap::try_from(m).map_err(|source| ProbeError::Map { name: "CONNS", source })
+        })?;
+        Ok(Self { _ebpf: ebpf, events, counters, conns })
+    }
+
+    /// Sum of a kernel counter over all CPUs.
+    pub fn counter(&self, index: u32) -> u64 {
+        self.counters
+            .get(&index, 0)
+            .map(|values| values.iter().sum())
+            .unwrap_or(0)
+    }
+
+    /// All kernel counters, by index.
+    pub fn counters(&self) -> [u64; counter::COUNT as usize] {
+        std::array::from_fn(|i| self.counter(i as u32))
+    }
+
+    /// Tell the kernel to drop (or keep) a connection's events from now on.
+    pub fn set_verdict(&mut self, sk: u64, trace: bool) {
+        let mut state = self.conns.get(&sk, 0).unwrap_or_default();
+        state.verdict = if trace { verdict::TRACE } else { verdict::IGNORE };
+        // The entry may have been evicted or closed meanwhile; nothing to do then.
+        let _ = self.conns.insert(sk, state, 0);
+    }
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {
+    ebpf.take_map(name).ok_or(ProbeError::MissingMap(name))
+}
+
+fn fill_filters(ebpf: &mut Ebpf, settings: &Settings) -> Result<(), ProbeError> {
+    let map_err = |name| move |source| ProbeError::Map { name, source };
+    if !settings.pids.is_empty() {
+        let mut m: BpfHashMap<_, u32, u8> = ebpf
+            .map_mut("PID_FILTER")
+            .ok_or(ProbeError::MissingMap("PID_FILTER"))?
+            .try_into()
+            .map_err(map_err("PID_FILTER"))?;
+        for &pid in &settings.pids {
+            m.insert(pid, 1, 0).map_err(map_err("PID_FILTER"))?;
+        }
+    }
+    if !settings.ports.is_empty() {
+        let mut m: BpfHashMap<_, u16, u8> = ebpf
+            .map_mut("PORT_FILTER")
+            .ok_or(ProbeError::MissingMap("PORT_FILTER"))?
+            .try_into()
+            .map_err(map_err("PORT_FILTER"))?;
+        for &port in &settings.ports {
+            m.insert(port, 1, 0).map_err(map_err("PORT_FILTER"))?;
+        }
+    }
+    if !settings.comms.is_empty() {
+        let mut m: BpfHashMap<_, [u8; 16], u8> = ebpf
+            .map_mut("COMM_FILTER")
+            .ok_or(ProbeError::MissingMap("COMM_FILTER"))?
+            .try_into()
+            .map_err(map_err("COMM_FILTER"))?;
+        for comm in &settings.comms {
+            let mut key = [0u8; 16];
+            let n = comm.len().min(15);
+            key[..n].copy_from_slice(&comm.as_bytes()[..n]);
+            m.insert(key, 1, 0).map_err(map_err("COMM_FILTER"))?;
+        }
+    }
+    Ok(())
+}
+
+/// aya finds tracepoint ids through tracefs; mount it where a fresh machine may lack it.
+fn ensure_tracefs() -> Result<(), ProbeError> {
+    let root = Path::new("/sys/kernel/tracing");
+    if root.join("events").exists() || Path::new("/sys/kernel/debug/tracing/events").exists() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+        .status()
+        .map_err(ProbeError::Tracefs)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ProbeError::Tracefs(std::io::Error::other(format!("mount exited with {status}"))))
+    }
+}

@@ -1,0 +1,118 @@
+//! The live view: one line (text or JSON) per request on stdout, printed by its own thread so
+//! a slow terminal or pipe never stalls the reader; when it falls behind, lines are dropped
+//! and counted.
+
+use std::{
+    io::{BufWriter, Write},
+    sync::{Arc, mpsc},
+    thread::JoinHandle,
+    time::{Duration, UNIX_EPOCH},
+};
+
+use serde_json::json;
+use wirelens_otel::Observation;
+use wirelens_parsers::{Detail, Role};
+
+use crate::{cli::OutputFormat, conntrack::role_name, stats::Stats};
+
+/// Lines queued for printing before the live view starts dropping.
+const QUEUE: usize = 8192;
+
+/// The reader's end of the live view.
+#[derive(Clone)]
+pub struct LiveSender {
+    tx: mpsc::SyncSender<Observation>,
+    stats: Arc<Stats>,
+}
+
+impl LiveSender {
+    /// Queue an observation for printing; drops (and counts) it when the printer is behind.
+    pub fn send(&self, obs: &Observation) {
+        if self.tx.try_send(obs.clone()).is_err() {
+            Stats::add(&self.stats.live_dropped, 1);
+        }
+    }
+}
+
+/// Start the printer thread.
+pub fn spawn(format: OutputFormat, stats: Arc<Stats>) -> std::io::Result<(LiveSender, JoinHandle<()>)> {
+    let (tx, rx) = mpsc::sync_channel::<Observation>(QUEUE);
+    let handle = std::thread::Builder::new().name("wirelens-live".into()).spawn(move || {
+        let stdout = std::io::stdout();
+        let mut w = BufWriter::new(stdout.lock());
+        while let Ok(first) = rx.recv() {
+            let mut next = Some(first);
+            while let Some(obs) = next {
+                let line = match format {
+                    OutputFormat::Json => json_line(&obs),
+                    _ => text_line(&obs),
+                };
+                if writeln!(w, "{line}").is_err() {
+                    return;
+                }
+                next = rx.try_recv().ok();
+            }
+            if w.flush().is_err() {
+                return;
+            }
+        }
+    })?;
+    Ok((LiveSender { tx, stats }, handle))
+}
+
+fn addr(a: Option<std::net::SocketAddr>) -> String {
+    a.map(|a| a.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// `HH:MM:SS.mmm  nginx[812] server http1  GET /index.html -> 200  0.42 ms  127.0.0.1:50312`
+pub fn text_line(obs: &Observation) -> String {
+    let r = &obs.record;
+    let secs = r.start_ns / 1_000_000_000;
+    let ms = (r.start_ns / 1_000_000) % 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    let duration_ms = r.end_ns.saturating_sub(r.start_ns) as f64 / 1e6;
+    let what = match &r.detail {
+        Detail::Http(http) => {
+            let status = http.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            format!("{} {} -> {status}", http.method, http.target)
+        }
+    };
+    let arrow = if r.role == Role::Server { "<-" } else { "->" };
+    format!(
+        "{h:02}:{m:02}:{s:02}.{ms:03}  {}[{}] {} {}  {what}  {duration_ms:.2} ms  {arrow} {}",
+        obs.process.executable_name,
+        obs.process.pid,
+        role_name(r.role),
+        r.protocol.name(),
+        addr(obs.peer),
+    )
+}
+
+/// One JSON object describing the exchange.
+pub fn json_line(obs: &Observation) -> String {
+    let r = &obs.record;
+    let time = humantime::format_rfc3339_micros(UNIX_EPOCH + Duration::from_nanos(r.start_ns));
+    let mut v = json!({
+        "time": time.to_string(),
+        "pid": obs.process.pid,
+        "comm": obs.process.executable_name,
+        "service": obs.process.service_name,
+        "role": role_name(r.role),
+        "protocol": r.protocol.name(),
+        "duration_ms": r.end_ns.saturating_sub(r.start_ns) as f64 / 1e6,
+        "local": addr(obs.local),
+        "peer": addr(obs.peer),
+        "request_bytes": r.request_bytes,
+        "response_bytes": r.response_bytes,
+    });
+    match &r.detail {
+        Detail::Http(http) => {
+            v["method"] = json!(http.method);
+            v["target"] = json!(http.target);
+            v["status"] = json!(http.status);
+            v["version"] = json!(http.version.map(|v| v.as_str()));
+            v["host"] = json!(http.host);
+        }
+    }
+    v.to_string()
+}

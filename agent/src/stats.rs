@@ -1,0 +1,202 @@
+//! The agent's own counters: what it saw, what it produced, and everything it lost.
+//!
+//! User-space counters live here as atomics; kernel counters are read from the `COUNTERS` map
+//! and folded in by [`Snapshot`]. The same names are printed at exit and exported as
+//! `wirelens.*` metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wirelens_ebpf::counter;
+use wirelens_parsers::Loss;
+
+/// User-space counters, shared between the reader thread and the rest.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Ring-buffer records read.
+    pub events: AtomicU64,
+    /// Records that did not decode.
+    pub decode_errors: AtomicU64,
+    /// Records produced by parsers.
+    pub records: AtomicU64,
+    /// Records the live view dropped (stdout too slow).
+    pub live_dropped: AtomicU64,
+    /// Records the exporter queue refused (backend too slow or down).
+    pub export_queue_dropped: AtomicU64,
+    /// Connections not tracked because the table was full.
+    pub conns_rejected: AtomicU64,
+    /// Stream gaps (bytes lost between events of one connection).
+    pub stream_gaps: AtomicU64,
+    /// Events that arrived out of order and were put back in order.
+    pub reordered: AtomicU64,
+    /// Connections whose protocol was not recognised.
+    pub unknown_protocol: AtomicU64,
+    /// Records dropped because they belong to the agent's own export traffic.
+    pub self_traffic: AtomicU64,
+    /// Parser losses, by [`Loss`].
+    pub parse_losses: [AtomicU64; Loss::ALL.len()],
+}
+
+impl Stats {
+    /// Add `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Count parser losses.
+    pub fn add_losses(&self, losses: &[(Loss, u64)]) {
+        for &(loss, n) in losses {
+            if n > 0 {
+                let i = Loss::ALL.iter().position(|l| *l == loss).unwrap_or(0);
+                Self::add(&self.parse_losses[i], n);
+            }
+        }
+    }
+
+    /// Current values, together with the kernel's and the exporter's.
+    pub fn snapshot(&self, kernel: [u64; counter::COUNT as usize], export: ExportCounts) -> Snapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Snapshot {
+            events: get(&self.events),
+            kernel,
+            decode_errors: get(&self.decode_errors),
+            records: get(&self.records),
+            live_dropped: get(&self.live_dropped),
+            export_queue_dropped: get(&self.export_queue_dropped),
+            conns_rejected: get(&self.conns_rejected),
+            stream_gaps: get(&self.stream_gaps),
+            reordered: get(&self.reordered),
+            unknown_protocol: get(&self.unknown_protocol),
+            self_traffic: get(&self.self_traffic),
+            parse_losses: Loss::ALL.map(|l| {
+                let i = Loss::ALL.iter().position(|x| *x == l).unwrap_or(0);
+                (l, get(&self.parse_losses[i]))
+            }),
+            export,
+        }
+    }
+}
+
+/// What the exporter reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExportCounts {
+    /// Spans delivered.
+    pub spans_exported: u64,
+    /// Spans dropped by the exporter (queue full or failed batches).
+    pub spans_dropped: u64,
+    /// Failed export calls.
+    pub failures: u64,
+}
+
+/// A point-in-time copy of every counter.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Ring-buffer records read.
+    pub events: u64,
+    /// Kernel counters by `wirelens_ebpf::counter` index.
+    pub kernel: [u64; counter::COUNT as usize],
+    /// Undecodable records.
+    pub decode_errors: u64,
+    /// Records produced.
+    pub records: u64,
+    /// Live-view drops.
+    pub live_dropped: u64,
+    /// Exporter queue drops.
+    pub export_queue_dropped: u64,
+    /// Connections not tracked.
+    pub conns_rejected: u64,
+    /// Stream gaps.
+    pub stream_gaps: u64,
+    /// Reordered events.
+    pub reordered: u64,
+    /// Connections with no recognised protocol.
+    pub unknown_protocol: u64,
+    /// Records of the agent's own export traffic, dropped.
+    pub self_traffic: u64,
+    /// Parser losses.
+    pub parse_losses: [(Loss, u64); Loss::ALL.len()],
+    /// Exporter counts.
+    pub export: ExportCounts,
+}
+
+impl Snapshot {
+    /// Everything lost on the way, summed: ring full, gaps, undecodable, queue drops.
+    pub fn drops(&self) -> u64 {
+        self.kernel[counter::RING_FULL as usize]
+            + self.kernel[counter::CONN_MAP_FULL as usize]
+            + self.decode_errors
+            + self.stream_gaps
+            + self.live_dropped
+            + self.export_queue_dropped
+            + self.conns_rejected
+            + self.export.spans_dropped
+    }
+
+    /// `(metric name, value)` pairs for export as `wirelens.*` counters.
+    pub fn metrics(&self) -> Vec<(&'static str, u64)> {
+        let k = |i: u32| self.kernel[i as usize];
+        let mut v = vec![
+            ("wirelens.events", self.events),
+            ("wirelens.captured_bytes", k(counter::CAPTURED_BYTES)),
+            ("wirelens.records", self.records),
+            ("wirelens.drops", self.drops()),
+            ("wirelens.kernel.ring_full", k(counter::RING_FULL)),
+            ("wirelens.kernel.truncated_calls", k(counter::TRUNCATED)),
+            ("wirelens.kernel.read_failed", k(counter::READ_FAILED)),
+            ("wirelens.kernel.unreadable_calls", k(counter::UNREADABLE)),
+            ("wirelens.kernel.filtered_calls", k(counter::FILTERED)),
+            ("wirelens.kernel.conn_map_full", k(counter::CONN_MAP_FULL)),
+            ("wirelens.decode_errors", self.decode_errors),
+            ("wirelens.stream_gaps", self.stream_gaps),
+            ("wirelens.reordered_events", self.reordered),
+            ("wirelens.connections_rejected", self.conns_rejected),
+            ("wirelens.unknown_protocol_connections", self.unknown_protocol),
+            ("wirelens.live_dropped", self.live_dropped),
+            ("wirelens.export.queue_dropped", self.export_queue_dropped),
+            ("wirelens.export.spans", self.export.spans_exported),
+            ("wirelens.export.spans_dropped", self.export.spans_dropped),
+            ("wirelens.export.failures", self.export.failures),
+        ];
+        for (loss, n) in self.parse_losses {
+            v.push((loss_metric(loss), n));
+        }
+        v
+    }
+
+    /// The one-line summary printed at exit.
+    pub fn summary(&self) -> String {
+        let k = |i: u32| self.kernel[i as usize];
+        let losses: Vec<String> =
+            self.parse_losses.iter().map(|(l, n)| format!("{}={n}", l.name())).collect();
+        format!(
+            "wirelens counters: events={} bytes={} drops={} records={} export_failures={} \
+             spans_exported={} ring_full={} truncated={} gaps={} decode_errors={} \
+             live_dropped={} export_queue_dropped={} spans_dropped={} unknown_protocol={} \
+             parse_losses=[{}]",
+            self.events,
+            k(counter::CAPTURED_BYTES),
+            self.drops(),
+            self.records,
+            self.export.failures,
+            self.export.spans_exported,
+            k(counter::RING_FULL),
+            k(counter::TRUNCATED),
+            self.stream_gaps,
+            self.decode_errors,
+            self.live_dropped,
+            self.export_queue_dropped,
+            self.export.spans_dropped,
+            self.unknown_protocol,
+            losses.join(" "),
+        )
+    }
+}
+
+fn loss_metric(loss: Loss) -> &'static str {
+    match loss {
+        Loss::Malformed => "wirelens.parse.malformed",
+        Loss::UnmatchedRequest => "wirelens.parse.unmatched_requests",
+        Loss::UnmatchedResponse => "wirelens.parse.unmatched_responses",
+        Loss::Oversized => "wirelens.parse.oversized",
+        Loss::ResyncBytes => "wirelens.parse.resync_bytes",
+    }
+}

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Overhead of tracing nginx under wrk: throughput with the agent off and on (interleaved
+# rounds), the kernel programs' CPU per request (bpftool run times, kernel.bpf_stats_enabled=1)
+# and the agent's own user+sys CPU per request. Prints the three figures the foundation issue
+# asks for. Usage: bench/overhead.sh [rounds] [seconds-per-round] [connections]
+set -euo pipefail
+ROUNDS=${1:-3}
+SECS=${2:-10}
+CONNS=${3:-32}
+PORT=${BENCH_PORT:-18600}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${WIRELENS_BIN:-$ROOT/target/release/wirelens}
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; sysctl -qw kernel.bpf_stats_enabled=0; rm -rf "$WORK"' EXIT
+
+[ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
+
+mkdir -p "$WORK/html" "$WORK/logs"
+printf 'hello from the wirelens benchmark\n' > "$WORK/html/index.html"
+cat > "$WORK/nginx.conf" <<CONF
+worker_processes 1;
+pid $WORK/nginx.pid;
+error_log $WORK/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  keepalive_requests 100000;
+  server { listen 127.0.0.1:$PORT; root $WORK/html; }
+}
+CONF
+/usr/sbin/nginx -p "$WORK" -c "$WORK/nginx.conf"
+sleep 0.5
+
+run_wrk() { # prints "requests rps"
+  wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$PORT/index.html" > "$WORK/wrk.txt"
+  local reqs rps
+  reqs=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
+  rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
+  echo "$reqs $rps"
+}
+bpf_ns() { # total run_time_ns of our programs
+  bpftool -j prog show 2>/dev/null | python3 -c '
+import json,sys
+names={"sock_send_length","sock_recv_length","inet_sock_set_state","sys_enter_mmsg","sched_process_exec","sched_process_exit"}
+print(sum(p.get("run_time_ns",0) for p in json.load(sys.stdin) if p.get("name") in names))'
+}
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+sysctl -qw kernel.bpf_stats_enabled=1
+TICK=$(getconf CLK_TCK)
+off_rps=(); on_rps=(); bpf_per_req=(); agent_per_req=()
+for r in $(seq 1 "$ROUNDS"); do
+  read -r _ rps < <(run_wrk); off_rps+=("$rps")
+  "$BIN" --port "$PORT" --output none --lock-file "$WORK/lock" 2> "$WORK/agent.err" &
+  apid=$!
+  for _ in $(seq 1 100); do grep -q ready "$WORK/agent.err" 2>/dev/null && break; sleep 0.1; done
+  b0=$(bpf_ns); c0=$(cpu_ticks "$apid")
+  read -r reqs rps < <(run_wrk); on_rps+=("$rps")
+  sleep 0.3
+  b1=$(bpf_ns); c1=$(cpu_ticks "$apid")
+  kill -INT "$apid"; wait "$apid" || true
+  bpf_per_req+=("$(python3 -c "print(($b1-$b0)/$reqs)")")
+  agent_per_req+=("$(python3 -c "print(($c1-$c0)/$TICK/$reqs*1e6)")")
+  echo "round $r: off ${off_rps[-1]} req/s, on $rps req/s, bpf $(printf %.0f "${bpf_per_req[-1]}") ns/req, agent $(printf %.2f "${agent_per_req[-1]}") us/req" >&2
+  grep 'wirelens counters' "$WORK/agent.err" >&2 || true
+done
+python3 - "${off_rps[*]}" "${on_rps[*]}" "${bpf_per_req[*]}" "${agent_per_req[*]}" <<'PY'
+import statistics as st, sys
+off, on, bpf, agent = ([float(x) for x in a.split()] for a in sys.argv[1:5])
+print(f"untraced throughput:        {st.median(off):,.0f} req/s (median of {len(off)})")
+print(f"traced throughput:          {st.median(on):,.0f} req/s")
+print(f"throughput ratio:           {st.median(on)/st.median(off):.3f}")
+print(f"BPF CPU per request:        {st.median(bpf)/1000:.2f} us (client+server side)")
+print(f"agent CPU per request:      {st.median(agent):.2f} us (user+sys)")
+print(f"agent CPU s per 1000 req:   {st.median(agent)/1000:.4f}")
+PY

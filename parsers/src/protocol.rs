@@ -1,0 +1,51 @@
+//! The protocol registry: the one place a protocol is added (`Protocol`, [`infer`], [`new_parser`]).
+
+use crate::{Direction, Parser, http1, record::Role};
+
+/// Every protocol wirelens can parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// HTTP/1.0 and HTTP/1.1.
+    Http1,
+}
+
+impl Protocol {
+    /// Every protocol, in inference order.
+    pub const ALL: &'static [Protocol] = &[Protocol::Http1];
+
+    /// Short lowercase name for output and counters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Http1 => "http1",
+        }
+    }
+
+    /// Parse a name as given on the command line.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// A protocol's opinion of the first bytes of one direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inference {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// 0–100: how sure. 100 is reserved for unmistakable openings (e.g. an HTTP request line).
+    pub confidence: u8,
+    /// The role of the process that sent these bytes, if they tell it (request vs response).
+    pub sender_role: Option<Role>,
+}
+
+/// Ask every protocol about the first bytes seen in `dir`; the most confident answer wins.
+pub fn infer(dir: Direction, bytes: &[u8]) -> Option<Inference> {
+    let candidates = [http1::infer(dir, bytes)];
+    candidates.into_iter().flatten().max_by_key(|i| i.confidence)
+}
+
+/// A fresh parser for `protocol`.
+pub fn new_parser(protocol: Protocol) -> Box<dyn Parser> {
+    match protocol {
+        Protocol::Http1 => Box::new(http1::Http1Parser::new()),
+    }
+}
