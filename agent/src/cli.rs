@@ -112,7 +112,6 @@ impl Cli {
             Some(path) => read_config(path)?,
             None => FileConfig::default(),
         };
-        let pick_vec = |flag: Vec<_>, file: Option<Vec<_>>| if flag.is_empty() { file.unwrap_or_default() } else { flag };
         let settings = Settings {
             pids: pick_vec(self.pids, file.pid),
             ports: pick_vec(self.ports, file.port),
@@ -155,6 +154,11 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A repeatable flag wins when given at all; otherwise the file's list.
+fn pick_vec<T>(flag: Vec<T>, file: Option<Vec<T>>) -> Vec<T> {
+    if flag.is_empty() { file.unwrap_or_default() } else { flag }
 }
 
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {

@@ -18,7 +18,7 @@ mod stats;
 use std::{
     process::ExitCode,
     sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WIRELENS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -83,7 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let agent_process = agent_resource();
     let (otlp_sender, export_handle, self_ports) = match &export {
         Some(config) => {
-            let ports = config.local_ports();
+            let ports = local_endpoint_ports(config);
             let (tx, handle) = otlp::spawn(config.clone(), agent_process, runtime.handle());
             (Some(tx), Some(handle), ports)
         }
@@ -98,7 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
 
     let stop = Arc::new(AtomicBool::new(false));
-    let reporting = reporting(export_handle.clone());
+    let reporting = reporting(export_handle.as_ref().map(|h| h.monitor()));
     let reader = {
         let stats = stats.clone();
         let stop = stop.clone();
@@ -124,47 +125,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Ok(s) => s,
         Err(_) => bail!("the reader thread panicked"),
     };
+    let mut snapshot = snapshot;
     if let Some(handle) = export_handle {
-        runtime.block_on(handle.shutdown(FLUSH_TIMEOUT));
+        // Export counters are final only once the exporter has flushed.
+        snapshot.export = export_counts(runtime.block_on(handle.shutdown(FLUSH_TIMEOUT)));
     }
     if let Some(printer) = printer {
         let _ = printer.join();
     }
-    // Export counters are final only after the exporter flushed.
-    let mut snapshot = snapshot;
-    snapshot.export = last_export_counts();
     eprintln!("{}", snapshot.summary());
     Ok(())
 }
 
-/// Counters shared between the reader's publishing and shutdown.
-static EXPORT_COUNTS: Mutex<Option<Box<dyn Fn() -> ExportCounts + Send>>> = Mutex::new(None);
-
-fn last_export_counts() -> ExportCounts {
-    EXPORT_COUNTS
-        .lock()
-        .ok()
-        .and_then(|g| g.as_ref().map(|f| f()))
-        .unwrap_or_default()
+fn export_counts(s: otlp::ExportStats) -> ExportCounts {
+    ExportCounts {
+        spans_exported: s.spans_exported,
+        spans_dropped: s.spans_dropped,
+        failures: s.export_failures,
+    }
 }
 
-fn reporting(handle: Option<otlp::ExportHandle>) -> Reporting {
-    let counts: Arc<dyn Fn() -> ExportCounts + Send + Sync> = match handle.clone() {
-        Some(h) => Arc::new(move || {
-            let s = h.stats();
-            ExportCounts { spans_exported: s.spans_exported, spans_dropped: s.spans_dropped, failures: s.export_failures }
-        }),
-        None => Arc::new(ExportCounts::default),
-    };
-    if let Ok(mut g) = EXPORT_COUNTS.lock() {
-        let c = counts.clone();
-        *g = Some(Box::new(move || c()));
-    }
+/// Counter plumbing between the reader thread and the exporter.
+fn reporting(monitor: Option<otlp::ExportMonitor>) -> Reporting {
+    let counts = monitor.clone();
     Reporting {
-        export_counts: Box::new(move || counts()),
+        export_counts: Box::new(move || counts.as_ref().map(|m| export_counts(m.stats())).unwrap_or_default()),
         publish: Box::new(move |snap| {
-            if let Some(h) = &handle {
-                h.set_agent_counters(snap.metrics());
+            if let Some(m) = &monitor {
+                m.set_agent_counters(snap.metrics());
             }
         }),
     }
@@ -206,4 +194,17 @@ fn agent_resource() -> wirelens_otel::ProcessInfo {
         warn!("cannot read our own /proc entry");
     }
     info
+}
+
+/// Ports of OTLP endpoints on this host: the collector's side of our own exports is not traced.
+fn local_endpoint_ports(config: &ExportConfig) -> Vec<u16> {
+    [&config.traces, &config.metrics]
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            matches!(s.endpoint.host_str(), Some("localhost" | "127.0.0.1" | "[::1]" | "::1"))
+                || s.endpoint.host_str().is_some_and(|h| h.starts_with("127."))
+        })
+        .filter_map(|s| s.endpoint.port_or_known_default())
+        .collect()
 }

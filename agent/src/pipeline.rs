@@ -17,7 +17,7 @@ use std::{
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use wirelens_ebpf::{ConnState, counter, verdict};
-use wirelens_otel::{Observation, ObservationSender, ProcessInfo};
+use wirelens_otel::{Observation, ProcessInfo, export::ObservationSender};
 
 use crate::{
     clock::Clock,

@@ -119,14 +119,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Everything lost on the way, summed: ring full, gaps, undecodable, queue drops.
+    /// Everything lost on the way, summed: ring full, gaps, undecodable, queue drops. The
+    /// exporter's `spans_dropped` already includes its full queue (`export_queue_dropped`).
     pub fn drops(&self) -> u64 {
         self.kernel[counter::RING_FULL as usize]
             + self.kernel[counter::CONN_MAP_FULL as usize]
             + self.decode_errors
             + self.stream_gaps
             + self.live_dropped
-            + self.export_queue_dropped
             + self.conns_rejected
             + self.export.spans_dropped
     }
@@ -150,6 +150,7 @@ impl Snapshot {
             ("wirelens.reordered_events", self.reordered),
             ("wirelens.connections_rejected", self.conns_rejected),
             ("wirelens.unknown_protocol_connections", self.unknown_protocol),
+            ("wirelens.self_traffic_connections", self.self_traffic),
             ("wirelens.live_dropped", self.live_dropped),
             ("wirelens.export.queue_dropped", self.export_queue_dropped),
             ("wirelens.export.spans", self.export.spans_exported),
@@ -171,7 +172,7 @@ impl Snapshot {
             "wirelens counters: events={} bytes={} drops={} records={} export_failures={} \
              spans_exported={} ring_full={} truncated={} gaps={} decode_errors={} \
              live_dropped={} export_queue_dropped={} spans_dropped={} unknown_protocol={} \
-             parse_losses=[{}]",
+             self_traffic={} parse_losses=[{}]",
             self.events,
             k(counter::CAPTURED_BYTES),
             self.drops(),
@@ -186,6 +187,7 @@ impl Snapshot {
             self.export_queue_dropped,
             self.export.spans_dropped,
             self.unknown_protocol,
+            self.self_traffic,
             losses.join(" "),
         )
     }

@@ -29,15 +29,6 @@ const MAX_INFER_TRIES: u32 = 16;
 /// A connection with no event for this long is flushed and forgotten.
 const IDLE_NS: u64 = 300 * 1_000_000_000;
 
-/// What user space decided about a connection, beyond the parser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Trace it.
-    Trace,
-    /// Outside the filters, or unrecognised: the kernel is told to drop its events.
-    Ignore,
-}
-
 enum Slot {
     Inferring { tries: u32 },
     Parsing(Box<dyn Parser>),
@@ -97,11 +88,6 @@ impl ConnTracker {
             out: Output::default(),
             stats,
         }
-    }
-
-    /// Connections tracked now.
-    pub fn len(&self) -> usize {
-        self.conns.len()
     }
 
     /// A data event (`ts` already in Unix ns).

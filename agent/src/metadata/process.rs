@@ -40,11 +40,6 @@ impl ProcessCache {
         Self { entries: HashMap::new(), host_name: host_name() }
     }
 
-    /// This host's name.
-    pub fn host_name(&self) -> &str {
-        &self.host_name
-    }
-
     /// Metadata for `pid`, read from /proc on first use; `comm` is the fallback name.
     pub fn get(&mut self, pid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
         if let Some(e) = self.entries.get(&pid) {

@@ -7,7 +7,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::TracePoint,
 };
-use wirelens_ebpf::{ConnState, counter, filter, verdict};
+use wirelens_ebpf::{ConnState, filter};
 
 use crate::cli::Settings;
 
@@ -99,12 +99,12 @@ impl Probes {
         // its timer (see reader.rs): one wake-up per batch, not per event.
         let wakeup = u64::from(settings.ring_size / 4);
         let mut ebpf = EbpfLoader::new()
-            .set_global("CAPTURE_LIMIT", &settings.capture_limit, true)
-            .set_global("AGENT_TGID", &agent, true)
-            .set_global("FILTERS", &filters, true)
-            .set_global("WAKEUP_BYTES", &wakeup, true)
-            .set_max_entries("EVENTS", settings.ring_size)
-            .set_max_entries("SCRATCH", cpus)
+            .override_global("CAPTURE_LIMIT", &settings.capture_limit, true)
+            .override_global("AGENT_TGID", &agent, true)
+            .override_global("FILTERS", &filters, true)
+            .override_global("WAKEUP_BYTES", &wakeup, true)
+            .map_max_entries("EVENTS", settings.ring_size)
+            .map_max_entries("SCRATCH", cpus)
             .load(OBJECT)
             .map_err(ProbeError::Load)?;
 
@@ -136,26 +136,6 @@ impl Probes {
         Ok(Self { _ebpf: ebpf, events, counters, conns })
     }
 
-    /// Sum of a kernel counter over all CPUs.
-    pub fn counter(&self, index: u32) -> u64 {
-        self.counters
-            .get(&index, 0)
-            .map(|values| values.iter().sum())
-            .unwrap_or(0)
-    }
-
-    /// All kernel counters, by index.
-    pub fn counters(&self) -> [u64; counter::COUNT as usize] {
-        std::array::from_fn(|i| self.counter(i as u32))
-    }
-
-    /// Tell the kernel to drop (or keep) a connection's events from now on.
-    pub fn set_verdict(&mut self, sk: u64, trace: bool) {
-        let mut state = self.conns.get(&sk, 0).unwrap_or_default();
-        state.verdict = if trace { verdict::TRACE } else { verdict::IGNORE };
-        // The entry may have been evicted or closed meanwhile; nothing to do then.
-        let _ = self.conns.insert(sk, state, 0);
-    }
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {
