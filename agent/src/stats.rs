@@ -152,10 +152,8 @@ impl Snapshot {
             ("wirelens.unknown_protocol_connections", self.unknown_protocol),
             ("wirelens.self_traffic_connections", self.self_traffic),
             ("wirelens.live_dropped", self.live_dropped),
+            // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
             ("wirelens.export.queue_dropped", self.export_queue_dropped),
-            ("wirelens.export.spans", self.export.spans_exported),
-            ("wirelens.export.spans_dropped", self.export.spans_dropped),
-            ("wirelens.export.failures", self.export.failures),
         ];
         for (loss, n) in self.parse_losses {
             v.push((loss_metric(loss), n));

@@ -1,0 +1,679 @@
+//! Transport: a bounded queue from the agent, span batching, metric intervals, and OTLP export
+//! over gRPC or HTTP with retries.
+//!
+//! ```text
+//!  agent threads ──try_send──▶ [queue: max_queue_size] ──▶ collector task ──▶ [2 batches] ──▶ traces worker ──▶ backend
+//!   (never block; a full                                   │ every observation                  (spans_request, retry)
+//!    queue counts a drop)                                  │ feeds MetricsAggregator
+//!                                                          └── every metric_interval ──▶ [1 request] ──▶ metrics worker ──▶ backend
+//! ```
+//!
+//! The collector never waits for the network: when a worker is still busy, a full batch is
+//! dropped and counted (metrics keep aggregating every observation, and being cumulative they
+//! catch up at the next successful export). Failures are logged once per failure streak.
+
+pub mod config;
+pub mod grpc;
+pub mod http;
+pub mod retry;
+
+use std::error::Error as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior, interval_at};
+
+use crate::metrics::{MetricsAggregator, point_count};
+use crate::{Observation, ProcessInfo, semconv, traces};
+
+pub use config::{Compression, ConfigError, ExportConfig, Overrides, Protocol, SignalConfig};
+pub use grpc::{GrpcError, GrpcExporter};
+pub use http::{HttpError, HttpExporter};
+pub use retry::{RetryPolicy, Retryable};
+
+/// `User-Agent` of every export request.
+pub(crate) const USER_AGENT: &str = concat!("wirelens/", env!("CARGO_PKG_VERSION"));
+
+/// Span batches waiting for the traces worker; past this, batches are dropped.
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// What a backend said it did not accept, in an otherwise successful answer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartialSuccess {
+    /// Spans or data points rejected.
+    pub rejected: u64,
+    /// The server's explanation.
+    pub message: String,
+}
+
+impl PartialSuccess {
+    pub(crate) fn new(rejected: i64, message: String) -> Self {
+        Self {
+            rejected: u64::try_from(rejected).unwrap_or(0),
+            message,
+        }
+    }
+}
+
+/// A failed export, whichever the transport.
+#[derive(Debug, Error)]
+pub enum ExportError {
+    /// Over gRPC.
+    #[error(transparent)]
+    Grpc(#[from] GrpcError),
+    /// Over HTTP.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+}
+
+impl Retryable for ExportError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Grpc(e) => e.is_retryable(),
+            Self::Http(e) => e.is_retryable(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Grpc(e) => e.retry_after(),
+            Self::Http(e) => e.retry_after(),
+        }
+    }
+}
+
+/// An error and its causes on one line (`a: b: c`), for logs.
+fn one_line(error: &ExportError) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// One signal's client, whichever the transport.
+enum Transport {
+    Grpc(GrpcExporter),
+    Http(HttpExporter),
+}
+
+impl Transport {
+    fn new(config: &SignalConfig) -> Result<Self, ExportError> {
+        Ok(match config.protocol {
+            Protocol::Grpc => Self::Grpc(GrpcExporter::new(config)?),
+            Protocol::HttpProtobuf => Self::Http(HttpExporter::new(config)?),
+        })
+    }
+
+    async fn export_traces(
+        &self,
+        request: &ExportTraceServiceRequest,
+        policy: &RetryPolicy,
+    ) -> Result<PartialSuccess, ExportError> {
+        match self {
+            Self::Grpc(g) => retry::retry(policy, || g.export_traces(request))
+                .await
+                .map_err(Into::into),
+            Self::Http(h) => {
+                let body = h.body(request)?;
+                retry::retry(policy, || h.export_traces(body.clone()))
+                    .await
+                    .map_err(Into::into)
+            }
+        }
+    }
+
+    async fn export_metrics(
+        &self,
+        request: &ExportMetricsServiceRequest,
+        policy: &RetryPolicy,
+    ) -> Result<PartialSuccess, ExportError> {
+        match self {
+            Self::Grpc(g) => retry::retry(policy, || g.export_metrics(request))
+                .await
+                .map_err(Into::into),
+            Self::Http(h) => {
+                let body = h.body(request)?;
+                retry::retry(policy, || h.export_metrics(body.clone()))
+                    .await
+                    .map_err(Into::into)
+            }
+        }
+    }
+}
+
+/// The exporter's counters, as of the call to [`ExportHandle::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    /// Spans the backend accepted.
+    pub spans_exported: u64,
+    /// Spans lost: queue full, exporter behind, export failed or rejected, shutdown timed out.
+    pub spans_dropped: u64,
+    /// Export calls (traces or metrics) that failed after their retries.
+    pub export_failures: u64,
+    /// Successful metrics exports.
+    pub metrics_exports: u64,
+    /// Data points sent in successful metrics exports, summed over exports.
+    pub metric_points: u64,
+    /// Observations refused by [`ObservationSender::try_send`] because the queue was full.
+    pub queue_full: u64,
+    /// Observations left out of metrics because the series cap was reached.
+    pub metric_series_overflow: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    spans_exported: AtomicU64,
+    spans_dropped: AtomicU64,
+    export_failures: AtomicU64,
+    metrics_exports: AtomicU64,
+    metric_points: AtomicU64,
+    queue_full: AtomicU64,
+    metric_series_overflow: AtomicU64,
+    /// Spans taken off the queue whose fate (exported or dropped) is not known yet.
+    spans_pending: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> ExportStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ExportStats {
+            spans_exported: get(&self.spans_exported),
+            spans_dropped: get(&self.spans_dropped),
+            export_failures: get(&self.export_failures),
+            metrics_exports: get(&self.metrics_exports),
+            metric_points: get(&self.metric_points),
+            queue_full: get(&self.queue_full),
+            metric_series_overflow: get(&self.metric_series_overflow),
+        }
+    }
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+fn sub(counter: &AtomicU64, n: u64) {
+    counter.fetch_sub(n, Ordering::Relaxed);
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    counters: Counters,
+    agent_counters: Mutex<Vec<(&'static str, u64)>>,
+}
+
+impl Shared {
+    /// Merge `counters` into the agent's counters by name.
+    fn set_agent_counters(&self, counters: Vec<(&'static str, u64)>) {
+        let mut current = match self.agent_counters.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (name, value) in counters {
+            match current.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = value,
+                None => current.push((name, value)),
+            }
+        }
+    }
+}
+
+/// The agent's end of the exporter queue: cheap to clone, callable from any thread, never
+/// blocks.
+#[derive(Clone, Debug)]
+pub struct ObservationSender {
+    tx: mpsc::Sender<Observation>,
+    shared: Arc<Shared>,
+    traces_on: bool,
+}
+
+impl ObservationSender {
+    /// Queue an observation for export. `false` when the queue is full (or the exporter has
+    /// stopped): the observation is dropped and counted.
+    pub fn try_send(&self, obs: Observation) -> bool {
+        match self.tx.try_send(obs) {
+            Ok(()) => true,
+            Err(_) => {
+                add(&self.shared.counters.queue_full, 1);
+                if self.traces_on {
+                    add(&self.shared.counters.spans_dropped, 1);
+                }
+                false
+            }
+        }
+    }
+}
+
+/// Controls a running exporter: counters, the agent's own metrics, and shutdown.
+#[derive(Debug)]
+pub struct ExportHandle {
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    tasks: Vec<JoinHandle<()>>,
+    queue: mpsc::WeakSender<Observation>,
+    traces_on: bool,
+}
+
+impl ExportHandle {
+    /// The counters now.
+    pub fn stats(&self) -> ExportStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Set the agent's own cumulative counters (`wirelens.*`), exported as monotonic sums under
+    /// the agent's Resource at each metrics export. Counters not named keep their last value.
+    pub fn set_agent_counters(&self, counters: Vec<(&'static str, u64)>) {
+        self.shared.set_agent_counters(counters);
+    }
+
+    /// A view of this exporter that other threads can hold.
+    pub fn monitor(&self) -> ExportMonitor {
+        ExportMonitor {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Stop: export what is queued and one last metrics request, waiting at most `timeout`;
+    /// then abort what is left (counting its spans as dropped). Returns the final counters.
+    pub async fn shutdown(mut self, timeout: Duration) -> ExportStats {
+        if let Some(stop) = self.stop.take() {
+            // The collector may already be gone; nothing to tell it then.
+            let _ = stop.send(());
+        }
+        let deadline = Instant::now() + timeout;
+        let mut finished = true;
+        for task in &mut self.tasks {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                finished = false;
+                break;
+            }
+        }
+        if !finished {
+            for task in &self.tasks {
+                task.abort();
+            }
+            let counters = &self.shared.counters;
+            let queued = self
+                .queue
+                .upgrade()
+                .map_or(0, |tx| tx.max_capacity() - tx.capacity());
+            let mut lost = counters.spans_pending.swap(0, Ordering::Relaxed);
+            if self.traces_on {
+                lost += queued as u64;
+            }
+            add(&counters.spans_dropped, lost);
+            tracing::warn!("otlp export did not finish within {timeout:?}; {lost} spans dropped");
+        }
+        self.stats()
+    }
+}
+
+/// A cloneable view of a running exporter for other threads: counters in and out, no control.
+#[derive(Clone, Debug)]
+pub struct ExportMonitor {
+    shared: Arc<Shared>,
+}
+
+impl ExportMonitor {
+    /// The counters now.
+    pub fn stats(&self) -> ExportStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// As [`ExportHandle::set_agent_counters`].
+    pub fn set_agent_counters(&self, counters: Vec<(&'static str, u64)>) {
+        self.shared.set_agent_counters(counters);
+    }
+}
+
+/// Start exporting on `handle`'s runtime: returns the queue's sending end for the agent's
+/// threads and the handle to read counters and shut down. Nothing here touches the network; a
+/// dead or slow backend only shows as failures and drops in [`ExportStats`].
+pub fn spawn(
+    config: ExportConfig,
+    agent: ProcessInfo,
+    handle: &tokio::runtime::Handle,
+) -> (ObservationSender, ExportHandle) {
+    let shared = Arc::new(Shared::default());
+    let (obs_tx, obs_rx) = mpsc::channel(config.max_queue_size.max(1));
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let mut workers = Vec::new();
+    let batches = config.traces.clone().map(|signal| {
+        let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+        workers.push(handle.spawn(traces_worker(signal, config.retry, rx, Arc::clone(&shared))));
+        tx
+    });
+    let metric_requests = config.metrics.clone().map(|signal| {
+        let (tx, rx) = mpsc::channel(1);
+        workers.push(handle.spawn(metrics_worker(
+            signal,
+            config.retry,
+            rx,
+            Arc::clone(&shared),
+        )));
+        tx
+    });
+    let traces_on = batches.is_some();
+    let collector = Collector {
+        aggregator: metric_requests
+            .is_some()
+            .then(|| MetricsAggregator::with_max_series(agent, config.max_metric_series)),
+        batch: Vec::new(),
+        max_batch: config.max_export_batch_size.max(1),
+        batches,
+        metric_requests,
+        shared: Arc::clone(&shared),
+        behind: false,
+    };
+    let mut tasks = vec![handle.spawn(collector.run(
+        obs_rx,
+        stop_rx,
+        config.schedule_delay,
+        config.metric_interval,
+    ))];
+    tasks.extend(workers);
+    let sender = ObservationSender {
+        tx: obs_tx.clone(),
+        shared: Arc::clone(&shared),
+        traces_on,
+    };
+    let export = ExportHandle {
+        shared,
+        stop: Some(stop_tx),
+        tasks,
+        queue: obs_tx.downgrade(),
+        traces_on,
+    };
+    (sender, export)
+}
+
+/// Takes observations off the queue: spans into batches, durations into metrics.
+struct Collector {
+    aggregator: Option<MetricsAggregator>,
+    batch: Vec<Observation>,
+    max_batch: usize,
+    batches: Option<mpsc::Sender<Vec<Observation>>>,
+    metric_requests: Option<mpsc::Sender<ExportMetricsServiceRequest>>,
+    shared: Arc<Shared>,
+    /// The traces worker was busy at the last hand-off (log once per streak).
+    behind: bool,
+}
+
+impl Collector {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Observation>,
+        mut stop: oneshot::Receiver<()>,
+        schedule_delay: Duration,
+        metric_interval: Duration,
+    ) {
+        let start = Instant::now();
+        let mut flush = interval_at(start + schedule_delay, schedule_delay);
+        flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut export = interval_at(start + metric_interval, metric_interval);
+        export.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut open = true;
+        loop {
+            tokio::select! {
+                biased;
+                // A dropped ExportHandle stops the exporter too.
+                _ = &mut stop => break,
+                _ = flush.tick() => self.flush(false).await,
+                _ = export.tick() => self.export_metrics(false).await,
+                received = rx.recv(), if open => match received {
+                    Some(obs) => self.take(obs, false).await,
+                    None => open = false,
+                },
+            }
+        }
+        rx.close();
+        while let Ok(obs) = rx.try_recv() {
+            self.take(obs, true).await;
+        }
+        self.flush(true).await;
+        self.export_metrics(true).await;
+    }
+
+    async fn take(&mut self, obs: Observation, last: bool) {
+        if let Some(aggregator) = &mut self.aggregator
+            && !aggregator.record(&obs)
+        {
+            add(&self.shared.counters.metric_series_overflow, 1);
+        }
+        if self.batches.is_some() {
+            add(&self.shared.counters.spans_pending, 1);
+            self.batch.push(obs);
+            if self.batch.len() >= self.max_batch {
+                self.flush(last).await;
+            }
+        }
+    }
+
+    /// Hand the current batch to the traces worker. While running, a busy worker means the batch
+    /// is dropped; at shutdown (`last`) we wait for it.
+    async fn flush(&mut self, last: bool) {
+        let Some(batches) = &self.batches else { return };
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.max_batch));
+        let n = batch.len() as u64;
+        let sent = if last {
+            batches.send(batch).await.is_ok()
+        } else {
+            match batches.try_send(batch) {
+                Ok(()) => {
+                    self.behind = false;
+                    true
+                }
+                Err(_) => {
+                    if !self.behind {
+                        tracing::warn!("otlp traces exporter is behind; {n} spans dropped");
+                        self.behind = true;
+                    }
+                    false
+                }
+            }
+        };
+        if !sent {
+            let counters = &self.shared.counters;
+            sub(&counters.spans_pending, n);
+            add(&counters.spans_dropped, n);
+        }
+    }
+
+    /// Build the cumulative metrics request and hand it to the metrics worker (skipped while it
+    /// is still busy with the previous one, except at shutdown).
+    async fn export_metrics(&mut self, last: bool) {
+        let (Some(aggregator), Some(requests)) = (&mut self.aggregator, &self.metric_requests)
+        else {
+            return;
+        };
+        let mut counters = match self.shared.agent_counters.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let own = self.shared.counters.snapshot();
+        counters.extend([
+            (semconv::WIRELENS_EXPORT_SPANS, own.spans_exported),
+            (semconv::WIRELENS_EXPORT_SPANS_DROPPED, own.spans_dropped),
+            (semconv::WIRELENS_EXPORT_FAILURES, own.export_failures),
+            (
+                semconv::WIRELENS_METRICS_SERIES_OVERFLOW,
+                own.metric_series_overflow,
+            ),
+        ]);
+        aggregator.set_agent_counters(&counters);
+        let request = aggregator.export_request(crate::unix_now_ns());
+        if last {
+            // Fails only if the worker is gone; then there is no one to export anyway.
+            let _ = requests.send(request).await;
+        } else if requests.try_send(request).is_err() {
+            tracing::debug!("previous metrics export still running; this interval skipped");
+        }
+    }
+}
+
+/// Logs a failure once per streak of failures, and the recovery.
+struct Streak {
+    signal: &'static str,
+    endpoint: String,
+    failing: bool,
+    lost: u64,
+}
+
+impl Streak {
+    fn new(signal: &'static str, endpoint: String) -> Self {
+        Self {
+            signal,
+            endpoint,
+            failing: false,
+            lost: 0,
+        }
+    }
+
+    fn failed(&mut self, error: &str, lost: u64, what: &str) {
+        let (signal, endpoint) = (self.signal, &self.endpoint);
+        if self.failing {
+            tracing::debug!("otlp {signal} export to {endpoint} failed again: {error}");
+        } else {
+            tracing::warn!("otlp {signal} export to {endpoint} failed: {error}; {lost} {what}");
+        }
+        self.failing = true;
+        self.lost += lost;
+    }
+
+    fn succeeded(&mut self, what: &str) {
+        if self.failing {
+            let (signal, endpoint, lost) = (self.signal, &self.endpoint, self.lost);
+            tracing::info!(
+                "otlp {signal} export to {endpoint} recovered; {lost} {what} while it failed"
+            );
+        }
+        self.failing = false;
+        self.lost = 0;
+    }
+}
+
+async fn traces_worker(
+    config: SignalConfig,
+    policy: RetryPolicy,
+    mut rx: mpsc::Receiver<Vec<Observation>>,
+    shared: Arc<Shared>,
+) {
+    let counters = &shared.counters;
+    let mut streak = Streak::new("traces", config.endpoint.to_string());
+    let transport = Transport::new(&config);
+    if let Err(e) = &transport {
+        tracing::error!(
+            "otlp traces exporter for {} cannot start: {}; spans are dropped",
+            config.endpoint,
+            one_line(e)
+        );
+    }
+    while let Some(batch) = rx.recv().await {
+        let n = batch.len() as u64;
+        let request = traces::spans_request(&batch);
+        drop(batch);
+        let result = match &transport {
+            Ok(t) => Some(t.export_traces(&request, &policy).await),
+            Err(_) => None,
+        };
+        sub(&counters.spans_pending, n);
+        match result {
+            Some(Ok(partial)) => {
+                let rejected = partial.rejected.min(n);
+                add(&counters.spans_exported, n - rejected);
+                add(&counters.spans_dropped, rejected);
+                if rejected > 0 {
+                    tracing::warn!(
+                        "otlp traces export to {} partly rejected: {} spans: {}",
+                        config.endpoint,
+                        rejected,
+                        partial.message
+                    );
+                }
+                streak.succeeded("spans dropped");
+            }
+            Some(Err(e)) => {
+                add(&counters.export_failures, 1);
+                add(&counters.spans_dropped, n);
+                streak.failed(&one_line(&e), n, "spans dropped");
+            }
+            None => {
+                add(&counters.export_failures, 1);
+                add(&counters.spans_dropped, n);
+            }
+        }
+    }
+}
+
+async fn metrics_worker(
+    config: SignalConfig,
+    policy: RetryPolicy,
+    mut rx: mpsc::Receiver<ExportMetricsServiceRequest>,
+    shared: Arc<Shared>,
+) {
+    let counters = &shared.counters;
+    let mut streak = Streak::new("metrics", config.endpoint.to_string());
+    let transport = Transport::new(&config);
+    if let Err(e) = &transport {
+        tracing::error!(
+            "otlp metrics exporter for {} cannot start: {}; metrics are not exported",
+            config.endpoint,
+            one_line(e)
+        );
+    }
+    while let Some(request) = rx.recv().await {
+        let points = point_count(&request);
+        let result = match &transport {
+            Ok(t) => t.export_metrics(&request, &policy).await,
+            Err(_) => {
+                add(&counters.export_failures, 1);
+                continue;
+            }
+        };
+        match result {
+            Ok(partial) => {
+                add(&counters.metrics_exports, 1);
+                add(
+                    &counters.metric_points,
+                    points.saturating_sub(partial.rejected),
+                );
+                if partial.rejected > 0 {
+                    tracing::warn!(
+                        "otlp metrics export to {} partly rejected: {} points: {}",
+                        config.endpoint,
+                        partial.rejected,
+                        partial.message
+                    );
+                }
+                streak.succeeded("points not delivered (cumulative, resent since)");
+            }
+            Err(e) => {
+                add(&counters.export_failures, 1);
+                streak.failed(
+                    &one_line(&e),
+                    points,
+                    "points not delivered (cumulative: resent next interval)",
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

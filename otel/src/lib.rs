@@ -1,0 +1,86 @@
+//! Records and profiles to OTLP: semantic-convention names, one Resource per process, gRPC and
+//! HTTP exporters.
+//!
+//! The agent wraps each parsed [`Record`](wirelens_parsers::Record) in an [`Observation`] (the
+//! record plus the process and socket addresses it came from) and hands it to an
+//! [`export::ObservationSender`]. From there everything is asynchronous and may drop, counting
+//! what it drops: spans are batched and sent as OTLP traces, durations are aggregated into
+//! semantic-convention histograms and sent as OTLP metrics, each under the Resource of the
+//! process that made the exchange.
+//!
+//! The conversion is pure ([`traces::spans_request`], [`metrics::MetricsAggregator`]) and kept
+//! apart from the transport ([`export`]), so it is tested without a network.
+//!
+//! Not here: reading `/proc` or Kubernetes for process metadata (the agent fills
+//! [`ProcessInfo`]), parsing bytes (the `parsers` crate).
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::Arc;
+//! use wirelens_otel::{Observation, ProcessInfo, traces::spans_request};
+//! use wirelens_parsers::{Detail, HttpRecord, Protocol, Record, Role};
+//!
+//! let process = Arc::new(ProcessInfo {
+//!     pid: 42,
+//!     executable_name: "nginx".into(),
+//!     service_name: "nginx".into(),
+//!     host_name: "host-1".into(),
+//!     ..ProcessInfo::default()
+//! });
+//! let record = Record {
+//!     protocol: Protocol::Http1,
+//!     role: Role::Server,
+//!     start_ns: 1_000,
+//!     end_ns: 2_000,
+//!     request_bytes: 40,
+//!     response_bytes: 20,
+//!     detail: Detail::Http(HttpRecord {
+//!         method: "GET".into(),
+//!         target: "/hello".into(),
+//!         status: Some(200),
+//!         ..HttpRecord::default()
+//!     }),
+//! };
+//! let obs = Observation { record, process, local: None, peer: None };
+//! let request = spans_request(&[obs]);
+//! assert_eq!(request.resource_spans.len(), 1);
+//! assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].name, "GET");
+//! ```
+#![deny(missing_docs)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub mod export;
+mod http_attrs;
+mod kv;
+pub mod metrics;
+pub mod redact;
+pub mod resource;
+pub mod semconv;
+#[cfg(test)]
+mod test_util;
+pub mod traces;
+
+pub use resource::ProcessInfo;
+
+/// One parsed exchange, with where it happened.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    /// What the parser produced.
+    pub record: wirelens_parsers::Record,
+    /// The traced process that took part in it.
+    pub process: Arc<ProcessInfo>,
+    /// The traced process's end of the connection, when known.
+    pub local: Option<SocketAddr>,
+    /// The other end of the connection, when known.
+    pub peer: Option<SocketAddr>,
+}
+
+/// Now, in nanoseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}

@@ -1,0 +1,546 @@
+//! Observations → cumulative OTLP metrics: semantic-convention duration histograms per process,
+//! and the agent's own counters.
+//!
+//! Only low-cardinality attributes go on metrics (no `url.path`, no client addresses), and the
+//! number of series is capped: past the cap, observations that would open a new series are
+//! counted as overflow and dropped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
+};
+use wirelens_parsers::{Detail, HttpRecord, Role};
+
+use crate::{Observation, ProcessInfo, http_attrs, kv, semconv};
+
+/// Default cap on the number of histogram series kept.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+
+/// An attribute value as kept in a series key.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+enum AttrValue {
+    Str(String),
+    Int(i64),
+}
+
+/// Attributes of one series, in the order they are added (fixed per metric).
+type AttrSet = Vec<(&'static str, AttrValue)>;
+
+/// One histogram series.
+#[derive(Clone, Debug)]
+struct Series {
+    start_ns: u64,
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    buckets: [u64; semconv::DURATION_BUCKETS.len() + 1],
+}
+
+impl Series {
+    fn new(start_ns: u64) -> Self {
+        Self {
+            start_ns,
+            count: 0,
+            sum: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            buckets: [0; semconv::DURATION_BUCKETS.len() + 1],
+        }
+    }
+
+    /// Add one value. Buckets are upper-inclusive: `(bounds[i-1], bounds[i]]`.
+    fn add(&mut self, seconds: f64) {
+        let index = semconv::DURATION_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(semconv::DURATION_BUCKETS.len());
+        self.buckets[index] += 1;
+        self.count += 1;
+        self.sum += seconds;
+        self.min = self.min.min(seconds);
+        self.max = self.max.max(seconds);
+    }
+}
+
+/// One monotonic counter of the agent.
+#[derive(Clone, Copy, Debug)]
+struct Counter {
+    start_ns: u64,
+    value: u64,
+}
+
+/// Everything aggregated under one Resource.
+#[derive(Debug)]
+struct ResourceEntry {
+    process: Arc<ProcessInfo>,
+    histograms: BTreeMap<(&'static str, AttrSet), Series>,
+    counters: BTreeMap<&'static str, Counter>,
+}
+
+impl ResourceEntry {
+    fn new(process: Arc<ProcessInfo>) -> Self {
+        Self {
+            process,
+            histograms: BTreeMap::new(),
+            counters: BTreeMap::new(),
+        }
+    }
+}
+
+/// Cumulative metrics for every process seen, plus the agent's own counters.
+///
+/// Keyed by (process Resource, metric name, attribute set); each series keeps the start time of
+/// its first observation for its whole life.
+#[derive(Debug)]
+pub struct MetricsAggregator {
+    /// Index 0 is the agent's own Resource.
+    resources: Vec<ResourceEntry>,
+    by_pid: HashMap<u32, Vec<usize>>,
+    series: usize,
+    max_series: usize,
+    overflow: u64,
+    created_ns: u64,
+}
+
+impl MetricsAggregator {
+    /// An empty aggregator; `agent` is the Resource of the agent's own counters.
+    /// Series are capped at [`DEFAULT_MAX_SERIES`].
+    pub fn new(agent: ProcessInfo) -> Self {
+        Self::with_max_series(agent, DEFAULT_MAX_SERIES)
+    }
+
+    /// An empty aggregator keeping at most `max_series` histogram series.
+    pub fn with_max_series(agent: ProcessInfo, max_series: usize) -> Self {
+        let agent = Arc::new(agent);
+        let mut by_pid = HashMap::new();
+        by_pid.insert(agent.pid, vec![0]);
+        Self {
+            resources: vec![ResourceEntry::new(agent)],
+            by_pid,
+            series: 0,
+            max_series,
+            overflow: 0,
+            created_ns: crate::unix_now_ns(),
+        }
+    }
+
+    /// Add one observation's duration to its series. Returns `false` (and counts an overflow)
+    /// when it needed a new series past the cap.
+    pub fn record(&mut self, obs: &Observation) -> bool {
+        let (name, attrs) = match &obs.record.detail {
+            Detail::Http(http) => http_series(obs, http),
+        };
+        let seconds = obs.record.end_ns.saturating_sub(obs.record.start_ns) as f64 / 1e9;
+        let found = self.find(&obs.process);
+        let key = (name, attrs);
+        if let Some(series) = found.and_then(|i| self.resources[i].histograms.get_mut(&key)) {
+            series.add(seconds);
+            return true;
+        }
+        if self.series >= self.max_series {
+            self.overflow += 1;
+            return false;
+        }
+        let index = match found {
+            Some(i) => i,
+            None => self.insert(Arc::clone(&obs.process)),
+        };
+        let mut series = Series::new(obs.record.start_ns);
+        series.add(seconds);
+        self.resources[index].histograms.insert(key, series);
+        self.series += 1;
+        true
+    }
+
+    /// Set the agent's own monotonic counters to these cumulative values. A counter that goes
+    /// down starts a new series (its start time moves to now).
+    pub fn set_agent_counters(&mut self, counters: &[(&'static str, u64)]) {
+        let created = self.created_ns;
+        let agent = &mut self.resources[0].counters;
+        for &(name, value) in counters {
+            let counter = agent.entry(name).or_insert(Counter {
+                start_ns: created,
+                value,
+            });
+            if value < counter.value {
+                counter.start_ns = crate::unix_now_ns();
+            }
+            counter.value = value;
+        }
+    }
+
+    /// Observations dropped because the series cap was reached.
+    pub fn overflowed(&self) -> u64 {
+        self.overflow
+    }
+
+    /// Histogram series currently kept.
+    pub fn series(&self) -> usize {
+        self.series
+    }
+
+    /// Every series as of `now_ns`: one `ResourceMetrics` per Resource that has any.
+    pub fn export_request(&self, now_ns: u64) -> ExportMetricsServiceRequest {
+        let resource_metrics = self
+            .resources
+            .iter()
+            .filter(|r| !r.histograms.is_empty() || !r.counters.is_empty())
+            .map(|r| ResourceMetrics {
+                resource: Some(r.process.to_resource()),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(crate::traces::scope()),
+                    metrics: resource_metrics(r, now_ns),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            })
+            .collect();
+        ExportMetricsServiceRequest { resource_metrics }
+    }
+
+    fn find(&self, process: &Arc<ProcessInfo>) -> Option<usize> {
+        self.by_pid.get(&process.pid)?.iter().copied().find(|&i| {
+            let p = &self.resources[i].process;
+            Arc::ptr_eq(p, process) || **p == **process
+        })
+    }
+
+    fn insert(&mut self, process: Arc<ProcessInfo>) -> usize {
+        let index = self.resources.len();
+        self.by_pid.entry(process.pid).or_default().push(index);
+        self.resources.push(ResourceEntry::new(process));
+        index
+    }
+}
+
+/// Metric name and attributes of an HTTP exchange.
+fn http_series(obs: &Observation, http: &HttpRecord) -> (&'static str, AttrSet) {
+    use AttrValue::{Int, Str};
+    let role = obs.record.role;
+    let mut attrs: AttrSet = Vec::with_capacity(7);
+    attrs.push((
+        semconv::HTTP_REQUEST_METHOD,
+        Str(http_attrs::method(&http.method).0.to_owned()),
+    ));
+    if let Some(status) = http.status {
+        attrs.push((semconv::HTTP_RESPONSE_STATUS_CODE, Int(i64::from(status))));
+    }
+    let name = match role {
+        Role::Server => {
+            attrs.push((semconv::URL_SCHEME, Str(semconv::SCHEME_HTTP.to_owned())));
+            attrs.push((
+                semconv::NETWORK_PROTOCOL_NAME,
+                Str(semconv::PROTOCOL_HTTP.to_owned()),
+            ));
+            semconv::HTTP_SERVER_REQUEST_DURATION
+        }
+        Role::Client => {
+            if let Some((address, port)) =
+                http_attrs::server_endpoint(http.host.as_deref(), obs.peer)
+            {
+                attrs.push((semconv::SERVER_ADDRESS, Str(address)));
+                if let Some(port) = port {
+                    attrs.push((semconv::SERVER_PORT, Int(i64::from(port))));
+                }
+            }
+            attrs.push((semconv::URL_SCHEME, Str(semconv::SCHEME_HTTP.to_owned())));
+            semconv::HTTP_CLIENT_REQUEST_DURATION
+        }
+    };
+    if let Some(version) = http.version {
+        attrs.push((
+            semconv::NETWORK_PROTOCOL_VERSION,
+            Str(version.as_str().to_owned()),
+        ));
+    }
+    if let Some(error) = http_attrs::error_type(role, http.status) {
+        attrs.push((semconv::ERROR_TYPE, Str(error.into_owned())));
+    }
+    (name, attrs)
+}
+
+fn description(name: &str) -> &'static str {
+    match name {
+        semconv::HTTP_SERVER_REQUEST_DURATION => "Duration of HTTP server requests.",
+        semconv::HTTP_CLIENT_REQUEST_DURATION => "Duration of HTTP client requests.",
+        _ => "",
+    }
+}
+
+/// The unit of an agent counter, from its name.
+fn counter_unit(name: &str) -> &'static str {
+    if name.ends_with("bytes") {
+        semconv::UNIT_BYTES
+    } else {
+        semconv::UNIT_EVENTS
+    }
+}
+
+fn key_values(attrs: &AttrSet) -> Vec<KeyValue> {
+    attrs
+        .iter()
+        .map(|(key, value)| match value {
+            AttrValue::Str(s) => kv::string(key, s.as_str()),
+            AttrValue::Int(i) => kv::int(key, *i),
+        })
+        .collect()
+}
+
+fn resource_metrics(r: &ResourceEntry, now_ns: u64) -> Vec<Metric> {
+    let mut metrics: Vec<Metric> = Vec::new();
+    let cumulative = AggregationTemporality::Cumulative as i32;
+    for ((name, attrs), series) in &r.histograms {
+        let point = HistogramDataPoint {
+            attributes: key_values(attrs),
+            start_time_unix_nano: series.start_ns,
+            time_unix_nano: now_ns.max(series.start_ns),
+            count: series.count,
+            sum: Some(series.sum),
+            bucket_counts: series.buckets.to_vec(),
+            explicit_bounds: semconv::DURATION_BUCKETS.to_vec(),
+            min: Some(series.min),
+            max: Some(series.max),
+            ..HistogramDataPoint::default()
+        };
+        // The map is sorted by name first, so a metric's points are contiguous.
+        match metrics.last_mut() {
+            Some(Metric {
+                name: last,
+                data: Some(Data::Histogram(h)),
+                ..
+            }) if last == name => {
+                h.data_points.push(point);
+            }
+            _ => metrics.push(Metric {
+                name: (*name).to_owned(),
+                description: description(name).to_owned(),
+                unit: semconv::UNIT_SECONDS.to_owned(),
+                data: Some(Data::Histogram(Histogram {
+                    data_points: vec![point],
+                    aggregation_temporality: cumulative,
+                })),
+                ..Metric::default()
+            }),
+        }
+    }
+    for (name, counter) in &r.counters {
+        metrics.push(Metric {
+            name: (*name).to_owned(),
+            unit: counter_unit(name).to_owned(),
+            data: Some(Data::Sum(Sum {
+                data_points: vec![NumberDataPoint {
+                    start_time_unix_nano: counter.start_ns,
+                    time_unix_nano: now_ns.max(counter.start_ns),
+                    value: Some(number_data_point::Value::AsInt(
+                        i64::try_from(counter.value).unwrap_or(i64::MAX),
+                    )),
+                    ..NumberDataPoint::default()
+                }],
+                aggregation_temporality: cumulative,
+                is_monotonic: true,
+            })),
+            ..Metric::default()
+        });
+    }
+    metrics
+}
+
+/// Data points in a metrics request (histogram and number points).
+pub fn point_count(request: &ExportMetricsServiceRequest) -> u64 {
+    let points = |m: &Metric| match &m.data {
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::ExponentialHistogram(e)) => e.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    };
+    request
+        .resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| points(m) as u64)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::{attr_map, client_obs, process, server_obs};
+
+    fn with_duration(mut obs: Observation, seconds: f64) -> Observation {
+        obs.record.start_ns = 1_000_000_000;
+        obs.record.end_ns = 1_000_000_000 + (seconds * 1e9) as u64;
+        obs
+    }
+
+    fn histograms(request: &ExportMetricsServiceRequest) -> Vec<(&str, &HistogramDataPoint)> {
+        let mut out = Vec::new();
+        for rm in &request.resource_metrics {
+            for sm in &rm.scope_metrics {
+                for m in &sm.metrics {
+                    if let Some(Data::Histogram(h)) = &m.data {
+                        assert_eq!(m.unit, "s");
+                        assert_eq!(
+                            h.aggregation_temporality,
+                            AggregationTemporality::Cumulative as i32
+                        );
+                        out.extend(h.data_points.iter().map(|p| (m.name.as_str(), p)));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn bucket_counts() {
+        let mut agg = MetricsAggregator::new(process(99));
+        for seconds in [0.001, 0.005, 0.006, 0.3, 20.0] {
+            assert!(agg.record(&with_duration(
+                server_obs(1, "GET", "/a", Some(200)),
+                seconds
+            )));
+        }
+        let request = agg.export_request(5_000_000_000);
+        let points = histograms(&request);
+        assert_eq!(points.len(), 1);
+        let (name, p) = points[0];
+        assert_eq!(name, "http.server.request.duration");
+        assert_eq!(p.count, 5);
+        assert_eq!(p.explicit_bounds, semconv::DURATION_BUCKETS.to_vec());
+        //                       .005 .01 .025 .05 .075 .1 .25 .5 .75 1 2.5 5 7.5 10 +inf
+        assert_eq!(
+            p.bucket_counts,
+            vec![2, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(p.min, Some(0.001));
+        assert_eq!(p.max, Some(20.0));
+        assert!((p.sum.unwrap_or_default() - 20.312).abs() < 1e-9);
+        assert_eq!(p.start_time_unix_nano, 1_000_000_000);
+        assert_eq!(p.time_unix_nano, 5_000_000_000);
+    }
+
+    #[test]
+    fn server_attribute_keys() {
+        let mut agg = MetricsAggregator::new(process(99));
+        agg.record(&server_obs(1, "GET", "/a?x=1", Some(200)));
+        agg.record(&server_obs(1, "GET", "/b", Some(200)));
+        agg.record(&server_obs(1, "PURGE", "/b", Some(503)));
+        let request = agg.export_request(10_000);
+        let points = histograms(&request);
+        assert_eq!(points.len(), 2, "url.path is not an attribute");
+        let ok = attr_map(&points[0].1.attributes);
+        assert_eq!(
+            ok.iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("http.request.method", "GET"),
+                ("http.response.status_code", "200"),
+                ("network.protocol.name", "http"),
+                ("network.protocol.version", "1.1"),
+                ("url.scheme", "http"),
+            ]
+        );
+        assert_eq!(points[0].1.count, 2);
+        let err = attr_map(&points[1].1.attributes);
+        assert_eq!(err["http.request.method"], "_OTHER");
+        assert_eq!(err["error.type"], "503");
+    }
+
+    #[test]
+    fn client_attribute_keys() {
+        let mut agg = MetricsAggregator::new(process(99));
+        agg.record(&client_obs(1, "GET", "/a", Some(404)));
+        let request = agg.export_request(10_000);
+        let points = histograms(&request);
+        assert_eq!(points[0].0, "http.client.request.duration");
+        let attrs = attr_map(&points[0].1.attributes);
+        assert_eq!(
+            attrs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+            [
+                ("error.type", "404"),
+                ("http.request.method", "GET"),
+                ("http.response.status_code", "404"),
+                ("network.protocol.version", "1.1"),
+                ("server.address", "backend"),
+                ("server.port", "80"),
+                ("url.scheme", "http"),
+            ]
+        );
+    }
+
+    #[test]
+    fn two_resources_and_agent_counters() {
+        let mut agg = MetricsAggregator::new(process(99));
+        agg.record(&server_obs(1, "GET", "/", Some(200)));
+        agg.record(&client_obs(2, "GET", "/", Some(200)));
+        agg.record(&server_obs(1, "GET", "/", Some(200)));
+        let request = agg.export_request(10_000);
+        assert_eq!(
+            request.resource_metrics.len(),
+            2,
+            "no agent resource without counters"
+        );
+        agg.set_agent_counters(&[("wirelens.events", 10), ("wirelens.capture.bytes", 5)]);
+        agg.set_agent_counters(&[("wirelens.events", 12)]);
+        let request = agg.export_request(10_000);
+        let pids: Vec<String> = request
+            .resource_metrics
+            .iter()
+            .map(|r| {
+                attr_map(&r.resource.as_ref().expect("resource").attributes)["process.pid"].clone()
+            })
+            .collect();
+        assert_eq!(pids, ["99", "1", "2"]);
+        let agent = &request.resource_metrics[0].scope_metrics[0].metrics;
+        let sums: Vec<(&str, &str, i64)> = agent
+            .iter()
+            .map(|m| match &m.data {
+                Some(Data::Sum(s)) => {
+                    assert!(s.is_monotonic);
+                    let v = match s.data_points[0].value {
+                        Some(number_data_point::Value::AsInt(v)) => v,
+                        _ => -1,
+                    };
+                    (m.name.as_str(), m.unit.as_str(), v)
+                }
+                _ => ("not a sum", "", 0),
+            })
+            .collect();
+        assert_eq!(
+            sums,
+            [
+                ("wirelens.capture.bytes", "By", 5),
+                ("wirelens.events", "{event}", 12)
+            ]
+        );
+        assert_eq!(point_count(&request), 4);
+    }
+
+    #[test]
+    fn series_cap_counts_overflow() {
+        let mut agg = MetricsAggregator::with_max_series(process(99), 2);
+        assert!(agg.record(&server_obs(1, "GET", "/", Some(200))));
+        assert!(agg.record(&server_obs(1, "GET", "/", Some(201))));
+        assert!(!agg.record(&server_obs(1, "GET", "/", Some(202))));
+        assert!(!agg.record(&server_obs(3, "GET", "/", Some(200))));
+        assert!(
+            agg.record(&server_obs(1, "GET", "/", Some(200))),
+            "existing series still grow"
+        );
+        assert_eq!((agg.series(), agg.overflowed()), (2, 2));
+        assert_eq!(agg.export_request(1).resource_metrics.len(), 1);
+    }
+}

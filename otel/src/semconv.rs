@@ -1,0 +1,118 @@
+//! Every OpenTelemetry attribute and metric name wirelens emits, in one place.
+//!
+//! Names follow the stable semantic conventions (HTTP, server/client, network, URL, error) as of
+//! semconv 1.3x; resource names follow the `process`, `host`, `container`, `service` and
+//! `telemetry` groups.
+
+/// Instrumentation scope name on every span and metric.
+pub const SCOPE_NAME: &str = "wirelens";
+/// Version of this crate, used as scope version and `telemetry.distro.version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+// Resource attributes.
+
+/// `service.name`
+pub const SERVICE_NAME: &str = "service.name";
+/// `process.pid`
+pub const PROCESS_PID: &str = "process.pid";
+/// `process.executable.name`
+pub const PROCESS_EXECUTABLE_NAME: &str = "process.executable.name";
+/// `process.executable.path`
+pub const PROCESS_EXECUTABLE_PATH: &str = "process.executable.path";
+/// `process.command_line`
+pub const PROCESS_COMMAND_LINE: &str = "process.command_line";
+/// `host.name`
+pub const HOST_NAME: &str = "host.name";
+/// `container.id`
+pub const CONTAINER_ID: &str = "container.id";
+/// `telemetry.distro.name`: who produced the telemetry (we are not an SDK inside the process).
+pub const TELEMETRY_DISTRO_NAME: &str = "telemetry.distro.name";
+/// `telemetry.distro.version`
+pub const TELEMETRY_DISTRO_VERSION: &str = "telemetry.distro.version";
+
+// HTTP span and metric attributes.
+
+/// `http.request.method`: a known method, or `_OTHER`.
+pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+/// `http.request.method_original`: the method as sent, when it was not a known one.
+pub const HTTP_REQUEST_METHOD_ORIGINAL: &str = "http.request.method_original";
+/// `http.response.status_code` (int)
+pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+/// `url.path`
+pub const URL_PATH: &str = "url.path";
+/// `url.query`
+pub const URL_QUERY: &str = "url.query";
+/// `url.scheme`
+pub const URL_SCHEME: &str = "url.scheme";
+/// `url.full`
+pub const URL_FULL: &str = "url.full";
+/// `server.address`
+pub const SERVER_ADDRESS: &str = "server.address";
+/// `server.port` (int)
+pub const SERVER_PORT: &str = "server.port";
+/// `client.address`
+pub const CLIENT_ADDRESS: &str = "client.address";
+/// `client.port` (int)
+pub const CLIENT_PORT: &str = "client.port";
+/// `network.peer.address`
+pub const NETWORK_PEER_ADDRESS: &str = "network.peer.address";
+/// `network.peer.port` (int)
+pub const NETWORK_PEER_PORT: &str = "network.peer.port";
+/// `network.protocol.name`
+pub const NETWORK_PROTOCOL_NAME: &str = "network.protocol.name";
+/// `network.protocol.version`
+pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
+/// `network.transport`
+pub const NETWORK_TRANSPORT: &str = "network.transport";
+/// `user_agent.original`
+pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
+/// `error.type`
+pub const ERROR_TYPE: &str = "error.type";
+
+// Attribute values.
+
+/// `http.request.method` value for methods outside [`HTTP_KNOWN_METHODS`].
+pub const HTTP_METHOD_OTHER: &str = "_OTHER";
+/// Methods kept as they are in `http.request.method` (RFC 9110 and RFC 5789 PATCH).
+pub const HTTP_KNOWN_METHODS: [&str; 9] = [
+    "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
+];
+/// Span name when the method is not a known one.
+pub const HTTP_SPAN_NAME_OTHER: &str = "HTTP";
+/// `error.type` when there is no better identifier (e.g. the response never came).
+pub const ERROR_TYPE_OTHER: &str = "_OTHER";
+/// `network.protocol.name` for HTTP.
+pub const PROTOCOL_HTTP: &str = "http";
+/// `url.scheme` for plain HTTP.
+pub const SCHEME_HTTP: &str = "http";
+/// `network.transport` for TCP.
+pub const TRANSPORT_TCP: &str = "tcp";
+
+// Metrics.
+
+/// Histogram of server request durations, seconds.
+pub const HTTP_SERVER_REQUEST_DURATION: &str = "http.server.request.duration";
+/// Histogram of client request durations, seconds.
+pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
+/// Unit of duration histograms.
+pub const UNIT_SECONDS: &str = "s";
+/// Unit of counters of events (the agent's own counters, unless they count bytes).
+pub const UNIT_EVENTS: &str = "{event}";
+/// Unit of counters of bytes.
+pub const UNIT_BYTES: &str = "By";
+/// Default explicit bucket boundaries of duration histograms (seconds), as the HTTP
+/// semantic conventions advise.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+// The exporter's own counters, exported with the agent's counters under the agent's Resource.
+
+/// Spans accepted by the backend.
+pub const WIRELENS_EXPORT_SPANS: &str = "wirelens.export.spans";
+/// Spans lost: observation queue full, batch queue full, or export failed.
+pub const WIRELENS_EXPORT_SPANS_DROPPED: &str = "wirelens.export.spans_dropped";
+/// Export calls that failed after their retries (traces and metrics).
+pub const WIRELENS_EXPORT_FAILURES: &str = "wirelens.export.failures";
+/// Observations not aggregated into metrics because the series limit was reached.
+pub const WIRELENS_METRICS_SERIES_OVERFLOW: &str = "wirelens.metrics.series_overflow";

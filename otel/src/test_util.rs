@@ -1,0 +1,81 @@
+//! Builders and readers shared by the unit tests.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
+use wirelens_parsers::{Detail, HttpRecord, HttpVersion, Protocol, Record, Role};
+
+use crate::{Observation, ProcessInfo};
+
+/// Attributes as key → value text (ints in decimal), sorted by key.
+pub(crate) fn attr_map(attrs: &[KeyValue]) -> BTreeMap<String, String> {
+    attrs
+        .iter()
+        .map(|kv| {
+            let value = match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(Value::StringValue(s)) => s.clone(),
+                Some(Value::IntValue(i)) => i.to_string(),
+                Some(Value::BoolValue(b)) => b.to_string(),
+                Some(Value::DoubleValue(d)) => d.to_string(),
+                other => format!("{other:?}"),
+            };
+            (kv.key.clone(), value)
+        })
+        .collect()
+}
+
+pub(crate) fn process(pid: u32) -> ProcessInfo {
+    ProcessInfo {
+        pid,
+        executable_name: format!("exe{pid}"),
+        executable_path: None,
+        command_line: format!("exe{pid} --flag"),
+        service_name: format!("svc{pid}"),
+        host_name: "host".into(),
+        container_id: None,
+    }
+}
+
+fn obs(pid: u32, role: Role, method: &str, target: &str, status: Option<u16>) -> Observation {
+    let (local, peer, host) = match role {
+        Role::Server => ("10.0.0.1:8080", "10.0.0.9:51000", "api.local:8080"),
+        Role::Client => ("10.0.0.5:40000", "10.0.0.2:80", "backend"),
+    };
+    Observation {
+        record: Record {
+            protocol: Protocol::Http1,
+            role,
+            start_ns: 1_000,
+            end_ns: 5_000,
+            request_bytes: 100,
+            response_bytes: 200,
+            detail: Detail::Http(HttpRecord {
+                method: method.into(),
+                target: target.into(),
+                version: Some(HttpVersion::Http11),
+                status,
+                host: Some(host.into()),
+                user_agent: Some("curl/8".into()),
+                ..HttpRecord::default()
+            }),
+        },
+        process: Arc::new(process(pid)),
+        local: local.parse().ok(),
+        peer: peer.parse().ok(),
+    }
+}
+
+pub(crate) fn server_obs(pid: u32, method: &str, target: &str, status: Option<u16>) -> Observation {
+    obs(pid, Role::Server, method, target, status)
+}
+
+pub(crate) fn client_obs(pid: u32, method: &str, target: &str, status: Option<u16>) -> Observation {
+    obs(pid, Role::Client, method, target, status)
+}
+
+pub(crate) fn http_mut(obs: &mut Observation) -> &mut HttpRecord {
+    match &mut obs.record.detail {
+        Detail::Http(h) => h,
+    }
+}
