@@ -9,9 +9,6 @@ static AGENT_TGID: u32 = 0;
 /// Which filters are on (`wirelens_ebpf::filter` bits).
 #[unsafe(no_mangle)]
 static FILTERS: u32 = 0;
-/// Ring-buffer fill level (bytes) above which the reader is woken at once.
-#[unsafe(no_mangle)]
-static WAKEUP_BYTES: u64 = 1 << 20;
 
 fn read(v: &u32) -> u32 {
     // SAFETY: the loader rewrites these globals; volatile keeps the compiler from folding them.
@@ -28,9 +25,4 @@ pub fn agent_tgid() -> u32 {
 
 pub fn filters() -> u32 {
     read(&FILTERS)
-}
-
-pub fn wakeup_bytes() -> u64 {
-    // SAFETY: as in `read`.
-    unsafe { core::ptr::read_volatile(&WAKEUP_BYTES) }
 }

@@ -208,26 +208,23 @@ pub mod filter {
     pub const COMM: u32 = 4;
 }
 
-/// Indices of the per-CPU `COUNTERS` array: what the kernel side counts, losses included.
+/// Indices of the per-CPU `COUNTERS` array: what the kernel side loses or skips. Events and
+/// bytes delivered are counted in user space, which keeps two map updates off every event.
 pub mod counter {
-    /// Data events written to the ring buffer.
-    pub const EVENTS: u32 = 0;
-    /// Bytes captured into the ring buffer.
-    pub const CAPTURED_BYTES: u32 = 1;
     /// Records lost because the ring buffer was full.
-    pub const RING_FULL: u32 = 2;
+    pub const RING_FULL: u32 = 0;
     /// Calls truncated at the capture limit.
-    pub const TRUNCATED: u32 = 3;
+    pub const TRUNCATED: u32 = 1;
     /// User buffers that could not be read.
-    pub const READ_FAILED: u32 = 4;
+    pub const READ_FAILED: u32 = 2;
     /// Socket calls from a syscall whose buffers are not read (sendfile, io_uring...).
-    pub const UNREADABLE: u32 = 5;
+    pub const UNREADABLE: u32 = 3;
     /// Socket calls skipped by a pid/comm/port filter.
-    pub const FILTERED: u32 = 6;
+    pub const FILTERED: u32 = 4;
     /// Connection-state map full: positions unknown for a connection.
-    pub const CONN_MAP_FULL: u32 = 7;
+    pub const CONN_MAP_FULL: u32 = 5;
     /// Number of counters.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 6;
 }
 
 /// x86_64 syscall numbers the data path understands.

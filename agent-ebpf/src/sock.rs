@@ -6,7 +6,7 @@
 //! and CLOSE drops the connection's map entry. When the port filter is on, the verdict for the
 //! connection is decided here, once.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TracePointContext};
+use aya_ebpf::{EbpfContext as _, helpers::bpf_ktime_get_ns, programs::TracePointContext};
 use wirelens_ebpf::{ConnState, EventKind, SockStateEvent, filter, tcp_state, verdict};
 
 use crate::{config, maps};
@@ -15,16 +15,18 @@ const IPPROTO_TCP: u16 = 6;
 
 #[inline(always)]
 pub fn on_set_state(ctx: &TracePointContext) {
-    // SAFETY: offsets from the tracepoint's format file (stable ABI).
+    // SAFETY: offsets from the tracepoint's format file (stable ABI), inside the record.
+    let base = ctx.as_ptr() as *const u8;
+    let field = |off: usize| unsafe { base.add(off) };
     let (sk, old_state, new_state, sport, dport, family, protocol) = unsafe {
         (
-            ctx.read_at::<u64>(8).unwrap_or(0),
-            ctx.read_at::<i32>(16).unwrap_or(0),
-            ctx.read_at::<i32>(20).unwrap_or(0),
-            ctx.read_at::<u16>(24).unwrap_or(0),
-            ctx.read_at::<u16>(26).unwrap_or(0),
-            ctx.read_at::<u16>(28).unwrap_or(0),
-            ctx.read_at::<u16>(30).unwrap_or(0),
+            *(field(8) as *const u64),
+            *(field(16) as *const i32),
+            *(field(20) as *const i32),
+            *(field(24) as *const u16),
+            *(field(26) as *const u16),
+            *(field(28) as *const u16),
+            *(field(30) as *const u16),
         )
     };
     if protocol != IPPROTO_TCP {
@@ -69,16 +71,18 @@ pub fn on_set_state(ctx: &TracePointContext) {
         saddr: [0; 16],
         daddr: [0; 16],
     };
-    // SAFETY: as above; v4 addresses at 32/36, v6 at 40/56.
+    // SAFETY: as above; v4 addresses at 32/36, v6 at 40/56. Whole-word loads: the verifier
+    // refuses a byte loop over a moved context pointer.
     unsafe {
+        let word = |off: usize| *(field(off) as *const u64);
         if family == 2 {
-            let s = ctx.read_at::<[u8; 4]>(32).unwrap_or([0; 4]);
-            let d = ctx.read_at::<[u8; 4]>(36).unwrap_or([0; 4]);
-            ev.saddr[..4].copy_from_slice(&s);
-            ev.daddr[..4].copy_from_slice(&d);
+            ev.saddr[..4].copy_from_slice(&(*(field(32) as *const u32)).to_ne_bytes());
+            ev.daddr[..4].copy_from_slice(&(*(field(36) as *const u32)).to_ne_bytes());
         } else {
-            ev.saddr = ctx.read_at::<[u8; 16]>(40).unwrap_or([0; 16]);
-            ev.daddr = ctx.read_at::<[u8; 16]>(56).unwrap_or([0; 16]);
+            ev.saddr[..8].copy_from_slice(&word(40).to_ne_bytes());
+            ev.saddr[8..].copy_from_slice(&word(48).to_ne_bytes());
+            ev.daddr[..8].copy_from_slice(&word(56).to_ne_bytes());
+            ev.daddr[8..].copy_from_slice(&word(64).to_ne_bytes());
         }
     }
     entry.write(ev);

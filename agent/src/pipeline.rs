@@ -158,6 +158,7 @@ fn drain(events: &mut RingBuf<MapData>, tracker: &mut ConnTracker, cx: &mut Cx<'
         Stats::add(&stats.events, 1);
         match decode(&item) {
             Ok(Event::Data { header, bytes }) => {
+                Stats::add(&stats.captured_bytes, bytes.len() as u64);
                 tracker.on_data(&header, bytes, clock.to_unix(header.ts_ns), cx);
             }
             Ok(Event::SockState(ev)) => tracker.on_sock_state(&ev, clock.to_unix(ev.ts_ns), cx),

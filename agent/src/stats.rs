@@ -14,6 +14,8 @@ use wirelens_parsers::Loss;
 pub struct Stats {
     /// Ring-buffer records read.
     pub events: AtomicU64,
+    /// Bytes captured (data delivered by the kernel).
+    pub captured_bytes: AtomicU64,
     /// Records that did not decode.
     pub decode_errors: AtomicU64,
     /// Records produced by parsers.
@@ -58,6 +60,7 @@ impl Stats {
         Snapshot {
             events: get(&self.events),
             kernel,
+            captured_bytes: get(&self.captured_bytes),
             decode_errors: get(&self.decode_errors),
             records: get(&self.records),
             live_dropped: get(&self.live_dropped),
@@ -94,6 +97,8 @@ pub struct Snapshot {
     pub events: u64,
     /// Kernel counters by `wirelens_ebpf::counter` index.
     pub kernel: [u64; counter::COUNT as usize],
+    /// Bytes captured.
+    pub captured_bytes: u64,
     /// Undecodable records.
     pub decode_errors: u64,
     /// Records produced.
@@ -136,7 +141,7 @@ impl Snapshot {
         let k = |i: u32| self.kernel[i as usize];
         let mut v = vec![
             ("wirelens.events", self.events),
-            ("wirelens.captured_bytes", k(counter::CAPTURED_BYTES)),
+            ("wirelens.captured_bytes", self.captured_bytes),
             ("wirelens.records", self.records),
             ("wirelens.drops", self.drops()),
             ("wirelens.kernel.ring_full", k(counter::RING_FULL)),
@@ -172,7 +177,7 @@ impl Snapshot {
              live_dropped={} export_queue_dropped={} spans_dropped={} unknown_protocol={} \
              self_traffic={} parse_losses=[{}]",
             self.events,
-            k(counter::CAPTURED_BYTES),
+            self.captured_bytes,
             self.drops(),
             self.records,
             self.export.failures,

@@ -95,14 +95,10 @@ impl Probes {
         if !settings.comms.is_empty() {
             filters |= filter::COMM;
         }
-        // Wake the reader at once when a quarter of the ring is used; otherwise it drains on
-        // its timer (see reader.rs): one wake-up per batch, not per event.
-        let wakeup = u64::from(settings.ring_size / 4);
         let mut ebpf = EbpfLoader::new()
             .override_global("CAPTURE_LIMIT", &settings.capture_limit, true)
             .override_global("AGENT_TGID", &agent, true)
             .override_global("FILTERS", &filters, true)
-            .override_global("WAKEUP_BYTES", &wakeup, true)
             .map_max_entries("EVENTS", settings.ring_size)
             .map_max_entries("SCRATCH", cpus)
             .load(OBJECT)
