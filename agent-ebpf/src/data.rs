@@ -8,11 +8,15 @@
 //! Nothing runs for non-socket I/O, and there is no `sys_enter` stash to keep per call.
 
 use aya_ebpf::{
+    EbpfContext as _,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
-        generated::{bpf_get_current_task_btf, bpf_get_smp_processor_id, bpf_probe_read_user, bpf_task_pt_regs},
+        generated::{
+            bpf_get_current_task_btf, bpf_get_smp_processor_id, bpf_probe_read_user,
+            bpf_task_pt_regs,
+        },
     },
-    EbpfContext as _, programs::TracePointContext,
+    programs::TracePointContext,
 };
 use wirelens_ebpf::{
     ConnState, DATA_HEADER_LEN, DataEvent, EventKind, MAX_CAPTURE, MAX_IOV, counter, data_flags,
@@ -147,13 +151,21 @@ pub fn on_sock_io(ctx: &TracePointContext, dir: u32) {
 
     if ret > 0 {
         let limit = config::capture_limit();
-        let want = if (ret as u32) < limit { ret as u32 } else { limit };
+        let want = if (ret as u32) < limit {
+            ret as u32
+        } else {
+            limit
+        };
         if want < ret as u32 {
             maps::count(counter::TRUNCATED, 1);
         }
         let captured = match regs.orig_ax {
             nr::READ | nr::WRITE | nr::SENDTO | nr::RECVFROM => {
-                let want = if regs.dx < want as u64 { regs.dx as u32 } else { want };
+                let want = if regs.dx < want as u64 {
+                    regs.dx as u32
+                } else {
+                    want
+                };
                 copy_plain(ev, regs.si, want)
             }
             nr::READV | nr::WRITEV => copy_iov(ev, regs.si, regs.dx, want),
@@ -217,7 +229,12 @@ fn syscall_regs() -> SyscallRegs {
         let task = bpf_get_current_task_btf();
         let pt = bpf_task_pt_regs(task) as *const u8;
         if pt.is_null() {
-            return SyscallRegs { dx: 0, si: 0, di: 0, orig_ax: u64::MAX };
+            return SyscallRegs {
+                dx: 0,
+                si: 0,
+                di: 0,
+                orig_ax: u64::MAX,
+            };
         }
         let at = |off: usize| core::ptr::read_volatile(pt.add(off) as *const u64);
         SyscallRegs {
@@ -249,15 +266,21 @@ fn read_into(ev: &mut DataEvent, off: u32, src: u64, n: u32) -> bool {
 
 #[inline(always)]
 fn copy_plain(ev: &mut DataEvent, buf: u64, n: u32) -> Option<u32> {
-    if read_into(ev, 0, buf, n) { Some(n) } else { None }
+    if read_into(ev, 0, buf, n) {
+        Some(n)
+    } else {
+        None
+    }
 }
 
 #[inline(always)]
 fn copy_msghdr(ev: &mut DataEvent, msg: u64, want: u32) -> Option<u32> {
     // struct msghdr: msg_iov at 16, msg_iovlen at 24.
     // SAFETY: reads of user memory through the helper.
-    let iov: u64 = unsafe { aya_ebpf::helpers::bpf_probe_read_user((msg + 16) as *const u64) }.ok()?;
-    let cnt: u64 = unsafe { aya_ebpf::helpers::bpf_probe_read_user((msg + 24) as *const u64) }.ok()?;
+    let iov: u64 =
+        unsafe { aya_ebpf::helpers::bpf_probe_read_user((msg + 16) as *const u64) }.ok()?;
+    let cnt: u64 =
+        unsafe { aya_ebpf::helpers::bpf_probe_read_user((msg + 24) as *const u64) }.ok()?;
     copy_iov(ev, iov, cnt, want)
 }
 
@@ -269,11 +292,16 @@ fn copy_iov(ev: &mut DataEvent, iov: u64, cnt: u64, want: u32) -> Option<u32> {
             break;
         }
         // SAFETY: struct iovec { void *base; size_t len; } read through the helper.
-        let seg: [u64; 2] =
-            unsafe { aya_ebpf::helpers::bpf_probe_read_user((iov + i as u64 * 16) as *const [u64; 2]) }
-                .ok()?;
+        let seg: [u64; 2] = unsafe {
+            aya_ebpf::helpers::bpf_probe_read_user((iov + i as u64 * 16) as *const [u64; 2])
+        }
+        .ok()?;
         let room = (want - off) as u64;
-        let n = if seg[1] < room { seg[1] as u32 } else { room as u32 };
+        let n = if seg[1] < room {
+            seg[1] as u32
+        } else {
+            room as u32
+        };
         if !read_into(ev, off, seg[0], n) {
             return if off > 0 { Some(off) } else { None };
         }
@@ -290,7 +318,10 @@ fn submit(ev: &mut DataEvent) {
     let size = DATA_HEADER_LEN + cap as usize;
     // SAFETY: `size` ≤ size_of::<DataEvent>(), so the slice stays inside the map value.
     let bytes = unsafe { core::slice::from_raw_parts((ev as *const DataEvent).cast::<u8>(), size) };
-    if maps::EVENTS.output::<[u8]>(bytes, BPF_RB_NO_WAKEUP).is_err() {
+    if maps::EVENTS
+        .output::<[u8]>(bytes, BPF_RB_NO_WAKEUP)
+        .is_err()
+    {
         maps::count(counter::RING_FULL, 1);
     }
 }

@@ -28,7 +28,10 @@ fn emit(kind: EventKind, tgid: u32) {
 
 #[inline(always)]
 pub fn on_exec(_ctx: &TracePointContext) {
-    emit(EventKind::ProcExec, (bpf_get_current_pid_tgid() >> 32) as u32);
+    emit(
+        EventKind::ProcExec,
+        (bpf_get_current_pid_tgid() >> 32) as u32,
+    );
 }
 
 #[inline(always)]

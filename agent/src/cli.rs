@@ -31,13 +31,28 @@ pub enum OutputFormat {
 #[command(name = "wirelens", version, about, long_about = None)]
 pub struct Cli {
     /// Trace only this process id (repeatable).
-    #[arg(long = "pid", value_name = "PID", env = "WIRELENS_PID", value_delimiter = ',')]
+    #[arg(
+        long = "pid",
+        value_name = "PID",
+        env = "WIRELENS_PID",
+        value_delimiter = ','
+    )]
     pub pids: Vec<u32>,
     /// Trace only connections with this local or remote port (repeatable).
-    #[arg(long = "port", value_name = "PORT", env = "WIRELENS_PORT", value_delimiter = ',')]
+    #[arg(
+        long = "port",
+        value_name = "PORT",
+        env = "WIRELENS_PORT",
+        value_delimiter = ','
+    )]
     pub ports: Vec<u16>,
     /// Trace only threads with this command name (repeatable; the kernel's 15-byte `comm`).
-    #[arg(long = "comm", value_name = "NAME", env = "WIRELENS_COMM", value_delimiter = ',')]
+    #[arg(
+        long = "comm",
+        value_name = "NAME",
+        env = "WIRELENS_COMM",
+        value_delimiter = ','
+    )]
     pub comms: Vec<String>,
     /// Output on stdout: text (default), json, or none.
     #[arg(long, value_enum, env = "WIRELENS_OUTPUT")]
@@ -61,7 +76,12 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG")]
     pub config: Option<PathBuf>,
     /// Lock file that keeps a second agent from starting.
-    #[arg(long, value_name = "FILE", env = "WIRELENS_LOCK_FILE", default_value = "/run/wirelens.lock")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "WIRELENS_LOCK_FILE",
+        default_value = "/run/wirelens.lock"
+    )]
     pub lock_file: PathBuf,
 }
 
@@ -122,7 +142,10 @@ impl Cli {
                 .or(file.capture_limit)
                 .unwrap_or(wirelens_ebpf::DEFAULT_CAPTURE),
             ring_size: self.ring_size.or(file.ring_size).unwrap_or(16 << 20),
-            max_connections: self.max_connections.or(file.max_connections).unwrap_or(65536),
+            max_connections: self
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(65536),
             otlp_endpoint: self.otlp_endpoint.or(file.otlp_endpoint),
             otlp_protocol: self.otlp_protocol.or(file.otlp_protocol),
             lock_file: self.lock_file,
@@ -136,7 +159,10 @@ impl Settings {
     fn check(&self) -> anyhow::Result<()> {
         let max = wirelens_ebpf::MAX_CAPTURE as u32;
         if self.capture_limit == 0 || self.capture_limit > max {
-            bail!("--capture-limit must be between 1 and {max} bytes, got {}", self.capture_limit);
+            bail!(
+                "--capture-limit must be between 1 and {max} bytes, got {}",
+                self.capture_limit
+            );
         }
         if !self.ring_size.is_power_of_two() || self.ring_size < 4096 {
             bail!(
@@ -158,7 +184,11 @@ impl Settings {
 
 /// A repeatable flag wins when given at all; otherwise the file's list.
 fn pick_vec<T>(flag: Vec<T>, file: Option<Vec<T>>) -> Vec<T> {
-    if flag.is_empty() { file.unwrap_or_default() } else { flag }
+    if flag.is_empty() {
+        file.unwrap_or_default()
+    } else {
+        flag
+    }
 }
 
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -190,7 +220,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wirelens-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("c.toml");
-        std::fs::write(&file, "port = [80]\noutput = \"json\"\ncapture_limit = 4096\n").expect("write");
+        std::fs::write(
+            &file,
+            "port = [80]\noutput = \"json\"\ncapture_limit = 4096\n",
+        )
+        .expect("write");
         let path = file.to_string_lossy().to_string();
         let s = parse(&["--config", &path, "--port", "8080"]).expect("resolves");
         assert_eq!(s.ports, vec![8080]);

@@ -7,7 +7,10 @@ pub struct Clock {
 }
 
 fn now(clock: libc::clockid_t) -> i128 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid pointer to a timespec.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
@@ -16,7 +19,9 @@ fn now(clock: libc::clockid_t) -> i128 {
 impl Clock {
     /// Measure the offset now; call again periodically to follow clock adjustments.
     pub fn new() -> Self {
-        Self { offset_ns: now(libc::CLOCK_REALTIME) - now(libc::CLOCK_MONOTONIC) }
+        Self {
+            offset_ns: now(libc::CLOCK_REALTIME) - now(libc::CLOCK_MONOTONIC),
+        }
     }
 
     /// Unix nanoseconds for a kernel timestamp.

@@ -37,13 +37,25 @@ pub struct InstanceLock {
 impl InstanceLock {
     /// Take the lock at `path` or say who holds it.
     pub fn acquire(path: &Path) -> Result<Self, LockError> {
-        let io = |source| LockError::Io { path: path.display().to_string(), source };
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        let io = |source| LockError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
         // SAFETY: valid fd owned by `file`.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
-            return Err(LockError::Held { pid: pid.trim().to_string(), path: path.display().to_string() });
+            return Err(LockError::Held {
+                pid: pid.trim().to_string(),
+                path: path.display().to_string(),
+            });
         }
         file.set_len(0).map_err(io)?;
         file.rewind().map_err(io)?;
@@ -60,7 +72,9 @@ mod tests {
     fn second_lock_fails_with_pid() {
         let path = std::env::temp_dir().join(format!("wirelens-lock-test-{}", std::process::id()));
         let first = InstanceLock::acquire(&path).expect("first lock");
-        let err = InstanceLock::acquire(&path).err().expect("second lock refused");
+        let err = InstanceLock::acquire(&path)
+            .err()
+            .expect("second lock refused");
         assert!(err.to_string().contains("already running"));
         assert!(err.to_string().contains(&std::process::id().to_string()));
         drop(first);

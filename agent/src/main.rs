@@ -62,7 +62,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.resolve()?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
-        bail!("wirelens must run as root: it loads eBPF programs into the kernel (try: sudo wirelens)");
+        bail!(
+            "wirelens must run as root: it loads eBPF programs into the kernel (try: sudo wirelens)"
+        );
     }
     let _lock = lock::InstanceLock::acquire(&settings.lock_file)?;
     let export = ExportConfig::from_env(&Overrides {
@@ -93,7 +95,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let (live, printer) = match settings.output {
         OutputFormat::None => (None, None),
         format => {
-            let (tx, handle) = sinks::live::spawn(format, stats.clone()).context("cannot start the live view")?;
+            let (tx, handle) =
+                sinks::live::spawn(format, stats.clone()).context("cannot start the live view")?;
             (Some(tx), Some(handle))
         }
     };
@@ -103,7 +106,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let reader = {
         let stats = stats.clone();
         let stop = stop.clone();
-        let sinks = Sinks { live, otlp: otlp_sender, self_ports };
+        let sinks = Sinks {
+            live,
+            otlp: otlp_sender,
+            self_ports,
+        };
         let ports = settings.ports.clone();
         let max = settings.max_connections;
         std::thread::Builder::new()
@@ -149,7 +156,12 @@ fn export_counts(s: otlp::ExportStats) -> ExportCounts {
 fn reporting(monitor: Option<otlp::ExportMonitor>) -> Reporting {
     let counts = monitor.clone();
     Reporting {
-        export_counts: Box::new(move || counts.as_ref().map(|m| export_counts(m.stats())).unwrap_or_default()),
+        export_counts: Box::new(move || {
+            counts
+                .as_ref()
+                .map(|m| export_counts(m.stats()))
+                .unwrap_or_default()
+        }),
         publish: Box::new(move |snap| {
             if let Some(m) = &monitor {
                 m.set_agent_counters(snap.metrics());
@@ -180,7 +192,11 @@ fn describe_filters(s: &Settings) -> String {
     if !s.comms.is_empty() {
         parts.push(format!("comm={:?}", s.comms));
     }
-    if parts.is_empty() { "whole host".into() } else { parts.join(" ") }
+    if parts.is_empty() {
+        "whole host".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// The Resource for the agent's own metrics.
@@ -202,8 +218,10 @@ fn local_endpoint_ports(config: &ExportConfig) -> Vec<u16> {
         .into_iter()
         .flatten()
         .filter(|s| {
-            matches!(s.endpoint.host_str(), Some("localhost" | "127.0.0.1" | "[::1]" | "::1"))
-                || s.endpoint.host_str().is_some_and(|h| h.starts_with("127."))
+            matches!(
+                s.endpoint.host_str(),
+                Some("localhost" | "127.0.0.1" | "[::1]" | "::1")
+            ) || s.endpoint.host_str().is_some_and(|h| h.starts_with("127."))
         })
         .filter_map(|s| s.endpoint.port_or_known_default())
         .collect()

@@ -71,13 +71,19 @@ impl Context for Cx<'_> {
         sockets::resolve(tgid, fd)
     }
 
-    fn wanted(&self, local: SocketAddr, peer: SocketAddr) -> bool {
+    fn wanted(&self, addrs: Option<(SocketAddr, SocketAddr)>) -> bool {
+        let Some((local, peer)) = addrs else {
+            // Addresses unknown (the socket is gone from /proc): a port filter cannot pass it.
+            return self.ports.is_empty();
+        };
         let own = |a: SocketAddr| a.ip().is_loopback() && self.sinks.self_ports.contains(&a.port());
         if own(local) || own(peer) {
             Stats::add(&self.stats.self_traffic, 1);
             return false;
         }
-        self.ports.is_empty() || self.ports.contains(&local.port()) || self.ports.contains(&peer.port())
+        self.ports.is_empty()
+            || self.ports.contains(&local.port())
+            || self.ports.contains(&peer.port())
     }
 
     fn ignore_in_kernel(&mut self, sk: u64) {
@@ -101,7 +107,10 @@ impl Context for Cx<'_> {
 
 fn kernel_counters(counters: &PerCpuArray<MapData, u64>) -> [u64; counter::COUNT as usize] {
     std::array::from_fn(|i| {
-        counters.get(&(i as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)
+        counters
+            .get(&(i as u32), 0)
+            .map(|v| v.iter().sum())
+            .unwrap_or(0)
     })
 }
 
@@ -115,7 +124,12 @@ pub fn run(
     stop: Arc<AtomicBool>,
     mut reporting: Reporting,
 ) -> Snapshot {
-    let Probes { _ebpf: ebpf, mut events, counters, mut conns } = probes;
+    let Probes {
+        _ebpf: ebpf,
+        mut events,
+        counters,
+        mut conns,
+    } = probes;
     let mut tracker = ConnTracker::new(max_conns, stats.clone());
     let mut processes = ProcessCache::new();
     let mut clock = Clock::new();
@@ -125,7 +139,13 @@ pub fn run(
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         {
-            let mut cx = Cx { processes: &mut processes, conns: &mut conns, ports: &ports, sinks: &sinks, stats: &stats };
+            let mut cx = Cx {
+                processes: &mut processes,
+                conns: &mut conns,
+                ports: &ports,
+                sinks: &sinks,
+                stats: &stats,
+            };
             drain(&mut events, &mut tracker, &mut cx, clock, &stats);
             let now = Instant::now();
             if now.duration_since(last_tick) >= TICK || stopping {
@@ -147,13 +167,23 @@ pub fn run(
                 return snap;
             }
         }
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd; a failed or interrupted poll just means drain again.
         unsafe { libc::poll(&mut pfd, 1, POLL_TIMEOUT.as_millis() as i32) };
     }
 }
 
-fn drain(events: &mut RingBuf<MapData>, tracker: &mut ConnTracker, cx: &mut Cx<'_>, clock: Clock, stats: &Stats) {
+fn drain(
+    events: &mut RingBuf<MapData>,
+    tracker: &mut ConnTracker,
+    cx: &mut Cx<'_>,
+    clock: Clock,
+    stats: &Stats,
+) {
     while let Some(item) = events.next() {
         Stats::add(&stats.events, 1);
         match decode(&item) {

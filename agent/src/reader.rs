@@ -46,7 +46,10 @@ pub enum DecodeError {
 
 fn read<T: Copy>(buf: &[u8], kind: u32) -> Result<T, DecodeError> {
     if buf.len() < size_of::<T>() {
-        return Err(DecodeError::Short { kind, len: buf.len() });
+        return Err(DecodeError::Short {
+            kind,
+            len: buf.len(),
+        });
     }
     // SAFETY: length checked; T is a plain-old-data ABI struct, read unaligned.
     Ok(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<T>()) })
@@ -60,9 +63,10 @@ pub fn decode(buf: &[u8]) -> Result<Event<'_>, DecodeError> {
             let header: DataHeader = read(buf, kind)?;
             let rest = &buf[DATA_HEADER_LEN..];
             let n = header.cap_len as usize;
-            let bytes = rest
-                .get(..n)
-                .ok_or(DecodeError::BadLength { claimed: header.cap_len, present: rest.len() })?;
+            let bytes = rest.get(..n).ok_or(DecodeError::BadLength {
+                claimed: header.cap_len,
+                present: rest.len(),
+            })?;
             Ok(Event::Data { header, bytes })
         }
         Some(EventKind::SockState) => Ok(Event::SockState(read(buf, kind)?)),
@@ -79,11 +83,17 @@ mod tests {
     #[test]
     fn rejects_short_and_unknown() {
         assert!(matches!(decode(&[1, 0]), Err(DecodeError::Short { .. })));
-        assert_eq!(decode(&[9, 0, 0, 0]).err(), Some(DecodeError::UnknownKind(9)));
+        assert_eq!(
+            decode(&[9, 0, 0, 0]).err(),
+            Some(DecodeError::UnknownKind(9))
+        );
         let mut data = vec![0u8; DATA_HEADER_LEN];
         data[0] = 1;
         data[28] = 10; // cap_len = 10 with no bytes following
-        assert!(matches!(decode(&data), Err(DecodeError::BadLength { claimed: 10, .. })));
+        assert!(matches!(
+            decode(&data),
+            Err(DecodeError::BadLength { claimed: 10, .. })
+        ));
     }
 
     #[test]

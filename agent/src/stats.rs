@@ -55,7 +55,11 @@ impl Stats {
     }
 
     /// Current values, together with the kernel's and the exporter's.
-    pub fn snapshot(&self, kernel: [u64; counter::COUNT as usize], export: ExportCounts) -> Snapshot {
+    pub fn snapshot(
+        &self,
+        kernel: [u64; counter::COUNT as usize],
+        export: ExportCounts,
+    ) -> Snapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Snapshot {
             events: get(&self.events),
@@ -154,7 +158,10 @@ impl Snapshot {
             ("wirelens.stream_gaps", self.stream_gaps),
             ("wirelens.reordered_events", self.reordered),
             ("wirelens.connections_rejected", self.conns_rejected),
-            ("wirelens.unknown_protocol_connections", self.unknown_protocol),
+            (
+                "wirelens.unknown_protocol_connections",
+                self.unknown_protocol,
+            ),
             ("wirelens.self_traffic_connections", self.self_traffic),
             ("wirelens.live_dropped", self.live_dropped),
             // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
@@ -169,8 +176,11 @@ impl Snapshot {
     /// The one-line summary printed at exit.
     pub fn summary(&self) -> String {
         let k = |i: u32| self.kernel[i as usize];
-        let losses: Vec<String> =
-            self.parse_losses.iter().map(|(l, n)| format!("{}={n}", l.name())).collect();
+        let losses: Vec<String> = self
+            .parse_losses
+            .iter()
+            .map(|(l, n)| format!("{}={n}", l.name()))
+            .collect();
         format!(
             "wirelens counters: events={} bytes={} drops={} records={} export_failures={} \
              spans_exported={} ring_full={} truncated={} gaps={} decode_errors={} \

@@ -22,7 +22,10 @@ impl Protocol {
 
     /// Parse a name as given on the command line.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|p| p.name().eq_ignore_ascii_case(name))
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -40,7 +43,10 @@ pub struct Inference {
 /// Ask every protocol about the first bytes seen in `dir`; the most confident answer wins.
 pub fn infer(dir: Direction, bytes: &[u8]) -> Option<Inference> {
     let candidates = [http1::infer(dir, bytes)];
-    candidates.into_iter().flatten().max_by_key(|i| i.confidence)
+    candidates
+        .into_iter()
+        .flatten()
+        .max_by_key(|i| i.confidence)
 }
 
 /// A fresh parser for `protocol`.

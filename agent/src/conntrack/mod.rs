@@ -26,6 +26,10 @@ use stream::{Piece, Stream};
 const MIN_CONFIDENCE: u8 = 50;
 /// Data events with bytes looked at before a connection is declared unrecognised.
 const MAX_INFER_TRIES: u32 = 16;
+/// Most bytes held for reordering over all connections; past it a stream stops waiting.
+const MAX_TOTAL_HELD: usize = 64 << 20;
+/// Records kept per connection while its addresses are unknown and a port filter is on.
+const MAX_PENDING_RECORDS: usize = 256;
 /// A connection with no event for this long is flushed and forgotten.
 const IDLE_NS: u64 = 300 * 1_000_000_000;
 
@@ -44,6 +48,8 @@ struct Conn {
     slot: Slot,
     last_ts: u64,
     process: Option<Arc<ProcessInfo>>,
+    /// Records waiting for the addresses (the port filter needs them), oldest first.
+    pending: Vec<wirelens_parsers::Record>,
 }
 
 /// Things the tracker needs from the rest of the agent.
@@ -52,8 +58,8 @@ pub trait Context {
     fn process(&mut self, tgid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo>;
     /// Addresses of a socket that predates the agent.
     fn resolve_socket(&mut self, tgid: u32, fd: u32) -> Option<SocketInfo>;
-    /// Whether a connection between these addresses passes the port filter.
-    fn wanted(&self, local: SocketAddr, peer: SocketAddr) -> bool;
+    /// Whether a connection between these addresses (`None`: unknown) passes the filters.
+    fn wanted(&self, addrs: Option<(SocketAddr, SocketAddr)>) -> bool;
     /// Tell the kernel to stop sending this connection's events.
     fn ignore_in_kernel(&mut self, sk: u64);
     /// A finished exchange.
@@ -73,6 +79,7 @@ pub struct ConnTracker {
     socks: HashMap<u64, SockAddrs>,
     ignored: HashMap<u64, u64>,
     max_conns: usize,
+    held_total: usize,
     out: Output,
     stats: Arc<Stats>,
 }
@@ -85,6 +92,7 @@ impl ConnTracker {
             socks: HashMap::new(),
             ignored: HashMap::new(),
             max_conns,
+            held_total: 0,
             out: Output::default(),
             stats,
         }
@@ -105,9 +113,10 @@ impl ConnTracker {
                 Some(a) => Some((a.local, a.peer)),
                 None => cx.resolve_socket(h.tgid, h.fd).map(|s| (s.local, s.peer)),
             };
-            if let Some((local, peer)) = addrs
-                && !cx.wanted(local, peer)
-            {
+            tracing::debug!(sk = h.sk, pid = h.tgid, fd = h.fd, ?addrs, "new connection");
+            // Unknown addresses (the socket closed before /proc was read) are decided when
+            // the TCP close reports them; until then the records wait.
+            if addrs.is_some() && !cx.wanted(addrs) {
                 self.ignore(h.sk, ts, cx);
                 return;
             }
@@ -122,10 +131,13 @@ impl ConnTracker {
                     slot: Slot::Inferring { tries: 0 },
                     last_ts: ts,
                     process: None,
+                    pending: Vec::new(),
                 },
             );
         }
-        let Some(conn) = self.conns.get_mut(&h.sk) else { return };
+        let Some(conn) = self.conns.get_mut(&h.sk) else {
+            return;
+        };
         if conn.tgid != h.tgid {
             // Another process now uses the socket (fork, fd passing): attribute to it.
             conn.tgid = h.tgid;
@@ -133,14 +145,24 @@ impl ConnTracker {
             conn.process = None;
         }
         conn.last_ts = ts;
-        let dir = if h.direction == direction::EGRESS { Direction::Egress } else { Direction::Ingress };
+        let dir = if h.direction == direction::EGRESS {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        };
         let end = h.flags & data_flags::EOF != 0;
         let out = &mut self.out;
         let slot = &mut conn.slot;
         let stream = &mut conn.streams[dir.index()];
-        let report = stream.place(h.position, h.len, bytes, end, ts, &mut |piece| {
-            feed(slot, dir, piece, out)
-        });
+        let held_before = stream.held_bytes();
+        let mut deliver = |piece: Piece<'_>| feed(slot, dir, piece, out);
+        let mut report = stream.place(h.position, h.len, bytes, end, ts, &mut deliver);
+        self.held_total = self.held_total + stream.held_bytes() - held_before;
+        if self.held_total > MAX_TOTAL_HELD && stream.has_held() {
+            let held = stream.held_bytes();
+            report.gaps += stream.flush(&mut deliver);
+            self.held_total -= held;
+        }
         Stats::add(&self.stats.stream_gaps, report.gaps);
         Stats::add(&self.stats.reordered, report.held);
         if matches!(conn.slot, Slot::Unrecognised) {
@@ -155,15 +177,34 @@ impl ConnTracker {
 
     /// A TCP state change (`ts` in Unix ns).
     pub fn on_sock_state(&mut self, ev: &SockStateEvent, ts: u64, cx: &mut impl Context) {
+        let (local, peer) = addrs(ev);
         if ev.new_state == tcp_state::ESTABLISHED {
-            let (local, peer) = addrs(ev);
             // A new socket at a recycled address: whatever was there is over.
             self.close(ev.sk, ts, cx);
             self.ignored.remove(&ev.sk);
             if self.socks.len() < self.max_conns {
                 self.socks.insert(ev.sk, SockAddrs { local, peer });
             }
-        } else if ev.new_state == tcp_state::CLOSE {
+            return;
+        }
+        // Closing transitions carry the 4-tuple too: the first chance to learn the addresses
+        // of a connection that predates the agent and closed before /proc could be read.
+        if let Some(conn) = self.conns.get_mut(&ev.sk)
+            && conn.local.is_none()
+        {
+            conn.local = Some(local);
+            conn.peer = Some(peer);
+            if cx.wanted(Some((local, peer))) {
+                let pending = std::mem::take(&mut conn.pending);
+                self.out.records.splice(0..0, pending);
+                self.drain(ev.sk, cx);
+            } else {
+                self.conns.remove(&ev.sk);
+                self.ignore(ev.sk, ts, cx);
+                return;
+            }
+        }
+        if ev.new_state == tcp_state::CLOSE {
             self.close(ev.sk, ts, cx);
             self.socks.remove(&ev.sk);
             self.ignored.remove(&ev.sk);
@@ -180,7 +221,9 @@ impl ConnTracker {
                 if stream.has_held() {
                     let out = &mut self.out;
                     let slot = &mut conn.slot;
+                    let before = stream.held_bytes();
                     gaps += stream.expire(now_ts, &mut |piece| feed(slot, dir, piece, out));
+                    self.held_total -= before - stream.held_bytes();
                 }
             }
             if now_ts.saturating_sub(conn.last_ts) > IDLE_NS {
@@ -195,7 +238,8 @@ impl ConnTracker {
         for sk in idle {
             self.close(sk, now_ts, cx);
         }
-        self.ignored.retain(|_, last| now_ts.saturating_sub(*last) < IDLE_NS);
+        self.ignored
+            .retain(|_, last| now_ts.saturating_sub(*last) < IDLE_NS);
         if self.socks.len() > self.max_conns / 2 {
             // Sockets that never carried data and never closed (filtered by pid, say).
             let conns = &self.conns;
@@ -212,7 +256,16 @@ impl ConnTracker {
     }
 
     fn close(&mut self, sk: u64, ts: u64, cx: &mut impl Context) {
-        let Some(conn) = self.conns.get_mut(&sk) else { return };
+        let Some(conn) = self.conns.get_mut(&sk) else {
+            return;
+        };
+        for dir in [Direction::Egress, Direction::Ingress] {
+            let stream = &mut conn.streams[dir.index()];
+            let held = stream.held_bytes();
+            let (slot, out) = (&mut conn.slot, &mut self.out);
+            stream.flush(&mut |piece| feed(slot, dir, piece, out));
+            self.held_total -= held;
+        }
         if let Slot::Parsing(p) = &mut conn.slot {
             p.close(ts, &mut self.out);
         }
@@ -243,9 +296,21 @@ impl ConnTracker {
                 p
             }
         };
+        if conn.local.is_none() && !cx.wanted(None) {
+            let room = MAX_PENDING_RECORDS.saturating_sub(conn.pending.len());
+            let n = self.out.records.len();
+            conn.pending.extend(self.out.records.drain(..).take(room));
+            Stats::add(&self.stats.conns_rejected, (n.saturating_sub(room)) as u64);
+            return;
+        }
         for record in self.out.records.drain(..) {
             Stats::add(&self.stats.records, 1);
-            cx.emit(Observation { record, process: process.clone(), local: conn.local, peer: conn.peer });
+            cx.emit(Observation {
+                record,
+                process: process.clone(),
+                local: conn.local,
+                peer: conn.peer,
+            });
         }
     }
 }
@@ -253,12 +318,15 @@ impl ConnTracker {
 /// Give one in-order piece to the connection's parser, choosing the parser first if needed.
 fn feed(slot: &mut Slot, dir: Direction, piece: Piece<'_>, out: &mut Output) {
     if let Slot::Inferring { tries } = slot {
-        let Piece::Data { bytes, .. } = &piece else { return };
+        let Piece::Data { bytes, .. } = &piece else {
+            return;
+        };
         if bytes.is_empty() {
             return;
         }
         match infer(dir, bytes) {
             Some(guess) if guess.confidence >= MIN_CONFIDENCE => {
+                tracing::debug!(protocol = guess.protocol.name(), ?dir, "protocol inferred");
                 *slot = Slot::Parsing(new_parser(guess.protocol));
             }
             _ => {
@@ -291,7 +359,9 @@ fn addrs(ev: &SockStateEvent) -> (SocketAddr, SocketAddr) {
             IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
         } else {
             let v6 = Ipv6Addr::from(b);
-            v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6))
+            v6.to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6))
         }
     };
     (

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 /// Most events held while waiting for a missing range.
 const MAX_HELD_EVENTS: usize = 64;
-/// Most bytes held while waiting for a missing range.
-const MAX_HELD_BYTES: usize = 1 << 20;
+/// Most bytes held while waiting for a missing range, per direction.
+const MAX_HELD_BYTES: usize = 256 << 10;
 /// How long (event time) a missing range is waited for.
 pub const HOLD_NS: u64 = 50_000_000;
 
@@ -90,7 +90,15 @@ impl Stream {
         } else if pos > next {
             report.held = 1;
             self.held_bytes += bytes.len();
-            self.held.insert(pos, Held { bytes: bytes.to_vec(), len, ts, end });
+            self.held.insert(
+                pos,
+                Held {
+                    bytes: bytes.to_vec(),
+                    len,
+                    ts,
+                    end,
+                },
+            );
             if self.held.len() > MAX_HELD_EVENTS || self.held_bytes > MAX_HELD_BYTES {
                 report.gaps += self.give_up(deliver);
             }
@@ -129,9 +137,21 @@ impl Stream {
         !self.held.is_empty()
     }
 
+    /// Bytes held now.
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
+    /// Stop waiting now: report missing ranges as gaps and release everything held.
+    pub fn flush(&mut self, deliver: &mut impl FnMut(Piece<'_>)) -> u64 {
+        self.give_up(deliver)
+    }
+
     fn release_ready(&mut self, deliver: &mut impl FnMut(Piece<'_>)) {
         while let Some(next) = self.next {
-            let Some(h) = self.held.remove(&next) else { break };
+            let Some(h) = self.held.remove(&next) else {
+                break;
+            };
             self.held_bytes -= h.bytes.len();
             emit(&h.bytes, h.len, h.end, h.ts, deliver);
             self.next = Some(next + h.len);
@@ -145,7 +165,10 @@ impl Stream {
             let next = self.next.unwrap_or(pos);
             if pos > next {
                 let ts = self.held.get(&pos).map(|h| h.ts).unwrap_or(0);
-                deliver(Piece::Gap { len: Some(pos - next), ts });
+                deliver(Piece::Gap {
+                    len: Some(pos - next),
+                    ts,
+                });
                 gaps += 1;
             }
             self.next = Some(pos);
@@ -193,16 +216,31 @@ mod tests {
 
     #[test]
     fn in_order_and_truncated() {
-        let (out, _) = run(&[(0, b"ab", 2, false, 1), (2, b"cd", 10, false, 2), (12, b"", 0, true, 3)]);
-        assert_eq!(out, vec![P::D(b"ab".to_vec(), 0), P::D(b"cd".to_vec(), 8), P::E]);
+        let (out, _) = run(&[
+            (0, b"ab", 2, false, 1),
+            (2, b"cd", 10, false, 2),
+            (12, b"", 0, true, 3),
+        ]);
+        assert_eq!(
+            out,
+            vec![P::D(b"ab".to_vec(), 0), P::D(b"cd".to_vec(), 8), P::E]
+        );
     }
 
     #[test]
     fn reorders_early_event() {
-        let (out, s) = run(&[(100, b"ab", 2, false, 1), (104, b"ef", 2, false, 2), (102, b"cd", 2, false, 3)]);
+        let (out, s) = run(&[
+            (100, b"ab", 2, false, 1),
+            (104, b"ef", 2, false, 2),
+            (102, b"cd", 2, false, 3),
+        ]);
         assert_eq!(
             out,
-            vec![P::D(b"ab".to_vec(), 0), P::D(b"cd".to_vec(), 0), P::D(b"ef".to_vec(), 0)]
+            vec![
+                P::D(b"ab".to_vec(), 0),
+                P::D(b"cd".to_vec(), 0),
+                P::D(b"ef".to_vec(), 0)
+            ]
         );
         assert!(!s.has_held());
     }
@@ -224,14 +262,28 @@ mod tests {
 
     #[test]
     fn restart_at_zero_is_unknown_gap_and_stale_is_ignored() {
-        let (out, _) = run(&[(0, b"abcd", 4, false, 1), (1, b"b", 1, false, 2), (0, b"xy", 2, false, 3)]);
-        assert_eq!(out, vec![P::D(b"abcd".to_vec(), 0), P::G(None), P::D(b"xy".to_vec(), 0)]);
+        let (out, _) = run(&[
+            (0, b"abcd", 4, false, 1),
+            (1, b"b", 1, false, 2),
+            (0, b"xy", 2, false, 3),
+        ]);
+        assert_eq!(
+            out,
+            vec![
+                P::D(b"abcd".to_vec(), 0),
+                P::G(None),
+                P::D(b"xy".to_vec(), 0)
+            ]
+        );
     }
 
     #[test]
     fn overlap_delivers_tail() {
         let (out, _) = run(&[(0, b"abcd", 4, false, 1), (2, b"cdef", 4, false, 2)]);
-        assert_eq!(out, vec![P::D(b"abcd".to_vec(), 0), P::D(b"ef".to_vec(), 0)]);
+        assert_eq!(
+            out,
+            vec![P::D(b"abcd".to_vec(), 0), P::D(b"ef".to_vec(), 0)]
+        );
     }
 
     #[test]

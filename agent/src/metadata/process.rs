@@ -37,7 +37,10 @@ impl Default for ProcessCache {
 impl ProcessCache {
     /// An empty cache for this host.
     pub fn new() -> Self {
-        Self { entries: HashMap::new(), host_name: host_name() }
+        Self {
+            entries: HashMap::new(),
+            host_name: host_name(),
+        }
     }
 
     /// Metadata for `pid`, read from /proc on first use; `comm` is the fallback name.
@@ -63,8 +66,10 @@ impl ProcessCache {
 
     /// Drop exited processes past their grace time.
     pub fn expire(&mut self, now: Instant) {
-        self.entries
-            .retain(|_, e| e.exited.is_none_or(|t| now.duration_since(t) < KEEP_AFTER_EXIT));
+        self.entries.retain(|_, e| {
+            e.exited
+                .is_none_or(|t| now.duration_since(t) < KEEP_AFTER_EXIT)
+        });
     }
 
     fn resolve(&mut self, pid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
@@ -73,7 +78,13 @@ impl ProcessCache {
             self.expire(Instant::now() + KEEP_AFTER_EXIT);
         }
         if self.entries.len() < MAX_PROCESSES {
-            self.entries.insert(pid, Entry { info: info.clone(), exited: None });
+            self.entries.insert(
+                pid,
+                Entry {
+                    info: info.clone(),
+                    exited: None,
+                },
+            );
         }
         info
     }
@@ -99,11 +110,14 @@ fn read_process(pid: u32, comm: &[u8; 16], host_name: &str) -> ProcessInfo {
         .and_then(|p| p.cmdline().ok())
         .map(|args| args.join(" "))
         .unwrap_or_default();
-    let service_from_env = proc.as_ref().and_then(|p| p.environ().ok()).and_then(|env| {
-        env.get(std::ffi::OsStr::new("OTEL_SERVICE_NAME"))
-            .map(|v| v.to_string_lossy().into_owned())
-            .filter(|v| !v.is_empty())
-    });
+    let service_from_env = proc
+        .as_ref()
+        .and_then(|p| p.environ().ok())
+        .and_then(|env| {
+            env.get(std::ffi::OsStr::new("OTEL_SERVICE_NAME"))
+                .map(|v| v.to_string_lossy().into_owned())
+                .filter(|v| !v.is_empty())
+        });
     let container_id = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .ok()
         .and_then(|s| container_id(&s));
@@ -152,7 +166,10 @@ mod tests {
         );
         let k8s = "0::/kubepods/burstable/pod1234/cri-containerd-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.scope";
         assert_eq!(container_id(k8s).map(|s| s.len()), Some(64));
-        assert_eq!(container_id("0::/user.slice/user-0.slice/session-1.scope"), None);
+        assert_eq!(
+            container_id("0::/user.slice/user-0.slice/session-1.scope"),
+            None
+        );
     }
 
     #[test]

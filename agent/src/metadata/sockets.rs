@@ -23,12 +23,20 @@ pub struct SocketInfo {
 
 /// Look up socket `fd` of process `pid`; `None` if it is gone or not TCP.
 pub fn resolve(pid: u32, fd: u32) -> Option<SocketInfo> {
-    let proc = procfs::process::Process::new(pid as i32).ok()?;
-    let info = proc.fd_from_fd(fd as i32).ok()?;
+    let proc = procfs::process::Process::new(pid as i32)
+        .map_err(|e| tracing::debug!(pid, %e, "no /proc entry"))
+        .ok()?;
+    let info = proc
+        .fd_from_fd(fd as i32)
+        .map_err(|e| tracing::debug!(pid, fd, %e, "cannot read fd"))
+        .ok()?;
     let procfs::process::FDTarget::Socket(inode) = info.target else {
         return None;
     };
-    let mut entries = proc.tcp().unwrap_or_default();
+    let mut entries = proc
+        .tcp()
+        .map_err(|e| tracing::debug!(pid, %e, "cannot read net/tcp"))
+        .unwrap_or_default();
     entries.extend(proc.tcp6().unwrap_or_default());
     let entry = entries.iter().find(|e| e.inode == inode)?;
     let local = entry.local_address;
@@ -38,7 +46,11 @@ pub fn resolve(pid: u32, fd: u32) -> Option<SocketInfo> {
     Some(SocketInfo {
         local,
         peer: entry.remote_address,
-        role: if listening { Role::Server } else { Role::Client },
+        role: if listening {
+            Role::Server
+        } else {
+            Role::Client
+        },
     })
 }
 
@@ -50,7 +62,8 @@ mod tests {
     #[test]
     fn resolves_both_ends_of_a_loopback_connection() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let client = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
         let (server, _) = listener.accept().expect("accept");
         let pid = std::process::id();
         let c = resolve(pid, client.as_raw_fd() as u32).expect("client resolves");

@@ -107,7 +107,9 @@ impl Probes {
         fill_filters(&mut ebpf, settings)?;
 
         for &(name, category, tracepoint) in ATTACHMENTS {
-            let program = ebpf.program_mut(name).ok_or(ProbeError::MissingProgram(name))?;
+            let program = ebpf
+                .program_mut(name)
+                .ok_or(ProbeError::MissingProgram(name))?;
             let tp: &mut TracePoint = program.try_into().map_err(|source| ProbeError::Program {
                 name,
                 category,
@@ -115,23 +117,47 @@ impl Probes {
                 source,
             })?;
             if tp.fd().is_err() {
-                tp.load().map_err(|source| ProbeError::Program { name, category, tracepoint, source })?;
+                tp.load().map_err(|source| ProbeError::Program {
+                    name,
+                    category,
+                    tracepoint,
+                    source,
+                })?;
             }
             tp.attach(category, tracepoint)
-                .map_err(|source| ProbeError::Program { name, category, tracepoint, source })?;
+                .map_err(|source| ProbeError::Program {
+                    name,
+                    category,
+                    tracepoint,
+                    source,
+                })?;
         }
 
-        let events = take(&mut ebpf, "EVENTS")
-            .and_then(|m| RingBuf::try_from(m).map_err(|source| ProbeError::Map { name: "EVENTS", source }))?;
+        let events = take(&mut ebpf, "EVENTS").and_then(|m| {
+            RingBuf::try_from(m).map_err(|source| ProbeError::Map {
+                name: "EVENTS",
+                source,
+            })
+        })?;
         let counters = take(&mut ebpf, "COUNTERS").and_then(|m| {
-            PerCpuArray::try_from(m).map_err(|source| ProbeError::Map { name: "COUNTERS", source })
+            PerCpuArray::try_from(m).map_err(|source| ProbeError::Map {
+                name: "COUNTERS",
+                source,
+            })
         })?;
         let conns = take(&mut ebpf, "CONNS").and_then(|m| {
-            BpfHashMap::try_from(m).map_err(|source| ProbeError::Map { name: "CONNS", source })
+            BpfHashMap::try_from(m).map_err(|source| ProbeError::Map {
+                name: "CONNS",
+                source,
+            })
         })?;
-        Ok(Self { _ebpf: ebpf, events, counters, conns })
+        Ok(Self {
+            _ebpf: ebpf,
+            events,
+            counters,
+            conns,
+        })
     }
-
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeError> {
@@ -189,6 +215,8 @@ fn ensure_tracefs() -> Result<(), ProbeError> {
     if status.success() {
         Ok(())
     } else {
-        Err(ProbeError::Tracefs(std::io::Error::other(format!("mount exited with {status}"))))
+        Err(ProbeError::Tracefs(std::io::Error::other(format!(
+            "mount exited with {status}"
+        ))))
     }
 }

@@ -35,28 +35,33 @@ impl LiveSender {
 }
 
 /// Start the printer thread.
-pub fn spawn(format: OutputFormat, stats: Arc<Stats>) -> std::io::Result<(LiveSender, JoinHandle<()>)> {
+pub fn spawn(
+    format: OutputFormat,
+    stats: Arc<Stats>,
+) -> std::io::Result<(LiveSender, JoinHandle<()>)> {
     let (tx, rx) = mpsc::sync_channel::<Observation>(QUEUE);
-    let handle = std::thread::Builder::new().name("wirelens-live".into()).spawn(move || {
-        let stdout = std::io::stdout();
-        let mut w = BufWriter::new(stdout.lock());
-        while let Ok(first) = rx.recv() {
-            let mut next = Some(first);
-            while let Some(obs) = next {
-                let line = match format {
-                    OutputFormat::Json => json_line(&obs),
-                    _ => text_line(&obs),
-                };
-                if writeln!(w, "{line}").is_err() {
+    let handle = std::thread::Builder::new()
+        .name("wirelens-live".into())
+        .spawn(move || {
+            let stdout = std::io::stdout();
+            let mut w = BufWriter::new(stdout.lock());
+            while let Ok(first) = rx.recv() {
+                let mut next = Some(first);
+                while let Some(obs) = next {
+                    let line = match format {
+                        OutputFormat::Json => json_line(&obs),
+                        _ => text_line(&obs),
+                    };
+                    if writeln!(w, "{line}").is_err() {
+                        return;
+                    }
+                    next = rx.try_recv().ok();
+                }
+                if w.flush().is_err() {
                     return;
                 }
-                next = rx.try_recv().ok();
             }
-            if w.flush().is_err() {
-                return;
-            }
-        }
-    })?;
+        })?;
     Ok((LiveSender { tx, stats }, handle))
 }
 
@@ -73,7 +78,10 @@ pub fn text_line(obs: &Observation) -> String {
     let duration_ms = r.end_ns.saturating_sub(r.start_ns) as f64 / 1e6;
     let what = match &r.detail {
         Detail::Http(http) => {
-            let status = http.status.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            let status = http
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into());
             format!("{} {} -> {status}", http.method, http.target)
         }
     };

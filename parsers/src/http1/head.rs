@@ -1,0 +1,192 @@
+//! A complete head (start line and header section) → [`RequestHead`] / [`ResponseHead`], with
+//! the body-length rules of RFC 9112 §6.3. The syntax is httparse's.
+
+use super::types::{BodyLen, RequestHead, ResponseHead, ResponseHint};
+use crate::record::HttpVersion;
+
+/// Header fields parsed without allocating; a head with more falls back to the heap.
+const STACK_HEADERS: usize = 64;
+
+/// Why a head did not parse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadError {
+    /// httparse rejected it, or it was not exactly one head.
+    Syntax,
+    /// `Content-Length` not a number, or conflicting values (RFC 9112 §6.3 item 5).
+    ContentLength,
+    /// A request with a transfer coding other than chunked last (RFC 9112 §6.3 item 4).
+    TransferEncoding,
+}
+
+/// Lenient where real peers are: an observer must read what the server accepted.
+fn config() -> httparse::ParserConfig {
+    let mut config = httparse::ParserConfig::default();
+    config
+        .allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .ignore_invalid_headers_in_requests(true)
+        .ignore_invalid_headers_in_responses(true);
+    config
+}
+
+/// Parses `head`, which must end with the blank line ending the header section.
+pub(crate) fn parse_request(head: &[u8], start_ns: u64) -> Result<RequestHead, HeadError> {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap;
+    let mut headers: &mut [httparse::Header<'_>] = &mut stack;
+    if line_count(head) > STACK_HEADERS {
+        heap = vec![httparse::EMPTY_HEADER; line_count(head)];
+        headers = &mut heap;
+    }
+    let mut req = httparse::Request::new(headers);
+    match config().parse_request(&mut req, head) {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        _ => return Err(HeadError::Syntax),
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HeadError::Syntax);
+    };
+    let fields = Fields::read(req.headers)?;
+    let body = match (fields.chunked, fields.content_length) {
+        (Some(true), _) => BodyLen::Chunked,
+        (Some(false), _) => return Err(HeadError::TransferEncoding),
+        (None, Some(n)) => BodyLen::Length(n),
+        (None, None) => BodyLen::Empty,
+    };
+    Ok(RequestHead {
+        method: method.to_owned(),
+        target: target.to_owned(),
+        version: version_of(version),
+        host: fields.host,
+        user_agent: fields.user_agent,
+        traceparent: fields.traceparent,
+        content_type: fields.content_type,
+        body,
+        start_ns,
+        head_len: head.len() as u64,
+    })
+}
+
+/// Parses `head`, which must end with the blank line ending the header section; `hint` is
+/// what the request it answers says about its body.
+pub(crate) fn parse_response(
+    head: &[u8],
+    start_ns: u64,
+    hint: ResponseHint,
+) -> Result<ResponseHead, HeadError> {
+    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+    let mut heap;
+    let mut headers: &mut [httparse::Header<'_>] = &mut stack;
+    if line_count(head) > STACK_HEADERS {
+        heap = vec![httparse::EMPTY_HEADER; line_count(head)];
+        headers = &mut heap;
+    }
+    let mut resp = httparse::Response::new(headers);
+    match config().parse_response(&mut resp, head) {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
+        _ => return Err(HeadError::Syntax),
+    }
+    let (Some(version), Some(status)) = (resp.version, resp.code) else {
+        return Err(HeadError::Syntax);
+    };
+    let fields = Fields::read(resp.headers)?;
+    let body = match status {
+        101 => BodyLen::Tunnel,
+        100..=199 | 204 | 304 => BodyLen::Empty,
+        _ if hint.head => BodyLen::Empty,
+        200..=299 if hint.connect => BodyLen::Tunnel,
+        _ => match (fields.chunked, fields.content_length) {
+            (Some(true), _) => BodyLen::Chunked,
+            (Some(false), _) => BodyLen::UntilClose,
+            (None, Some(n)) => BodyLen::Length(n),
+            (None, None) => BodyLen::UntilClose,
+        },
+    };
+    Ok(ResponseHead {
+        version: version_of(version),
+        status,
+        content_type: fields.content_type,
+        body,
+        start_ns,
+        head_len: head.len() as u64,
+    })
+}
+
+/// An upper bound on the header fields in `head`.
+fn line_count(head: &[u8]) -> usize {
+    head.iter().filter(|&&b| b == b'\n').count()
+}
+
+fn version_of(minor: u8) -> HttpVersion {
+    if minor == 0 {
+        HttpVersion::Http10
+    } else {
+        HttpVersion::Http11
+    }
+}
+
+/// The header fields a record or the framing needs; names compared case-insensitively.
+#[derive(Default)]
+struct Fields {
+    host: Option<String>,
+    user_agent: Option<String>,
+    traceparent: Option<String>,
+    content_type: Option<String>,
+    content_length: Option<u64>,
+    /// Whether `Transfer-Encoding` is present (`Some`), and with chunked as the final coding.
+    chunked: Option<bool>,
+}
+
+impl Fields {
+    fn read(headers: &[httparse::Header<'_>]) -> Result<Self, HeadError> {
+        let mut fields = Fields::default();
+        for h in headers {
+            let name = h.name;
+            let value = h.value.trim_ascii();
+            let keep = |slot: &mut Option<String>| {
+                if slot.is_none() {
+                    *slot = Some(String::from_utf8_lossy(value).into_owned());
+                }
+            };
+            if name.eq_ignore_ascii_case("host") {
+                keep(&mut fields.host);
+            } else if name.eq_ignore_ascii_case("user-agent") {
+                keep(&mut fields.user_agent);
+            } else if name.eq_ignore_ascii_case("traceparent") {
+                keep(&mut fields.traceparent);
+            } else if name.eq_ignore_ascii_case("content-type") {
+                keep(&mut fields.content_type);
+            } else if name.eq_ignore_ascii_case("content-length") {
+                // A list of identical values is one value (RFC 9110 §8.6).
+                for part in value.split(|&b| b == b',') {
+                    let n = content_length(part.trim_ascii()).ok_or(HeadError::ContentLength)?;
+                    if fields.content_length.is_some_and(|seen| seen != n) {
+                        return Err(HeadError::ContentLength);
+                    }
+                    fields.content_length = Some(n);
+                }
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                // Later fields append to earlier ones; only the last coding decides.
+                let last = value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .unwrap_or_default()
+                    .trim_ascii();
+                if !last.is_empty() || fields.chunked.is_none() {
+                    fields.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+                }
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// `1*DIGIT`, fitting in a u64.
+fn content_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}

@@ -1,0 +1,1003 @@
+//! HTTP/1.x tests: byte-literal tables for framing edge cases, and golden replays of traffic
+//! recorded from nginx (`testdata/http1/`, see its README) in both roles, split every way.
+//!
+//! Baselines are `testdata/http1/<case>.expected`; regenerate them deliberately with
+//! `WIRELENS_BLESS=1 cargo test -p wirelens-parsers`.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use super::{Http1Parser, MAX_HEAD, infer};
+use crate::{Detail, Direction, Loss, Output, Parser, Protocol, Record, Role};
+
+/// Who sent some bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Client,
+    Server,
+}
+
+/// One call to the parser, by sender rather than direction so a script runs in both roles.
+#[derive(Clone, Copy, Debug)]
+enum Op<'a> {
+    Feed(Side, &'a [u8], u64),
+    Skip(Side, Option<u64>, u64),
+    End(Side, u64),
+    Close(u64),
+}
+
+impl Op<'_> {
+    fn ts(&self) -> u64 {
+        match *self {
+            Op::Feed(_, _, ts) | Op::Skip(_, _, ts) | Op::End(_, ts) | Op::Close(ts) => ts,
+        }
+    }
+}
+
+/// The direction `side`'s bytes travel when the traced process plays `traced`.
+fn direction(side: Side, traced: Role) -> Direction {
+    match (side, traced) {
+        (Side::Client, Role::Client) | (Side::Server, Role::Server) => Direction::Egress,
+        (Side::Server, Role::Client) | (Side::Client, Role::Server) => Direction::Ingress,
+    }
+}
+
+/// What a run produced, as text: one line per record, then the losses.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    lines: Vec<String>,
+    losses: String,
+}
+
+impl Outcome {
+    fn text(&self) -> String {
+        let mut s = String::new();
+        for line in &self.lines {
+            let _ = writeln!(s, "{line}");
+        }
+        let _ = writeln!(s, "losses: {}", self.losses);
+        s
+    }
+}
+
+/// Runs `ops` with the traced process as `traced`; checks every record's role and protocol.
+fn run(ops: &[Op<'_>], traced: Role, times: bool) -> Outcome {
+    let mut parser = Http1Parser::new();
+    let mut out = Output::default();
+    for op in ops {
+        match *op {
+            Op::Feed(side, bytes, ts) => parser.feed(direction(side, traced), bytes, ts, &mut out),
+            Op::Skip(side, len, ts) => parser.skip(direction(side, traced), len, ts, &mut out),
+            Op::End(side, ts) => parser.end(direction(side, traced), ts, &mut out),
+            Op::Close(ts) => parser.close(ts, &mut out),
+        }
+    }
+    for r in &out.records {
+        assert_eq!((r.role, r.protocol), (traced, Protocol::Http1), "{r:?}");
+        assert_eq!(parser.role(), Some(traced));
+    }
+    let losses: Vec<String> = out
+        .take_losses()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(loss, n)| format!("{}={n}", loss.name()))
+        .collect();
+    Outcome {
+        lines: out.records.iter().map(|r| line(r, times)).collect(),
+        losses: if losses.is_empty() {
+            "none".into()
+        } else {
+            losses.join(" ")
+        },
+    }
+}
+
+/// One record as a line; times in ns (left out when the feeding pattern changes them).
+fn line(r: &Record, times: bool) -> String {
+    let Detail::Http(h) = &r.detail;
+    let opt = |v: &Option<String>| v.as_deref().map_or("-".to_owned(), |s| format!("{s:?}"));
+    let version = h.version.map_or("-", |v| v.as_str());
+    let status = h.status.map_or("-".to_owned(), |s| s.to_string());
+    let mut s = format!("{} {} {version} -> {status}", h.method, h.target);
+    if times {
+        let _ = write!(s, " t={}..{}", r.start_ns, r.end_ns);
+    }
+    let _ = write!(
+        s,
+        " req={}/{} resp={}/{} host={} ua={} tp={} ctype={}/{}",
+        r.request_bytes,
+        h.request_body_len,
+        r.response_bytes,
+        h.response_body_len,
+        opt(&h.host),
+        opt(&h.user_agent),
+        opt(&h.traceparent),
+        opt(&h.request_content_type),
+        opt(&h.response_content_type),
+    );
+    s
+}
+
+/// Every feed split into single bytes (same timestamps).
+fn bytewise<'a>(ops: &[Op<'a>]) -> Vec<Op<'a>> {
+    let mut split = Vec::new();
+    for op in ops {
+        match *op {
+            Op::Feed(side, bytes, ts) => {
+                split.extend(bytes.chunks(1).map(|b| Op::Feed(side, b, ts)))
+            }
+            other => split.push(other),
+        }
+    }
+    split
+}
+
+/// Every feed split into chunks of 1 to `max` bytes, sizes from a fixed-seed generator.
+fn rechunk<'a>(ops: &[Op<'a>], seed: u64, max: usize) -> Vec<Op<'a>> {
+    let mut rng = XorShift(seed | 1);
+    let mut split = Vec::new();
+    for op in ops {
+        match *op {
+            Op::Feed(side, mut bytes, ts) => {
+                while !bytes.is_empty() {
+                    let n = (rng.below(max as u64) as usize + 1).min(bytes.len());
+                    split.push(Op::Feed(side, &bytes[..n], ts));
+                    bytes = &bytes[n..];
+                }
+            }
+            other => split.push(other),
+        }
+    }
+    split
+}
+
+/// Small deterministic generator for splits and fuzz-like inputs.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Byte-literal tables.
+
+/// A scripted exchange and what it must produce, in both roles and however the feeds are split.
+struct Case<'a> {
+    name: &'a str,
+    ops: Vec<Op<'a>>,
+    want: &'a [&'a str],
+    losses: &'a str,
+}
+
+/// Builds ops with timestamps 1000, 2000, ... in script order.
+struct Script<'a>(Vec<Op<'a>>);
+
+impl<'a> Script<'a> {
+    fn new() -> Self {
+        Self(Vec::new())
+    }
+    fn ts(&self) -> u64 {
+        (self.0.len() as u64 + 1) * 1000
+    }
+    fn c(mut self, bytes: &'a [u8]) -> Self {
+        self.0.push(Op::Feed(Side::Client, bytes, self.ts()));
+        self
+    }
+    fn s(mut self, bytes: &'a [u8]) -> Self {
+        self.0.push(Op::Feed(Side::Server, bytes, self.ts()));
+        self
+    }
+    fn skip(mut self, side: Side, len: Option<u64>) -> Self {
+        self.0.push(Op::Skip(side, len, self.ts()));
+        self
+    }
+    fn end(mut self, side: Side) -> Self {
+        self.0.push(Op::End(side, self.ts()));
+        self
+    }
+    fn close(mut self) -> Self {
+        self.0.push(Op::Close(self.ts()));
+        self
+    }
+}
+
+/// Runs `case` every way; describes the first way it goes wrong.
+fn check_case(case: &Case<'_>) -> Result<(), String> {
+    let want = Outcome {
+        lines: case.want.iter().map(|s| s.to_string()).collect(),
+        losses: case.losses.into(),
+    };
+    for traced in [Role::Client, Role::Server] {
+        let mut ways = vec![
+            ("as scripted".to_owned(), case.ops.clone()),
+            ("byte by byte".to_owned(), bytewise(&case.ops)),
+        ];
+        ways.extend(
+            (1..=8).map(|seed| (format!("chunks seed {seed}"), rechunk(&case.ops, seed, 7))),
+        );
+        for (way, ops) in ways {
+            let got = run(&ops, traced, true);
+            if got != want {
+                return Err(format!(
+                    "case {:?} as {traced:?}, {way}:\n{}",
+                    case.name,
+                    got.text()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+const GET: &[u8] = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+const OK3: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
+
+#[test]
+fn framing_table() {
+    let big_header = format!("GET /big HTTP/1.1\r\nX: {}\r\n\r\n", "x".repeat(MAX_HEAD));
+    let many_headers = {
+        let mut s = String::from("GET /many HTTP/1.1\r\n");
+        for i in 0..100 {
+            let _ = write!(s, "X-{i}: {i}\r\n");
+        }
+        s.push_str("Host: many\r\n\r\n");
+        s
+    };
+    let cases = [
+        Case {
+            name: "content-length body",
+            ops: Script::new().c(GET).s(OK3).close().0,
+            want: &[r#"GET /a 1.1 -> 200 t=1000..2000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "none",
+        },
+        Case {
+            name: "keep-alive, fields case-insensitive",
+            ops: Script::new()
+                .c(GET)
+                .s(OK3)
+                .c(b"POST /p?q=1 HTTP/1.1\r\nhOST: h2\r\nuser-agent: ua/1\r\nTRACEPARENT: 00-ab-cd-01\r\ncontent-type: text/x\r\nCONTENT-LENGTH: 4\r\n\r\nbody")
+                .s(b"HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}")
+                .0,
+            want: &[
+                r#"GET /a 1.1 -> 200 t=1000..2000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#,
+                r#"POST /p?q=1 1.1 -> 201 t=3000..4000 req=123/4 resp=77/2 host="h2" ua="ua/1" tp="00-ab-cd-01" ctype="text/x"/"application/json""#,
+            ],
+            losses: "none",
+        },
+        Case {
+            name: "pipelined: requests in one feed, responses in one feed",
+            ops: Script::new()
+                .c(b"GET /1 HTTP/1.1\r\n\r\nHEAD /2 HTTP/1.1\r\n\r\nGET /3 HTTP/1.1\r\n\r\n")
+                .s(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nHTTP/1.1 404 Not Found\r\nContent-Length: 1\r\n\r\n3")
+                .0,
+            want: &[
+                "GET /1 1.1 -> 200 t=1000..2000 req=19/0 resp=39/1 host=- ua=- tp=- ctype=-/-",
+                "HEAD /2 1.1 -> 200 t=1000..2000 req=20/0 resp=39/0 host=- ua=- tp=- ctype=-/-",
+                "GET /3 1.1 -> 404 t=1000..2000 req=19/0 resp=45/1 host=- ua=- tp=- ctype=-/-",
+            ],
+            losses: "none",
+        },
+        Case {
+            name: "chunked response: extensions, trailers, bare LF, next message after",
+            ops: Script::new()
+                .c(GET)
+                .s(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5;a=b\r\nhello\r\n1A \r\nabcdefghijklmnopqrstuvwxyz\r\n0\nTrailer: t\r\n\r\n")
+                .c(GET)
+                .s(OK3)
+                .0,
+            want: &[
+                r#"GET /a 1.1 -> 200 t=1000..2000 req=28/0 resp=123/31 host="h" ua=- tp=- ctype=-/-"#,
+                r#"GET /a 1.1 -> 200 t=3000..4000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#,
+            ],
+            losses: "none",
+        },
+        Case {
+            name: "chunked request body, response before the body ends",
+            ops: Script::new()
+                .c(b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+                .s(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .c(b"0\r\n\r\n")
+                .0,
+            want: &["POST /up 1.1 -> 200 t=1000..2000 req=63/3 resp=38/0 host=- ua=- tp=- ctype=-/-"],
+            losses: "none",
+        },
+        Case {
+            name: "100-continue is interim: the final response ends the exchange",
+            ops: Script::new()
+                .c(b"PUT /f HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+                .s(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .c(b"12345")
+                .s(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+                .0,
+            want: &["PUT /f 1.1 -> 201 t=1000..4000 req=67/5 resp=68/0 host=- ua=- tp=- ctype=-/-"],
+            losses: "none",
+        },
+        Case {
+            name: "HEAD response has no body despite Content-Length",
+            ops: Script::new()
+                .c(b"HEAD /h HTTP/1.1\r\n\r\n")
+                .s(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+                .c(GET)
+                .s(OK3)
+                .0,
+            want: &[
+                "HEAD /h 1.1 -> 200 t=1000..2000 req=20/0 resp=42/0 host=- ua=- tp=- ctype=-/-",
+                r#"GET /a 1.1 -> 200 t=3000..4000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#,
+            ],
+            losses: "none",
+        },
+        Case {
+            name: "204 and 304 have no body",
+            ops: Script::new()
+                .c(b"DELETE /d HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\nIf-None-Match: \"x\"\r\n\r\n")
+                .s(b"HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"x\"\r\n\r\n")
+                .0,
+            want: &[
+                "DELETE /d 1.1 -> 204 t=1000..2000 req=22/0 resp=27/0 host=- ua=- tp=- ctype=-/-",
+                "GET /c 1.1 -> 304 t=1000..2000 req=39/0 resp=67/0 host=- ua=- tp=- ctype=-/-",
+            ],
+            losses: "none",
+        },
+        Case {
+            name: "close-delimited body ends when the server closes",
+            ops: Script::new()
+                .c(b"GET /old HTTP/1.0\r\n\r\n")
+                .s(b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<p>")
+                .s(b"hi</p>")
+                .end(Side::Server)
+                .close()
+                .0,
+            want: &["GET /old 1.0 -> 200 t=1000..3000 req=21/0 resp=53/9 host=- ua=- tp=- ctype=-/\"text/html\""],
+            losses: "none",
+        },
+        Case {
+            name: "close-delimited body ended by close alone",
+            ops: Script::new().c(GET).s(b"HTTP/1.1 200 OK\r\n\r\nabc").close().0,
+            want: &[r#"GET /a 1.1 -> 200 t=1000..2000 req=28/0 resp=22/3 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "none",
+        },
+        Case {
+            name: "Connection: close with a length completes at the length",
+            ops: Script::new()
+                .c(b"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n")
+                .s(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nabc")
+                .end(Side::Server)
+                .end(Side::Client)
+                .close()
+                .0,
+            want: &["GET /a 1.1 -> 200 t=1000..2000 req=38/0 resp=60/3 host=- ua=- tp=- ctype=-/-"],
+            losses: "none",
+        },
+        Case {
+            name: "uncaptured request body bytes are counted",
+            ops: Script::new()
+                .c(b"POST /big HTTP/1.1\r\nContent-Length: 1000000\r\n\r\nhead-of-body")
+                .skip(Side::Client, Some(999_976))
+                .c(b"tail-of-body")
+                .s(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
+                .0,
+            want: &["POST /big 1.1 -> 202 t=1000..4000 req=1000045/1000000 resp=44/0 host=- ua=- tp=- ctype=-/-"],
+            losses: "none",
+        },
+        Case {
+            name: "uncaptured chunk data is counted",
+            ops: Script::new()
+                .c(GET)
+                .s(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\nab")
+                .skip(Side::Server, Some(1020))
+                .s(b"yz\r\n0\r\n\r\n")
+                .0,
+            want: &[r#"GET /a 1.1 -> 200 t=1000..4000 req=28/0 resp=1059/1024 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "none",
+        },
+        Case {
+            name: "a gap past the body end completes it, then loses the next head",
+            ops: Script::new()
+                .c(GET)
+                .s(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+                .skip(Side::Server, Some(25))
+                .c(GET)
+                .s(b"ders\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc")
+                .0,
+            want: &[
+                r#"GET /a 1.1 -> 200 t=1000..3000 req=28/0 resp=48/10 host="h" ua=- tp=- ctype=-/-"#,
+                r#"GET /a 1.1 -> 200 t=4000..5000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#,
+            ],
+            losses: "resync_bytes=23",
+        },
+        Case {
+            name: "a gap inside a response head: resync on the next status line",
+            ops: Script::new()
+                .c(GET)
+                .s(b"HTTP/1.1 200 OK\r\nConte")
+                .skip(Side::Server, Some(100))
+                .s(b"body-tail")
+                .c(GET)
+                .s(OK3)
+                .0,
+            want: &[r#"GET /a 1.1 -> 200 t=5000..6000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "unmatched_request=1 resync_bytes=131",
+        },
+        Case {
+            name: "a gap inside a request head: resync on the next request line",
+            ops: Script::new()
+                .c(b"GET /lost HTTP/1.1\r\nHo")
+                .skip(Side::Client, Some(50))
+                .c(b"st-tail\r\n\r\nGET /found HTTP/1.1\r\n\r\n")
+                .s(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .0,
+            want: &["GET /found 1.1 -> 200 t=3000..4000 req=24/0 resp=38/0 host=- ua=- tp=- ctype=-/-"],
+            losses: "resync_bytes=83",
+        },
+        Case {
+            name: "an unknown gap loses a counted body and the waiting request",
+            ops: Script::new()
+                .c(GET)
+                .s(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
+                .skip(Side::Server, None)
+                .s(b"rest")
+                .c(GET)
+                .s(OK3)
+                .0,
+            want: &[r#"GET /a 1.1 -> 200 t=5000..6000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "unmatched_request=1 resync_bytes=4",
+        },
+        Case {
+            name: "a gap over chunk framing loses the exchange",
+            ops: Script::new()
+                .c(GET)
+                .s(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nab")
+                .skip(Side::Server, Some(10))
+                .s(b"0\r\n\r\n")
+                .close()
+                .0,
+            want: &[],
+            losses: "unmatched_request=1 resync_bytes=15",
+        },
+        Case {
+            name: "joined mid-stream: a response with no request",
+            ops: Script::new().s(OK3).c(GET).s(OK3).0,
+            want: &[r#"GET /a 1.1 -> 200 t=2000..3000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "unmatched_response=1",
+        },
+        Case {
+            name: "joined mid-body: bytes before the first request line are passed over",
+            ops: Script::new().c(b"dy of an earlier POST").c(GET).s(OK3).0,
+            want: &[r#"GET /a 1.1 -> 200 t=2000..3000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "resync_bytes=21",
+        },
+        Case {
+            name: "a request still waiting at close is counted, not emitted",
+            ops: Script::new().c(GET).s(OK3).c(GET).close().0,
+            want: &[r#"GET /a 1.1 -> 200 t=1000..2000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "unmatched_request=1",
+        },
+        Case {
+            name: "garbage between messages: malformed, then resync",
+            ops: Script::new().c(GET).s(OK3).c(b"\x16\x03\x01 garbage\r\n").c(GET).s(OK3).0,
+            want: &[
+                r#"GET /a 1.1 -> 200 t=1000..2000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#,
+                r#"GET /a 1.1 -> 200 t=4000..5000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#,
+            ],
+            losses: "malformed=1 resync_bytes=13",
+        },
+        Case {
+            name: "a bad Content-Length is malformed",
+            ops: Script::new()
+                .c(b"POST /x HTTP/1.1\r\nContent-Length: 1x\r\n\r\n")
+                .c(b"POST /y HTTP/1.1\r\nContent-Length: 1, 2\r\n\r\n")
+                .c(GET)
+                .s(OK3)
+                .0,
+            want: &[r#"GET /a 1.1 -> 200 t=3000..4000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "malformed=2 resync_bytes=82",
+        },
+        Case {
+            name: "leading empty lines before a request line are ignored",
+            ops: Script::new().c(b"\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n").s(OK3).0,
+            want: &[r#"GET /a 1.1 -> 200 t=1000..2000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "none",
+        },
+        Case {
+            name: "101 Switching Protocols: the rest is not HTTP",
+            ops: Script::new()
+                .c(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+                .s(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi")
+                .c(b"\x81\x82abcdxx")
+                .close()
+                .0,
+            want: &["GET /ws 1.1 -> 101 t=1000..2000 req=60/0 resp=56/0 host=- ua=- tp=- ctype=-/-"],
+            losses: "none",
+        },
+        Case {
+            name: "CONNECT 200: a tunnel follows",
+            ops: Script::new()
+                .c(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+                .s(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .c(b"\x16\x03\x01\x02\x00")
+                .s(b"\x16\x03\x03\x00\x10")
+                .0,
+            want: &[r#"CONNECT example.com:443 1.1 -> 200 t=1000..2000 req=59/0 resp=39/0 host="example.com:443" ua=- tp=- ctype=-/-"#],
+            losses: "none",
+        },
+        Case {
+            name: "a head over the limit is oversized",
+            ops: Script::new().c(big_header.as_bytes()).c(GET).s(OK3).0,
+            want: &[r#"GET /a 1.1 -> 200 t=2000..3000 req=28/0 resp=41/3 host="h" ua=- tp=- ctype=-/-"#],
+            losses: "oversized=1 resync_bytes=65560",
+        },
+        Case {
+            name: "more header fields than fit on the stack",
+            ops: Script::new().c(many_headers.as_bytes()).s(OK3).0,
+            want: &[r#"GET /many 1.1 -> 200 t=1000..2000 req=1154/0 resp=41/3 host="many" ua=- tp=- ctype=-/-"#],
+            losses: "none",
+        },
+        Case {
+            name: "absolute-form target and an extension method",
+            ops: Script::new()
+                .c(b"GET http://example.com/x HTTP/1.1\r\n\r\n")
+                .s(OK3)
+                .c(b"PURGE /cache HTTP/1.1\r\n\r\n")
+                .s(OK3)
+                .0,
+            want: &[
+                "GET http://example.com/x 1.1 -> 200 t=1000..2000 req=37/0 resp=41/3 host=- ua=- tp=- ctype=-/-",
+                "PURGE /cache 1.1 -> 200 t=3000..4000 req=25/0 resp=41/3 host=- ua=- tp=- ctype=-/-",
+            ],
+            losses: "none",
+        },
+        Case {
+            name: "early final response to a request whose body never comes",
+            ops: Script::new()
+                .c(b"POST /big HTTP/1.1\r\nContent-Length: 100\r\n\r\nabc")
+                .s(b"HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                .end(Side::Server)
+                .close()
+                .0,
+            want: &["POST /big 1.1 -> 413 t=1000..2000 req=42/0 resp=72/0 host=- ua=- tp=- ctype=-/-"],
+            losses: "none",
+        },
+    ];
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|case| check_case(case).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn infer_table() {
+    let cases: &[(&[u8], Option<(u8, Role)>)] = &[
+        (b"GET / HTTP/1.1\r\n", Some((100, Role::Client))),
+        (b"PROPFIND /dav HTTP/1.0\n", Some((100, Role::Client))),
+        (
+            b"PATCH /x HTTP/1.1\r\nHost: h\r\n\r\n",
+            Some((100, Role::Client)),
+        ),
+        (b"HTTP/1.1 200 OK\r\n", Some((90, Role::Server))),
+        (b"HTTP/1.0 404 ", Some((90, Role::Server))),
+        (b"HTTP/1.1 204\r\n", Some((90, Role::Server))),
+        (b"GE", None),
+        (b"GET / HTTP/1.1", None),
+        (b"HTTP/1.1 20", None),
+        (b"HTTP/2 200 ", None),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", None),
+        (b"PURGE / HTTP/1.1\r\n", None),
+        (b"get / HTTP/1.1\r\n", None),
+        (b"GET / HTTP/1.2\r\n", None),
+        (b"GET  HTTP/1.1\r\n", None),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", None),
+        (b"", None),
+    ];
+    for (bytes, want) in cases {
+        for dir in [Direction::Egress, Direction::Ingress] {
+            let got = infer(dir, bytes).map(|i| {
+                assert_eq!(i.protocol, Protocol::Http1);
+                (i.confidence, i.sender_role.unwrap_or(Role::Server))
+            });
+            assert_eq!(got, *want, "{:?}", String::from_utf8_lossy(bytes));
+        }
+    }
+    assert_eq!(
+        crate::infer(Direction::Egress, b"GET / HTTP/1.1\r\n").map(|i| i.protocol),
+        Some(Protocol::Http1)
+    );
+}
+
+/// Random bytes, random splits, random gaps: no panic, nothing unbounded.
+#[test]
+fn garbage_does_not_panic() {
+    let pieces: [&[u8]; 12] = [
+        b"GET / HTTP/1.1\r\n",
+        b"HTTP/1.1 200 OK\r\n",
+        b"Content-Length: 5\r\n",
+        b"Transfer-Encoding: chunked\r\n",
+        b"\r\n",
+        b"5\r\nhello\r\n0\r\n\r\n",
+        b"HEAD /x HTTP/1.0\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\n",
+        b"ffffffffffffffffff\r\n",
+        b"Content-Length: 18446744073709551615\r\n",
+        b"\x00\xff\x80garbage",
+        b"HTTP/1.1 101 Switching\r\n\r\n",
+    ];
+    let mut rng = XorShift(0x5eed);
+    for _ in 0..3000 {
+        let mut parser = Http1Parser::new();
+        let mut out = Output::default();
+        let mut bytes = Vec::new();
+        for step in 0..rng.below(40) {
+            let dir = if rng.below(2) == 0 {
+                Direction::Egress
+            } else {
+                Direction::Ingress
+            };
+            match rng.below(10) {
+                0 => parser.skip(
+                    dir,
+                    if rng.below(3) == 0 {
+                        None
+                    } else {
+                        Some(rng.below(100))
+                    },
+                    step,
+                    &mut out,
+                ),
+                1 => parser.end(dir, step, &mut out),
+                2 => {
+                    bytes.clear();
+                    bytes.extend((0..rng.below(64)).map(|_| rng.next() as u8));
+                    parser.feed(dir, &bytes, step, &mut out);
+                }
+                _ => {
+                    bytes.clear();
+                    for _ in 0..rng.below(6) {
+                        bytes.extend_from_slice(pieces[rng.below(pieces.len() as u64) as usize]);
+                    }
+                    let cut = rng.below(bytes.len() as u64 + 1) as usize;
+                    parser.feed(dir, &bytes[..cut], step, &mut out);
+                    parser.feed(dir, &bytes[cut..], step, &mut out);
+                }
+            }
+        }
+        parser.close(99, &mut out);
+        for r in &out.records {
+            assert!(r.start_ns <= 99 && r.end_ns <= 99);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recorded traffic.
+
+/// Fixtures in `testdata/http1/`, as recorded by `record.sh`.
+const CASES: &[&str] = &[
+    "keepalive_mixed",
+    "chunked_gzip",
+    "conditional_304",
+    "put_100_continue",
+    "pipelined_10",
+    "http10_close_delimited",
+    "connection_close",
+];
+
+/// One recorded connection: what each side sent, and when (from the capture).
+struct Capture {
+    name: &'static str,
+    client: Vec<u8>,
+    server: Vec<u8>,
+    /// Side, µs since the SYN, byte range in that side's stream (`None`: the side closed).
+    timeline: Vec<(Side, u64, Option<Range<usize>>)>,
+}
+
+fn testdata(file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/http1")
+        .join(file)
+}
+
+impl Capture {
+    fn load(name: &'static str) -> Self {
+        let read = |suffix: &str| {
+            std::fs::read(testdata(&format!("{name}.{suffix}")))
+                .unwrap_or_else(|e| panic!("reading fixture {name}.{suffix}: {e}"))
+        };
+        let (client, server) = (read("client.bin"), read("server.bin"));
+        let mut offsets = [0usize; 2];
+        let mut timeline = Vec::new();
+        for line in String::from_utf8(read("timeline"))
+            .expect("timeline is text")
+            .lines()
+        {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [side, us, len] = fields[..] else {
+                panic!("bad timeline line {line:?}")
+            };
+            let (side, i) = match side {
+                "c" => (Side::Client, 0),
+                "s" => (Side::Server, 1),
+                _ => panic!("bad side in {line:?}"),
+            };
+            let us: u64 = us.parse().expect("timeline time");
+            let range = (len != "fin").then(|| {
+                let len: usize = len.parse().expect("timeline length");
+                offsets[i] += len;
+                offsets[i] - len..offsets[i]
+            });
+            timeline.push((side, us, range));
+        }
+        assert_eq!(
+            offsets,
+            [client.len(), server.len()],
+            "{name}: timeline does not cover the streams"
+        );
+        Self {
+            name,
+            client,
+            server,
+            timeline,
+        }
+    }
+
+    fn stream(&self, side: Side) -> &[u8] {
+        match side {
+            Side::Client => &self.client,
+            Side::Server => &self.server,
+        }
+    }
+
+    /// The connection as recorded: one feed per TCP segment, `end` at each FIN, then close.
+    fn ops(&self) -> Vec<Op<'_>> {
+        let mut ops: Vec<Op<'_>> = self
+            .timeline
+            .iter()
+            .map(|(side, us, range)| match range {
+                Some(r) => Op::Feed(*side, &self.stream(*side)[r.clone()], us * 1000),
+                None => Op::End(*side, us * 1000),
+            })
+            .collect();
+        ops.push(Op::Close(ops.last().map_or(0, Op::ts) + 1000));
+        ops
+    }
+
+    /// Everything the client sent in one feed, then everything the server sent in one.
+    fn ops_whole(&self) -> Vec<Op<'_>> {
+        vec![
+            Op::Feed(Side::Client, &self.client, 1000),
+            Op::Feed(Side::Server, &self.server, 2000),
+            Op::End(Side::Server, 3000),
+            Op::Close(4000),
+        ]
+    }
+
+    /// As recorded, but bytes `range` of `side`'s stream were not captured: a skip instead.
+    fn ops_with_gap(&self, side: Side, range: Range<usize>) -> Vec<Op<'_>> {
+        let mut ops = Vec::new();
+        for (s, us, seg) in &self.timeline {
+            let ts = us * 1000;
+            let Some(seg) = seg else {
+                ops.push(Op::End(*s, ts));
+                continue;
+            };
+            if *s != side || seg.end <= range.start || seg.start >= range.end {
+                ops.push(Op::Feed(*s, &self.stream(*s)[seg.clone()], ts));
+                continue;
+            }
+            let (lo, hi) = (range.start.max(seg.start), range.end.min(seg.end));
+            if seg.start < lo {
+                ops.push(Op::Feed(*s, &self.stream(*s)[seg.start..lo], ts));
+            }
+            ops.push(Op::Skip(*s, Some((hi - lo) as u64), ts));
+            if hi < seg.end {
+                ops.push(Op::Feed(*s, &self.stream(*s)[hi..seg.end], ts));
+            }
+        }
+        ops.push(Op::Close(ops.last().map_or(0, Op::ts) + 1000));
+        ops
+    }
+}
+
+/// Compares `got` with the baseline file, or rewrites it under `WIRELENS_BLESS`.
+fn check_baseline(file: &str, got: &str) {
+    let path = testdata(file);
+    if std::env::var_os("WIRELENS_BLESS").is_some() {
+        std::fs::write(&path, got).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    assert!(
+        want == got,
+        "{file} differs from the baseline (WIRELENS_BLESS=1 to accept)\n--- want\n{want}--- got\n{got}"
+    );
+}
+
+/// Each capture, as recorded and in both roles, against its baseline.
+#[test]
+fn captures_match_baselines() {
+    for &name in CASES {
+        let cap = Capture::load(name);
+        let got = run(&cap.ops(), Role::Client, true);
+        check_baseline(&format!("{name}.expected"), &got.text());
+        assert_eq!(run(&cap.ops(), Role::Server, true), got, "{name} as server");
+    }
+}
+
+/// Each capture fed with one segment split in two, at every byte of every segment.
+#[test]
+fn captures_split_everywhere() {
+    for &name in CASES {
+        let cap = Capture::load(name);
+        let ops = cap.ops();
+        let want = run(&ops, Role::Client, true);
+        for i in 0..ops.len() {
+            let Op::Feed(side, bytes, ts) = ops[i] else {
+                continue;
+            };
+            for at in 1..bytes.len() {
+                let mut split = ops.clone();
+                split.splice(
+                    i..=i,
+                    [
+                        Op::Feed(side, &bytes[..at], ts),
+                        Op::Feed(side, &bytes[at..], ts),
+                    ],
+                );
+                let traced = if at % 2 == 0 {
+                    Role::Client
+                } else {
+                    Role::Server
+                };
+                assert_eq!(
+                    run(&split, traced, true),
+                    want,
+                    "{name}: op {i} split at {at} as {traced:?}"
+                );
+            }
+        }
+    }
+}
+
+/// Each capture fed in small random chunks, byte by byte, and in two whole feeds.
+#[test]
+fn captures_in_any_chunks() {
+    for &name in CASES {
+        let cap = Capture::load(name);
+        let ops = cap.ops();
+        for traced in [Role::Client, Role::Server] {
+            let want = run(&ops, traced, true);
+            assert_eq!(
+                run(&bytewise(&ops), traced, true),
+                want,
+                "{name} byte by byte as {traced:?}"
+            );
+            for seed in 1..=10 {
+                let got = run(&rechunk(&ops, seed, 17), traced, true);
+                assert_eq!(got, want, "{name} chunks seed {seed} as {traced:?}");
+            }
+            let untimed = run(&ops, traced, false);
+            assert_eq!(
+                run(&cap.ops_whole(), traced, false),
+                untimed,
+                "{name} in two feeds as {traced:?}"
+            );
+        }
+    }
+}
+
+/// Where the first body in `stream` starts, and its Content-Length, first chunk size, or the
+/// rest of the stream.
+fn first_body(stream: &[u8]) -> (usize, usize) {
+    let head_end = stream
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    let head = String::from_utf8_lossy(&stream[..head_end]).to_ascii_lowercase();
+    if let Some(v) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+    {
+        return (head_end, v.trim().parse().expect("a length"));
+    }
+    if !head.contains("transfer-encoding: chunked") {
+        return (head_end, stream.len() - head_end);
+    }
+    let line_end = head_end
+        + stream[head_end..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a chunk size");
+    let size = usize::from_str_radix(
+        std::str::from_utf8(&stream[head_end..line_end]).expect("hex"),
+        16,
+    )
+    .expect("hex");
+    (line_end + 2, size)
+}
+
+/// Bytes moved but not captured (the 16 KiB cut, sendfile) inside a body change nothing.
+#[test]
+fn captures_with_uncaptured_body_bytes() {
+    for (name, side) in [
+        ("keepalive_mixed", Side::Server),
+        ("chunked_gzip", Side::Server),
+        ("put_100_continue", Side::Client),
+        ("pipelined_10", Side::Server),
+        ("http10_close_delimited", Side::Server),
+    ] {
+        let cap = Capture::load(name);
+        let (start, len) = first_body(cap.stream(side));
+        for traced in [Role::Client, Role::Server] {
+            let want = run(&cap.ops(), traced, true);
+            for range in [
+                start..start + len,
+                start + 1..start + len - 1,
+                start..start + 1,
+            ] {
+                let got = run(&cap.ops_with_gap(side, range.clone()), traced, true);
+                assert_eq!(got, want, "{name}: gap {range:?} in {side:?} as {traced:?}");
+            }
+        }
+    }
+}
+
+/// A gap in a response head loses that exchange only; the rest of the connection is framed.
+#[test]
+fn capture_with_gap_in_a_head_resyncs() {
+    let cap = Capture::load("keepalive_mixed");
+    let all = run(&cap.ops(), Role::Client, true);
+    // The second response (the 404) is the server's second segment.
+    let second = cap
+        .timeline
+        .iter()
+        .filter(|(side, _, r)| *side == Side::Server && r.is_some())
+        .nth(1)
+        .and_then(|(_, _, r)| r.clone())
+        .expect("a second response");
+    let gap = second.start + 20..second.start + 40;
+    for traced in [Role::Client, Role::Server] {
+        let got = run(&cap.ops_with_gap(Side::Server, gap.clone()), traced, true);
+        let mut want_lines = all.lines.clone();
+        want_lines.remove(1);
+        assert_eq!(got.lines, want_lines, "as {traced:?}");
+        assert_eq!(
+            got.losses,
+            format!("unmatched_request=1 resync_bytes={}", second.len()),
+            "as {traced:?}"
+        );
+    }
+}
+
+/// A gap over chunk framing in the recorded gzip response loses it, and only it.
+#[test]
+fn capture_with_gap_over_chunk_framing() {
+    let cap = Capture::load("chunked_gzip");
+    let (start, len) = first_body(&cap.server);
+    let got = run(
+        &cap.ops_with_gap(Side::Server, start + len - 10..start + len + 20),
+        Role::Client,
+        true,
+    );
+    assert!(got.lines.is_empty(), "{}", got.text());
+    assert!(
+        got.losses.starts_with("unmatched_request=1 resync_bytes="),
+        "{}",
+        got.losses
+    );
+}

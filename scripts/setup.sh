@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Installs what building and testing wirelens needs, on Debian 12 as root.
+# Idempotent and quiet: one line per step, the full output only when a step fails,
+# and nothing but checks when everything is already there.
+set -euo pipefail
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: must run as root (installs packages, loads eBPF)" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+export PATH="$HOME/.cargo/bin:$PATH"
+
+VENV=/opt/wirelens-venv
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REQUIREMENTS="$REPO_ROOT/tests/receiver/requirements.txt"
+APT_PACKAGES=(
+    llvm-22-dev libpolly-22-dev
+    build-essential pkg-config
+    nginx curl wrk tshark
+    bpftool linux-perf
+    python3-venv python3-pip
+    iproute2 procps util-linux
+)
+
+step() { printf 'setup: %s\n' "$*"; }
+
+# Runs a command with its output kept in a log, shown only if it fails.
+quiet() {
+    local log
+    log=$(mktemp)
+    if ! "$@" >"$log" 2>&1; then
+        echo "setup: failed: $*" >&2
+        tail -n 50 "$log" >&2
+        rm -f "$log"
+        return 1
+    fi
+    rm -f "$log"
+}
+
+# --- Debian packages -------------------------------------------------------
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    if [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) != "install ok installed" ]]; then
+        missing+=("$pkg")
+    fi
+done
+if ((${#missing[@]})); then
+    # tshark asks whether non-root users may capture; answer no, without a prompt.
+    echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+    # Keep package scripts from starting services (the default nginx on port 80):
+    # tests run their own nginx with their own prefix and port.
+    policy_rc=/usr/sbin/policy-rc.d
+    created_policy=0
+    if [[ ! -e $policy_rc ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy_rc"
+        chmod 755 "$policy_rc"
+        created_policy=1
+    fi
+    quiet apt-get update -q
+    install_status=0
+    quiet apt-get install -y -q --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "${missing[@]}" || install_status=$?
+    if ((created_policy)); then rm -f "$policy_rc"; fi
+    ((install_status == 0)) || exit "$install_status"
+    step "apt: installed ${missing[*]}"
+else
+    step "apt: all ${#APT_PACKAGES[@]} packages present"
+fi
+
+# --- the system nginx stays off ------------------------------------------
+# If the package started its default server (port 80), stop it and keep it from
+# starting at boot; the tests never use it.
+stopped=""
+if [[ -s /run/nginx.pid ]]; then
+    pid=$(cat /run/nginx.pid)
+    if [[ -r /proc/$pid/comm ]] && [[ $(cat "/proc/$pid/comm") == nginx ]]; then
+        kill -QUIT "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do [[ -e /proc/$pid ]] || break; sleep 0.1; done
+        stopped=" (stopped the running default server)"
+    fi
+fi
+if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now nginx >/dev/null 2>&1 || true
+else
+    update-rc.d nginx disable >/dev/null 2>&1 || true
+fi
+step "nginx: system service off$stopped"
+
+# --- Rust: stable with clippy and rustfmt, nightly with rust-src ------------
+if ! command -v rustup >/dev/null; then
+    echo "setup: rustup not found (the machine's Rust toolchain is expected)" >&2
+    exit 1
+fi
+stable_components=$(rustup component list --installed 2>/dev/null || true)
+for comp in clippy rustfmt; do
+    if ! grep -q "^$comp" <<<"$stable_components"; then
+        quiet rustup component add "$comp"
+    fi
+done
+if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
+    quiet rustup toolchain install nightly --profile minimal --component rust-src
+    step "rust: installed nightly with rust-src"
+else
+    step "rust: stable (clippy, rustfmt) and nightly (rust-src) present"
+fi
+
+# --- bpf-linker (links the kernel object) ---------------------------------
+if bpf_version=$(bpf-linker --version 2>/dev/null); then
+    step "bpf-linker: present ($bpf_version)"
+else
+    quiet env LLVM_PREFIX=/usr/lib/llvm-22 \
+        cargo install bpf-linker --no-default-features --features llvm-22 --locked
+    step "bpf-linker: installed ($(bpf-linker --version))"
+fi
+
+# --- Python venv for the OTLP receiver and the python clients ---------------
+stamp="$VENV/.wirelens-requirements"
+if [[ -x $VENV/bin/python ]] && [[ -f $stamp ]] && cmp -s "$REQUIREMENTS" "$stamp"; then
+    step "python: $VENV up to date"
+else
+    [[ -x $VENV/bin/python ]] || quiet /usr/bin/python3 -m venv "$VENV"
+    quiet "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS"
+    quiet "$VENV/bin/python" -c 'import grpc, requests, google.protobuf, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc'
+    cp "$REQUIREMENTS" "$stamp"
+    step "python: $VENV installed from tests/receiver/requirements.txt"
+fi
+
+# --- tracefs (the agent mounts it too) ------------------------------------
+if mountpoint -q /sys/kernel/tracing; then
+    step "tracefs: mounted"
+else
+    quiet mount -t tracefs nodev /sys/kernel/tracing
+    step "tracefs: mounted now"
+fi

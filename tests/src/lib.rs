@@ -1,0 +1,46 @@
+//! Integration-test harness for wirelens: the built agent loaded into this kernel, real peers on
+//! 127.0.0.1, and an independent OTLP receiver.
+//!
+//! It is not a library for the agent: nothing here is used by the `wirelens` binary, and it
+//! shares no code with it, so that what the agent exports is decoded by the official protos
+//! (`tests/receiver/otlp_receiver.py`), not by our own types.
+//!
+//! Every helper panics with a message that says what it waited for and what the process printed,
+//! every wait is bounded, and every process a helper starts is ended when its handle drops.
+//!
+//! # Examples
+//!
+//! ```no_run
+//! use wirelens_tests::{Otlp, Setup, curl};
+//!
+//! let setup = Setup::start("example", Otlp::Grpc);
+//! curl(&["-o", "/dev/null", &setup.nginx.url("/index.html")]);
+//! let done = setup.finish(2);
+//! done.assert_counts(1, 1);
+//! ```
+//!
+//! Needs root, `scripts/setup.sh` (nginx, curl, the venv at `/opt/wirelens-venv`) and a built
+//! agent (`cargo build --release -p wirelens`, or `WIRELENS_BIN`).
+
+#![deny(missing_docs)]
+
+mod agent;
+mod clients;
+mod nginx;
+mod otlp;
+mod receiver;
+mod setup;
+mod util;
+
+pub use agent::{Agent, AgentOutput};
+pub use clients::{ClientProcess, ClientRun, curl, python_client};
+pub use nginx::Nginx;
+pub use otlp::{
+    HTTP_DURATION_BOUNDS, MetricPoint, Span, histogram_count, histogram_series, sum_total,
+    summarize_spans,
+};
+pub use receiver::{Otlp, Receiver};
+pub use setup::{Exchange, Finished, Setup};
+pub use util::{
+    comm, exe_name, fixture, free_port, host_name, python, wait_until, workspace_root, write_actual,
+};

@@ -1,0 +1,128 @@
+//! Start-up and failure behaviour of the `wirelens` binary: not root, a second instance, an
+//! OTLP endpoint where nothing listens.
+//!
+//! Needs root and a built agent; run one at a time (`-- --test-threads=1`).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::time::Duration;
+
+use wirelens_tests::{Agent, Nginx, curl, free_port, wait_until};
+
+#[test]
+fn refuses_to_start_without_root() {
+    // A copy in a world-readable directory, so `nobody` can run it wherever the tree lives.
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let bin = dir.path().join("wirelens");
+    fs::copy(Agent::binary(), &bin).expect("copy the agent");
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let bin = bin.to_str().expect("utf-8 path");
+    let port = free_port().to_string();
+    let cmd = Agent::command(
+        Path::new("/usr/bin/setpriv"),
+        &[
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin,
+            "--port",
+            &port,
+        ],
+        &[],
+    );
+    let out = Agent::spawn_command(cmd).wait_exit(Duration::from_secs(30));
+    assert!(
+        !out.status.success(),
+        "started as nobody; stderr:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.to_lowercase().contains("root"),
+        "the error should say it needs root; stderr:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn refuses_a_second_instance() {
+    let port = free_port().to_string();
+    let first = Agent::start(&["--port", &port], &[]);
+    let second = Agent::spawn(&["--port", &port], &[]).wait_exit(Duration::from_secs(60));
+    assert!(
+        !second.status.success(),
+        "a second agent started; stderr:\n{}",
+        second.stderr
+    );
+    assert!(
+        second.stderr.contains("already running"),
+        "the error should say `already running`; stderr:\n{}",
+        second.stderr
+    );
+    // The first one is unharmed.
+    first.stop().assert_success();
+}
+
+#[test]
+fn keeps_running_when_the_endpoint_is_dead() {
+    let nginx = Nginx::start(free_port());
+    let dead = free_port();
+    let endpoint = format!("http://127.0.0.1:{dead}");
+    let port = nginx.port.to_string();
+    let agent = Agent::start(
+        &["--port", &port],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ],
+    );
+    let urls: Vec<String> = ["/index.html?1", "/index.html?2", "/index.html?3"]
+        .iter()
+        .map(|t| nginx.url(t))
+        .collect();
+    curl(&[
+        "-o",
+        "/dev/null",
+        &urls[0],
+        "-o",
+        "/dev/null",
+        &urls[1],
+        "-o",
+        "/dev/null",
+        &urls[2],
+    ]);
+
+    let needle = format!("127.0.0.1:{dead}");
+    wait_until(
+        "a warning about the dead endpoint",
+        Duration::from_secs(30),
+        || failure_line(&agent.stderr(), &needle).then_some(()),
+    );
+    let out = agent.stop();
+    out.assert_success();
+    assert!(
+        failure_line(&out.stderr, &needle),
+        "stderr should name {needle} and say `failed`:\n{}",
+        out.stderr
+    );
+    assert!(
+        out.counter("export_failures") > 0,
+        "counters: {:?}",
+        out.counters()
+    );
+    assert_eq!(
+        out.counter("records"),
+        6,
+        "3 server + 3 client records: {:?}",
+        out.counters()
+    );
+}
+
+/// A stderr line naming the endpoint and saying it failed.
+fn failure_line(stderr: &str, endpoint: &str) -> bool {
+    stderr
+        .lines()
+        .any(|l| l.contains(endpoint) && l.to_lowercase().contains("failed"))
+}
