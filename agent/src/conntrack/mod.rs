@@ -100,8 +100,8 @@ impl ConnTracker {
 
     /// A data event (`ts` already in Unix ns).
     pub fn on_data(&mut self, h: &DataHeader, bytes: &[u8], ts: u64, cx: &mut impl Context) {
-        if self.ignored.contains_key(&h.sk) {
-            self.ignored.insert(h.sk, ts);
+        if let Some(last) = self.ignored.get_mut(&h.sk) {
+            *last = ts;
             return;
         }
         if !self.conns.contains_key(&h.sk) {

@@ -30,7 +30,7 @@ const ATTACHMENTS: &[(&str, &str, &str)] = &[
 pub enum ProbeError {
     /// The object did not load (verifier, permissions, missing BTF).
     #[error("loading the eBPF object failed (is this kernel ≥ 6.5 with BTF, and are we root?)")]
-    Load(#[source] aya::EbpfError),
+    Load(#[source] Box<aya::EbpfError>),
     /// A program is missing from the object: a build problem.
     #[error("program {0} is missing from the eBPF object (was the kernel object built?)")]
     MissingProgram(&'static str),
@@ -48,7 +48,7 @@ pub enum ProbeError {
         tracepoint: &'static str,
         /// Cause.
         #[source]
-        source: aya::programs::ProgramError,
+        source: Box<aya::programs::ProgramError>,
     },
     /// A map operation failed.
     #[error("map {name}: {source}")]
@@ -57,7 +57,7 @@ pub enum ProbeError {
         name: &'static str,
         /// Cause.
         #[source]
-        source: aya::maps::MapError,
+        source: Box<aya::maps::MapError>,
     },
     /// Mounting tracefs failed.
     #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed")]
@@ -102,7 +102,7 @@ impl Probes {
             .map_max_entries("EVENTS", settings.ring_size)
             .map_max_entries("SCRATCH", cpus)
             .load(OBJECT)
-            .map_err(ProbeError::Load)?;
+            .map_err(|e| ProbeError::Load(Box::new(e)))?;
 
         fill_filters(&mut ebpf, settings)?;
 
@@ -114,14 +114,14 @@ impl Probes {
                 name,
                 category,
                 tracepoint,
-                source,
+                source: Box::new(source),
             })?;
             if tp.fd().is_err() {
                 tp.load().map_err(|source| ProbeError::Program {
                     name,
                     category,
                     tracepoint,
-                    source,
+                    source: Box::new(source),
                 })?;
             }
             tp.attach(category, tracepoint)
@@ -129,26 +129,26 @@ impl Probes {
                     name,
                     category,
                     tracepoint,
-                    source,
+                    source: Box::new(source),
                 })?;
         }
 
         let events = take(&mut ebpf, "EVENTS").and_then(|m| {
             RingBuf::try_from(m).map_err(|source| ProbeError::Map {
                 name: "EVENTS",
-                source,
+                source: Box::new(source),
             })
         })?;
         let counters = take(&mut ebpf, "COUNTERS").and_then(|m| {
             PerCpuArray::try_from(m).map_err(|source| ProbeError::Map {
                 name: "COUNTERS",
-                source,
+                source: Box::new(source),
             })
         })?;
         let conns = take(&mut ebpf, "CONNS").and_then(|m| {
             BpfHashMap::try_from(m).map_err(|source| ProbeError::Map {
                 name: "CONNS",
-                source,
+                source: Box::new(source),
             })
         })?;
         Ok(Self {
@@ -165,7 +165,12 @@ fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, ProbeErro
 }
 
 fn fill_filters(ebpf: &mut Ebpf, settings: &Settings) -> Result<(), ProbeError> {
-    let map_err = |name| move |source| ProbeError::Map { name, source };
+    let map_err = |name| {
+        move |source| ProbeError::Map {
+            name,
+            source: Box::new(source),
+        }
+    };
     if !settings.pids.is_empty() {
         let mut m: BpfHashMap<_, u32, u8> = ebpf
             .map_mut("PID_FILTER")
