@@ -59,7 +59,7 @@ impl Output {
 
     /// Count `n` of `loss`.
     pub fn lose(&mut self, loss: Loss, n: u64) {
-        self.losses[loss.index()] += n;
+        self.losses[loss.index()] = self.losses[loss.index()].saturating_add(n);
     }
 
     /// The count for `loss`.

@@ -11,6 +11,10 @@ use crate::output::{Loss, Output};
 /// Most head bytes buffered; a longer head is [`Loss::Oversized`].
 pub const MAX_HEAD: usize = 64 * 1024;
 
+/// A carried start line shorter than this is looked at again on every feed (a status line or
+/// method is decided in its first bytes); a longer one only once its LF is in.
+const DECIDE_EARLY: usize = 32;
+
 /// Buffer capacity kept between messages; a larger one is given back.
 const KEEP_CAPACITY: usize = 4 * 1024;
 
@@ -85,8 +89,9 @@ struct Progress {
 impl Progress {
     fn count(&mut self, bytes: u64, payload: u64, ts_ns: u64) {
         if bytes > 0 {
-            self.wire += bytes;
-            self.body += payload;
+            // Saturating: `skip` lengths come from outside and could be anything.
+            self.wire = self.wire.saturating_add(bytes);
+            self.body = self.body.saturating_add(payload);
             self.last_ns = ts_ns;
         }
     }
@@ -284,6 +289,12 @@ impl Framer {
         let take = want.min(MAX_START_LINE.saturating_sub(old).max(1));
         self.buf.extend_from_slice(&input[..take]);
         *input = &input[take..];
+        let line_ended = self.buf.last() == Some(&b'\n');
+        if !line_ended && self.buf.len() > DECIDE_EARLY && self.buf.len() < MAX_START_LINE {
+            // Past its opening, a start line is decided by its end: wait for the LF rather
+            // than look again at every small feed.
+            return Step::More;
+        }
         match infer::find_start(&self.buf, self.kind, scanning, methods) {
             Found::Start { at, kind } => {
                 self.drop_front(at, old, ts_ns, out);
@@ -347,14 +358,14 @@ impl Framer {
         self.state = State::Head(end);
         let Some(len) = found else {
             if self.buf.len() + input.len() > MAX_HEAD {
-                return Step::Emit(self.oversized(out));
+                return Step::Emit(self.oversized(input, input.len(), out));
             }
             self.buf.extend_from_slice(input);
             *input = &[];
             return Step::More;
         };
         if self.buf.len() + len > MAX_HEAD {
-            return Step::Emit(self.oversized(out));
+            return Step::Emit(self.oversized(input, len, out));
         }
         let bytes = if self.buf.is_empty() {
             &input[..len]
@@ -462,9 +473,11 @@ impl Framer {
         Event::Lost
     }
 
-    /// The head outgrew [`MAX_HEAD`].
-    fn oversized(&mut self, out: &mut Output) -> Event {
+    /// The head outgrew [`MAX_HEAD`]; its first `len` bytes in `input` are passed over.
+    fn oversized(&mut self, input: &mut &[u8], len: usize, out: &mut Output) -> Event {
         out.lose(Loss::Oversized, 1);
+        lose_bytes(out, len);
+        *input = &input[len..];
         self.discard_buf(out);
         self.state = State::Scan;
         Event::Lost

@@ -1,10 +1,13 @@
 //! A complete head (start line and header section) → [`RequestHead`] / [`ResponseHead`], with
 //! the body-length rules of RFC 9112 §6.3. The syntax is httparse's.
 
+use std::mem::MaybeUninit;
+
 use super::types::{BodyLen, RequestHead, ResponseHead, ResponseHint};
 use crate::record::HttpVersion;
 
-/// Header fields parsed without allocating; a head with more falls back to the heap.
+/// Header fields parsed without allocating; a head with more is parsed again with room for
+/// one per line.
 const STACK_HEADERS: usize = 64;
 
 /// Why a head did not parse.
@@ -16,6 +19,8 @@ pub(crate) enum HeadError {
     ContentLength,
     /// A request with a transfer coding other than chunked last (RFC 9112 §6.3 item 4).
     TransferEncoding,
+    /// More header fields than the buffer given to httparse; retried with a larger one.
+    TooManyHeaders,
 }
 
 /// Lenient where real peers are: an observer must read what the server accepted.
@@ -33,18 +38,26 @@ fn config() -> httparse::ParserConfig {
 
 /// Parses `head`, which must end with the blank line ending the header section.
 pub(crate) fn parse_request(head: &[u8], start_ns: u64) -> Result<RequestHead, HeadError> {
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut heap;
-    let mut headers: &mut [httparse::Header<'_>] = &mut stack;
-    if line_count(head) > STACK_HEADERS {
-        heap = vec![httparse::EMPTY_HEADER; line_count(head)];
-        headers = &mut heap;
+    let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    match request_with(head, start_ns, &mut stack) {
+        Err(HeadError::TooManyHeaders) => {
+            let mut heap = vec![MaybeUninit::uninit(); line_count(head)];
+            request_with(head, start_ns, &mut heap)
+        }
+        result => result,
     }
-    let mut req = httparse::Request::new(headers);
-    match config().parse_request(&mut req, head) {
-        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-        _ => return Err(HeadError::Syntax),
-    }
+}
+
+fn request_with<'b>(
+    head: &'b [u8],
+    start_ns: u64,
+    headers: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<RequestHead, HeadError> {
+    let mut req = httparse::Request::new(&mut []);
+    check(
+        config().parse_request_with_uninit_headers(&mut req, head, headers),
+        head,
+    )?;
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Syntax);
     };
@@ -76,18 +89,27 @@ pub(crate) fn parse_response(
     start_ns: u64,
     hint: ResponseHint,
 ) -> Result<ResponseHead, HeadError> {
-    let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
-    let mut heap;
-    let mut headers: &mut [httparse::Header<'_>] = &mut stack;
-    if line_count(head) > STACK_HEADERS {
-        heap = vec![httparse::EMPTY_HEADER; line_count(head)];
-        headers = &mut heap;
+    let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    match response_with(head, start_ns, hint, &mut stack) {
+        Err(HeadError::TooManyHeaders) => {
+            let mut heap = vec![MaybeUninit::uninit(); line_count(head)];
+            response_with(head, start_ns, hint, &mut heap)
+        }
+        result => result,
     }
-    let mut resp = httparse::Response::new(headers);
-    match config().parse_response(&mut resp, head) {
-        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-        _ => return Err(HeadError::Syntax),
-    }
+}
+
+fn response_with<'b>(
+    head: &'b [u8],
+    start_ns: u64,
+    hint: ResponseHint,
+    headers: &mut [MaybeUninit<httparse::Header<'b>>],
+) -> Result<ResponseHead, HeadError> {
+    let mut resp = httparse::Response::new(&mut []);
+    check(
+        config().parse_response_with_uninit_headers(&mut resp, head, headers),
+        head,
+    )?;
     let (Some(version), Some(status)) = (resp.version, resp.code) else {
         return Err(HeadError::Syntax);
     };
@@ -112,6 +134,15 @@ pub(crate) fn parse_response(
         start_ns,
         head_len: head.len() as u64,
     })
+}
+
+/// httparse must have read exactly the head it was given.
+fn check(parsed: httparse::Result<usize>, head: &[u8]) -> Result<(), HeadError> {
+    match parsed {
+        Ok(httparse::Status::Complete(n)) if n == head.len() => Ok(()),
+        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
+        _ => Err(HeadError::Syntax),
+    }
 }
 
 /// An upper bound on the header fields in `head`.

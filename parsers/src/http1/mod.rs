@@ -1,32 +1,39 @@
 //! HTTP/1.0 and HTTP/1.1: message syntax of RFC 9112, semantics of RFC 9110.
 //!
-//! Handled, for a traced client or server alike (the direction that carries request lines makes
-//! the role):
+//! Handled, for a traced client or server alike (the direction that carries request lines
+//! makes the role):
 //! - keep-alive and pipelining: responses pair with requests first in, first out;
 //! - bodies by `Content-Length`, by chunked transfer coding (sizes, extensions and trailers
 //!   split anywhere), or until the server closes (HTTP/1.0, or no length given); bodies are
-//!   counted, never buffered, and bytes moved but not captured ([`Parser::skip`]) count toward
-//!   them;
-//! - responses without a body: to HEAD, 1xx, 204 and 304; 1xx interim responses (100 Continue)
-//!   do not end the exchange; after 101 Switching Protocols or a 2xx to CONNECT the connection
-//!   is a tunnel and no longer parsed;
+//!   counted, never buffered, and bytes moved but not captured ([`Parser::skip`]) count
+//!   toward them;
+//! - responses without a body: to HEAD, 1xx, 204 and 304; 1xx interim responses
+//!   (100 Continue) do not end the exchange; after 101 Switching Protocols or a 2xx to
+//!   CONNECT the connection is a tunnel and no longer parsed;
 //! - losing sync (a gap outside a counted body, malformed bytes, a head over [`MAX_HEAD`]):
-//!   requests still waiting are counted as [`Loss::UnmatchedRequest`](crate::Loss::UnmatchedRequest), and the framer scans for
-//!   the next request line (`METHOD SP target SP HTTP/1.x`, known methods only) or status line
-//!   (`HTTP/1.x NNN`), counting the bytes passed over as [`Loss::ResyncBytes`](crate::Loss::ResyncBytes).
+//!   requests still waiting are counted as [`Loss::UnmatchedRequest`], and the framer scans
+//!   for the next request line (`METHOD SP target SP HTTP/1.x`, known methods only) or status
+//!   line (`HTTP/1.x NNN`), counting the bytes passed over as [`Loss::ResyncBytes`].
 //!
-//! Not handled: HTTP/0.9; the `Upgrade`d or tunnelled protocol; request bodies whose framing
-//! is not chunked or a length (rejected by servers too, RFC 9112 §6.3); a chunked body whose
+//! A record starts when the first request byte was moved and ends when the last byte of the
+//! final response was; its sizes are wire sizes (head, body, chunk framing, and 1xx interim
+//! responses for the response), its body lengths the payload as framed.
+//!
+//! Not handled: HTTP/0.9; the `Upgrade`d or tunnelled protocol; request bodies framed other
+//! than by chunks or a length (servers reject them too, RFC 9112 §6.3); a chunked body whose
 //! chunk framing falls in a gap (the exchange is lost and the stream resynchronises).
 //!
-//! Start lines and header fields are parsed by `httparse` (lenient settings, as an observer
-//! must read what the peer accepted); the framing around it (gathering a head across calls,
-//! body lengths, chunk counting, resynchronisation) is hand-written because it must work on
-//! partial, gappy streams in both directions, which no HTTP library is built for.
+//! Start lines and header fields are parsed by `httparse` (with its lenient options: an
+//! observer must read what the peer accepted). The framing around it (gathering a head across
+//! calls, body lengths, counting chunks, resynchronising) is hand-written, because it must
+//! work on partial, gappy streams in both directions, which HTTP libraries are not built for.
 //!
-//! Stages: [`infer`] (first bytes), `frame` (bytes → heads and ends, per direction), `head`
+//! Stages: `infer` (first bytes), `frame` (bytes → heads and ends, per direction), `head`
 //! (httparse → fields and body length), `chunked` (counting a chunked body), `stitch`
 //! (requests ↔ responses → [`Record`](crate::Record)).
+//!
+//! [`Loss::UnmatchedRequest`]: crate::Loss::UnmatchedRequest
+//! [`Loss::ResyncBytes`]: crate::Loss::ResyncBytes
 
 mod chunked;
 mod frame;

@@ -117,7 +117,7 @@ impl Stitcher {
             && let Some(x) = self.find(id)
         {
             if interim {
-                x.interim_bytes += end.wire_len;
+                x.interim_bytes = x.interim_bytes.saturating_add(end.wire_len);
             } else {
                 x.response_end = Some(end);
             }
@@ -186,7 +186,7 @@ fn record(x: Exchange, role: Role) -> Option<Record> {
         start_ns: request.start_ns,
         end_ns: response_end.end_ns,
         request_bytes,
-        response_bytes: x.interim_bytes + response_end.wire_len,
+        response_bytes: x.interim_bytes.saturating_add(response_end.wire_len),
         detail: Detail::Http(HttpRecord {
             method: request.method,
             target: request.target,

@@ -6,9 +6,9 @@ usage: extract.py CAPTURE.pcap OUTDIR NAME...
 The Nth NAME names the Nth connection (in order of SYN); "-" skips one. Writes
 NAME.client.bin (bytes from the connecting side) and NAME.server.bin, reassembled by
 sequence number, retransmissions dropped, and NAME.timeline: one line per TCP segment with
-data, in capture order, "c|s MICROSECONDS LENGTH" (side, time since the SYN, bytes) or "c|s MICROSECONDS fin"
-(that side closed), for
-replaying both sides in time order. Handles Ethernet (lo) and Linux cooked frames.
+data, in capture order, "c|s MICROSECONDS LENGTH" (side, time since the SYN, bytes) or
+"c|s MICROSECONDS fin" (that side closed), for replaying both sides in time order. Handles
+Ethernet (lo) and Linux cooked frames.
 """
 import struct
 import sys
@@ -49,7 +49,7 @@ def side_of(stream, addr):
 
 def main():
     path, outdir, names = sys.argv[1], sys.argv[2], sys.argv[3:]
-    streams = []  # [client, server, {side: (isn, {offset: payload})}]
+    streams = []  # in SYN order: client address, ISNs, segments by offset, timeline
     by_key = {}
     for us, src, dst, seq, flags, payload in packets(path):
         syn, ack = flags & 0x02, flags & 0x10

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Records the HTTP/1.x fixtures in this folder from real traffic: nginx on 127.0.0.1:18480,
 # driven by curl and by a raw Python socket, captured with tshark on lo, then split into the
-# bytes each side sent (<case>.client.bin, <case>.server.bin). Needs root (capture on lo),
+# bytes each side sent (<case>.client.bin, <case>.server.bin) and when (<case>.timeline); see
+# README.md. Needs root (capture on lo),
 # nginx, curl, python3 and tshark. Re-running changes Date headers, so the baselines
 # (<case>.expected) must then be regenerated: WIRELENS_BLESS=1 cargo test -p wirelens-parsers.
 set -euo pipefail
@@ -15,6 +16,7 @@ tshark_pid=""
 cleanup() {
     [ -n "$tshark_pid" ] && kill "$tshark_pid" 2>/dev/null || true
     [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null || true
+    # KEEP_PCAP=path keeps the capture, for a look with wireshark.
     if [ -n "${KEEP_PCAP:-}" ]; then cp "$work/capture.pcap" "$KEEP_PCAP"; fi
     rm -rf "$work"
 }
@@ -79,9 +81,9 @@ curl -s -o /dev/null -o /dev/null "$base/static.txt" "$base/missing" \
     --next -s -o /dev/null "$base/error"
 # 2 chunked_gzip: gzip filter output, sent chunked.
 curl -s -o /dev/null -H 'Accept-Encoding: gzip' "$base/gzip/words.txt"
-# 4 conditional_304: If-None-Match, then If-Modified-Since.
-# 3 fetches the ETag (not kept).
+# 3 (not kept) fetches the ETag for 4.
 etag=$(curl -s -o /dev/null -D - "$base/static.txt" | tr -d '\r' | sed -n 's/^ETag: //Ip')
+# 4 conditional_304: If-None-Match, then If-Modified-Since.
 curl -s -o /dev/null -H "If-None-Match: $etag" "$base/static.txt" \
     --next -s -o /dev/null -H "If-Modified-Since: $ims" "$base/static.txt"
 # 5 put_100_continue: a 3000-byte PUT with Expect: 100-continue, stored by the DAV module.
