@@ -15,8 +15,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use wirelens_ebpf::{ConnState, counter, verdict};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use wirelens_ebpf::counter;
 use wirelens_otel::{Observation, ProcessInfo, export::ObservationSender};
 
 use crate::{
@@ -56,7 +56,6 @@ pub struct Reporting {
 
 struct Cx<'a> {
     processes: &'a mut ProcessCache,
-    conns: &'a mut BpfHashMap<MapData, u64, ConnState>,
     ports: &'a [u16],
     sinks: &'a Sinks,
     stats: &'a Stats,
@@ -84,13 +83,6 @@ impl Context for Cx<'_> {
         self.ports.is_empty()
             || self.ports.contains(&local.port())
             || self.ports.contains(&peer.port())
-    }
-
-    fn ignore_in_kernel(&mut self, sk: u64) {
-        let mut state = self.conns.get(&sk, 0).unwrap_or_default();
-        state.verdict = verdict::IGNORE;
-        // The entry may be gone (closed, evicted); then there is nothing left to drop.
-        let _ = self.conns.insert(sk, state, 0);
     }
 
     fn emit(&mut self, observation: Observation) {
@@ -128,7 +120,6 @@ pub fn run(
         _ebpf: ebpf,
         mut events,
         counters,
-        mut conns,
     } = probes;
     let mut tracker = ConnTracker::new(max_conns, stats.clone());
     let mut processes = ProcessCache::new();
@@ -141,7 +132,6 @@ pub fn run(
         {
             let mut cx = Cx {
                 processes: &mut processes,
-                conns: &mut conns,
                 ports: &ports,
                 sinks: &sinks,
                 stats: &stats,

@@ -135,6 +135,7 @@ impl MetricsAggregator {
     pub fn record(&mut self, obs: &Observation) -> bool {
         let (name, attrs) = match &obs.record.detail {
             Detail::Http(http) => http_series(obs, http),
+            Detail::Db(_) => return true,
         };
         let seconds = obs.record.end_ns.saturating_sub(obs.record.start_ns) as f64 / 1e9;
         let found = self.find(&obs.process);

@@ -79,6 +79,13 @@ pub fn span(obs: &Observation) -> Span {
             http_span(&mut span, record.role, http, obs);
             http.traceparent.as_deref().and_then(parse_traceparent)
         }
+        Detail::Db(db) => {
+            span.name = db
+                .operation
+                .clone()
+                .unwrap_or_else(|| db.system.as_str().to_owned());
+            None
+        }
     };
     let has_is_remote = SpanFlags::ContextHasIsRemoteMask as u32;
     match parent {

@@ -23,14 +23,19 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cassandra;
 pub mod http1;
+pub mod mysql;
 pub mod output;
+pub mod postgres;
 pub mod protocol;
 pub mod record;
+pub mod redis;
+pub mod sql;
 
 pub use output::{Loss, Output};
 pub use protocol::{Inference, Protocol, infer, new_parser};
-pub use record::{Detail, HttpRecord, HttpVersion, Record, Role};
+pub use record::{DbRecord, DbSystem, Detail, HttpRecord, HttpVersion, Record, Role};
 
 /// Which way bytes flow, seen from the traced process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,22 +1,40 @@
 //! The protocol registry: the one place a protocol is added (`Protocol`, [`infer`], [`new_parser`]).
 
-use crate::{Direction, Parser, http1, record::Role};
+use crate::{Direction, Parser, cassandra, http1, mysql, postgres, record::Role, redis};
 
 /// Every protocol wirelens can parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// HTTP/1.0 and HTTP/1.1.
     Http1,
+    /// MySQL / MariaDB client/server protocol.
+    MySql,
+    /// PostgreSQL frontend/backend protocol v3.
+    Postgres,
+    /// Redis RESP2/RESP3.
+    Redis,
+    /// Cassandra CQL native protocol v3–v5.
+    Cassandra,
 }
 
 impl Protocol {
     /// Every protocol, in inference order.
-    pub const ALL: &'static [Protocol] = &[Protocol::Http1];
+    pub const ALL: &'static [Protocol] = &[
+        Protocol::Http1,
+        Protocol::MySql,
+        Protocol::Postgres,
+        Protocol::Redis,
+        Protocol::Cassandra,
+    ];
 
     /// Short lowercase name for output and counters.
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Http1 => "http1",
+            Protocol::MySql => "mysql",
+            Protocol::Postgres => "postgres",
+            Protocol::Redis => "redis",
+            Protocol::Cassandra => "cassandra",
         }
     }
 
@@ -42,7 +60,13 @@ pub struct Inference {
 
 /// Ask every protocol about the first bytes seen in `dir`; the most confident answer wins.
 pub fn infer(dir: Direction, bytes: &[u8]) -> Option<Inference> {
-    let candidates = [http1::infer(dir, bytes)];
+    let candidates = [
+        http1::infer(dir, bytes),
+        mysql::infer(dir, bytes),
+        postgres::infer(dir, bytes),
+        redis::infer(dir, bytes),
+        cassandra::infer(dir, bytes),
+    ];
     candidates
         .into_iter()
         .flatten()
@@ -53,5 +77,9 @@ pub fn infer(dir: Direction, bytes: &[u8]) -> Option<Inference> {
 pub fn new_parser(protocol: Protocol) -> Box<dyn Parser> {
     match protocol {
         Protocol::Http1 => Box::new(http1::Http1Parser::new()),
+        Protocol::MySql => Box::new(mysql::MySqlParser::new()),
+        Protocol::Postgres => Box::new(postgres::PostgresParser::new()),
+        Protocol::Redis => Box::new(redis::RedisParser::new()),
+        Protocol::Cassandra => Box::new(cassandra::CassandraParser::new()),
     }
 }

@@ -35,6 +35,91 @@ pub struct Record {
 pub enum Detail {
     /// HTTP/1.x (and later HTTP/2) exchange.
     Http(HttpRecord),
+    /// A database operation (MySQL/MariaDB, PostgreSQL, Redis, Cassandra).
+    Db(DbRecord),
+}
+
+/// Database system, as `db.system.name` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DbSystem {
+    /// MySQL.
+    MySql,
+    /// MariaDB (told apart from MySQL by the server version in the handshake).
+    MariaDb,
+    /// PostgreSQL.
+    PostgreSql,
+    /// Redis (and compatible servers).
+    Redis,
+    /// Apache Cassandra (CQL native protocol).
+    Cassandra,
+}
+
+impl DbSystem {
+    /// The `db.system.name` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MySql => "mysql",
+            Self::MariaDb => "mariadb",
+            Self::PostgreSql => "postgresql",
+            Self::Redis => "redis",
+            Self::Cassandra => "cassandra",
+        }
+    }
+}
+
+/// Fields of one database operation (a request and its response).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DbRecord {
+    /// The database system.
+    pub system: DbSystem,
+    /// Operation: the SQL/CQL verb (`SELECT`, `INSERT`...), the Redis command (`GET`, `HSET`),
+    /// or the protocol command when there is no statement (`PING`, `PREPARE`...).
+    pub operation: Option<String>,
+    /// The one table/collection the statement names, if exactly one.
+    pub collection: Option<String>,
+    /// Database, schema, keyspace, or Redis database index.
+    pub namespace: Option<String>,
+    /// Statement text as sent, raw. Exporters sanitise it (`crate::sql::sanitize`); for Redis
+    /// only the command and key are kept, never values.
+    pub query_text: Option<String>,
+    /// Status code: SQLSTATE (PostgreSQL, MySQL), MySQL error number, Redis error prefix
+    /// (`ERR`, `WRONGTYPE`), CQL error code (`0x2200`).
+    pub status_code: Option<String>,
+    /// Error message when the response is an error.
+    pub error_message: Option<String>,
+    /// Rows returned or affected, when the protocol says.
+    pub rows: Option<u64>,
+    /// Operations in one batch (pipeline batch, MULTI/EXEC, CQL BATCH), when batched.
+    pub batch_size: Option<u64>,
+    /// Server version from the handshake, when seen.
+    pub server_version: Option<String>,
+}
+
+impl DbRecord {
+    /// An empty record for `system`.
+    pub fn new(system: DbSystem) -> Self {
+        Self {
+            system,
+            operation: None,
+            collection: None,
+            namespace: None,
+            query_text: None,
+            status_code: None,
+            error_message: None,
+            rows: None,
+            batch_size: None,
+            server_version: None,
+        }
+    }
+
+    /// Whether the response was an error.
+    pub fn is_error(&self) -> bool {
+        self.error_message.is_some()
+            || self
+                .status_code
+                .as_deref()
+                .is_some_and(|c| !c.starts_with("00"))
+    }
 }
 
 /// HTTP protocol version.

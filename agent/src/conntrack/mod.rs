@@ -60,8 +60,6 @@ pub trait Context {
     fn resolve_socket(&mut self, tgid: u32, fd: u32) -> Option<SocketInfo>;
     /// Whether a connection between these addresses (`None`: unknown) passes the filters.
     fn wanted(&self, addrs: Option<(SocketAddr, SocketAddr)>) -> bool;
-    /// Tell the kernel to stop sending this connection's events.
-    fn ignore_in_kernel(&mut self, sk: u64);
     /// A finished exchange.
     fn emit(&mut self, observation: Observation);
 }
@@ -273,9 +271,8 @@ impl ConnTracker {
         self.conns.remove(&sk);
     }
 
-    fn ignore(&mut self, sk: u64, ts: u64, cx: &mut impl Context) {
+    fn ignore(&mut self, sk: u64, ts: u64, _cx: &mut impl Context) {
         self.ignored.insert(sk, ts);
-        cx.ignore_in_kernel(sk);
     }
 
     /// Hand the parser's finished records to the sinks.

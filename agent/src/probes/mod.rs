@@ -3,21 +3,22 @@
 use std::path::Path;
 
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    programs::{BtfTracePoint, TracePoint},
 };
-use wirelens_ebpf::{ConnState, filter};
+use wirelens_ebpf::filter;
 
 use crate::cli::Settings;
 
 /// The kernel object, embedded at build time by `build.rs`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/wirelens-ebpf"));
 
-/// Every program and the tracepoint it attaches to.
+/// BTF raw tracepoints (`tp_btf`): program name = tracepoint name. The data path.
+const BTF_TRACEPOINTS: &[&str] = &["sock_send_length", "sock_recv_length"];
+
+/// Classic tracepoints: program, category, tracepoint.
 const ATTACHMENTS: &[(&str, &str, &str)] = &[
-    ("sock_send_length", "sock", "sock_send_length"),
-    ("sock_recv_length", "sock", "sock_recv_length"),
     ("inet_sock_set_state", "sock", "inet_sock_set_state"),
     ("sys_enter_mmsg", "syscalls", "sys_enter_sendmmsg"),
     ("sys_enter_mmsg", "syscalls", "sys_enter_recvmmsg"),
@@ -62,6 +63,11 @@ pub enum ProbeError {
     /// Mounting tracefs failed.
     #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed")]
     Tracefs(#[source] std::io::Error),
+    /// The kernel's BTF could not be read (needed for the `tp_btf` programs).
+    #[error(
+        "cannot read the kernel BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF is required)"
+    )]
+    Btf(#[source] Box<aya::BtfError>),
     /// CPU count unknown.
     #[error("cannot read the possible CPUs")]
     Cpus(#[source] std::io::Error),
@@ -75,8 +81,6 @@ pub struct Probes {
     pub events: RingBuf<MapData>,
     /// Kernel-side counters.
     pub counters: PerCpuArray<MapData, u64>,
-    /// Per-connection state (verdicts written by user space).
-    pub conns: BpfHashMap<MapData, u64, ConnState>,
 }
 
 impl Probes {
@@ -105,6 +109,22 @@ impl Probes {
             .map_err(|e| ProbeError::Load(Box::new(e)))?;
 
         fill_filters(&mut ebpf, settings)?;
+
+        let btf = Btf::from_sys_fs().map_err(|e| ProbeError::Btf(Box::new(e)))?;
+        for &name in BTF_TRACEPOINTS {
+            let program = ebpf
+                .program_mut(name)
+                .ok_or(ProbeError::MissingProgram(name))?;
+            let fail = |source| ProbeError::Program {
+                name,
+                category: "tp_btf",
+                tracepoint: name,
+                source: Box::new(source),
+            };
+            let tp: &mut BtfTracePoint = program.try_into().map_err(fail)?;
+            tp.load(name, &btf).map_err(fail)?;
+            tp.attach().map_err(fail)?;
+        }
 
         for &(name, category, tracepoint) in ATTACHMENTS {
             let program = ebpf
@@ -145,17 +165,10 @@ impl Probes {
                 source: Box::new(source),
             })
         })?;
-        let conns = take(&mut ebpf, "CONNS").and_then(|m| {
-            BpfHashMap::try_from(m).map_err(|source| ProbeError::Map {
-                name: "CONNS",
-                source: Box::new(source),
-            })
-        })?;
         Ok(Self {
             _ebpf: ebpf,
             events,
             counters,
-            conns,
         })
     }
 }

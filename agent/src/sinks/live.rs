@@ -84,6 +84,19 @@ pub fn text_line(obs: &Observation) -> String {
                 .unwrap_or_else(|| "-".into());
             format!("{} {} -> {status}", http.method, http.target)
         }
+        Detail::Db(db) => {
+            let what = db.operation.as_deref().unwrap_or("?");
+            let status = if db.is_error() {
+                db.status_code.as_deref().unwrap_or("error")
+            } else {
+                "ok"
+            };
+            format!(
+                "{} {what} {} -> {status}",
+                db.system.as_str(),
+                db.collection.as_deref().unwrap_or("")
+            )
+        }
     };
     let arrow = if r.role == Role::Server { "<-" } else { "->" };
     format!(
@@ -120,6 +133,14 @@ pub fn json_line(obs: &Observation) -> String {
             v["status"] = json!(http.status);
             v["version"] = json!(http.version.map(|v| v.as_str()));
             v["host"] = json!(http.host);
+        }
+        Detail::Db(db) => {
+            v["db_system"] = json!(db.system.as_str());
+            v["operation"] = json!(db.operation);
+            v["collection"] = json!(db.collection);
+            v["namespace"] = json!(db.namespace);
+            v["status_code"] = json!(db.status_code);
+            v["error"] = json!(db.is_error());
         }
     }
     v.to_string()

@@ -1,0 +1,37 @@
+//! PostgreSQL: placeholder until the parser lands (recognises nothing yet).
+
+use crate::{Direction, Inference, Output, Parser, Protocol, Role};
+
+/// How well the first bytes of `dir` look like PostgreSQL (nothing yet).
+pub fn infer(_dir: Direction, _bytes: &[u8]) -> Option<Inference> {
+    None
+}
+
+/// PostgreSQL parser for one connection.
+#[derive(Debug, Default)]
+pub struct PostgresParser {}
+
+impl PostgresParser {
+    /// A parser for a fresh connection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Parser for PostgresParser {
+    fn protocol(&self) -> Protocol {
+        Protocol::Postgres
+    }
+
+    fn feed(&mut self, _dir: Direction, _bytes: &[u8], _ts_ns: u64, _out: &mut Output) {}
+
+    fn skip(&mut self, _dir: Direction, _len: Option<u64>, _ts_ns: u64, _out: &mut Output) {}
+
+    fn end(&mut self, _dir: Direction, _ts_ns: u64, _out: &mut Output) {}
+
+    fn close(&mut self, _ts_ns: u64, _out: &mut Output) {}
+
+    fn role(&self) -> Option<Role> {
+        None
+    }
+}
