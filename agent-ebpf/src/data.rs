@@ -1,22 +1,27 @@
-//! The socket data path: `sock:sock_send_length` / `sock:sock_recv_length`.
+//! The socket data path: the `sock_send_length` / `sock_recv_length` tracepoints.
 //!
-//! These tracepoints fire inside the socket send/receive path of the calling thread, after the
-//! call has moved its bytes, with the `struct sock` address and the result. That makes them the
-//! socket detector and the data hook at once: the syscall's own arguments (fd, buffer, length)
-//! are read from the thread's saved user registers (`bpf_task_pt_regs`), whose layout is the
-//! x86_64 user ABI (`struct pt_regs` in `asm/ptrace.h`), not a kernel-internal struct.
-//! Nothing runs for non-socket I/O, and there is no `sys_enter` stash to keep per call.
+//! These fire inside the socket send/receive path of the calling thread, after the call has
+//! moved its bytes, with the `struct sock` and the result. That makes them the socket detector
+//! and the data hook at once: the syscall's own arguments (fd, buffer, length) are read from
+//! the thread's saved user registers (`bpf_task_pt_regs`), whose layout is the x86_64 user ABI
+//! (`struct pt_regs` in `asm/ptrace.h`). Nothing runs for non-socket I/O, and there is no
+//! `sys_enter` stash to keep per call.
+//!
+//! They are attached as BTF raw tracepoints (`tp_btf`): no perf record is built per call, and
+//! `sk` arrives as a BTF-typed pointer. That gives plain verifier-checked loads of the
+//! `sock_common` fields used (family, ports: the layout every kernel since 2.6 shares) and the
+//! socket's own local storage for per-connection state, which is cheaper than a hash map and
+//! freed by the kernel with the socket.
 
 use aya_ebpf::{
-    EbpfContext as _,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         generated::{
             bpf_get_current_task_btf, bpf_get_smp_processor_id, bpf_probe_read_user,
-            bpf_task_pt_regs,
+            bpf_sk_storage_get, bpf_task_pt_regs,
         },
     },
-    programs::TracePointContext,
+    programs::BtfTracePointContext,
 };
 use wirelens_ebpf::{
     ConnState, DATA_HEADER_LEN, DataEvent, EventKind, MAX_CAPTURE, MAX_IOV, counter, data_flags,
@@ -51,21 +56,23 @@ pub fn on_mmsg_enter() {
     let _ = maps::MMSG_INDEX.insert(bpf_get_current_pid_tgid(), 0u32, 0);
 }
 
+/// `struct sock_common` offsets: `skc_dport` (network order), `skc_num`, `skc_family`.
+const SKC_DPORT: usize = 12;
+const SKC_NUM: usize = 14;
+const SKC_FAMILY: usize = 16;
+const BPF_SK_STORAGE_GET_F_CREATE: u64 = 1;
+
 #[inline(always)]
-pub fn on_sock_io(ctx: &TracePointContext, dir: u32) {
-    // Fields of sock_{send,recv}_length (see its `format` in tracefs), read directly from the
-    // context: `read_at` would be a helper call each.
-    // SAFETY: offsets and sizes come from the tracepoint format (stable ABI), inside the record.
-    let (sk, family, protocol, ret, flags) = unsafe {
-        let base = ctx.as_ptr() as *const u8;
-        (
-            *(base.add(8) as *const u64),
-            *(base.add(16) as *const u16),
-            *(base.add(18) as *const u16),
-            *(base.add(20) as *const i32),
-            *(base.add(24) as *const i32),
-        )
-    };
+pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
+    let sk: *const u8 = ctx.arg(0);
+    let ret: i32 = ctx.arg(1);
+    let flags: i32 = ctx.arg(2);
+    if sk.is_null() {
+        return;
+    }
+    // SAFETY: `sk` is a BTF-typed `struct sock *`; the verifier checks these loads against the
+    // kernel's BTF and makes them fault-safe.
+    let family = unsafe { core::ptr::read_volatile(sk.add(SKC_FAMILY) as *const u16) };
     if family != AF_INET && family != AF_INET6 {
         return;
     }
@@ -99,15 +106,27 @@ pub fn on_sock_io(ctx: &TracePointContext, dir: u32) {
             return;
         }
     }
-    let Some(conn) = conn_state(sk) else {
+    // SAFETY: `CONNS` is a socket-storage map; `sk` is the BTF socket pointer the helper wants.
+    let conn = unsafe {
+        bpf_sk_storage_get(
+            core::ptr::from_ref(&maps::CONNS).cast_mut().cast(),
+            sk.cast_mut().cast(),
+            core::ptr::null_mut(),
+            BPF_SK_STORAGE_GET_F_CREATE,
+        )
+    } as *mut ConnState;
+    if conn.is_null() {
         maps::count(counter::CONN_MAP_FULL, 1);
         return;
-    };
+    }
     let len = ret as u64;
-    // SAFETY: `conn` points into the map value; concurrent calls on one socket direction are
+    // SAFETY: `conn` is this socket's storage; concurrent calls on one socket direction are
     // serialised by the socket lock, so the plain read-modify-write is enough.
     let position = unsafe {
-        if filters & filter::PORT != 0 && (*conn).verdict == verdict::IGNORE {
+        if (*conn).verdict == verdict::UNKNOWN {
+            (*conn).verdict = first_verdict(sk, filters);
+        }
+        if (*conn).verdict == verdict::IGNORE {
             maps::count(counter::FILTERED, 1);
             return;
         }
@@ -121,6 +140,8 @@ pub fn on_sock_io(ctx: &TracePointContext, dir: u32) {
             p
         }
     };
+    let sk = sk as u64;
+    let protocol = 0u16;
 
     // SAFETY: helper without arguments.
     let cpu = unsafe { bpf_get_smp_processor_id() };
@@ -192,14 +213,25 @@ pub fn on_sock_io(ctx: &TracePointContext, dir: u32) {
     submit(ev);
 }
 
-/// The connection's state, created on first sight (connections that predate the agent).
+/// The port filter's verdict for a socket seen for the first time (also one that predates
+/// the agent): its local and remote ports, read from `sock_common`.
 #[inline(always)]
-fn conn_state(sk: u64) -> Option<*mut ConnState> {
-    if let Some(p) = maps::CONNS.get_ptr_mut(&sk) {
-        return Some(p);
+fn first_verdict(sk: *const u8, filters: u32) -> u32 {
+    if filters & filter::PORT == 0 {
+        return verdict::TRACE;
     }
-    let _ = maps::CONNS.insert(&sk, &ConnState::default(), 1 /* BPF_NOEXIST */);
-    maps::CONNS.get_ptr_mut(&sk)
+    // SAFETY: BTF-checked loads from `struct sock_common`, as for the family.
+    let (local, remote) = unsafe {
+        (
+            core::ptr::read_volatile(sk.add(SKC_NUM) as *const u16),
+            u16::from_be(core::ptr::read_volatile(sk.add(SKC_DPORT) as *const u16)),
+        )
+    };
+    // SAFETY: read-only lookups of plain values.
+    let hit = unsafe {
+        maps::PORT_FILTER.get(&local).is_some() || maps::PORT_FILTER.get(&remote).is_some()
+    };
+    if hit { verdict::TRACE } else { verdict::IGNORE }
 }
 
 #[inline(always)]

@@ -15,19 +15,22 @@ mod sock;
 
 #[cfg(target_arch = "bpf")]
 mod programs {
-    use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+    use aya_ebpf::{
+        macros::{btf_tracepoint, tracepoint},
+        programs::{BtfTracePointContext, TracePointContext},
+    };
     use wirelens_ebpf::direction;
 
-    /// `sock:sock_send_length`: the process sent bytes on a socket.
-    #[tracepoint]
-    pub fn sock_send_length(ctx: TracePointContext) -> u32 {
+    /// `sock_send_length` (BTF raw tracepoint): the process sent bytes on a socket.
+    #[btf_tracepoint(function = "sock_send_length")]
+    pub fn sock_send_length(ctx: BtfTracePointContext) -> i32 {
         crate::data::on_sock_io(&ctx, direction::EGRESS);
         0
     }
 
-    /// `sock:sock_recv_length`: the process received bytes from a socket.
-    #[tracepoint]
-    pub fn sock_recv_length(ctx: TracePointContext) -> u32 {
+    /// `sock_recv_length` (BTF raw tracepoint): the process received bytes from a socket.
+    #[btf_tracepoint(function = "sock_recv_length")]
+    pub fn sock_recv_length(ctx: BtfTracePointContext) -> i32 {
         crate::data::on_sock_io(&ctx, direction::INGRESS);
         0
     }

@@ -1,7 +1,8 @@
 //! Every map of the kernel object, sized in one place. User space resizes `EVENTS` at load.
 
 use aya_ebpf::{
-    macros::map,
+    btf_maps::SkStorage,
+    macros::{btf_map, map},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use wirelens_ebpf::{ConnState, DataEvent, counter};
@@ -20,9 +21,10 @@ pub static SCRATCH: Array<DataEvent> = Array::with_max_entries(256, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
 
-/// Per connection (keyed by `struct sock` address): stream positions and filter verdict.
-#[map]
-pub static CONNS: LruHashMap<u64, ConnState> = LruHashMap::with_max_entries(65536, 0);
+/// Per connection: stream positions and filter verdict, in the socket's own local storage
+/// (created on its first event, freed by the kernel with the socket: no eviction, no cleanup).
+#[btf_map]
+pub static CONNS: SkStorage<ConnState> = SkStorage::new();
 
 /// Message index inside the `sendmmsg`/`recvmmsg` call a thread is in (keyed by pid_tgid).
 #[map]

@@ -2,14 +2,13 @@
 //!
 //! A client socket goes SYN_SENT → ESTABLISHED, an accepted one SYN_RECV → ESTABLISHED; both
 //! are reported with their addresses, so user space learns role and peer without hooking
-//! `connect`/`accept`. Closing transitions are reported so user space can flush the connection,
-//! and CLOSE drops the connection's map entry. When the port filter is on, the verdict for the
-//! connection is decided here, once.
+//! `connect`/`accept`. Closing transitions are reported so user space can flush the connection
+//! (the connection's kernel state lives in the socket's storage and goes with it).
 
 use aya_ebpf::{EbpfContext as _, helpers::bpf_ktime_get_ns, programs::TracePointContext};
-use wirelens_ebpf::{ConnState, EventKind, SockStateEvent, filter, tcp_state, verdict};
+use wirelens_ebpf::{EventKind, SockStateEvent, tcp_state};
 
-use crate::{config, maps};
+use crate::maps;
 
 const IPPROTO_TCP: u16 = 6;
 
@@ -39,19 +38,6 @@ pub fn on_set_state(ctx: &TracePointContext) {
         || new_state == tcp_state::CLOSE;
     if !established && !closing {
         return;
-    }
-    if established {
-        let mut state = ConnState::default();
-        if config::filters() & filter::PORT != 0 {
-            // SAFETY: read-only lookups of plain values.
-            let hit = unsafe {
-                maps::PORT_FILTER.get(&sport).is_some() || maps::PORT_FILTER.get(&dport).is_some()
-            };
-            state.verdict = if hit { verdict::TRACE } else { verdict::IGNORE };
-        }
-        let _ = maps::CONNS.insert(&sk, &state, 0);
-    } else if new_state == tcp_state::CLOSE {
-        let _ = maps::CONNS.remove(&sk);
     }
     let Some(mut entry) = maps::EVENTS.reserve::<SockStateEvent>(0) else {
         maps::count(wirelens_ebpf::counter::RING_FULL, 1);
