@@ -56,7 +56,9 @@ fuzz_target!(|data: &[u8]| {
             record.start_ns <= record.end_ns,
             "a response ends after its request starts"
         );
-        let Detail::Http(http) = &record.detail;
+        let Detail::Http(http) = &record.detail else {
+            panic!("the HTTP/1 parser made a non-HTTP record")
+        };
         assert!(
             http.status.is_some(),
             "only answered exchanges become records"

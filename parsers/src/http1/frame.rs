@@ -58,7 +58,7 @@ impl HeadEnd {
         while i < bytes.len() {
             match *self {
                 HeadEnd::InLine => {
-                    let lf = bytes[i..].iter().position(|&b| b == b'\n')?;
+                    let lf = memchr::memchr(b'\n', &bytes[i..])?;
                     i += lf + 1;
                     *self = HeadEnd::LineStart;
                 }
@@ -282,10 +282,7 @@ impl Framer {
         }
         // A possible start line is carried over: add bytes up to the next LF and look again.
         let old = self.buf.len();
-        let want = input
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(input.len(), |lf| lf + 1);
+        let want = memchr::memchr(b'\n', input).map_or(input.len(), |lf| lf + 1);
         let take = want.min(MAX_START_LINE.saturating_sub(old).max(1));
         self.buf.extend_from_slice(&input[..take]);
         *input = &input[take..];

@@ -94,7 +94,9 @@ fn run(ops: &[Op<'_>], traced: Role, times: bool) -> Outcome {
 
 /// One record as a line; times in ns (left out when the feeding pattern changes them).
 fn line(r: &Record, times: bool) -> String {
-    let Detail::Http(h) = &r.detail;
+    let Detail::Http(h) = &r.detail else {
+        panic!("not an HTTP record: {r:?}")
+    };
     let opt = |v: &Option<String>| v.as_deref().map_or("-".to_owned(), |s| format!("{s:?}"));
     let version = h.version.map_or("-", |v| v.as_str());
     let status = h.status.map_or("-".to_owned(), |s| s.to_string());
@@ -1048,7 +1050,9 @@ fn mutated_captures_do_not_panic() {
             }
             parser.close(cap.timeline.len() as u64, &mut out);
             for r in &out.records {
-                let Detail::Http(h) = &r.detail;
+                let Detail::Http(h) = &r.detail else {
+                    panic!("not an HTTP record: {r:?}")
+                };
                 assert!(r.start_ns <= r.end_ns, "{name}: {r:?}");
                 assert!(r.response_bytes >= h.response_body_len, "{name}: {r:?}");
                 assert!(r.request_bytes >= h.request_body_len, "{name}: {r:?}");
