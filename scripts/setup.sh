@@ -101,8 +101,12 @@ for comp in clippy rustfmt; do
     fi
 done
 if ! rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
-    quiet rustup toolchain install nightly --profile minimal --component rust-src
-    step "rust: installed nightly with rust-src"
+    # The machine image ships a nightly: add rust-src to it rather than fetch a newer one.
+    if ! rustup toolchain list | grep -q '^nightly'; then
+        quiet rustup toolchain install nightly --profile minimal
+    fi
+    quiet rustup component add rust-src --toolchain nightly
+    step "rust: nightly with rust-src ready"
 else
     step "rust: stable (clippy, rustfmt) and nightly (rust-src) present"
 fi
