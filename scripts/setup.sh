@@ -120,6 +120,14 @@ else
     step "bpf-linker: installed ($(bpf-linker --version))"
 fi
 
+# --- cargo-fuzz (scripts/fuzz.sh runs each parser target for a bounded time) ----
+if command -v cargo-fuzz >/dev/null; then
+    step "cargo-fuzz: present"
+else
+    quiet cargo install cargo-fuzz --locked
+    step "cargo-fuzz: installed"
+fi
+
 # --- Python venv for the OTLP receiver and the python clients ---------------
 stamp="$VENV/.wirelens-requirements"
 if [[ -x $VENV/bin/python ]] && [[ -f $stamp ]] && cmp -s "$REQUIREMENTS" "$stamp"; then

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything CI checks: set-up, build, format, lints, then every test.
+# Everything CI checks: set-up, build, format, lints, every test, then each parser fuzz target
+# for a bounded time (FUZZ_SECONDS each, default 20).
 # Integration tests (tests/) load the agent into this kernel and start their own nginx,
 # OTLP receiver and clients; they run one at a time.
 # A failed build stops here; a failed fmt or clippy does not keep the tests from running,
@@ -25,6 +26,7 @@ cargo build --release --workspace
 stage fmt cargo fmt --all -- --check
 stage clippy cargo clippy --workspace --all-targets -- -D warnings
 stage tests cargo test --release --workspace -- --test-threads=1
+stage fuzz bash scripts/fuzz.sh
 
 if ((${#failed[@]})); then
     echo "test: failed: ${failed[*]}" >&2
