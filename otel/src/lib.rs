@@ -52,6 +52,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+mod db_attrs;
 pub mod export;
 mod http_attrs;
 mod kv;
@@ -76,6 +77,19 @@ pub struct Observation {
     pub local: Option<SocketAddr>,
     /// The other end of the connection, when known.
     pub peer: Option<SocketAddr>,
+}
+
+/// Choices in how records become telemetry.
+///
+/// [`traces::spans_request_with`] and [`traces::span_with`] take them; the exporter reads them
+/// from [`export::ExportConfig::mapping`] (environment: `WIRELENS_RAW_DB_STATEMENTS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MappingOptions {
+    /// Export `db.query.text` as the statement was sent, literals and all. Off by default:
+    /// SQL and CQL statements have their literals replaced by `?`
+    /// ([`wirelens_parsers::sql::sanitize`]). Literals can hold personal data and secrets; only
+    /// turn this on where the backend may see them.
+    pub raw_db_statements: bool,
 }
 
 /// Now, in nanoseconds since the Unix epoch (0 if the clock is before it).

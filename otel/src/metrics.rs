@@ -1,7 +1,13 @@
 //! Observations → cumulative OTLP metrics: semantic-convention duration histograms per process,
 //! and the agent's own counters.
 //!
-//! Only low-cardinality attributes go on metrics (no `url.path`, no client addresses), and the
+//! HTTP exchanges go to `http.{server,client}.request.duration`, database operations to
+//! `db.client.operation.duration` (the traced process called the database) or
+//! `db.server.operation.duration` (the traced process is the database), the latter with the
+//! client metric's attributes and buckets.
+//!
+//! Only low-cardinality attributes go on metrics (no `url.path`, no client addresses, no
+//! `db.query.text`), and the
 //! number of series is capped: past the cap, observations that would open a new series are
 //! counted as overflow and dropped.
 
@@ -14,9 +20,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
 };
-use wirelens_parsers::{Detail, HttpRecord, Role};
+use wirelens_parsers::{DbRecord, Detail, HttpRecord, Role};
 
-use crate::{Observation, ProcessInfo, http_attrs, kv, semconv};
+use crate::{Observation, ProcessInfo, db_attrs, http_attrs, kv, semconv};
 
 /// Default cap on the number of histogram series kept.
 pub const DEFAULT_MAX_SERIES: usize = 10_000;
@@ -39,27 +45,32 @@ struct Series {
     sum: f64,
     min: f64,
     max: f64,
-    buckets: [u64; semconv::DURATION_BUCKETS.len() + 1],
+    /// Explicit bucket boundaries, fixed per metric.
+    bounds: &'static [f64],
+    /// One count per boundary, plus the overflow bucket.
+    buckets: Vec<u64>,
 }
 
 impl Series {
-    fn new(start_ns: u64) -> Self {
+    fn new(start_ns: u64, bounds: &'static [f64]) -> Self {
         Self {
             start_ns,
             count: 0,
             sum: 0.0,
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
-            buckets: [0; semconv::DURATION_BUCKETS.len() + 1],
+            bounds,
+            buckets: vec![0; bounds.len() + 1],
         }
     }
 
     /// Add one value. Buckets are upper-inclusive: `(bounds[i-1], bounds[i]]`.
     fn add(&mut self, seconds: f64) {
-        let index = semconv::DURATION_BUCKETS
+        let index = self
+            .bounds
             .iter()
             .position(|&bound| seconds <= bound)
-            .unwrap_or(semconv::DURATION_BUCKETS.len());
+            .unwrap_or(self.bounds.len());
         self.buckets[index] += 1;
         self.count += 1;
         self.sum += seconds;
@@ -135,7 +146,7 @@ impl MetricsAggregator {
     pub fn record(&mut self, obs: &Observation) -> bool {
         let (name, attrs) = match &obs.record.detail {
             Detail::Http(http) => http_series(obs, http),
-            Detail::Db(_) => return true,
+            Detail::Db(db) => db_series(obs, db),
         };
         let seconds = obs.record.end_ns.saturating_sub(obs.record.start_ns) as f64 / 1e9;
         let found = self.find(&obs.process);
@@ -152,7 +163,7 @@ impl MetricsAggregator {
             Some(i) => i,
             None => self.insert(Arc::clone(&obs.process)),
         };
-        let mut series = Series::new(obs.record.start_ns);
+        let mut series = Series::new(obs.record.start_ns, bounds(key.0));
         series.add(seconds);
         self.resources[index].histograms.insert(key, series);
         self.series += 1;
@@ -266,10 +277,56 @@ fn http_series(obs: &Observation, http: &HttpRecord) -> (&'static str, AttrSet) 
     (name, attrs)
 }
 
+/// Metric name and attributes of a database operation.
+fn db_series(obs: &Observation, db: &DbRecord) -> (&'static str, AttrSet) {
+    use AttrValue::{Int, Str};
+    let role = obs.record.role;
+    let mut attrs: AttrSet = Vec::with_capacity(8);
+    attrs.push((semconv::DB_SYSTEM_NAME, Str(db.system.as_str().to_owned())));
+    if let Some(operation) = db_attrs::operation(db) {
+        attrs.push((semconv::DB_OPERATION_NAME, Str(operation.to_owned())));
+    }
+    if let Some(collection) = db_attrs::collection(db) {
+        attrs.push((semconv::DB_COLLECTION_NAME, Str(collection.to_owned())));
+    }
+    if let Some(namespace) = db_attrs::namespace(db) {
+        attrs.push((semconv::DB_NAMESPACE, Str(namespace.to_owned())));
+    }
+    if let Some(code) = db_attrs::status_code(db) {
+        attrs.push((semconv::DB_RESPONSE_STATUS_CODE, Str(code.to_owned())));
+    }
+    if let Some(error) = db_attrs::error_type(db) {
+        attrs.push((semconv::ERROR_TYPE, Str(error.into_owned())));
+    }
+    if let Some(server) = db_attrs::server_endpoint(role, obs.local, obs.peer) {
+        attrs.push((semconv::SERVER_ADDRESS, Str(server.ip().to_string())));
+        attrs.push((semconv::SERVER_PORT, Int(i64::from(server.port()))));
+    }
+    let name = match role {
+        Role::Client => semconv::DB_CLIENT_OPERATION_DURATION,
+        Role::Server => semconv::DB_SERVER_OPERATION_DURATION,
+    };
+    (name, attrs)
+}
+
+/// Explicit bucket boundaries of a histogram, by metric name.
+fn bounds(name: &str) -> &'static [f64] {
+    match name {
+        semconv::DB_CLIENT_OPERATION_DURATION | semconv::DB_SERVER_OPERATION_DURATION => {
+            &semconv::DB_DURATION_BUCKETS
+        }
+        _ => &semconv::DURATION_BUCKETS,
+    }
+}
+
 fn description(name: &str) -> &'static str {
     match name {
         semconv::HTTP_SERVER_REQUEST_DURATION => "Duration of HTTP server requests.",
         semconv::HTTP_CLIENT_REQUEST_DURATION => "Duration of HTTP client requests.",
+        semconv::DB_CLIENT_OPERATION_DURATION => "Duration of database client operations.",
+        semconv::DB_SERVER_OPERATION_DURATION => {
+            "Duration of database operations, as served by the database."
+        }
         _ => "",
     }
 }
@@ -303,8 +360,8 @@ fn resource_metrics(r: &ResourceEntry, now_ns: u64) -> Vec<Metric> {
             time_unix_nano: now_ns.max(series.start_ns),
             count: series.count,
             sum: Some(series.sum),
-            bucket_counts: series.buckets.to_vec(),
-            explicit_bounds: semconv::DURATION_BUCKETS.to_vec(),
+            bucket_counts: series.buckets.clone(),
+            explicit_bounds: series.bounds.to_vec(),
             min: Some(series.min),
             max: Some(series.max),
             ..HistogramDataPoint::default()
@@ -374,7 +431,8 @@ pub fn point_count(request: &ExportMetricsServiceRequest) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::{attr_map, client_obs, process, server_obs};
+    use crate::test_util::{attr_map, client_obs, db_obs, process, server_obs};
+    use wirelens_parsers::DbSystem;
 
     fn with_duration(mut obs: Observation, seconds: f64) -> Observation {
         obs.record.start_ns = 1_000_000_000;
@@ -480,6 +538,120 @@ mod tests {
                 ("url.scheme", "http"),
             ]
         );
+    }
+
+    fn pairs(p: &HistogramDataPoint) -> Vec<(String, String)> {
+        attr_map(&p.attributes).into_iter().collect()
+    }
+
+    fn owned(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn select(id: u32) -> DbRecord {
+        let mut db = DbRecord::new(DbSystem::PostgreSql);
+        db.operation = Some("SELECT".into());
+        db.collection = Some("users".into());
+        db.namespace = Some("shop".into());
+        db.query_text = Some(format!("SELECT * FROM users WHERE id = {id}"));
+        db.status_code = Some("00000".into());
+        db.rows = Some(u64::from(id));
+        db
+    }
+
+    #[test]
+    fn db_client_series() {
+        let mut agg = MetricsAggregator::new(process(99));
+        for (id, seconds) in [(1, 0.0005), (2, 0.001), (3, 0.002), (4, 0.3), (5, 20.0)] {
+            assert!(agg.record(&with_duration(db_obs(1, Role::Client, select(id)), seconds)));
+        }
+        let request = agg.export_request(5_000_000_000);
+        let metric = &request.resource_metrics[0].scope_metrics[0].metrics[0];
+        assert_eq!(
+            metric.description,
+            "Duration of database client operations."
+        );
+        let points = histograms(&request);
+        assert_eq!(points.len(), 1, "query text and rows are not attributes");
+        let (name, p) = points[0];
+        assert_eq!(name, "db.client.operation.duration");
+        assert_eq!(
+            p.explicit_bounds,
+            [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0]
+        );
+        //                      .001 .005 .01 .05 .1 .5 1 5 10 +inf
+        assert_eq!(p.bucket_counts, [2, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(p.count, 5);
+        assert_eq!(
+            pairs(p),
+            owned(&[
+                ("db.collection.name", "users"),
+                ("db.namespace", "shop"),
+                ("db.operation.name", "SELECT"),
+                ("db.system.name", "postgresql"),
+                ("server.address", "10.0.0.3"),
+                ("server.port", "5432"),
+            ])
+        );
+    }
+
+    #[test]
+    fn db_server_series() {
+        let mut agg = MetricsAggregator::new(process(99));
+        let mut db = DbRecord::new(DbSystem::MySql);
+        db.operation = Some("INSERT".into());
+        db.collection = Some("orders".into());
+        db.query_text = Some("INSERT INTO orders VALUES (1)".into());
+        db.status_code = Some("1146".into());
+        db.error_message = Some("no such table".into());
+        agg.record(&db_obs(7, Role::Server, db));
+        let mut redis = DbRecord::new(DbSystem::Redis);
+        redis.operation = Some("GET".into());
+        redis.namespace = Some("0".into());
+        redis.query_text = Some("GET k".into());
+        agg.record(&db_obs(7, Role::Server, redis));
+        // HTTP series keep their own buckets next to database ones.
+        agg.record(&server_obs(7, "GET", "/", Some(200)));
+        let request = agg.export_request(10_000);
+        let points = histograms(&request);
+        let names: Vec<&str> = points.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            [
+                "db.server.operation.duration",
+                "db.server.operation.duration",
+                "http.server.request.duration"
+            ]
+        );
+        for (_, p) in &points[..2] {
+            assert_eq!(p.explicit_bounds, semconv::DB_DURATION_BUCKETS.to_vec());
+            assert_eq!(p.bucket_counts.len(), 10);
+        }
+        assert_eq!(
+            points[2].1.explicit_bounds,
+            semconv::DURATION_BUCKETS.to_vec()
+        );
+        assert_eq!(points[2].1.bucket_counts.len(), 15);
+        let all: Vec<Vec<(String, String)>> = points[..2].iter().map(|(_, p)| pairs(p)).collect();
+        assert!(all.contains(&owned(&[
+            ("db.collection.name", "orders"),
+            ("db.operation.name", "INSERT"),
+            ("db.response.status_code", "1146"),
+            ("db.system.name", "mysql"),
+            ("error.type", "1146"),
+            ("server.address", "10.0.0.3"),
+            ("server.port", "3306"),
+        ])));
+        assert!(all.contains(&owned(&[
+            ("db.namespace", "0"),
+            ("db.operation.name", "GET"),
+            ("db.system.name", "redis"),
+            ("server.address", "10.0.0.3"),
+            ("server.port", "6379"),
+        ])));
     }
 
     #[test]

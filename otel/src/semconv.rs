@@ -1,8 +1,8 @@
 //! Every OpenTelemetry attribute and metric name wirelens emits, in one place.
 //!
-//! Names follow the stable semantic conventions (HTTP, server/client, network, URL, error) as of
-//! semconv 1.3x; resource names follow the `process`, `host`, `container`, `service` and
-//! `telemetry` groups.
+//! Names follow the stable semantic conventions (HTTP, database, server/client, network, URL,
+//! error) as of semconv 1.3x (the database conventions as stabilised in 1.33); resource names
+//! follow the `process`, `host`, `container`, `service` and `telemetry` groups.
 
 /// Instrumentation scope name on every span and metric.
 pub const SCOPE_NAME: &str = "wirelens";
@@ -69,6 +69,28 @@ pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
 /// `error.type`
 pub const ERROR_TYPE: &str = "error.type";
 
+// Database span and metric attributes.
+
+/// `db.system.name`: the DBMS (`mysql`, `mariadb`, `postgresql`, `redis`, `cassandra`).
+pub const DB_SYSTEM_NAME: &str = "db.system.name";
+/// `db.operation.name`: the SQL/CQL verb or the command (`SELECT`, `HSET`).
+pub const DB_OPERATION_NAME: &str = "db.operation.name";
+/// `db.collection.name`: the one table the operation acts on.
+pub const DB_COLLECTION_NAME: &str = "db.collection.name";
+/// `db.namespace`: database, keyspace, or Redis database index.
+pub const DB_NAMESPACE: &str = "db.namespace";
+/// `db.query.text`: the statement, literals replaced by `?` unless raw statements are opted in.
+/// Spans only, never metrics.
+pub const DB_QUERY_TEXT: &str = "db.query.text";
+/// `db.query.summary`: low-cardinality summary of the query (`SELECT users`); the span name.
+pub const DB_QUERY_SUMMARY: &str = "db.query.summary";
+/// `db.response.status_code`: SQLSTATE, error number, Redis error prefix, CQL error code.
+pub const DB_RESPONSE_STATUS_CODE: &str = "db.response.status_code";
+/// `db.response.returned_rows` (int, development): rows returned (or affected).
+pub const DB_RESPONSE_RETURNED_ROWS: &str = "db.response.returned_rows";
+/// `db.operation.batch.size` (int): operations in a batch, set only for 2 or more.
+pub const DB_OPERATION_BATCH_SIZE: &str = "db.operation.batch.size";
+
 // Attribute values.
 
 /// `http.request.method` value for methods outside [`HTTP_KNOWN_METHODS`].
@@ -94,6 +116,12 @@ pub const TRANSPORT_TCP: &str = "tcp";
 pub const HTTP_SERVER_REQUEST_DURATION: &str = "http.server.request.duration";
 /// Histogram of client request durations, seconds.
 pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
+/// Histogram of database client operation durations, seconds.
+pub const DB_CLIENT_OPERATION_DURATION: &str = "db.client.operation.duration";
+/// Histogram of database operation durations as the database process served them, seconds.
+/// Not in the semantic conventions (they only define the client side); named after it, with
+/// the same attributes and buckets.
+pub const DB_SERVER_OPERATION_DURATION: &str = "db.server.operation.duration";
 /// Unit of duration histograms.
 pub const UNIT_SECONDS: &str = "s";
 /// Unit of counters of events (the agent's own counters, unless they count bytes).
@@ -105,6 +133,9 @@ pub const UNIT_BYTES: &str = "By";
 pub const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
+/// Explicit bucket boundaries of database operation durations (seconds), as the database
+/// semantic conventions advise for `db.client.operation.duration`.
+pub const DB_DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0];
 
 // The exporter's own counters, exported with the agent's counters under the agent's Resource.
 

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
-use wirelens_parsers::{Detail, HttpRecord, HttpVersion, Protocol, Record, Role};
+use wirelens_parsers::{
+    DbRecord, DbSystem, Detail, HttpRecord, HttpVersion, Protocol, Record, Role,
+};
 
 use crate::{Observation, ProcessInfo};
 
@@ -77,5 +79,37 @@ pub(crate) fn client_obs(pid: u32, method: &str, target: &str, status: Option<u1
 pub(crate) fn http_mut(obs: &mut Observation) -> &mut HttpRecord {
     match &mut obs.record.detail {
         Detail::Http(h) => h,
+        Detail::Db(_) => panic!("not an HTTP observation"),
+    }
+}
+
+/// A database operation of `system` seen from `role`: the client at 10.0.0.5:40000, the
+/// database at 10.0.0.3 on the system's default port; 1 ms to 3 ms.
+pub(crate) fn db_obs(pid: u32, role: Role, db: DbRecord) -> Observation {
+    let (protocol, port) = match db.system {
+        DbSystem::MySql | DbSystem::MariaDb => (Protocol::MySql, 3306),
+        DbSystem::PostgreSql => (Protocol::Postgres, 5432),
+        DbSystem::Redis => (Protocol::Redis, 6379),
+        DbSystem::Cassandra => (Protocol::Cassandra, 9042),
+    };
+    let client = "10.0.0.5:40000".parse().ok();
+    let server = format!("10.0.0.3:{port}").parse().ok();
+    let (local, peer) = match role {
+        Role::Client => (client, server),
+        Role::Server => (server, client),
+    };
+    Observation {
+        record: Record {
+            protocol,
+            role,
+            start_ns: 1_000_000,
+            end_ns: 3_000_000,
+            request_bytes: 50,
+            response_bytes: 80,
+            detail: Detail::Db(db),
+        },
+        process: Arc::new(process(pid)),
+        local,
+        peer,
     }
 }

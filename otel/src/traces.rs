@@ -4,6 +4,11 @@
 //! HTTP semantic-convention attributes. A valid W3C `traceparent` on the request puts the span in
 //! the caller's trace, as a child of the span that sent the header; otherwise the span starts a
 //! new trace with a random id.
+//!
+//! Database operations become CLIENT spans (the traced process called the database) or SERVER
+//! spans (the traced process is the database), named and attributed by the stable database
+//! semantic conventions; `db.query.text` has its literals replaced by `?` unless
+//! [`MappingOptions::raw_db_statements`] is set.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,13 +18,22 @@ use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, SpanFlags, Status};
-use wirelens_parsers::{Detail, HttpRecord, Role};
+use wirelens_parsers::{DbRecord, Detail, HttpRecord, Role};
 
-use crate::{Observation, ProcessInfo, http_attrs, kv, redact, semconv};
+use crate::{MappingOptions, Observation, ProcessInfo, db_attrs, http_attrs, kv, redact, semconv};
 
 /// One export request holding a span per observation, grouped by process: one
-/// `ResourceSpans` per distinct [`ProcessInfo`], in order of first appearance.
+/// `ResourceSpans` per distinct [`ProcessInfo`], in order of first appearance. Default
+/// [`MappingOptions`].
 pub fn spans_request(obs: &[Observation]) -> ExportTraceServiceRequest {
+    spans_request_with(obs, &MappingOptions::default())
+}
+
+/// [`spans_request`] with the given [`MappingOptions`].
+pub fn spans_request_with(
+    obs: &[Observation],
+    options: &MappingOptions,
+) -> ExportTraceServiceRequest {
     let mut groups: Vec<(Arc<ProcessInfo>, Vec<Span>)> = Vec::new();
     let mut by_pid: HashMap<u32, Vec<usize>> = HashMap::new();
     for o in obs {
@@ -36,7 +50,7 @@ pub fn spans_request(obs: &[Observation]) -> ExportTraceServiceRequest {
                 groups.len() - 1
             }
         };
-        groups[index].1.push(span(o));
+        groups[index].1.push(span_with(o, options));
     }
     let resource_spans = groups
         .into_iter()
@@ -62,8 +76,13 @@ pub(crate) fn scope() -> InstrumentationScope {
     }
 }
 
-/// The span for one observation.
+/// The span for one observation, with default [`MappingOptions`].
 pub fn span(obs: &Observation) -> Span {
+    span_with(obs, &MappingOptions::default())
+}
+
+/// The span for one observation.
+pub fn span_with(obs: &Observation, options: &MappingOptions) -> Span {
     let record = &obs.record;
     let mut span = Span {
         kind: match record.role {
@@ -80,10 +99,7 @@ pub fn span(obs: &Observation) -> Span {
             http.traceparent.as_deref().and_then(parse_traceparent)
         }
         Detail::Db(db) => {
-            span.name = db
-                .operation
-                .clone()
-                .unwrap_or_else(|| db.system.as_str().to_owned());
+            db_span(&mut span, record.role, db, obs, options);
             None
         }
     };
@@ -191,6 +207,66 @@ fn http_span(span: &mut Span, role: Role, http: &HttpRecord, obs: &Observation) 
     }
 }
 
+fn db_span(
+    span: &mut Span,
+    role: Role,
+    db: &DbRecord,
+    obs: &Observation,
+    options: &MappingOptions,
+) {
+    span.name = db_attrs::span_name(db);
+    let a = &mut span.attributes;
+    a.push(kv::string(semconv::DB_SYSTEM_NAME, db.system.as_str()));
+    if let Some(operation) = db_attrs::operation(db) {
+        a.push(kv::string(semconv::DB_OPERATION_NAME, operation));
+    }
+    if let Some(collection) = db_attrs::collection(db) {
+        a.push(kv::string(semconv::DB_COLLECTION_NAME, collection));
+    }
+    if let Some(namespace) = db_attrs::namespace(db) {
+        a.push(kv::string(semconv::DB_NAMESPACE, namespace));
+    }
+    if let Some(summary) = db_attrs::query_summary(db) {
+        a.push(kv::string(semconv::DB_QUERY_SUMMARY, summary));
+    }
+    if let Some(text) = db_attrs::query_text(db, options.raw_db_statements) {
+        a.push(kv::string(semconv::DB_QUERY_TEXT, text));
+    }
+    if let Some(code) = db_attrs::status_code(db) {
+        a.push(kv::string(semconv::DB_RESPONSE_STATUS_CODE, code));
+    }
+    if let Some(rows) = db.rows {
+        a.push(kv::int(
+            semconv::DB_RESPONSE_RETURNED_ROWS,
+            i64::try_from(rows).unwrap_or(i64::MAX),
+        ));
+    }
+    if let Some(batch) = db.batch_size.filter(|&n| n >= 2) {
+        a.push(kv::int(
+            semconv::DB_OPERATION_BATCH_SIZE,
+            i64::try_from(batch).unwrap_or(i64::MAX),
+        ));
+    }
+    if let Some(server) = db_attrs::server_endpoint(role, obs.local, obs.peer) {
+        a.push(kv::string(semconv::SERVER_ADDRESS, server.ip().to_string()));
+        a.push(kv::int(semconv::SERVER_PORT, i64::from(server.port())));
+    }
+    if let Some(peer) = obs.peer {
+        a.push(kv::string(
+            semconv::NETWORK_PEER_ADDRESS,
+            peer.ip().to_string(),
+        ));
+        a.push(kv::int(semconv::NETWORK_PEER_PORT, i64::from(peer.port())));
+    }
+    if let Some(error) = db_attrs::error_type(db) {
+        a.push(kv::string(semconv::ERROR_TYPE, error.as_ref()));
+        span.status = Some(Status {
+            message: db.error_message.clone().unwrap_or_default(),
+            code: StatusCode::Error as i32,
+        });
+    }
+}
+
 fn push_server(a: &mut Vec<KeyValue>, server: Option<(String, Option<u16>)>) {
     if let Some((address, port)) = server {
         a.push(kv::string(semconv::SERVER_ADDRESS, address));
@@ -263,7 +339,195 @@ fn nonzero_id<const N: usize>() -> [u8; N] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::{attr_map, client_obs, http_mut, process, server_obs};
+    use crate::test_util::{attr_map, client_obs, db_obs, http_mut, process, server_obs};
+    use wirelens_parsers::DbSystem;
+
+    fn pairs(span: &Span) -> Vec<(String, String)> {
+        assert_eq!(
+            attr_map(&span.attributes).len(),
+            span.attributes.len(),
+            "no duplicate keys"
+        );
+        attr_map(&span.attributes).into_iter().collect()
+    }
+
+    fn owned(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    const SELECT_RAW: &str = "SELECT name FROM users WHERE id = 42 AND name = 'bob'";
+    const SELECT_SANITISED: &str = "SELECT name FROM users WHERE id = ? AND name = ?";
+
+    fn postgres_select() -> DbRecord {
+        let mut db = DbRecord::new(DbSystem::PostgreSql);
+        db.operation = Some("SELECT".into());
+        db.collection = Some("users".into());
+        db.namespace = Some("shop".into());
+        db.query_text = Some(SELECT_RAW.into());
+        db.status_code = Some("00000".into());
+        db.rows = Some(1);
+        db.batch_size = Some(1);
+        db
+    }
+
+    #[test]
+    fn postgres_client_span() {
+        let span = span(&db_obs(1, Role::Client, postgres_select()));
+        assert_eq!(span.name, "SELECT users");
+        assert_eq!(span.kind, SpanKind::Client as i32);
+        assert_eq!(
+            (span.start_time_unix_nano, span.end_time_unix_nano),
+            (1_000_000, 3_000_000)
+        );
+        assert_eq!(span.status, None);
+        assert_eq!(
+            pairs(&span),
+            owned(&[
+                ("db.collection.name", "users"),
+                ("db.namespace", "shop"),
+                ("db.operation.name", "SELECT"),
+                ("db.query.summary", "SELECT users"),
+                ("db.query.text", SELECT_SANITISED),
+                ("db.response.returned_rows", "1"),
+                ("db.system.name", "postgresql"),
+                ("network.peer.address", "10.0.0.3"),
+                ("network.peer.port", "5432"),
+                ("server.address", "10.0.0.3"),
+                ("server.port", "5432"),
+            ])
+        );
+    }
+
+    #[test]
+    fn raw_db_statements_opt_in() {
+        let obs = db_obs(1, Role::Client, postgres_select());
+        let raw = MappingOptions {
+            raw_db_statements: true,
+        };
+        let attrs = attr_map(&span_with(&obs, &raw).attributes);
+        assert_eq!(attrs["db.query.text"], SELECT_RAW);
+        let request = spans_request_with(std::slice::from_ref(&obs), &raw);
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(attr_map(&span.attributes)["db.query.text"], SELECT_RAW);
+        let request = spans_request(&[obs]);
+        let span = &request.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(
+            attr_map(&span.attributes)["db.query.text"],
+            SELECT_SANITISED
+        );
+    }
+
+    #[test]
+    fn mysql_server_error_span() {
+        let mut db = DbRecord::new(DbSystem::MySql);
+        db.operation = Some("INSERT".into());
+        db.collection = Some("orders".into());
+        db.namespace = Some("shop".into());
+        db.query_text = Some("INSERT INTO orders (id, note) VALUES (7, 'x')".into());
+        db.status_code = Some("1146".into());
+        db.error_message = Some("Table 'shop.orders' doesn't exist".into());
+        db.batch_size = Some(3);
+        let span = span(&db_obs(7, Role::Server, db));
+        assert_eq!(span.name, "INSERT orders");
+        assert_eq!(span.kind, SpanKind::Server as i32);
+        assert_eq!(
+            span.status,
+            Some(Status {
+                message: "Table 'shop.orders' doesn't exist".into(),
+                code: StatusCode::Error as i32,
+            })
+        );
+        assert_eq!(
+            pairs(&span),
+            owned(&[
+                ("db.collection.name", "orders"),
+                ("db.namespace", "shop"),
+                ("db.operation.batch.size", "3"),
+                ("db.operation.name", "INSERT"),
+                ("db.query.summary", "INSERT orders"),
+                (
+                    "db.query.text",
+                    "INSERT INTO orders (id, note) VALUES (?, ?)"
+                ),
+                ("db.response.status_code", "1146"),
+                ("db.system.name", "mysql"),
+                ("error.type", "1146"),
+                ("network.peer.address", "10.0.0.5"),
+                ("network.peer.port", "40000"),
+                ("server.address", "10.0.0.3"),
+                ("server.port", "3306"),
+            ])
+        );
+    }
+
+    #[test]
+    fn error_without_code_is_other() {
+        let mut db = DbRecord::new(DbSystem::MariaDb);
+        db.operation = Some("PING".into());
+        db.error_message = Some("gone".into());
+        let span = span(&db_obs(1, Role::Client, db));
+        assert_eq!(span.name, "PING");
+        let attrs = attr_map(&span.attributes);
+        assert_eq!(attrs["error.type"], "_OTHER");
+        assert!(!attrs.contains_key("db.response.status_code"));
+        assert!(!attrs.contains_key("db.query.summary"));
+        assert_eq!(span.status.map(|s| s.code), Some(StatusCode::Error as i32));
+    }
+
+    #[test]
+    fn redis_span() {
+        let mut db = DbRecord::new(DbSystem::Redis);
+        db.operation = Some("SET".into());
+        db.namespace = Some("2".into());
+        db.query_text = Some("SET session:42".into());
+        let span = span(&db_obs(3, Role::Client, db));
+        assert_eq!(span.name, "SET");
+        assert_eq!(span.kind, SpanKind::Client as i32);
+        assert_eq!(span.status, None);
+        assert_eq!(
+            pairs(&span),
+            owned(&[
+                ("db.namespace", "2"),
+                ("db.operation.name", "SET"),
+                ("db.query.text", "SET session:42"),
+                ("db.system.name", "redis"),
+                ("network.peer.address", "10.0.0.3"),
+                ("network.peer.port", "6379"),
+                ("server.address", "10.0.0.3"),
+                ("server.port", "6379"),
+            ])
+        );
+
+        let mut err = DbRecord::new(DbSystem::Redis);
+        err.operation = Some("INCR".into());
+        err.status_code = Some("WRONGTYPE".into());
+        err.error_message =
+            Some("WRONGTYPE Operation against a key holding the wrong kind of value".into());
+        let attrs = attr_map(
+            &span_with(&db_obs(3, Role::Client, err), &MappingOptions::default()).attributes,
+        );
+        assert_eq!(attrs["error.type"], "WRONGTYPE");
+        assert_eq!(attrs["db.response.status_code"], "WRONGTYPE");
+    }
+
+    #[test]
+    fn db_span_name_falls_back_to_system() {
+        let span = span(&db_obs(1, Role::Client, DbRecord::new(DbSystem::Cassandra)));
+        assert_eq!(span.name, "cassandra");
+        assert_eq!(
+            pairs(&span),
+            owned(&[
+                ("db.system.name", "cassandra"),
+                ("network.peer.address", "10.0.0.3"),
+                ("network.peer.port", "9042"),
+                ("server.address", "10.0.0.3"),
+                ("server.port", "9042"),
+            ])
+        );
+    }
 
     #[test]
     fn server_span_attributes() {

@@ -6,6 +6,11 @@ use thiserror::Error;
 use url::Url;
 
 use super::retry::RetryPolicy;
+use crate::MappingOptions;
+
+/// Set to `true` to export `db.query.text` with its literals (see
+/// [`MappingOptions::raw_db_statements`]). Any other value, or none, keeps them sanitised.
+pub const RAW_DB_STATEMENTS_VAR: &str = "WIRELENS_RAW_DB_STATEMENTS";
 
 /// Which OTLP transport a signal uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +72,8 @@ pub struct ExportConfig {
     pub max_metric_series: usize,
     /// Retries of failed exports.
     pub retry: RetryPolicy,
+    /// How records become spans ([`RAW_DB_STATEMENTS_VAR`]).
+    pub mapping: MappingOptions,
 }
 
 /// Values given on the command line; they win over the environment.
@@ -200,6 +207,10 @@ impl ExportConfig {
     /// (default 60 s), `OTEL_BSP_SCHEDULE_DELAY` (default 1 s, not the spec's 5 s),
     /// `OTEL_BSP_MAX_QUEUE_SIZE` (2048) and `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512, at most the
     /// queue size) are read as the spec says; all durations are in milliseconds.
+    ///
+    /// One variable of wirelens's own: `WIRELENS_RAW_DB_STATEMENTS=true` exports database
+    /// statements with their literals ([`MappingOptions::raw_db_statements`]); by default
+    /// literals are replaced by `?`.
     pub fn from_env(overrides: &Overrides) -> Result<Option<Self>, ConfigError> {
         Self::from_lookup(overrides, |name| std::env::var(name).ok())
     }
@@ -255,6 +266,10 @@ impl ExportConfig {
             max_export_batch_size,
             max_metric_series: crate::metrics::DEFAULT_MAX_SERIES,
             retry: RetryPolicy::default(),
+            mapping: MappingOptions {
+                raw_db_statements: get(RAW_DB_STATEMENTS_VAR)
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            },
         }))
     }
 
@@ -497,6 +512,20 @@ mod tests {
     }
 
     #[test]
+    fn raw_db_statements_opt_in() {
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318");
+        for (value, raw) in [
+            ("true", true),
+            ("TRUE", true),
+            ("1", false),
+            ("false", false),
+        ] {
+            let c = ok(&[endpoint, ("WIRELENS_RAW_DB_STATEMENTS", value)]);
+            assert_eq!(c.mapping.raw_db_statements, raw, "{value}");
+        }
+    }
+
+    #[test]
     fn generic_http_endpoint_gets_signal_paths_and_defaults() {
         let c = ok(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")]);
         assert_eq!(
@@ -514,6 +543,10 @@ mod tests {
         assert_eq!(c.metric_interval, Duration::from_secs(60));
         assert_eq!(c.schedule_delay, Duration::from_secs(1));
         assert_eq!((c.max_queue_size, c.max_export_batch_size), (2048, 512));
+        assert!(
+            !c.mapping.raw_db_statements,
+            "db statements sanitised by default"
+        );
 
         let c = ok(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c/otlp/")]);
         assert_eq!(traces(&c).endpoint.as_str(), "https://c/otlp/v1/traces");

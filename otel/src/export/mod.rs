@@ -30,9 +30,12 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use crate::metrics::{MetricsAggregator, point_count};
-use crate::{Observation, ProcessInfo, semconv, traces};
+use crate::{MappingOptions, Observation, ProcessInfo, semconv, traces};
 
-pub use config::{Compression, ConfigError, ExportConfig, Overrides, Protocol, SignalConfig};
+pub use config::{
+    Compression, ConfigError, ExportConfig, Overrides, Protocol, RAW_DB_STATEMENTS_VAR,
+    SignalConfig,
+};
 pub use grpc::{GrpcError, GrpcExporter};
 pub use http::{HttpError, HttpExporter};
 pub use retry::{RetryPolicy, Retryable};
@@ -353,7 +356,13 @@ pub fn spawn(
     let mut workers = Vec::new();
     let batches = config.traces.clone().map(|signal| {
         let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
-        workers.push(handle.spawn(traces_worker(signal, config.retry, rx, Arc::clone(&shared))));
+        workers.push(handle.spawn(traces_worker(
+            signal,
+            config.retry,
+            config.mapping,
+            rx,
+            Arc::clone(&shared),
+        )));
         tx
     });
     let metric_requests = config.metrics.clone().map(|signal| {
@@ -571,6 +580,7 @@ impl Streak {
 async fn traces_worker(
     config: SignalConfig,
     policy: RetryPolicy,
+    mapping: MappingOptions,
     mut rx: mpsc::Receiver<Vec<Observation>>,
     shared: Arc<Shared>,
 ) {
@@ -586,7 +596,7 @@ async fn traces_worker(
     }
     while let Some(batch) = rx.recv().await {
         let n = batch.len() as u64;
-        let request = traces::spans_request(&batch);
+        let request = traces::spans_request_with(&batch, &mapping);
         drop(batch);
         let result = match &transport {
             Ok(t) => Some(t.export_traces(&request, &policy).await),

@@ -230,6 +230,7 @@ fn config(traces: Option<SignalConfig>, metrics: Option<SignalConfig>) -> Export
             max_backoff: Duration::from_millis(20),
             max_elapsed: Duration::from_secs(2),
         },
+        mapping: MappingOptions::default(),
     }
 }
 
