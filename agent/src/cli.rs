@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
 /// How records are printed on standard output.
@@ -41,6 +41,7 @@ pub struct Cli {
     /// Trace only connections with this local or remote port (repeatable).
     #[arg(
         long = "port",
+        global = true,
         value_name = "PORT",
         env = "WIRELENS_PORT",
         value_delimiter = ','
@@ -55,7 +56,7 @@ pub struct Cli {
     )]
     pub comms: Vec<String>,
     /// Output on stdout: text (default), json, or none.
-    #[arg(long, value_enum, env = "WIRELENS_OUTPUT")]
+    #[arg(long, value_enum, env = "WIRELENS_OUTPUT", global = true)]
     pub output: Option<OutputFormat>,
     /// Bytes captured per send/receive call (default 16384, at most 32768).
     #[arg(long, value_name = "BYTES", env = "WIRELENS_CAPTURE_LIMIT")]
@@ -64,16 +65,21 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", env = "WIRELENS_RING_SIZE")]
     pub ring_size: Option<u32>,
     /// Most connections tracked at once (default 65536); more are counted and not parsed.
-    #[arg(long, value_name = "N", env = "WIRELENS_MAX_CONNECTIONS")]
+    #[arg(
+        long,
+        value_name = "N",
+        env = "WIRELENS_MAX_CONNECTIONS",
+        global = true
+    )]
     pub max_connections: Option<usize>,
     /// OTLP endpoint (overrides OTEL_EXPORTER_OTLP_ENDPOINT).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", global = true)]
     pub otlp_endpoint: Option<String>,
     /// OTLP protocol: grpc or http/protobuf (overrides OTEL_EXPORTER_OTLP_PROTOCOL).
-    #[arg(long, value_name = "PROTOCOL")]
+    #[arg(long, value_name = "PROTOCOL", global = true)]
     pub otlp_protocol: Option<String>,
     /// TOML config file with the same keys as the long flags (snake_case).
-    #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG")]
+    #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Lock file that keeps a second agent from starting.
     #[arg(
@@ -83,6 +89,41 @@ pub struct Cli {
         default_value = "/run/wirelens.lock"
     )]
     pub lock_file: PathBuf,
+    /// What to run; none: trace the host live.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read a pcap or pcapng capture and print (or export) its requests, as if traced live.
+    ///
+    /// Needs no root. Takes --output, --port, --max-connections, --otlp-endpoint and
+    /// --otlp-protocol like the live tracer.
+    Replay(ReplayArgs),
+}
+
+/// Arguments of `wirelens replay`.
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The capture file (pcap or pcapng).
+    #[arg(value_name = "FILE")]
+    pub path: PathBuf,
+    /// Which end of each connection plays the traced process.
+    #[arg(long, value_enum, default_value = "client")]
+    pub side: Side,
+}
+
+/// The end of a captured connection that a replay traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Side {
+    /// The initiator (client-role records).
+    Client,
+    /// The acceptor (server-role records).
+    Server,
+    /// Both ends (one record per end per exchange).
+    Both,
 }
 
 /// The config file: every key optional, same meaning as the flag of the same name.
@@ -241,5 +282,28 @@ mod tests {
         assert!(parse(&["--port", "http"]).is_err());
         let err = parse(&["--comm", "a-very-long-command-name"]).expect_err("rejected");
         assert!(err.to_string().contains("15 bytes"));
+    }
+
+    #[test]
+    fn replay_subcommand_takes_global_flags() {
+        let cli = Cli::try_parse_from([
+            "wirelens", "replay", "x.pcap", "--output", "json", "--port", "80", "--side", "both",
+        ])
+        .expect("parses");
+        let Some(Command::Replay(args)) = &cli.command else {
+            panic!("no replay subcommand: {cli:?}");
+        };
+        assert_eq!(args.path, PathBuf::from("x.pcap"));
+        assert_eq!(args.side, Side::Both);
+        let s = cli.resolve().expect("resolves");
+        assert_eq!(s.output, OutputFormat::Json);
+        assert_eq!(s.ports, vec![80]);
+        // No subcommand: the live tracer, as before.
+        assert!(
+            Cli::try_parse_from(["wirelens"])
+                .expect("parses")
+                .command
+                .is_none()
+        );
     }
 }

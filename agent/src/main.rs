@@ -12,6 +12,7 @@ mod metadata;
 mod pipeline;
 mod probes;
 mod reader;
+mod replay;
 mod sinks;
 mod stats;
 
@@ -58,7 +59,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(mut cli: Cli) -> anyhow::Result<()> {
+    if let Some(cli::Command::Replay(args)) = cli.command.take() {
+        // No root, no eBPF, no lock file: a capture file through the same pipeline.
+        return replay::run(&args, &cli.resolve()?);
+    }
     let settings = cli.resolve()?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {

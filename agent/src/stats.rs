@@ -36,6 +36,12 @@ pub struct Stats {
     pub self_traffic: AtomicU64,
     /// Parser losses, by [`Loss`].
     pub parse_losses: [AtomicU64; Loss::ALL.len()],
+    /// `replay`: packets read from the capture.
+    pub replay_packets: AtomicU64,
+    /// `replay`: packets whose headers did not decode (truncated, corrupt).
+    pub replay_malformed: AtomicU64,
+    /// `replay`: packets that are not TCP or UDP over IP (ARP, ICMP, fragments, ...).
+    pub replay_skipped: AtomicU64,
 }
 
 impl Stats {
@@ -79,6 +85,9 @@ impl Stats {
                 (l, get(&self.parse_losses[i]))
             }),
             export,
+            replay_packets: get(&self.replay_packets),
+            replay_malformed: get(&self.replay_malformed),
+            replay_skipped: get(&self.replay_skipped),
         }
     }
 }
@@ -125,6 +134,12 @@ pub struct Snapshot {
     pub parse_losses: [(Loss, u64); Loss::ALL.len()],
     /// Exporter counts.
     pub export: ExportCounts,
+    /// `replay`: packets read.
+    pub replay_packets: u64,
+    /// `replay`: packets that did not decode.
+    pub replay_malformed: u64,
+    /// `replay`: packets neither TCP nor UDP.
+    pub replay_skipped: u64,
 }
 
 impl Snapshot {
@@ -181,7 +196,7 @@ impl Snapshot {
             .iter()
             .map(|(l, n)| format!("{}={n}", l.name()))
             .collect();
-        format!(
+        let mut line = format!(
             "wirelens counters: events={} bytes={} drops={} records={} export_failures={} \
              spans_exported={} ring_full={} truncated={} gaps={} decode_errors={} \
              live_dropped={} export_queue_dropped={} spans_dropped={} unknown_protocol={} \
@@ -202,7 +217,15 @@ impl Snapshot {
             self.unknown_protocol,
             self.self_traffic,
             losses.join(" "),
-        )
+        );
+        if self.replay_packets > 0 {
+            // Only a replay reads packets; the live line is unchanged.
+            line.push_str(&format!(
+                " packets={} malformed_packets={} skipped_packets={}",
+                self.replay_packets, self.replay_malformed, self.replay_skipped
+            ));
+        }
+        line
     }
 }
 
