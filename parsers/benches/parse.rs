@@ -96,5 +96,264 @@ fn http1(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, http1);
+/// The feeds of `testdata/postgres/<name>` replayed as the traced client, one per segment.
+fn postgres_feeds(name: &str) -> Vec<(Direction, Vec<u8>, u64)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/postgres");
+    let read = |suffix: &str| {
+        std::fs::read(dir.join(format!("{name}.{suffix}")))
+            .unwrap_or_else(|e| panic!("reading {name}.{suffix}: {e}"))
+    };
+    let streams = [read("client.bin"), read("server.bin")];
+    let mut offsets = [0usize; 2];
+    let mut feeds = Vec::new();
+    for line in String::from_utf8(read("timeline")).expect("text").lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [side, us, len] = fields[..] else {
+            panic!("bad timeline line {line:?}")
+        };
+        let Ok(len) = len.parse::<usize>() else {
+            continue; // "fin"
+        };
+        let (i, dir) = if side == "c" {
+            (0, Direction::Egress)
+        } else {
+            (1, Direction::Ingress)
+        };
+        feeds.push((
+            dir,
+            streams[i][offsets[i]..offsets[i] + len].to_vec(),
+            us.parse::<u64>().expect("time") * 1000,
+        ));
+        offsets[i] += len;
+    }
+    feeds
+}
+
+/// PostgreSQL: every recorded connection (simple, extended, pipelined, COPY), each through a
+/// fresh parser, `rounds` times.
+fn postgres(c: &mut Criterion) {
+    let names = [
+        "simple_queries",
+        "multi_statement",
+        "ssl_refused",
+        "extended",
+        "pipeline",
+        "copy",
+    ];
+    let conns: Vec<_> = names.into_iter().map(postgres_feeds).collect();
+    let rounds = 20;
+    let bytes: u64 = conns
+        .iter()
+        .flatten()
+        .map(|(_, b, _)| b.len() as u64)
+        .sum::<u64>()
+        * rounds;
+    let run = || {
+        let mut records = 0;
+        for _ in 0..rounds {
+            for feeds in &conns {
+                let mut parser = new_parser(Protocol::Postgres);
+                let mut out = Output::default();
+                for (dir, bytes, ts) in feeds {
+                    parser.feed(*dir, bytes, *ts, &mut out);
+                }
+                parser.close(u64::MAX, &mut out);
+                records += out.records.len();
+            }
+        }
+        records
+    };
+    assert_eq!(run(), 20 * 25, "every recorded operation becomes a record");
+    let mut group = c.benchmark_group("postgres");
+    group.throughput(Throughput::Bytes(bytes));
+    group.bench_function("recorded_connections", |b| b.iter(|| black_box(run())));
+
+    // One SELECT answered by 5000 DataRows: framing and counting rows.
+    let large = postgres_feeds("large_result");
+    let run_large = || {
+        let mut parser = new_parser(Protocol::Postgres);
+        let mut out = Output::default();
+        for (dir, bytes, ts) in &large {
+            parser.feed(*dir, bytes, *ts, &mut out);
+        }
+        parser.close(u64::MAX, &mut out);
+        out.records.len()
+    };
+    assert_eq!(run_large(), 1);
+    group.throughput(Throughput::Bytes(
+        large.iter().map(|(_, b, _)| b.len() as u64).sum(),
+    ));
+    group.bench_function("large_result_recorded", |b| {
+        b.iter(|| black_box(run_large()))
+    });
+    group.finish();
+}
+
+/// The feeds of `testdata/mysql/<name>` replayed as the traced client, one per segment.
+fn mysql_feeds(name: &str) -> Vec<(Direction, Vec<u8>, u64)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/mysql");
+    let read = |suffix: &str| {
+        std::fs::read(dir.join(format!("{name}.{suffix}")))
+            .unwrap_or_else(|e| panic!("reading {name}.{suffix}: {e}"))
+    };
+    let streams = [read("client.bin"), read("server.bin")];
+    let mut offsets = [0usize; 2];
+    let mut feeds = Vec::new();
+    for line in String::from_utf8(read("timeline")).expect("text").lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [side, us, len] = fields[..] else {
+            panic!("bad timeline line {line:?}")
+        };
+        let Ok(len) = len.parse::<usize>() else {
+            continue; // "fin"
+        };
+        let (i, dir) = if side == "c" {
+            (0, Direction::Egress)
+        } else {
+            (1, Direction::Ingress)
+        };
+        feeds.push((
+            dir,
+            streams[i][offsets[i]..offsets[i] + len].to_vec(),
+            us.parse::<u64>().expect("time") * 1000,
+        ));
+        offsets[i] += len;
+    }
+    feeds
+}
+
+/// MySQL/MariaDB: the recorded sessions (handshake, queries, errors, prepared statements),
+/// each through a fresh parser, `rounds` times; and the 100 KB row, counted not buffered.
+fn mysql(c: &mut Criterion) {
+    let replay = |conns: &[Vec<(Direction, Vec<u8>, u64)>], rounds: usize| {
+        let mut records = 0;
+        for _ in 0..rounds {
+            for feeds in conns {
+                let mut parser = new_parser(Protocol::MySql);
+                let mut out = Output::default();
+                for (dir, bytes, ts) in feeds {
+                    parser.feed(*dir, bytes, *ts, &mut out);
+                }
+                parser.close(u64::MAX, &mut out);
+                records += out.records.len();
+            }
+        }
+        records
+    };
+    let size = |conns: &[Vec<(Direction, Vec<u8>, u64)>]| -> u64 {
+        conns.iter().flatten().map(|(_, b, _)| b.len() as u64).sum()
+    };
+    let mut group = c.benchmark_group("mysql");
+
+    let sessions: Vec<_> = [
+        "cli_session",
+        "ping",
+        "pymysql_queries",
+        "connector_prepared",
+    ]
+    .into_iter()
+    .map(mysql_feeds)
+    .collect();
+    assert_eq!(
+        replay(&sessions, 20),
+        20 * 26,
+        "every recorded command becomes a record"
+    );
+    group.throughput(Throughput::Bytes(size(&sessions) * 20));
+    group.bench_function("recorded_sessions", |b| {
+        b.iter(|| black_box(replay(&sessions, 20)))
+    });
+
+    let large = vec![mysql_feeds("large_row")];
+    assert_eq!(replay(&large, 1), 1);
+    group.throughput(Throughput::Bytes(size(&large)));
+    group.bench_function("large_row_recorded", |b| {
+        b.iter(|| black_box(replay(&large, 1)))
+    });
+
+    group.finish();
+}
+
+/// The feeds of `testdata/redis/<name>` replayed as the traced client, one per segment.
+fn redis_feeds(name: &str) -> Vec<(Direction, Vec<u8>, u64)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/redis");
+    let read = |suffix: &str| {
+        std::fs::read(dir.join(format!("{name}.{suffix}")))
+            .unwrap_or_else(|e| panic!("reading {name}.{suffix}: {e}"))
+    };
+    let streams = [read("client.bin"), read("server.bin")];
+    let mut offsets = [0usize; 2];
+    let mut feeds = Vec::new();
+    for line in String::from_utf8(read("timeline")).expect("text").lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [side, us, len] = fields[..] else {
+            panic!("bad timeline line {line:?}")
+        };
+        let Ok(len) = len.parse::<usize>() else {
+            continue; // "fin"
+        };
+        let (i, dir) = if side == "c" {
+            (0, Direction::Egress)
+        } else {
+            (1, Direction::Ingress)
+        };
+        feeds.push((
+            dir,
+            streams[i][offsets[i]..offsets[i] + len].to_vec(),
+            us.parse::<u64>().expect("time") * 1000,
+        ));
+        offsets[i] += len;
+    }
+    feeds
+}
+
+/// Redis: the recorded pipeline (100 commands in one write, and `redis-cli --pipe`'s ECHO)
+/// `rounds` times over one connection; and a 100 KB GET reply, counted not kept.
+fn redis(c: &mut Criterion) {
+    let pipelined = redis_feeds("pipelined_100");
+    let rounds = 50u64;
+    // Records are drained after each round, as the agent drains them.
+    let run_pipelined = || {
+        let mut parser = new_parser(Protocol::Redis);
+        let mut out = Output::default();
+        let mut records = 0;
+        for round in 0..rounds {
+            for (dir, bytes, ts) in &pipelined {
+                parser.feed(*dir, bytes, ts + round * 1_000_000_000, &mut out);
+            }
+            records += out.records.len();
+            out.records.clear();
+        }
+        parser.close(u64::MAX, &mut out);
+        records + out.records.len()
+    };
+    assert_eq!(run_pipelined(), 50 * 101, "every command becomes a record");
+    let bytes: u64 = pipelined.iter().map(|(_, b, _)| b.len() as u64).sum();
+    let mut group = c.benchmark_group("redis");
+    group.throughput(Throughput::Bytes(bytes * rounds));
+    group.bench_function("pipelined_recorded", |b| {
+        b.iter(|| black_box(run_pipelined()))
+    });
+
+    let large = redis_feeds("large_get");
+    let run_large = || {
+        let mut parser = new_parser(Protocol::Redis);
+        let mut out = Output::default();
+        for (dir, bytes, ts) in &large {
+            parser.feed(*dir, bytes, *ts, &mut out);
+        }
+        parser.close(u64::MAX, &mut out);
+        out.records.len()
+    };
+    assert_eq!(run_large(), 1);
+    group.throughput(Throughput::Bytes(
+        large.iter().map(|(_, b, _)| b.len() as u64).sum(),
+    ));
+    group.bench_function("large_value_recorded", |b| {
+        b.iter(|| black_box(run_large()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, http1, postgres, mysql, redis);
 criterion_main!(benches);
