@@ -32,6 +32,8 @@ pub mod protocol;
 pub mod record;
 pub mod redis;
 pub mod sql;
+#[cfg(test)]
+mod testkit;
 
 pub use output::{Loss, Output};
 pub use protocol::{Inference, Protocol, infer, new_parser};

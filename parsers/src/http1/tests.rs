@@ -5,42 +5,13 @@
 //! `WIRELENS_BLESS=1 cargo test -p wirelens-parsers`.
 
 use std::fmt::Write as _;
-use std::ops::Range;
 
 use super::{Http1Parser, MAX_HEAD, infer};
+use crate::testkit::{Capture, Op, Side, check_baseline, direction};
+
+/// Fixture folder under `testdata/`.
+const DIR: &str = "http1";
 use crate::{Detail, Direction, Output, Parser, Protocol, Record, Role};
-
-/// Who sent some bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Client,
-    Server,
-}
-
-/// One call to the parser, by sender rather than direction so a script runs in both roles.
-#[derive(Clone, Copy, Debug)]
-enum Op<'a> {
-    Feed(Side, &'a [u8], u64),
-    Skip(Side, Option<u64>, u64),
-    End(Side, u64),
-    Close(u64),
-}
-
-impl Op<'_> {
-    fn ts(&self) -> u64 {
-        match *self {
-            Op::Feed(_, _, ts) | Op::Skip(_, _, ts) | Op::End(_, ts) | Op::Close(ts) => ts,
-        }
-    }
-}
-
-/// The direction `side`'s bytes travel when the traced process plays `traced`.
-fn direction(side: Side, traced: Role) -> Direction {
-    match (side, traced) {
-        (Side::Client, Role::Client) | (Side::Server, Role::Server) => Direction::Egress,
-        (Side::Server, Role::Client) | (Side::Client, Role::Server) => Direction::Ingress,
-    }
-}
 
 /// What a run produced, as text: one line per record, then the losses.
 #[derive(Debug, PartialEq, Eq)]
@@ -700,142 +671,13 @@ const CASES: &[&str] = &[
     "connection_close",
 ];
 
-/// One recorded connection: what each side sent, and when (from the capture).
-struct Capture {
-    client: Vec<u8>,
-    server: Vec<u8>,
-    /// Side, µs since the SYN, byte range in that side's stream (`None`: the side closed).
-    timeline: Vec<(Side, u64, Option<Range<usize>>)>,
-}
-
-fn testdata(file: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/http1")
-        .join(file)
-}
-
-impl Capture {
-    fn load(name: &str) -> Self {
-        let read = |suffix: &str| {
-            std::fs::read(testdata(&format!("{name}.{suffix}")))
-                .unwrap_or_else(|e| panic!("reading fixture {name}.{suffix}: {e}"))
-        };
-        let (client, server) = (read("client.bin"), read("server.bin"));
-        let mut offsets = [0usize; 2];
-        let mut timeline = Vec::new();
-        for line in String::from_utf8(read("timeline"))
-            .expect("timeline is text")
-            .lines()
-        {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let [side, us, len] = fields[..] else {
-                panic!("bad timeline line {line:?}")
-            };
-            let (side, i) = match side {
-                "c" => (Side::Client, 0),
-                "s" => (Side::Server, 1),
-                _ => panic!("bad side in {line:?}"),
-            };
-            let us: u64 = us.parse().expect("timeline time");
-            let range = (len != "fin").then(|| {
-                let len: usize = len.parse().expect("timeline length");
-                offsets[i] += len;
-                offsets[i] - len..offsets[i]
-            });
-            timeline.push((side, us, range));
-        }
-        assert_eq!(
-            offsets,
-            [client.len(), server.len()],
-            "{name}: timeline does not cover the streams"
-        );
-        Self {
-            client,
-            server,
-            timeline,
-        }
-    }
-
-    fn stream(&self, side: Side) -> &[u8] {
-        match side {
-            Side::Client => &self.client,
-            Side::Server => &self.server,
-        }
-    }
-
-    /// The connection as recorded: one feed per TCP segment, `end` at each FIN, then close.
-    fn ops(&self) -> Vec<Op<'_>> {
-        let mut ops: Vec<Op<'_>> = self
-            .timeline
-            .iter()
-            .map(|(side, us, range)| match range {
-                Some(r) => Op::Feed(*side, &self.stream(*side)[r.clone()], us * 1000),
-                None => Op::End(*side, us * 1000),
-            })
-            .collect();
-        ops.push(Op::Close(ops.last().map_or(0, Op::ts) + 1000));
-        ops
-    }
-
-    /// Everything the client sent in one feed, then everything the server sent in one.
-    fn ops_whole(&self) -> Vec<Op<'_>> {
-        vec![
-            Op::Feed(Side::Client, &self.client, 1000),
-            Op::Feed(Side::Server, &self.server, 2000),
-            Op::End(Side::Server, 3000),
-            Op::Close(4000),
-        ]
-    }
-
-    /// As recorded, but bytes `range` of `side`'s stream were not captured: a skip instead.
-    fn ops_with_gap(&self, side: Side, range: Range<usize>) -> Vec<Op<'_>> {
-        let mut ops = Vec::new();
-        for (s, us, seg) in &self.timeline {
-            let ts = us * 1000;
-            let Some(seg) = seg else {
-                ops.push(Op::End(*s, ts));
-                continue;
-            };
-            if *s != side || seg.end <= range.start || seg.start >= range.end {
-                ops.push(Op::Feed(*s, &self.stream(*s)[seg.clone()], ts));
-                continue;
-            }
-            let (lo, hi) = (range.start.max(seg.start), range.end.min(seg.end));
-            if seg.start < lo {
-                ops.push(Op::Feed(*s, &self.stream(*s)[seg.start..lo], ts));
-            }
-            ops.push(Op::Skip(*s, Some((hi - lo) as u64), ts));
-            if hi < seg.end {
-                ops.push(Op::Feed(*s, &self.stream(*s)[hi..seg.end], ts));
-            }
-        }
-        ops.push(Op::Close(ops.last().map_or(0, Op::ts) + 1000));
-        ops
-    }
-}
-
-/// Compares `got` with the baseline file, or rewrites it under `WIRELENS_BLESS`.
-fn check_baseline(file: &str, got: &str) {
-    let path = testdata(file);
-    if std::env::var_os("WIRELENS_BLESS").is_some() {
-        std::fs::write(&path, got).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    assert!(
-        want == got,
-        "{file} differs from the baseline (WIRELENS_BLESS=1 to accept)\n--- want\n{want}--- got\n{got}"
-    );
-}
-
 /// Each capture, as recorded and in both roles, against its baseline.
 #[test]
 fn captures_match_baselines() {
     for &name in CASES {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         let got = run(&cap.ops(), Role::Client, true);
-        check_baseline(&format!("{name}.expected"), &got.text());
+        check_baseline(DIR, &format!("{name}.expected"), &got.text());
         assert_eq!(run(&cap.ops(), Role::Server, true), got, "{name} as server");
     }
 }
@@ -844,7 +686,7 @@ fn captures_match_baselines() {
 #[test]
 fn captures_split_everywhere() {
     for &name in CASES {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         let ops = cap.ops();
         let want = run(&ops, Role::Client, true);
         for i in 0..ops.len() {
@@ -879,7 +721,7 @@ fn captures_split_everywhere() {
 #[test]
 fn captures_in_any_chunks() {
     for &name in CASES {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         let ops = cap.ops();
         for traced in [Role::Client, Role::Server] {
             let want = run(&ops, traced, true);
@@ -943,7 +785,7 @@ fn captures_with_uncaptured_body_bytes() {
         ("pipelined_10", Side::Server),
         ("http10_close_delimited", Side::Server),
     ] {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         let (start, len) = first_body(cap.stream(side));
         for traced in [Role::Client, Role::Server] {
             let want = run(&cap.ops(), traced, true);
@@ -952,7 +794,7 @@ fn captures_with_uncaptured_body_bytes() {
                 start + 1..start + len - 1,
                 start..start + 1,
             ] {
-                let got = run(&cap.ops_with_gap(side, range.clone()), traced, true);
+                let got = run(&cap.ops_with_gap(side, range.clone(), true), traced, true);
                 assert_eq!(got, want, "{name}: gap {range:?} in {side:?} as {traced:?}");
             }
         }
@@ -962,7 +804,7 @@ fn captures_with_uncaptured_body_bytes() {
 /// A gap in a response head loses that exchange only; the rest of the connection is framed.
 #[test]
 fn capture_with_gap_in_a_head_resyncs() {
-    let cap = Capture::load("keepalive_mixed");
+    let cap = Capture::load(DIR, "keepalive_mixed");
     let all = run(&cap.ops(), Role::Client, true);
     // The second response (the 404) is the server's second segment.
     let second = cap
@@ -974,7 +816,11 @@ fn capture_with_gap_in_a_head_resyncs() {
         .expect("a second response");
     let gap = second.start + 20..second.start + 40;
     for traced in [Role::Client, Role::Server] {
-        let got = run(&cap.ops_with_gap(Side::Server, gap.clone()), traced, true);
+        let got = run(
+            &cap.ops_with_gap(Side::Server, gap.clone(), true),
+            traced,
+            true,
+        );
         let mut want_lines = all.lines.clone();
         want_lines.remove(1);
         assert_eq!(got.lines, want_lines, "as {traced:?}");
@@ -989,10 +835,10 @@ fn capture_with_gap_in_a_head_resyncs() {
 /// A gap over chunk framing in the recorded gzip response loses it, and only it.
 #[test]
 fn capture_with_gap_over_chunk_framing() {
-    let cap = Capture::load("chunked_gzip");
+    let cap = Capture::load(DIR, "chunked_gzip");
     let (start, len) = first_body(&cap.server);
     let got = run(
-        &cap.ops_with_gap(Side::Server, start + len - 10..start + len + 20),
+        &cap.ops_with_gap(Side::Server, start + len - 10..start + len + 20, true),
         Role::Client,
         true,
     );
@@ -1010,7 +856,7 @@ fn capture_with_gap_over_chunk_framing() {
 fn mutated_captures_do_not_panic() {
     let mut rng = XorShift(0xbad5eed);
     for &name in CASES {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         for _ in 0..200 {
             let mut client = cap.client.clone();
             let mut server = cap.server.clone();

@@ -6,42 +6,13 @@
 //! `WIRELENS_BLESS=1 cargo test -p wirelens-parsers`.
 
 use std::fmt::Write as _;
-use std::ops::Range;
 
 use super::{MySqlParser, infer};
+use crate::testkit::{Capture, Op, Side, check_baseline, direction};
+
+/// Fixture folder under `testdata/`.
+const DIR: &str = "mysql";
 use crate::{DbRecord, Detail, Direction, Loss, Output, Parser, Protocol, Record, Role};
-
-/// Who sent some bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Client,
-    Server,
-}
-
-/// One call to the parser, by sender rather than direction so a script runs in both roles.
-#[derive(Clone, Copy, Debug)]
-enum Op<'a> {
-    Feed(Side, &'a [u8], u64),
-    Skip(Side, Option<u64>, u64),
-    End(Side, u64),
-    Close(u64),
-}
-
-impl Op<'_> {
-    fn ts(&self) -> u64 {
-        match *self {
-            Op::Feed(_, _, ts) | Op::Skip(_, _, ts) | Op::End(_, ts) | Op::Close(ts) => ts,
-        }
-    }
-}
-
-/// The direction `side`'s bytes travel when the traced process plays `traced`.
-fn direction(side: Side, traced: Role) -> Direction {
-    match (side, traced) {
-        (Side::Client, Role::Client) | (Side::Server, Role::Server) => Direction::Egress,
-        (Side::Server, Role::Client) | (Side::Client, Role::Server) => Direction::Ingress,
-    }
-}
 
 /// What a run produced, as text: one line per record, then the losses.
 #[derive(Debug, PartialEq, Eq)]
@@ -462,7 +433,7 @@ fn continued_query_is_one_command() {
 /// SSLRequest: everything after it is TLS, not parsed.
 #[test]
 fn ssl_request_stops_parsing() {
-    let cap = Capture::load("cli_session");
+    let cap = Capture::load(DIR, "cli_session");
     let greeting_len =
         4 + u32::from_le_bytes([cap.server[0], cap.server[1], cap.server[2], 0]) as usize;
     let mut ssl = vec![0u8; 32];
@@ -503,7 +474,7 @@ fn role_is_unknown_until_a_greeting_or_command() {
     assert_eq!(parser.role(), None);
     parser.feed(Direction::Ingress, &pkt(0, b"\x03SELECT 1"), 2, &mut out);
     assert_eq!(parser.role(), Some(Role::Server));
-    let cap = Capture::load("ping");
+    let cap = Capture::load(DIR, "ping");
     let mut parser = MySqlParser::new();
     parser.feed(Direction::Ingress, &cap.server[..20], 1, &mut out);
     assert_eq!(parser.role(), None);
@@ -559,136 +530,13 @@ const CASES: &[&str] = &[
     "connector_prepared",
 ];
 
-/// One recorded connection: what each side sent, and when (from the capture).
-struct Capture {
-    client: Vec<u8>,
-    server: Vec<u8>,
-    /// Side, µs since the SYN, byte range in that side's stream (`None`: the side closed).
-    timeline: Vec<(Side, u64, Option<Range<usize>>)>,
-}
-
-fn testdata(file: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/mysql")
-        .join(file)
-}
-
-impl Capture {
-    fn load(name: &str) -> Self {
-        let read = |suffix: &str| {
-            std::fs::read(testdata(&format!("{name}.{suffix}")))
-                .unwrap_or_else(|e| panic!("reading fixture {name}.{suffix}: {e}"))
-        };
-        let (client, server) = (read("client.bin"), read("server.bin"));
-        let mut offsets = [0usize; 2];
-        let mut timeline = Vec::new();
-        for line in String::from_utf8(read("timeline"))
-            .expect("timeline is text")
-            .lines()
-        {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let [side, us, len] = fields[..] else {
-                panic!("bad timeline line {line:?}")
-            };
-            let (side, i) = match side {
-                "c" => (Side::Client, 0),
-                "s" => (Side::Server, 1),
-                _ => panic!("bad side in {line:?}"),
-            };
-            let us: u64 = us.parse().expect("timeline time");
-            let range = (len != "fin").then(|| {
-                let len: usize = len.parse().expect("timeline length");
-                offsets[i] += len;
-                offsets[i] - len..offsets[i]
-            });
-            timeline.push((side, us, range));
-        }
-        assert_eq!(
-            offsets,
-            [client.len(), server.len()],
-            "{name}: timeline does not cover the streams"
-        );
-        Self {
-            client,
-            server,
-            timeline,
-        }
-    }
-
-    fn stream(&self, side: Side) -> &[u8] {
-        match side {
-            Side::Client => &self.client,
-            Side::Server => &self.server,
-        }
-    }
-
-    /// The connection as recorded: one feed per TCP segment, `end` at each FIN, then close.
-    fn ops(&self) -> Vec<Op<'_>> {
-        self.ops_from(0)
-    }
-
-    /// As recorded, from the segment `first` on (joining mid-stream).
-    fn ops_from(&self, first: usize) -> Vec<Op<'_>> {
-        let mut ops: Vec<Op<'_>> = self.timeline[first..]
-            .iter()
-            .map(|(side, us, range)| match range {
-                Some(r) => Op::Feed(*side, &self.stream(*side)[r.clone()], us * 1000),
-                None => Op::End(*side, us * 1000),
-            })
-            .collect();
-        ops.push(Op::Close(ops.last().map_or(0, Op::ts) + 1000));
-        ops
-    }
-
-    /// As recorded, but bytes `range` of `side`'s stream were not captured: a skip instead.
-    fn ops_with_gap(&self, side: Side, range: Range<usize>, known: bool) -> Vec<Op<'_>> {
-        let mut ops = Vec::new();
-        for (s, us, seg) in &self.timeline {
-            let ts = us * 1000;
-            let Some(seg) = seg else {
-                ops.push(Op::End(*s, ts));
-                continue;
-            };
-            if *s != side || seg.end <= range.start || seg.start >= range.end {
-                ops.push(Op::Feed(*s, &self.stream(*s)[seg.clone()], ts));
-                continue;
-            }
-            let (lo, hi) = (range.start.max(seg.start), range.end.min(seg.end));
-            if seg.start < lo {
-                ops.push(Op::Feed(*s, &self.stream(*s)[seg.start..lo], ts));
-            }
-            ops.push(Op::Skip(*s, known.then_some((hi - lo) as u64), ts));
-            if hi < seg.end {
-                ops.push(Op::Feed(*s, &self.stream(*s)[hi..seg.end], ts));
-            }
-        }
-        ops.push(Op::Close(ops.last().map_or(0, Op::ts) + 1000));
-        ops
-    }
-}
-
-/// Compares `got` with the baseline file, or rewrites it under `WIRELENS_BLESS`.
-fn check_baseline(file: &str, got: &str) {
-    let path = testdata(file);
-    if std::env::var_os("WIRELENS_BLESS").is_some() {
-        std::fs::write(&path, got).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    assert!(
-        want == got,
-        "{file} differs from the baseline (WIRELENS_BLESS=1 to accept)\n--- want\n{want}--- got\n{got}"
-    );
-}
-
 /// Each capture, as recorded and in both roles, against its baseline.
 #[test]
 fn captures_match_baselines() {
     for &name in CASES {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         let got = run(&cap.ops(), Role::Client, true);
-        check_baseline(&format!("{name}.expected"), &got.text());
+        check_baseline(DIR, &format!("{name}.expected"), &got.text());
         assert_eq!(run(&cap.ops(), Role::Server, true), got, "{name} as server");
     }
 }
@@ -697,7 +545,7 @@ fn captures_match_baselines() {
 #[test]
 fn captures_are_inferred() {
     for &name in CASES {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         let got = infer(Direction::Ingress, &cap.server).map(|i| (i.confidence, i.sender_role));
         assert_eq!(got, Some((100, Some(Role::Server))), "{name}");
         assert_eq!(
@@ -712,7 +560,7 @@ fn captures_are_inferred() {
 #[test]
 fn captures_split_everywhere() {
     for &name in CASES {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         let ops = cap.ops();
         let want = run(&ops, Role::Client, true);
         for i in 0..ops.len() {
@@ -748,7 +596,7 @@ fn captures_split_everywhere() {
 #[test]
 fn captures_in_any_chunks() {
     for &name in CASES {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         let ops = cap.ops();
         for traced in [Role::Client, Role::Server] {
             let want = run(&ops, traced, true);
@@ -785,7 +633,7 @@ fn packet_with(stream: &[u8], needle: &[u8]) -> (usize, usize) {
 /// Bytes moved but not captured (the 16 KiB cut) inside the 100 KB row change nothing.
 #[test]
 fn capture_with_uncaptured_row_bytes() {
-    let cap = Capture::load("large_row");
+    let cap = Capture::load(DIR, "large_row");
     let (at, len) = packet_with(&cap.server, b"xxxxxxxx");
     assert!(len > 100_000);
     for traced in [Role::Client, Role::Server] {
@@ -809,7 +657,7 @@ fn capture_with_uncaptured_row_bytes() {
 /// next response and the next command pairs with it.
 #[test]
 fn capture_with_gap_in_a_response_resyncs() {
-    let cap = Capture::load("cli_session");
+    let cap = Capture::load(DIR, "cli_session");
     let all = run(&cap.ops(), Role::Client, true);
     let (at, _) = packet_with(&cap.server, b"kettle");
     for traced in [Role::Client, Role::Server] {
@@ -838,7 +686,7 @@ fn capture_with_gap_in_a_response_resyncs() {
 /// next command found again.
 #[test]
 fn capture_with_gap_in_a_command_resyncs() {
-    let cap = Capture::load("cli_session");
+    let cap = Capture::load(DIR, "cli_session");
     let all = run(&cap.ops(), Role::Client, true);
     let (at, _) = packet_with(&cap.client, b"SELECT * FROM nope");
     let got = run(
@@ -860,7 +708,7 @@ fn capture_with_gap_in_a_command_resyncs() {
 #[test]
 fn captures_joined_mid_stream() {
     for &name in CASES {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         let all = run(&cap.ops(), Role::Client, false);
         // The first client segment with a seq-0 packet is the first command.
         let first = cap
@@ -903,7 +751,7 @@ fn captures_joined_mid_stream() {
 fn mutated_captures_do_not_panic() {
     let mut rng = XorShift(0xbad5eed);
     for &name in CASES {
-        let cap = Capture::load(name);
+        let cap = Capture::load(DIR, name);
         for _ in 0..100 {
             let mut client = cap.client.clone();
             let mut server = cap.server.clone();
@@ -955,7 +803,7 @@ fn mutated_captures_do_not_panic() {
 /// follow are parsed.
 #[test]
 fn capture_joined_inside_a_response() {
-    let cap = Capture::load("cli_session");
+    let cap = Capture::load(DIR, "cli_session");
     let all = run(&cap.ops(), Role::Client, false);
     let (row, _) = packet_with(&cap.server, b"kettle");
     let nope = cap

@@ -1,0 +1,171 @@
+//! Test support shared by the protocol modules' tests: recorded connections (the
+//! `testdata/<protocol>/` fixtures that each `record.sh` writes), the feed scripts built from
+//! them, and text baselines.
+
+use std::ops::Range;
+
+use crate::{Direction, Role};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
+    Client,
+    Server,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Op<'a> {
+    Feed(Side, &'a [u8], u64),
+    Skip(Side, Option<u64>, u64),
+    End(Side, u64),
+    Close(u64),
+}
+
+impl Op<'_> {
+    pub(crate) fn ts(&self) -> u64 {
+        match *self {
+            Op::Feed(_, _, ts) | Op::Skip(_, _, ts) | Op::End(_, ts) | Op::Close(ts) => ts,
+        }
+    }
+}
+
+/// The direction `side`'s bytes travel when the traced process plays `traced`.
+pub(crate) fn direction(side: Side, traced: Role) -> Direction {
+    match (side, traced) {
+        (Side::Client, Role::Client) | (Side::Server, Role::Server) => Direction::Egress,
+        (Side::Server, Role::Client) | (Side::Client, Role::Server) => Direction::Ingress,
+    }
+}
+
+/// One recorded connection: what each side sent, and when (from the capture).
+pub(crate) struct Capture {
+    pub(crate) client: Vec<u8>,
+    pub(crate) server: Vec<u8>,
+    /// Side, µs since the SYN, byte range in that side's stream (`None`: the side closed).
+    pub(crate) timeline: Vec<(Side, u64, Option<Range<usize>>)>,
+}
+
+pub(crate) fn testdata(dir: &str, file: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(dir)
+        .join(file)
+}
+
+impl Capture {
+    pub(crate) fn load(dir: &str, name: &str) -> Self {
+        let read = |suffix: &str| {
+            std::fs::read(testdata(dir, &format!("{name}.{suffix}")))
+                .unwrap_or_else(|e| panic!("reading fixture {name}.{suffix}: {e}"))
+        };
+        let (client, server) = (read("client.bin"), read("server.bin"));
+        let mut offsets = [0usize; 2];
+        let mut timeline = Vec::new();
+        for line in String::from_utf8(read("timeline"))
+            .expect("timeline is text")
+            .lines()
+        {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [side, us, len] = fields[..] else {
+                panic!("bad timeline line {line:?}")
+            };
+            let (side, i) = match side {
+                "c" => (Side::Client, 0),
+                "s" => (Side::Server, 1),
+                _ => panic!("bad side in {line:?}"),
+            };
+            let us: u64 = us.parse().expect("timeline time");
+            let range = (len != "fin").then(|| {
+                let len: usize = len.parse().expect("timeline length");
+                offsets[i] += len;
+                offsets[i] - len..offsets[i]
+            });
+            timeline.push((side, us, range));
+        }
+        assert_eq!(
+            offsets,
+            [client.len(), server.len()],
+            "{name}: timeline does not cover the streams"
+        );
+        Self {
+            client,
+            server,
+            timeline,
+        }
+    }
+
+    pub(crate) fn stream(&self, side: Side) -> &[u8] {
+        match side {
+            Side::Client => &self.client,
+            Side::Server => &self.server,
+        }
+    }
+
+    /// The connection as recorded: one feed per TCP segment, `end` at each FIN, then close.
+    pub(crate) fn ops(&self) -> Vec<Op<'_>> {
+        self.ops_from(0)
+    }
+
+    /// As recorded, from the segment `first` on (joining mid-stream).
+    pub(crate) fn ops_from(&self, first: usize) -> Vec<Op<'_>> {
+        let mut ops: Vec<Op<'_>> = self.timeline[first..]
+            .iter()
+            .map(|(side, us, range)| match range {
+                Some(r) => Op::Feed(*side, &self.stream(*side)[r.clone()], us * 1000),
+                None => Op::End(*side, us * 1000),
+            })
+            .collect();
+        ops.push(Op::Close(ops.last().map_or(0, Op::ts) + 1000));
+        ops
+    }
+
+    /// Everything the client sent in one feed, then everything the server sent in one.
+    pub(crate) fn ops_whole(&self) -> Vec<Op<'_>> {
+        vec![
+            Op::Feed(Side::Client, &self.client, 1000),
+            Op::Feed(Side::Server, &self.server, 2000),
+            Op::End(Side::Server, 3000),
+            Op::Close(4000),
+        ]
+    }
+
+    /// As recorded, but bytes `range` of `side`'s stream were not captured: a skip instead.
+    pub(crate) fn ops_with_gap(&self, side: Side, range: Range<usize>, known: bool) -> Vec<Op<'_>> {
+        let mut ops = Vec::new();
+        for (s, us, seg) in &self.timeline {
+            let ts = us * 1000;
+            let Some(seg) = seg else {
+                ops.push(Op::End(*s, ts));
+                continue;
+            };
+            if *s != side || seg.end <= range.start || seg.start >= range.end {
+                ops.push(Op::Feed(*s, &self.stream(*s)[seg.clone()], ts));
+                continue;
+            }
+            let (lo, hi) = (range.start.max(seg.start), range.end.min(seg.end));
+            if seg.start < lo {
+                ops.push(Op::Feed(*s, &self.stream(*s)[seg.start..lo], ts));
+            }
+            ops.push(Op::Skip(*s, known.then_some((hi - lo) as u64), ts));
+            if hi < seg.end {
+                ops.push(Op::Feed(*s, &self.stream(*s)[hi..seg.end], ts));
+            }
+        }
+        ops.push(Op::Close(ops.last().map_or(0, Op::ts) + 1000));
+        ops
+    }
+}
+
+/// Compares `got` with the baseline file, or rewrites it under `WIRELENS_BLESS`.
+pub(crate) fn check_baseline(dir: &str, file: &str, got: &str) {
+    let path = testdata(dir, file);
+    if std::env::var_os("WIRELENS_BLESS").is_some() {
+        std::fs::write(&path, got).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    assert!(
+        want == got,
+        "{file} differs from the baseline (WIRELENS_BLESS=1 to accept)\n--- want\n{want}--- got\n{got}"
+    );
+}
