@@ -355,5 +355,100 @@ fn redis(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, http1, postgres, mysql, redis);
+/// A CQL envelope: version byte (0x80 set for responses), stream id, opcode, body.
+fn cql_envelope(version: u8, stream: i16, opcode: u8, body: &[u8]) -> Vec<u8> {
+    let mut e = vec![version, 0];
+    e.extend_from_slice(&stream.to_be_bytes());
+    e.push(opcode);
+    e.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    e.extend_from_slice(body);
+    e
+}
+
+/// A CQL v4 RESULT Rows body: global table spec, two int columns, `n` rows.
+fn cql_rows(n: i32) -> Vec<u8> {
+    let mut b = 2i32.to_be_bytes().to_vec();
+    b.extend_from_slice(&1i32.to_be_bytes());
+    b.extend_from_slice(&2i32.to_be_bytes());
+    for s in ["shop", "items", "id", "n"] {
+        b.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        b.extend_from_slice(s.as_bytes());
+        if s == "id" || s == "n" {
+            b.extend_from_slice(&0x0009u16.to_be_bytes());
+        }
+    }
+    b.extend_from_slice(&n.to_be_bytes());
+    for i in 0..n {
+        for _ in 0..2 {
+            b.extend_from_slice(&4i32.to_be_bytes());
+            b.extend_from_slice(&i.to_be_bytes());
+        }
+    }
+    b
+}
+
+/// Cassandra: encoded v4 envelopes (no recording: no server here). A session of 1000
+/// QUERY/RESULT pairs, 8 stream ids in flight, answered in reverse order, 10-row results, in
+/// one feed per write; and one 100 000-row result, counted past the kept 1 MiB.
+fn cassandra(c: &mut Criterion) {
+    let mut startup = 1u16.to_be_bytes().to_vec();
+    for s in ["CQL_VERSION", "3.0.0"] {
+        startup.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        startup.extend_from_slice(s.as_bytes());
+    }
+    let query = |stream: i16| {
+        let cql = "SELECT id, n FROM shop.items WHERE id = ?";
+        let mut b = (cql.len() as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(cql.as_bytes());
+        b.extend_from_slice(&[0, 1, 0]);
+        cql_envelope(4, stream, 0x07, &b)
+    };
+    let mut feeds = vec![
+        (Direction::Egress, cql_envelope(4, 0, 0x01, &startup)),
+        (Direction::Ingress, cql_envelope(0x84, 0, 0x02, b"")),
+    ];
+    let rows = cql_rows(10);
+    for _ in 0..125 {
+        let reqs: Vec<u8> = (1..=8).flat_map(query).collect();
+        let resps: Vec<u8> = (1..=8)
+            .rev()
+            .flat_map(|s| cql_envelope(0x84, s, 0x08, &rows))
+            .collect();
+        feeds.push((Direction::Egress, reqs));
+        feeds.push((Direction::Ingress, resps));
+    }
+    let run = |feeds: &[(Direction, Vec<u8>)]| {
+        let mut parser = new_parser(Protocol::Cassandra);
+        let mut out = Output::default();
+        for (i, (dir, bytes)) in feeds.iter().enumerate() {
+            parser.feed(*dir, bytes, i as u64 * 1000, &mut out);
+        }
+        parser.close(u64::MAX, &mut out);
+        out.records.len()
+    };
+    assert_eq!(run(&feeds), 1000, "every QUERY becomes a record");
+    let size = |feeds: &[(Direction, Vec<u8>)]| feeds.iter().map(|(_, b)| b.len() as u64).sum();
+    let mut group = c.benchmark_group("cassandra");
+    group.throughput(Throughput::Bytes(size(&feeds)));
+    group.bench_function("encoded_queries", |b| {
+        b.iter(|| black_box(run(black_box(&feeds))))
+    });
+
+    let large = cql_envelope(0x84, 1, 0x08, &cql_rows(100_000));
+    let large: Vec<(Direction, Vec<u8>)> = std::iter::once((Direction::Egress, query(1)))
+        .chain(
+            large
+                .chunks(65536)
+                .map(|c| (Direction::Ingress, c.to_vec())),
+        )
+        .collect();
+    assert_eq!(run(&large), 1);
+    group.throughput(Throughput::Bytes(size(&large)));
+    group.bench_function("large_rows_encoded", |b| {
+        b.iter(|| black_box(run(black_box(&large))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, http1, postgres, mysql, redis, cassandra);
 criterion_main!(benches);
