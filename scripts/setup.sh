@@ -19,6 +19,7 @@ APT_PACKAGES=(
     llvm-22-dev libpolly-22-dev
     build-essential pkg-config
     nginx curl wrk tshark
+    postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools
     bpftool linux-perf
     python3-venv python3-pip
     iproute2 procps util-linux
@@ -89,6 +90,39 @@ else
 fi
 step "nginx: system service off$stopped"
 
+# --- the system database servers stay off ----------------------------------
+# The database tests start their own PostgreSQL, MariaDB and Redis in temp dirs on free
+# ports; the packaged services (default ports 5432, 3306, 6379) must not run.
+# stop_server NAME PIDFILE COMM: SIGTERM the pid in PIDFILE if it is COMM, wait up to 10 s.
+stop_server() {
+    local pidfile=$2 comm=$3 pid
+    [[ -s $pidfile ]] || return 1
+    pid=$(head -n 1 "$pidfile")
+    [[ -r /proc/$pid/comm ]] && [[ $(cat "/proc/$pid/comm") == "$comm" ]] || return 1
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do [[ -e /proc/$pid ]] || break; sleep 0.1; done
+    return 0
+}
+db_stopped=()
+for pidfile in /run/postgresql/*.pid; do
+    [[ -e $pidfile ]] || continue
+    if stop_server postgresql "$pidfile" postgres; then db_stopped+=(postgresql); fi
+done
+if stop_server mariadb /run/mysqld/mysqld.pid mariadbd; then db_stopped+=(mariadb); fi
+if stop_server redis /run/redis/redis-server.pid redis-server; then db_stopped+=(redis); fi
+for service in postgresql mariadb redis-server; do
+    if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now "$service" >/dev/null 2>&1 || true
+    else
+        update-rc.d "$service" disable >/dev/null 2>&1 || true
+    fi
+done
+if ((${#db_stopped[@]})); then
+    step "databases: system services off (stopped the running ${db_stopped[*]})"
+else
+    step "databases: system services off"
+fi
+
 # --- Rust: stable with clippy and rustfmt, nightly with rust-src ------------
 if ! command -v rustup >/dev/null; then
     echo "setup: rustup not found (the machine's Rust toolchain is expected)" >&2
@@ -136,6 +170,7 @@ else
     [[ -x $VENV/bin/python ]] || quiet /usr/bin/python3 -m venv "$VENV"
     quiet "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS"
     quiet "$VENV/bin/python" -c 'import grpc, requests, google.protobuf, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc'
+    quiet "$VENV/bin/python" -c 'import psycopg, pymysql, redis'
     cp "$REQUIREMENTS" "$stamp"
     step "python: $VENV installed from tests/receiver/requirements.txt"
 fi

@@ -29,6 +29,8 @@ pub enum EventKind {
     ProcExec = 3,
     /// [`ProcEvent`]: a whole process (thread group) exited.
     ProcExit = 4,
+    /// [`ProcEvent`]: a process forked; `tgid` is the child's pid, `parent` the forking process.
+    ProcFork = 5,
 }
 
 impl EventKind {
@@ -39,6 +41,7 @@ impl EventKind {
             2 => Some(Self::SockState),
             3 => Some(Self::ProcExec),
             4 => Some(Self::ProcExit),
+            5 => Some(Self::ProcFork),
             _ => None,
         }
     }
@@ -160,14 +163,18 @@ pub struct SockStateEvent {
     pub daddr: [u8; 16],
 }
 
-/// A process event (`exec` or exit of a thread group).
+/// A process event (`exec`, `fork`, or exit of a thread group).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ProcEvent {
-    /// [`EventKind::ProcExec`] or [`EventKind::ProcExit`].
+    /// [`EventKind::ProcExec`], [`EventKind::ProcExit`] or [`EventKind::ProcFork`].
     pub kind: u32,
-    /// Process id.
+    /// Process id (for a fork: the child's; a new thread's id when the "fork" made a thread).
     pub tgid: u32,
+    /// For a fork: the forking process's id; otherwise 0.
+    pub parent: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
     /// `bpf_ktime_get_ns` of the event.
     pub ts_ns: u64,
     /// Command name, NUL padded.

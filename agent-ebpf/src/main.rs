@@ -56,6 +56,13 @@ mod programs {
         0
     }
 
+    /// `sched:sched_process_fork`.
+    #[tracepoint]
+    pub fn sched_process_fork(ctx: TracePointContext) -> u32 {
+        crate::sched::on_fork(&ctx);
+        0
+    }
+
     /// `sched:sched_process_exit`.
     #[tracepoint]
     pub fn sched_process_exit(ctx: TracePointContext) -> u32 {

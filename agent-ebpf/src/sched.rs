@@ -1,6 +1,8 @@
-//! `sched:sched_process_{exec,exit}`: tell user space to refresh or drop a process's metadata.
+//! `sched:sched_process_{exec,fork,exit}`: tell user space to read, inherit or drop a
+//! process's metadata.
 
 use aya_ebpf::{
+    EbpfContext as _,
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     programs::TracePointContext,
 };
@@ -9,7 +11,7 @@ use wirelens_ebpf::{EventKind, ProcEvent};
 use crate::maps;
 
 #[inline(always)]
-fn emit(kind: EventKind, tgid: u32) {
+fn emit(kind: EventKind, tgid: u32, parent: u32, wakeup: u64) {
     let Some(mut entry) = maps::EVENTS.reserve::<ProcEvent>(0) else {
         maps::count(wirelens_ebpf::counter::RING_FULL, 1);
         return;
@@ -17,21 +19,42 @@ fn emit(kind: EventKind, tgid: u32) {
     entry.write(ProcEvent {
         kind: kind as u32,
         tgid,
+        parent,
+        _pad: 0,
         // SAFETY: helper without arguments.
         ts_ns: unsafe { bpf_ktime_get_ns() },
         comm: bpf_get_current_comm().unwrap_or([0; 16]),
     });
-    // Wake the reader at once: it reads /proc for the new image before a short-lived
-    // process can exit.
-    entry.submit(2 /* BPF_RB_FORCE_WAKEUP */);
+    entry.submit(wakeup);
 }
+
+/// Wake the reader at once (exec: /proc must be read before a short-lived process exits).
+const FORCE_WAKEUP: u64 = 2;
+/// Batched with the data (fork: the child inherits what user space knows of the parent).
+const NO_WAKEUP: u64 = 1;
 
 #[inline(always)]
 pub fn on_exec(_ctx: &TracePointContext) {
     emit(
         EventKind::ProcExec,
         (bpf_get_current_pid_tgid() >> 32) as u32,
+        0,
+        FORCE_WAKEUP,
     );
+}
+
+/// A forked child runs the parent's image until it execs: user space copies the parent's
+/// metadata to it, read from the long-lived parent, so a child that serves one short session
+/// and exits (a PostgreSQL backend) still has a Resource. Thread creation fires this too; the
+/// child id is then a thread id, which user space never looks up as a process.
+#[inline(always)]
+pub fn on_fork(ctx: &TracePointContext) {
+    // SAFETY: `child_pid` at offset 20 of the tracepoint's format (stable ABI).
+    let child = unsafe { *((ctx.as_ptr() as *const u8).add(20) as *const i32) } as u32;
+    let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if child != parent {
+        emit(EventKind::ProcFork, child, parent, NO_WAKEUP);
+    }
 }
 
 #[inline(always)]
@@ -39,6 +62,6 @@ pub fn on_exit(_ctx: &TracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     // Only the thread-group leader's exit ends the process.
     if pid_tgid as u32 == (pid_tgid >> 32) as u32 {
-        emit(EventKind::ProcExit, (pid_tgid >> 32) as u32);
+        emit(EventKind::ProcExit, (pid_tgid >> 32) as u32, 0, NO_WAKEUP);
     }
 }

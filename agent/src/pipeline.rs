@@ -184,6 +184,7 @@ fn drain(
             Ok(Event::SockState(ev)) => tracker.on_sock_state(&ev, clock.to_unix(ev.ts_ns), cx),
             Ok(Event::ProcExec(ev)) => cx.processes.on_exec(ev.tgid, &ev.comm),
             Ok(Event::ProcExit(ev)) => cx.processes.on_exit(ev.tgid),
+            Ok(Event::ProcFork(ev)) => cx.processes.on_fork(ev.parent, ev.tgid),
             Err(err) => {
                 Stats::add(&stats.decode_errors, 1);
                 tracing::debug!(%err, "undecodable ring-buffer record");

@@ -18,6 +18,8 @@ pub enum Event<'a> {
     ProcExec(ProcEvent),
     /// A process exited.
     ProcExit(ProcEvent),
+    /// A process forked.
+    ProcFork(ProcEvent),
 }
 
 /// Why a record could not be decoded (each is counted, never fatal).
@@ -72,6 +74,7 @@ pub fn decode(buf: &[u8]) -> Result<Event<'_>, DecodeError> {
         Some(EventKind::SockState) => Ok(Event::SockState(read(buf, kind)?)),
         Some(EventKind::ProcExec) => Ok(Event::ProcExec(read(buf, kind)?)),
         Some(EventKind::ProcExit) => Ok(Event::ProcExit(read(buf, kind)?)),
+        Some(EventKind::ProcFork) => Ok(Event::ProcFork(read(buf, kind)?)),
         None => Err(DecodeError::UnknownKind(kind)),
     }
 }

@@ -26,6 +26,7 @@
 
 mod agent;
 mod clients;
+mod databases;
 mod nginx;
 mod otlp;
 mod receiver;
@@ -34,6 +35,10 @@ mod util;
 
 pub use agent::{Agent, AgentOutput};
 pub use clients::{ClientProcess, ClientRun, curl, python_client};
+pub use databases::{
+    DB_NAME, DbFinished, DbKind, DbOp, DbServer, DbSetup, PG_BIN, db_python_client, pg_bin,
+    run_client, server_exe,
+};
 pub use nginx::Nginx;
 pub use otlp::{
     HTTP_DURATION_BOUNDS, MetricPoint, Span, histogram_count, histogram_series, sum_total,

@@ -1,8 +1,10 @@
 //! Process metadata from `/proc`, cached per pid: the Resource each span and metric sits under.
 //!
 //! Resolved when a process `exec`s (the reader is woken at once for exec events, so short-lived
-//! clients like `curl` are read before they exit) or on its first traced call, and kept for a
-//! while after the process exits so its last records still carry it.
+//! clients like `curl` are read before they exit), inherited from the parent when a process
+//! forks (a child runs the parent's image until it execs, so a PostgreSQL backend that serves
+//! one short session gets the postmaster's metadata with its own pid), or read on its first
+//! traced call; kept for a while after the process exits so its last records still carry it.
 
 use std::{
     collections::HashMap,
@@ -20,7 +22,13 @@ const MAX_PROCESSES: usize = 65536;
 struct Entry {
     info: Arc<ProcessInfo>,
     exited: Option<Instant>,
+    /// Set for entries copied from a parent at fork: thread creation makes those too, and
+    /// threads never report an exit, so they age out.
+    inherited: Option<Instant>,
 }
+
+/// How long an inherited entry lives (it is re-read from /proc at the next exec).
+const KEEP_INHERITED: Duration = Duration::from_secs(600);
 
 /// Per-pid cache of [`ProcessInfo`].
 pub struct ProcessCache {
@@ -51,10 +59,35 @@ impl ProcessCache {
         self.resolve(pid, comm)
     }
 
-    /// `pid` called exec: read it again now.
+    /// `pid` called exec: read it again now (replacing what it inherited at fork).
     pub fn on_exec(&mut self, pid: u32, comm: &[u8; 16]) {
         self.entries.remove(&pid);
         self.resolve(pid, comm);
+    }
+
+    /// `parent` forked `child`: the child runs the parent's image, so it inherits the parent's
+    /// metadata (read now from /proc if the parent is not cached yet).
+    pub fn on_fork(&mut self, parent: u32, child: u32) {
+        if self.entries.contains_key(&child) || self.entries.len() >= MAX_PROCESSES {
+            return;
+        }
+        let parent_info = match self.entries.get(&parent) {
+            Some(e) => e.info.clone(),
+            None => self.resolve(parent, &[0; 16]),
+        };
+        if parent_info.executable_name.is_empty() {
+            return;
+        }
+        let mut info = (*parent_info).clone();
+        info.pid = child;
+        self.entries.insert(
+            child,
+            Entry {
+                info: Arc::new(info),
+                exited: None,
+                inherited: Some(Instant::now()),
+            },
+        );
     }
 
     /// `pid` exited: keep its metadata a little longer.
@@ -74,6 +107,10 @@ impl ProcessCache {
 
     fn resolve(&mut self, pid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
         let info = Arc::new(read_process(pid, comm, &self.host_name));
+        if info.executable_name.is_empty() {
+            // Gone before we looked, and no name from the kernel: nothing worth caching.
+            return info;
+        }
         if self.entries.len() >= MAX_PROCESSES {
             self.expire(Instant::now() + KEEP_AFTER_EXIT);
         }
@@ -83,6 +120,7 @@ impl ProcessCache {
                 Entry {
                     info: info.clone(),
                     exited: None,
+                    inherited: None,
                 },
             );
         }
@@ -121,9 +159,17 @@ fn read_process(pid: u32, comm: &[u8; 16], host_name: &str) -> ProcessInfo {
     let container_id = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
         .ok()
         .and_then(|s| container_id(&s));
+    // OpenTelemetry's default when nothing names the service.
+    let fallback = || {
+        if executable_name.is_empty() {
+            "unknown_service".to_string()
+        } else {
+            executable_name.clone()
+        }
+    };
     ProcessInfo {
         pid,
-        service_name: service_from_env.unwrap_or_else(|| executable_name.clone()),
+        service_name: service_from_env.unwrap_or_else(fallback),
         executable_name,
         executable_path: exe.map(|p| p.to_string_lossy().into_owned()),
         command_line,
@@ -179,6 +225,25 @@ mod tests {
         assert_eq!(me.pid, std::process::id());
         assert!(!me.command_line.is_empty());
         assert_ne!(me.executable_name, "fallback");
+    }
+
+    #[test]
+    fn forked_child_inherits_the_parent() {
+        let mut cache = ProcessCache::new();
+        let me = std::process::id();
+        cache.on_fork(me, u32::MAX - 2);
+        let child = cache.get(u32::MAX - 2, &[0; 16]);
+        let parent = cache.get(me, &[0; 16]);
+        assert_eq!(child.pid, u32::MAX - 2);
+        assert_eq!(child.executable_name, parent.executable_name);
+        assert_eq!(child.command_line, parent.command_line);
+    }
+
+    #[test]
+    fn unnamed_gone_process_is_an_unknown_service() {
+        let mut cache = ProcessCache::new();
+        let info = cache.get(u32::MAX - 3, &[0; 16]);
+        assert_eq!(info.service_name, "unknown_service");
     }
 
     #[test]

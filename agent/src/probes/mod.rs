@@ -23,6 +23,7 @@ const ATTACHMENTS: &[(&str, &str, &str)] = &[
     ("sys_enter_mmsg", "syscalls", "sys_enter_sendmmsg"),
     ("sys_enter_mmsg", "syscalls", "sys_enter_recvmmsg"),
     ("sched_process_exec", "sched", "sched_process_exec"),
+    ("sched_process_fork", "sched", "sched_process_fork"),
     ("sched_process_exit", "sched", "sched_process_exit"),
 ];
 
