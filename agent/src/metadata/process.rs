@@ -102,6 +102,8 @@ impl ProcessCache {
         self.entries.retain(|_, e| {
             e.exited
                 .is_none_or(|t| now.duration_since(t) < KEEP_AFTER_EXIT)
+                && e.inherited
+                    .is_none_or(|t| now.duration_since(t) < KEEP_INHERITED)
         });
     }
 
