@@ -9,10 +9,11 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
 targets=$(cargo +nightly fuzz list)
 for target in $targets; do
     echo "fuzz: $target for ${SECONDS_EACH}s"
-    cargo +nightly fuzz run "$target" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 2>&1 \
-        | grep -E '^(Done|INFO: Running with|==[0-9]+==|SUMMARY|.*panicked|Failing input)' || true
-    # cargo fuzz exits non-zero on a crash; grep above hides it, so check the pipeline status.
-    if [ "${PIPESTATUS[0]}" -ne 0 ]; then
+    # pipefail: the stage fails when cargo fuzz does (a crash or a build error); grep only
+    # trims the output and may match nothing.
+    if ! (set -o pipefail
+        cargo +nightly fuzz run "$target" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 2>&1 \
+            | { grep -E '^(Done|INFO: Running with|==[0-9]+==|SUMMARY|.*panicked|Failing input|error)' || true; }); then
         echo "fuzz: $target FAILED" >&2
         exit 1
     fi
