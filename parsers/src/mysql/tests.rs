@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use super::{MySqlParser, infer};
-use crate::testkit::{Capture, Op, Side, check_baseline, direction};
+use crate::testkit::{Capture, Op, Side, XorShift, bytewise, check_baseline, direction, rechunk};
 
 /// Fixture folder under `testdata/`.
 const DIR: &str = "mysql";
@@ -100,55 +100,6 @@ fn line(r: &Record, times: bool) -> String {
         opt(&d.server_version)
     );
     s
-}
-
-/// Every feed split into single bytes (same timestamps).
-fn bytewise<'a>(ops: &[Op<'a>]) -> Vec<Op<'a>> {
-    let mut split = Vec::new();
-    for op in ops {
-        match *op {
-            Op::Feed(side, bytes, ts) => {
-                split.extend(bytes.chunks(1).map(|b| Op::Feed(side, b, ts)))
-            }
-            other => split.push(other),
-        }
-    }
-    split
-}
-
-/// Every feed split into chunks of 1 to `max` bytes, sizes from a fixed-seed generator.
-fn rechunk<'a>(ops: &[Op<'a>], seed: u64, max: usize) -> Vec<Op<'a>> {
-    let mut rng = XorShift(seed | 1);
-    let mut split = Vec::new();
-    for op in ops {
-        match *op {
-            Op::Feed(side, mut bytes, ts) => {
-                while !bytes.is_empty() {
-                    let n = (rng.below(max as u64) as usize + 1).min(bytes.len());
-                    split.push(Op::Feed(side, &bytes[..n], ts));
-                    bytes = &bytes[n..];
-                }
-            }
-            other => split.push(other),
-        }
-    }
-    split
-}
-
-/// Small deterministic generator for splits and fuzz-like inputs.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
