@@ -106,6 +106,12 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
     };
 
+    // Every running process is read before `ready`: connections that predate the agent
+    // belong to processes no exec or fork event will announce.
+    let mut processes = metadata::process::ProcessCache::new();
+    let scanned = processes.scan_running();
+    tracing::debug!(processes = scanned, "read the running processes");
+
     let stop = Arc::new(AtomicBool::new(false));
     let reporting = reporting(export_handle.as_ref().map(|h| h.monitor()));
     let reader = {
@@ -120,7 +126,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         let max = settings.max_connections;
         std::thread::Builder::new()
             .name("wirelens-reader".into())
-            .spawn(move || pipeline::run(probes, ports, max, sinks, stats, stop, reporting))
+            .spawn(move || {
+                pipeline::run(probes, ports, max, sinks, stats, stop, reporting, processes)
+            })
             .context("cannot start the reader thread")?
     };
 

@@ -107,6 +107,10 @@ fn kernel_counters(counters: &PerCpuArray<MapData, u64>) -> [u64; counter::COUNT
 }
 
 /// Run until `stop` is set; then drain, flush every connection and return the final counters.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the one function that wires every stage gets each of them"
+)]
 pub fn run(
     probes: Probes,
     ports: Vec<u16>,
@@ -115,6 +119,7 @@ pub fn run(
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
     mut reporting: Reporting,
+    mut processes: ProcessCache,
 ) -> Snapshot {
     let Probes {
         _ebpf: ebpf,
@@ -122,7 +127,7 @@ pub fn run(
         counters,
     } = probes;
     let mut tracker = ConnTracker::new(max_conns, stats.clone());
-    let mut processes = ProcessCache::new();
+
     let mut clock = Clock::new();
     let fd = events.as_raw_fd();
     let mut last_tick = Instant::now();

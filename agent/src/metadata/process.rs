@@ -65,6 +65,27 @@ impl ProcessCache {
         self.resolve(pid, comm);
     }
 
+    /// Read every running process now (at start-up): connections that predate the agent
+    /// belong to processes that may exit before their records come out, and no exec or fork
+    /// event will ever announce them. Returns how many were read.
+    pub fn scan_running(&mut self) -> usize {
+        let Ok(all) = procfs::process::all_processes() else {
+            return 0;
+        };
+        let mut n = 0;
+        for proc in all.flatten() {
+            if self.entries.len() >= MAX_PROCESSES {
+                break;
+            }
+            let pid = proc.pid as u32;
+            if !self.entries.contains_key(&pid) {
+                self.resolve(pid, &[0; 16]);
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// `parent` forked `child`: the child runs the parent's image, so it inherits the parent's
     /// metadata (read now from /proc if the parent is not cached yet).
     pub fn on_fork(&mut self, parent: u32, child: u32) {
@@ -227,6 +248,13 @@ mod tests {
         assert_eq!(me.pid, std::process::id());
         assert!(!me.command_line.is_empty());
         assert_ne!(me.executable_name, "fallback");
+    }
+
+    #[test]
+    fn scan_reads_running_processes() {
+        let mut cache = ProcessCache::new();
+        assert!(cache.scan_running() > 0);
+        assert!(cache.entries.contains_key(&std::process::id()));
     }
 
     #[test]

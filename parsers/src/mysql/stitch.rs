@@ -437,7 +437,8 @@ fn record(x: Exchange, s: &mut Session, role: Role) -> Record {
     match x.request.command {
         Command::Query(text) => {
             let (operation, collection) = sql::summarize(&text);
-            db.operation = operation;
+            // A statement with no verb to name (empty, comments only) is named by its command.
+            db.operation = operation.or_else(|| Some("QUERY".into()));
             db.collection = collection;
             if x.ok
                 && let Some(target) = use_target(&text)
@@ -462,7 +463,7 @@ fn record(x: Exchange, s: &mut Session, role: Role) -> Record {
         Command::Execute(id) => match s.statements.get(&id) {
             Some(text) => {
                 let (operation, collection) = sql::summarize(text);
-                db.operation = operation;
+                db.operation = operation.or_else(|| Some("EXECUTE".into()));
                 db.collection = collection;
                 db.query_text = Some(text.clone());
             }
