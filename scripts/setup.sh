@@ -20,6 +20,7 @@ APT_PACKAGES=(
     build-essential pkg-config
     nginx curl wrk tshark
     postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools
+    nats-server rabbitmq-server dnsmasq amqp-tools dnsutils
     bpftool linux-perf
     python3-venv python3-pip
     iproute2 procps util-linux
@@ -110,7 +111,7 @@ for pidfile in /run/postgresql/*.pid; do
 done
 if stop_server mariadb /run/mysqld/mysqld.pid mariadbd; then db_stopped+=(mariadb); fi
 if stop_server redis /run/redis/redis-server.pid redis-server; then db_stopped+=(redis); fi
-for service in postgresql mariadb redis-server; do
+for service in postgresql mariadb redis-server rabbitmq-server dnsmasq nats-server; do
     if [[ -d /run/systemd/system ]]; then
         systemctl disable --now "$service" >/dev/null 2>&1 || true
     else
@@ -170,7 +171,7 @@ else
     [[ -x $VENV/bin/python ]] || quiet /usr/bin/python3 -m venv "$VENV"
     quiet "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS"
     quiet "$VENV/bin/python" -c 'import grpc, requests, google.protobuf, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc'
-    quiet "$VENV/bin/python" -c 'import psycopg, pymysql, redis'
+    quiet "$VENV/bin/python" -c 'import psycopg, pymysql, redis, nats, pika, kafka, cassandra'
     cp "$REQUIREMENTS" "$stamp"
     step "python: $VENV installed from tests/receiver/requirements.txt"
 fi

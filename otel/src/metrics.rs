@@ -147,6 +147,8 @@ impl MetricsAggregator {
         let (name, attrs) = match &obs.record.detail {
             Detail::Http(http) => http_series(obs, http),
             Detail::Db(db) => db_series(obs, db),
+            // Mapped by the messaging and DNS conventions (being written).
+            Detail::Messaging(_) | Detail::Dns(_) => return true,
         };
         let seconds = obs.record.end_ns.saturating_sub(obs.record.start_ns) as f64 / 1e9;
         let found = self.find(&obs.process);

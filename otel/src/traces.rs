@@ -102,6 +102,8 @@ pub fn span_with(obs: &Observation, options: &MappingOptions) -> Span {
             db_span(&mut span, record.role, db, obs, options);
             None
         }
+        // Mapped by the messaging and DNS conventions (being written).
+        Detail::Messaging(_) | Detail::Dns(_) => None,
     };
     let has_is_remote = SpanFlags::ContextHasIsRemoteMask as u32;
     match parent {

@@ -23,9 +23,13 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod amqp;
 pub mod cassandra;
+pub mod dns;
 pub mod http1;
+pub mod kafka;
 pub mod mysql;
+pub mod nats;
 pub mod output;
 pub mod postgres;
 pub mod protocol;
@@ -36,8 +40,11 @@ pub mod sql;
 mod testkit;
 
 pub use output::{Loss, Output};
-pub use protocol::{Inference, Protocol, infer, new_parser};
-pub use record::{DbRecord, DbSystem, Detail, HttpRecord, HttpVersion, Record, Role};
+pub use protocol::{Inference, Protocol, infer, infer_datagram, new_parser};
+pub use record::{
+    DbRecord, DbSystem, Detail, DnsRecord, DnsTransport, HttpRecord, HttpVersion,
+    MessagingOperation, MessagingRecord, MessagingSystem, Record, Role,
+};
 
 /// Which way bytes flow, seen from the traced process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,6 +83,20 @@ pub trait Parser: Send {
 
     /// The next `bytes` of direction `dir`.
     fn feed(&mut self, dir: Direction, bytes: &[u8], ts_ns: u64, out: &mut Output);
+
+    /// One whole datagram of `dir` (UDP), with its peer when known. Message protocols over
+    /// datagrams (DNS) override this; the default treats the bytes as stream bytes.
+    fn feed_datagram(
+        &mut self,
+        dir: Direction,
+        bytes: &[u8],
+        peer: Option<std::net::SocketAddr>,
+        ts_ns: u64,
+        out: &mut Output,
+    ) {
+        let _ = peer;
+        self.feed(dir, bytes, ts_ns, out);
+    }
 
     /// `len` bytes of `dir` were moved but not seen (capture limit, `sendfile`, lost events).
     /// `None` means an unknown amount: the parser must resynchronise on what comes next.

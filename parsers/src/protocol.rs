@@ -1,6 +1,9 @@
 //! The protocol registry: the one place a protocol is added (`Protocol`, [`infer`], [`new_parser`]).
 
-use crate::{Direction, Parser, cassandra, http1, mysql, postgres, record::Role, redis};
+use crate::{
+    Direction, Parser, amqp, cassandra, dns, http1, kafka, mysql, nats, postgres, record::Role,
+    redis,
+};
 
 /// Every protocol wirelens can parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -15,6 +18,14 @@ pub enum Protocol {
     Redis,
     /// Cassandra CQL native protocol v3–v5.
     Cassandra,
+    /// Kafka wire protocol.
+    Kafka,
+    /// NATS client protocol.
+    Nats,
+    /// AMQP 0-9-1 (RabbitMQ).
+    Amqp,
+    /// DNS over UDP or TCP.
+    Dns,
 }
 
 impl Protocol {
@@ -25,6 +36,10 @@ impl Protocol {
         Protocol::Postgres,
         Protocol::Redis,
         Protocol::Cassandra,
+        Protocol::Kafka,
+        Protocol::Nats,
+        Protocol::Amqp,
+        Protocol::Dns,
     ];
 
     /// Short lowercase name for output and counters.
@@ -35,6 +50,10 @@ impl Protocol {
             Protocol::Postgres => "postgres",
             Protocol::Redis => "redis",
             Protocol::Cassandra => "cassandra",
+            Protocol::Kafka => "kafka",
+            Protocol::Nats => "nats",
+            Protocol::Amqp => "amqp",
+            Protocol::Dns => "dns",
         }
     }
 
@@ -66,11 +85,20 @@ pub fn infer(dir: Direction, bytes: &[u8]) -> Option<Inference> {
         postgres::infer(dir, bytes),
         redis::infer(dir, bytes),
         cassandra::infer(dir, bytes),
+        kafka::infer(dir, bytes),
+        nats::infer(dir, bytes),
+        amqp::infer(dir, bytes),
+        dns::infer(dir, bytes),
     ];
     candidates
         .into_iter()
         .flatten()
         .max_by_key(|i| i.confidence)
+}
+
+/// Ask the datagram protocols about the first datagram seen in `dir` of a UDP socket.
+pub fn infer_datagram(dir: Direction, bytes: &[u8]) -> Option<Inference> {
+    dns::infer_datagram(dir, bytes)
 }
 
 /// A fresh parser for `protocol`.
@@ -81,5 +109,9 @@ pub fn new_parser(protocol: Protocol) -> Box<dyn Parser> {
         Protocol::Postgres => Box::new(postgres::PostgresParser::new()),
         Protocol::Redis => Box::new(redis::RedisParser::new()),
         Protocol::Cassandra => Box::new(cassandra::CassandraParser::new()),
+        Protocol::Kafka => Box::new(kafka::KafkaParser::new()),
+        Protocol::Nats => Box::new(nats::NatsParser::new()),
+        Protocol::Amqp => Box::new(amqp::AmqpParser::new()),
+        Protocol::Dns => Box::new(dns::DnsParser::new()),
     }
 }

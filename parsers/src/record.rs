@@ -37,6 +37,10 @@ pub enum Detail {
     Http(HttpRecord),
     /// A database operation (MySQL/MariaDB, PostgreSQL, Redis, Cassandra).
     Db(DbRecord),
+    /// A messaging operation (Kafka, NATS, AMQP 0-9-1).
+    Messaging(MessagingRecord),
+    /// A DNS query and its answer.
+    Dns(DnsRecord),
 }
 
 /// Database system, as `db.system.name` spells it.
@@ -169,4 +173,148 @@ pub struct HttpRecord {
     pub request_body_len: u64,
     /// Response body length in bytes (as framed, whether captured or not).
     pub response_body_len: u64,
+}
+
+/// Messaging system, as `messaging.system` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessagingSystem {
+    /// Apache Kafka (and compatible brokers).
+    Kafka,
+    /// NATS.
+    Nats,
+    /// RabbitMQ, or any AMQP 0-9-1 broker.
+    RabbitMq,
+}
+
+impl MessagingSystem {
+    /// The `messaging.system` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kafka => "kafka",
+            Self::Nats => "nats",
+            Self::RabbitMq => "rabbitmq",
+        }
+    }
+}
+
+/// What a messaging operation does: `messaging.operation.type`, which also picks the span kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MessagingOperation {
+    /// Messages handed to the broker (Kafka Produce, NATS PUB, AMQP Basic.Publish): PRODUCER.
+    Send,
+    /// Messages pulled from the broker (Kafka Fetch, AMQP Basic.Get): CONSUMER.
+    Receive,
+    /// Messages pushed by the broker and handled (NATS MSG, AMQP Basic.Deliver): CONSUMER.
+    Process,
+    /// Messages settled (Kafka OffsetCommit, AMQP Basic.Ack/Nack/Reject).
+    Settle,
+    /// Destinations or entities created (AMQP Queue.Declare, Exchange.Declare).
+    Create,
+    /// Any other protocol exchange (Kafka Metadata, Heartbeat; AMQP Connection methods;
+    /// NATS CONNECT, SUB): a CLIENT span with no `messaging.operation.type`.
+    Other,
+}
+
+impl MessagingOperation {
+    /// The `messaging.operation.type` value, if the conventions define one.
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            Self::Send => Some("send"),
+            Self::Receive => Some("receive"),
+            Self::Process => Some("process"),
+            Self::Settle => Some("settle"),
+            Self::Create => Some("create"),
+            Self::Other => None,
+        }
+    }
+}
+
+/// Fields of one messaging operation: a request and its response, or a one-way message
+/// (NATS PUB/MSG, AMQP Basic.Publish/Deliver), whose record starts and ends at the message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MessagingRecord {
+    /// The messaging system.
+    pub system: MessagingSystem,
+    /// What the operation does.
+    pub operation: MessagingOperation,
+    /// `messaging.operation.name`: the system's own name for it (`send`, `receive`, `publish`,
+    /// `deliver`, `ack`, `metadata`, `heartbeat`...), lowercase.
+    pub operation_name: String,
+    /// Topic, subject, exchange or queue, when the operation names exactly one.
+    pub destination: Option<String>,
+    /// Kafka partition, when the operation names exactly one.
+    pub partition: Option<i32>,
+    /// AMQP routing key.
+    pub routing_key: Option<String>,
+    /// Kafka `client.id`, NATS `name` from CONNECT, AMQP consumer tag.
+    pub client_id: Option<String>,
+    /// Kafka consumer group.
+    pub consumer_group: Option<String>,
+    /// Messages in the operation, when it carries a batch (Kafka record counts).
+    pub message_count: Option<u64>,
+    /// Payload size in bytes of a single message (whether captured or not).
+    pub body_size: Option<u64>,
+    /// The error, when the response is one: Kafka error name (`UNKNOWN_TOPIC_OR_PARTITION`),
+    /// AMQP reply code (`404`), NATS `-ERR` text. Becomes `error.type`.
+    pub error_type: Option<String>,
+    /// Human-readable error text, when the protocol gives one.
+    pub error_message: Option<String>,
+    /// W3C `traceparent` carried in the message headers (NATS HPUB/HMSG, AMQP headers).
+    pub traceparent: Option<String>,
+}
+
+impl MessagingRecord {
+    /// An empty record for `system`.
+    pub fn new(system: MessagingSystem, operation: MessagingOperation, name: &str) -> Self {
+        Self {
+            system,
+            operation,
+            operation_name: name.to_string(),
+            destination: None,
+            partition: None,
+            routing_key: None,
+            client_id: None,
+            consumer_group: None,
+            message_count: None,
+            body_size: None,
+            error_type: None,
+            error_message: None,
+            traceparent: None,
+        }
+    }
+}
+
+/// How a DNS message travelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DnsTransport {
+    /// One message per UDP datagram.
+    Udp,
+    /// Length-prefixed messages on a TCP stream.
+    Tcp,
+}
+
+/// Fields of one DNS query and its response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DnsRecord {
+    /// Transaction id.
+    pub id: u16,
+    /// The (first) question's name, without the trailing dot (`example.com`).
+    pub question_name: String,
+    /// The question's record type mnemonic (`A`, `AAAA`, `MX`, or `TYPE65` when unnamed).
+    pub question_type: String,
+    /// Response code mnemonic (`NOERROR`, `NXDOMAIN`, `SERVFAIL`...); `None` without a response.
+    pub response_code: Option<String>,
+    /// Answers in presentation form, in order (`93.184.216.34`, `CNAME www.example.net`).
+    pub answers: Vec<String>,
+    /// UDP or TCP.
+    pub transport: DnsTransport,
+    /// The DNS peer (the server for a client, the client for a server), when known.
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+impl DnsRecord {
+    /// Whether the response reports a failure (anything but `NOERROR`), or none came.
+    pub fn is_error(&self) -> bool {
+        self.response_code.as_deref() != Some("NOERROR")
+    }
 }

@@ -97,6 +97,22 @@ pub fn text_line(obs: &Observation) -> String {
                 db.collection.as_deref().unwrap_or("")
             )
         }
+        Detail::Messaging(m) => {
+            let status = m.error_type.as_deref().unwrap_or("ok");
+            format!(
+                "{} {} {} -> {status}",
+                m.system.as_str(),
+                m.operation_name,
+                m.destination.as_deref().unwrap_or("")
+            )
+        }
+        Detail::Dns(dns) => format!(
+            "{} {} -> {} {}",
+            dns.question_type,
+            dns.question_name,
+            dns.response_code.as_deref().unwrap_or("-"),
+            dns.answers.join(",")
+        ),
     };
     let arrow = if r.role == Role::Server { "<-" } else { "->" };
     format!(
@@ -141,6 +157,24 @@ pub fn json_line(obs: &Observation) -> String {
             v["namespace"] = json!(db.namespace);
             v["status_code"] = json!(db.status_code);
             v["error"] = json!(db.is_error());
+        }
+        Detail::Messaging(m) => {
+            v["messaging_system"] = json!(m.system.as_str());
+            v["operation"] = json!(m.operation_name);
+            v["operation_type"] = json!(m.operation.as_str());
+            v["destination"] = json!(m.destination);
+            v["partition"] = json!(m.partition);
+            v["routing_key"] = json!(m.routing_key);
+            v["message_count"] = json!(m.message_count);
+            v["error"] = json!(m.error_type);
+        }
+        Detail::Dns(dns) => {
+            v["dns_id"] = json!(dns.id);
+            v["question_name"] = json!(dns.question_name);
+            v["question_type"] = json!(dns.question_type);
+            v["response_code"] = json!(dns.response_code);
+            v["answers"] = json!(dns.answers);
+            v["error"] = json!(dns.is_error());
         }
     }
     v.to_string()

@@ -22,10 +22,17 @@ pub fn run(protocol: Protocol, data: &[u8]) -> Vec<Record> {
         };
         match (control >> 1) & 7 {
             // Feed the next n bytes (n from the following byte), the usual case.
-            0..=4 => {
+            0..=3 => {
                 let n = rest.first().map_or(0, |&n| usize::from(n) + 1);
                 let (bytes, tail) = rest.split_at(n.min(rest.len()));
                 parser.feed(dir, bytes, ts, &mut out);
+                rest = tail;
+            }
+            // The next n bytes as one datagram (UDP), from an unknown peer.
+            4 => {
+                let n = rest.first().map_or(0, |&n| usize::from(n) + 1);
+                let (bytes, tail) = rest.split_at(n.min(rest.len()));
+                parser.feed_datagram(dir, bytes, None, ts, &mut out);
                 rest = tail;
             }
             // Bytes moved but not captured, length from the next two bytes.

@@ -1,0 +1,40 @@
+//! AMQP 0-9-1: inference, framing, matching and records. (Being written.)
+
+use crate::{Direction, Inference, Output, Parser, Protocol, Role};
+
+/// How sure the first bytes of `dir` are AMQP 0-9-1.
+pub fn infer(dir: Direction, bytes: &[u8]) -> Option<Inference> {
+    let _ = (dir, bytes);
+    None
+}
+
+/// AMQP 0-9-1 parser for one connection.
+#[derive(Debug, Default)]
+pub struct AmqpParser {
+    role: Option<Role>,
+}
+
+impl AmqpParser {
+    /// A parser for a new connection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Parser for AmqpParser {
+    fn protocol(&self) -> Protocol {
+        Protocol::Amqp
+    }
+
+    fn feed(&mut self, _dir: Direction, _bytes: &[u8], _ts_ns: u64, _out: &mut Output) {}
+
+    fn skip(&mut self, _dir: Direction, _len: Option<u64>, _ts_ns: u64, _out: &mut Output) {}
+
+    fn end(&mut self, _dir: Direction, _ts_ns: u64, _out: &mut Output) {}
+
+    fn close(&mut self, _ts_ns: u64, _out: &mut Output) {}
+
+    fn role(&self) -> Option<Role> {
+        self.role
+    }
+}
