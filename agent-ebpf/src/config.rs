@@ -10,6 +10,11 @@ static AGENT_TGID: u32 = 0;
 #[unsafe(no_mangle)]
 static FILTERS: u32 = 0;
 
+/// Byte offset of `sk_protocol` (a `u16`) in `struct sock`, from the kernel's BTF; 0 when the
+/// agent could not find it (the protocol is then reported as unknown).
+#[unsafe(no_mangle)]
+static SK_PROTOCOL_OFFSET: u32 = 0;
+
 fn read(v: &u32) -> u32 {
     // SAFETY: the loader rewrites these globals; volatile keeps the compiler from folding them.
     unsafe { core::ptr::read_volatile(v) }
@@ -25,4 +30,8 @@ pub fn agent_tgid() -> u32 {
 
 pub fn filters() -> u32 {
     read(&FILTERS)
+}
+
+pub fn sk_protocol_offset() -> u32 {
+    read(&SK_PROTOCOL_OFFSET)
 }

@@ -25,7 +25,7 @@ use aya_ebpf::{
 };
 use wirelens_ebpf::{
     ConnState, DATA_HEADER_LEN, DataEvent, EventKind, MAX_CAPTURE, MAX_IOV, counter, data_flags,
-    direction, filter, syscall_nr as nr, verdict,
+    direction, filter, ip_proto, syscall_nr as nr, verdict,
 };
 
 use crate::{config, maps};
@@ -56,10 +56,18 @@ pub fn on_mmsg_enter() {
     let _ = maps::MMSG_INDEX.insert(bpf_get_current_pid_tgid(), 0u32, 0);
 }
 
-/// `struct sock_common` offsets: `skc_dport` (network order), `skc_num`, `skc_family`.
+/// `struct sock_common` offsets: `skc_daddr`, `skc_rcv_saddr`, `skc_dport` (network order),
+/// `skc_num`, `skc_family`, `skc_v6_daddr`, `skc_v6_rcv_saddr`: the layout every kernel since
+/// 2.6 shares on 64-bit.
+const SKC_DADDR: usize = 0;
+const SKC_RCV_SADDR: usize = 4;
 const SKC_DPORT: usize = 12;
 const SKC_NUM: usize = 14;
 const SKC_FAMILY: usize = 16;
+const SKC_V6_DADDR: usize = 56;
+const SKC_V6_RCV_SADDR: usize = 72;
+/// Offset of `r8` (a syscall's fifth argument) in x86_64 `struct pt_regs`.
+const PT_REGS_R8: usize = 72;
 const BPF_SK_STORAGE_GET_F_CREATE: u64 = 1;
 
 #[inline(always)]
@@ -122,15 +130,16 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
     let len = ret as u64;
     // SAFETY: `conn` is this socket's storage; concurrent calls on one socket direction are
     // serialised by the socket lock, so the plain read-modify-write is enough.
-    let position = unsafe {
+    let (position, protocol) = unsafe {
         if (*conn).verdict == verdict::UNKNOWN {
             (*conn).verdict = first_verdict(sk, filters);
+            (*conn).protocol = sk_protocol(sk);
         }
         if (*conn).verdict == verdict::IGNORE {
             maps::count(counter::FILTERED, 1);
             return;
         }
-        if dir == direction::EGRESS {
+        let p = if dir == direction::EGRESS {
             let p = (*conn).tx_pos;
             (*conn).tx_pos = p + len;
             p
@@ -138,10 +147,9 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
             let p = (*conn).rx_pos;
             (*conn).rx_pos = p + len;
             p
-        }
+        };
+        (p, (*conn).protocol as u16)
     };
-    let sk = sk as u64;
-    let protocol = 0u16;
 
     // SAFETY: helper without arguments.
     let cpu = unsafe { bpf_get_smp_processor_id() };
@@ -160,15 +168,22 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
     h.syscall = regs.orig_ax as u32;
     h.flags = if ret == 0 { data_flags::EOF } else { 0 };
     h.cap_len = 0;
-    h.sk = sk;
+    h.sk = sk as u64;
     // SAFETY: helper without arguments.
     h.ts_ns = unsafe { bpf_ktime_get_ns() };
     h.position = position;
     h.len = len;
     h.family = family;
     h.protocol = protocol;
-    h.msg_index = 0;
     h.comm = comm;
+    let msg_index = match regs.orig_ax {
+        nr::SENDMMSG | nr::RECVMMSG => mmsg_index(pid_tgid),
+        _ => 0,
+    };
+    h.msg_index = msg_index;
+    if protocol == ip_proto::UDP {
+        udp_addrs(ev, sk, family, dir, &regs, msg_index);
+    }
 
     if ret > 0 {
         let limit = config::capture_limit();
@@ -192,9 +207,7 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
             nr::READV | nr::WRITEV => copy_iov(ev, regs.si, regs.dx, want),
             nr::SENDMSG | nr::RECVMSG => copy_msghdr(ev, regs.si, want),
             nr::SENDMMSG | nr::RECVMMSG => {
-                let idx = mmsg_index(pid_tgid);
-                ev.header.msg_index = idx;
-                copy_msghdr(ev, regs.si + idx as u64 * MMSGHDR_LEN, want)
+                copy_msghdr(ev, regs.si + msg_index as u64 * MMSGHDR_LEN, want)
             }
             _ => {
                 ev.header.flags |= data_flags::UNREADABLE;
@@ -232,6 +245,114 @@ fn first_verdict(sk: *const u8, filters: u32) -> u32 {
         maps::PORT_FILTER.get(&local).is_some() || maps::PORT_FILTER.get(&remote).is_some()
     };
     if hit { verdict::TRACE } else { verdict::IGNORE }
+}
+
+/// The socket's IP protocol, read once per socket at the offset the agent found in BTF.
+#[inline(always)]
+fn sk_protocol(sk: *const u8) -> u32 {
+    let off = config::sk_protocol_offset();
+    if off == 0 || off > 4096 {
+        return 0;
+    }
+    // SAFETY: a read of kernel memory through the helper, which fails cleanly.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(sk.add(off as usize) as *const u16) }
+        .map_or(0, u32::from)
+}
+
+/// The addresses of a UDP datagram: local from the socket; the peer from the call's
+/// destination (`sendto`/`sendmsg`/`sendmmsg` with an address), else the connected address.
+#[inline(always)]
+fn udp_addrs(
+    ev: &mut DataEvent,
+    sk: *const u8,
+    family: u16,
+    dir: u32,
+    regs: &SyscallRegs,
+    msg_index: u32,
+) {
+    let h = &mut ev.header;
+    // SAFETY: BTF-checked loads from `struct sock_common`, as for the family.
+    unsafe {
+        let at32 = |off: usize| core::ptr::read_volatile(sk.add(off) as *const u32);
+        h.local_port = core::ptr::read_volatile(sk.add(SKC_NUM) as *const u16);
+        h.peer_port = u16::from_be(core::ptr::read_volatile(sk.add(SKC_DPORT) as *const u16));
+        let (local, peer) = if family == AF_INET {
+            ([at32(SKC_RCV_SADDR), 0, 0, 0], [at32(SKC_DADDR), 0, 0, 0])
+        } else {
+            (
+                [
+                    at32(SKC_V6_RCV_SADDR),
+                    at32(SKC_V6_RCV_SADDR + 4),
+                    at32(SKC_V6_RCV_SADDR + 8),
+                    at32(SKC_V6_RCV_SADDR + 12),
+                ],
+                [
+                    at32(SKC_V6_DADDR),
+                    at32(SKC_V6_DADDR + 4),
+                    at32(SKC_V6_DADDR + 8),
+                    at32(SKC_V6_DADDR + 12),
+                ],
+            )
+        };
+        h.local_addr = core::mem::transmute::<[u32; 4], [u8; 16]>(local);
+        h.peer_addr = core::mem::transmute::<[u32; 4], [u8; 16]>(peer);
+    }
+    if dir != direction::EGRESS {
+        return;
+    }
+    let name = match regs.orig_ax {
+        nr::SENDTO => user_regs_r8(),
+        // struct msghdr: msg_name at 0.
+        nr::SENDMSG => read_user_u64(regs.si),
+        nr::SENDMMSG => read_user_u64(regs.si + msg_index as u64 * MMSGHDR_LEN),
+        _ => 0,
+    };
+    if name == 0 {
+        return;
+    }
+    // struct sockaddr_in / sockaddr_in6: family, port (network order), then the address
+    // (at 4 for IPv4, at 8 for IPv6).
+    // SAFETY: a read of user memory through the helper.
+    let Ok(sa) = (unsafe { aya_ebpf::helpers::bpf_probe_read_user(name as *const [u8; 24]) })
+    else {
+        return;
+    };
+    let sa_family = u16::from_ne_bytes([sa[0], sa[1]]);
+    let h = &mut ev.header;
+    h.peer_port = u16::from_be_bytes([sa[2], sa[3]]);
+    if sa_family == AF_INET {
+        h.peer_addr = [0; 16];
+        h.peer_addr[0] = sa[4];
+        h.peer_addr[1] = sa[5];
+        h.peer_addr[2] = sa[6];
+        h.peer_addr[3] = sa[7];
+    } else if sa_family == AF_INET6 {
+        let mut i = 0;
+        while i < 16 {
+            h.peer_addr[i] = sa[8 + i];
+            i += 1;
+        }
+    }
+}
+
+#[inline(always)]
+fn read_user_u64(addr: u64) -> u64 {
+    // SAFETY: a read of user memory through the helper.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_user(addr as *const u64) }.unwrap_or(0)
+}
+
+/// The current thread's fifth syscall argument (`sendto`'s destination address).
+#[inline(always)]
+fn user_regs_r8() -> u64 {
+    // SAFETY: as in `syscall_regs`.
+    unsafe {
+        let task = bpf_get_current_task_btf();
+        let pt = bpf_task_pt_regs(task) as *const u8;
+        if pt.is_null() {
+            return 0;
+        }
+        core::ptr::read_volatile(pt.add(PT_REGS_R8) as *const u64)
+    }
 }
 
 #[inline(always)]

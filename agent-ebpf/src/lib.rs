@@ -102,6 +102,18 @@ pub struct DataHeader {
     pub msg_index: u32,
     /// Thread command name (`comm`), NUL padded.
     pub comm: [u8; 16],
+    /// UDP only: the local address (IPv4 in the first 4 bytes), from the socket.
+    pub local_addr: [u8; 16],
+    /// UDP only: the peer of this datagram: the destination of a send (the call's
+    /// `msg_name`, else the connected address); for a receive, the connected address or zero
+    /// (the sender of a datagram on an unconnected socket is not visible from this hook).
+    pub peer_addr: [u8; 16],
+    /// UDP only: local port (host order).
+    pub local_port: u16,
+    /// UDP only: peer port (host order); 0 when the peer is unknown.
+    pub peer_port: u16,
+    /// Reserved, zero.
+    pub _pad: u32,
 }
 
 /// Size of [`DataHeader`] in bytes.
@@ -191,8 +203,16 @@ pub struct ConnState {
     pub rx_pos: u64,
     /// [`verdict`] of the port filter for this connection.
     pub verdict: u32,
-    /// Reserved, zero.
-    pub _pad: u32,
+    /// IP protocol of the socket (6 = TCP, 17 = UDP; 0 when unknown), read once.
+    pub protocol: u32,
+}
+
+/// IP protocol numbers in [`DataHeader::protocol`].
+pub mod ip_proto {
+    /// TCP.
+    pub const TCP: u16 = 6;
+    /// UDP.
+    pub const UDP: u16 = 17;
 }
 
 /// Port-filter verdicts stored in [`ConnState::verdict`].

@@ -15,9 +15,11 @@ use std::{
     sync::Arc,
 };
 
-use wirelens_ebpf::{DataHeader, SockStateEvent, data_flags, direction, tcp_state};
+use wirelens_ebpf::{DataHeader, SockStateEvent, data_flags, direction, ip_proto, tcp_state};
 use wirelens_otel::{Observation, ProcessInfo};
-use wirelens_parsers::{Direction, Output, Parser, Role, infer, new_parser};
+use wirelens_parsers::{
+    Detail, Direction, Output, Parser, Role, infer, infer_datagram, new_parser,
+};
 
 use crate::{metadata::sockets::SocketInfo, stats::Stats};
 use stream::{Piece, Stream};
@@ -102,6 +104,10 @@ impl ConnTracker {
             *last = ts;
             return;
         }
+        if h.protocol == ip_proto::UDP {
+            self.on_datagram(h, bytes, ts, cx);
+            return;
+        }
         if !self.conns.contains_key(&h.sk) {
             if self.conns.len() >= self.max_conns {
                 Stats::add(&self.stats.conns_rejected, 1);
@@ -169,6 +175,77 @@ impl ConnTracker {
             self.ignore(h.sk, ts, cx);
             self.drain(h.sk, cx);
             return;
+        }
+        self.drain(h.sk, cx);
+    }
+
+    /// One UDP datagram: no stream to put in order, each datagram is a message on its own,
+    /// and its peer travels with it (an unconnected socket talks to many).
+    fn on_datagram(&mut self, h: &DataHeader, bytes: &[u8], ts: u64, cx: &mut impl Context) {
+        let local = socket_addr(h.family, h.local_addr, h.local_port);
+        let peer = (h.peer_port != 0).then(|| socket_addr(h.family, h.peer_addr, h.peer_port));
+        if !self.conns.contains_key(&h.sk) {
+            if self.conns.len() >= self.max_conns {
+                Stats::add(&self.stats.conns_rejected, 1);
+                return;
+            }
+            let unspecified = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0);
+            if !cx.wanted(Some((local, peer.unwrap_or(unspecified)))) {
+                self.ignore(h.sk, ts, cx);
+                return;
+            }
+            tracing::debug!(sk = h.sk, pid = h.tgid, fd = h.fd, %local, "new UDP socket");
+            self.conns.insert(
+                h.sk,
+                Conn {
+                    tgid: h.tgid,
+                    comm: h.comm,
+                    local: Some(local),
+                    peer: None,
+                    streams: Default::default(),
+                    slot: Slot::Inferring { tries: 0 },
+                    last_ts: ts,
+                    process: None,
+                    pending: Vec::new(),
+                },
+            );
+        }
+        let Some(conn) = self.conns.get_mut(&h.sk) else {
+            return;
+        };
+        if conn.tgid != h.tgid {
+            conn.tgid = h.tgid;
+            conn.comm = h.comm;
+            conn.process = None;
+        }
+        conn.last_ts = ts;
+        if bytes.is_empty() {
+            return;
+        }
+        let dir = if h.direction == direction::EGRESS {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        };
+        if let Slot::Inferring { tries } = &mut conn.slot {
+            match infer_datagram(dir, bytes) {
+                Some(guess) if guess.confidence >= MIN_CONFIDENCE => {
+                    tracing::debug!(protocol = guess.protocol.name(), ?dir, "datagram protocol");
+                    conn.slot = Slot::Parsing(new_parser(guess.protocol));
+                }
+                _ => {
+                    *tries += 1;
+                    if *tries >= MAX_INFER_TRIES {
+                        Stats::add(&self.stats.unknown_protocol, 1);
+                        self.conns.remove(&h.sk);
+                        self.ignore(h.sk, ts, cx);
+                    }
+                    return;
+                }
+            }
+        }
+        if let Slot::Parsing(parser) = &mut conn.slot {
+            parser.feed_datagram(dir, bytes, peer, ts, &mut self.out);
         }
         self.drain(h.sk, cx);
     }
@@ -302,11 +379,16 @@ impl ConnTracker {
         }
         for record in self.out.records.drain(..) {
             Stats::add(&self.stats.records, 1);
+            // A datagram's peer is the record's own (one UDP socket talks to many peers).
+            let peer = match &record.detail {
+                Detail::Dns(dns) => dns.peer.or(conn.peer),
+                _ => conn.peer,
+            };
             cx.emit(Observation {
                 record,
                 process: process.clone(),
                 local: conn.local,
-                peer: conn.peer,
+                peer,
             });
         }
     }
@@ -348,6 +430,20 @@ fn feed(slot: &mut Slot, dir: Direction, piece: Piece<'_>, out: &mut Output) {
         Piece::Gap { len, ts } => parser.skip(dir, len, ts, out),
         Piece::End { ts } => parser.end(dir, ts, out),
     }
+}
+
+/// An address as the kernel side sends it (IPv4 in the first 4 bytes for `AF_INET`;
+/// IPv4-mapped IPv6 addresses shown as IPv4).
+fn socket_addr(family: u16, addr: [u8; 16], port: u16) -> SocketAddr {
+    let ip = if family == 2 {
+        IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))
+    } else {
+        let v6 = Ipv6Addr::from(addr);
+        v6.to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6))
+    };
+    SocketAddr::new(ip, port)
 }
 
 fn addrs(ev: &SockStateEvent) -> (SocketAddr, SocketAddr) {

@@ -1,5 +1,7 @@
 //! Loading the kernel object, setting its globals and filters, attaching every program.
 
+pub mod btf;
+
 use std::path::Path;
 
 use aya::{
@@ -100,10 +102,16 @@ impl Probes {
         if !settings.comms.is_empty() {
             filters |= filter::COMM;
         }
+        // Without it, sockets carry no protocol and UDP (DNS) is not told apart from TCP.
+        let sk_protocol = btf::kernel_member_offset("sock", "sk_protocol").unwrap_or_else(|e| {
+            tracing::warn!("struct sock has no readable sk_protocol ({e}): UDP not traced");
+            0
+        });
         let mut ebpf = EbpfLoader::new()
             .override_global("CAPTURE_LIMIT", &settings.capture_limit, true)
             .override_global("AGENT_TGID", &agent, true)
             .override_global("FILTERS", &filters, true)
+            .override_global("SK_PROTOCOL_OFFSET", &sk_protocol, true)
             .map_max_entries("EVENTS", settings.ring_size)
             .map_max_entries("SCRATCH", cpus)
             .load(OBJECT)

@@ -346,7 +346,7 @@ impl Replayer {
             flow.dirs[dir].syn(seq);
         }
         let seq = if syn { seq.wrapping_add(1) } else { seq };
-        let (sk, family) = (flow.sk, family(flow.client));
+        let (sk, family, ends) = (flow.sk, family(flow.client), (flow.client, flow.server));
         let tracker = &mut self.tracker;
         let mut gaps = 0;
         if ack && !rst {
@@ -354,7 +354,7 @@ impl Replayer {
             let other = 1 - dir;
             gaps += flow.dirs[other].acked(ack_seq, ts, &mut |pos, bytes, len, end, ts| {
                 feed(
-                    tracker, side, sk, family, 6, other, pos, bytes, len, end, ts, cx,
+                    tracker, side, sk, ends, family, 6, other, pos, bytes, len, end, ts, cx,
                 )
             });
         }
@@ -365,7 +365,7 @@ impl Replayer {
             ts,
             &mut |pos, bytes, len, end, ts| {
                 feed(
-                    tracker, side, sk, family, 6, dir, pos, bytes, len, end, ts, cx,
+                    tracker, side, sk, ends, family, 6, dir, pos, bytes, len, end, ts, cx,
                 )
             },
         );
@@ -394,12 +394,13 @@ impl Replayer {
         let dir = flow.dir_of(seg.src);
         let pos = flow.udp_pos[dir];
         flow.udp_pos[dir] += seg.payload.len() as u64;
-        let (sk, family) = (flow.sk, family(flow.client));
+        let (sk, family, ends) = (flow.sk, family(flow.client), (flow.client, flow.server));
         if !seg.payload.is_empty() {
             feed(
                 &mut self.tracker,
                 side,
                 sk,
+                ends,
                 family,
                 17,
                 dir,
@@ -462,13 +463,13 @@ impl Replayer {
             return;
         };
         let side = self.side;
-        let (sk, family) = (flow.sk, family(flow.client));
+        let (sk, family, ends) = (flow.sk, family(flow.client), (flow.client, flow.server));
         let proto = if flow.tcp { 6 } else { 17 };
         for dir in [C2S, S2C] {
             let tracker = &mut self.tracker;
             let gaps = flow.dirs[dir].flush(&mut |pos, bytes, len, end, ts| {
                 feed(
-                    tracker, side, sk, family, proto, dir, pos, bytes, len, end, ts, cx,
+                    tracker, side, sk, ends, family, proto, dir, pos, bytes, len, end, ts, cx,
                 )
             });
             Stats::add(&self.stats.stream_gaps, gaps);
@@ -493,13 +494,13 @@ impl Replayer {
         let side = self.side;
         let mut idle = Vec::new();
         for (key, flow) in self.flows.iter_mut() {
-            let (sk, family) = (flow.sk, family(flow.client));
+            let (sk, family, ends) = (flow.sk, family(flow.client), (flow.client, flow.server));
             for dir in [C2S, S2C] {
                 if flow.dirs[dir].has_held() {
                     let tracker = &mut self.tracker;
                     let gaps = flow.dirs[dir].expire(now, &mut |pos, bytes, len, end, ts| {
                         feed(
-                            tracker, side, sk, family, 6, dir, pos, bytes, len, end, ts, cx,
+                            tracker, side, sk, ends, family, 6, dir, pos, bytes, len, end, ts, cx,
                         )
                     });
                     Stats::add(&self.stats.stream_gaps, gaps);
@@ -572,6 +573,7 @@ fn feed(
     tracker: &mut ConnTracker,
     side: Side,
     sk: u64,
+    ends: (SocketAddr, SocketAddr),
     family: u16,
     protocol: u16,
     dir: usize,
@@ -583,12 +585,16 @@ fn feed(
     cx: &mut impl Context,
 ) {
     let client_sends = dir == C2S;
-    let ends: &[(u64, bool)] = match side {
-        Side::Client => &[(sk, client_sends)],
-        Side::Server => &[(sk | 1, !client_sends)],
-        Side::Both => &[(sk, client_sends), (sk | 1, !client_sends)],
+    let (client, server) = ends;
+    let ends: &[(u64, bool, SocketAddr, SocketAddr)] = match side {
+        Side::Client => &[(sk, client_sends, client, server)],
+        Side::Server => &[(sk | 1, !client_sends, server, client)],
+        Side::Both => &[
+            (sk, client_sends, client, server),
+            (sk | 1, !client_sends, server, client),
+        ],
     };
-    for &(sk, egress) in ends {
+    for &(sk, egress, local, peer) in ends {
         let header = DataHeader {
             kind: EventKind::Data as u32,
             direction: if egress {
@@ -610,6 +616,11 @@ fn feed(
             protocol,
             msg_index: 0,
             comm: COMM,
+            local_addr: ip_bytes(local.ip()),
+            peer_addr: ip_bytes(peer.ip()),
+            local_port: local.port(),
+            peer_port: peer.port(),
+            _pad: 0,
         };
         tracker.on_data(&header, bytes, ts, cx);
     }
