@@ -53,9 +53,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 mod db_attrs;
+mod dns_attrs;
 pub mod export;
 mod http_attrs;
 mod kv;
+mod messaging_attrs;
 pub mod metrics;
 pub mod redact;
 pub mod resource;

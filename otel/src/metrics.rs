@@ -4,7 +4,10 @@
 //! HTTP exchanges go to `http.{server,client}.request.duration`, database operations to
 //! `db.client.operation.duration` (the traced process called the database) or
 //! `db.server.operation.duration` (the traced process is the database), the latter with the
-//! client metric's attributes and buckets.
+//! client metric's attributes and buckets. Messaging operations the traced process started as
+//! a client go to `messaging.client.operation.duration` (not `process` deliveries: their
+//! handling time is not on the wire; not the broker's side: no convention), DNS lookups of a
+//! resolver to `dns.lookup.duration`; both with the conventions' default buckets.
 //!
 //! Only low-cardinality attributes go on metrics (no `url.path`, no client addresses, no
 //! `db.query.text`), and the
@@ -20,9 +23,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
 };
-use wirelens_parsers::{DbRecord, Detail, HttpRecord, Role};
+use wirelens_parsers::{
+    DbRecord, Detail, DnsRecord, HttpRecord, MessagingOperation, MessagingRecord, Role,
+};
 
-use crate::{Observation, ProcessInfo, db_attrs, http_attrs, kv, semconv};
+use crate::{
+    Observation, ProcessInfo, db_attrs, dns_attrs, http_attrs, kv, messaging_attrs, semconv,
+};
 
 /// Default cap on the number of histogram series kept.
 pub const DEFAULT_MAX_SERIES: usize = 10_000;
@@ -142,13 +149,18 @@ impl MetricsAggregator {
     }
 
     /// Add one observation's duration to its series. Returns `false` (and counts an overflow)
-    /// when it needed a new series past the cap.
+    /// when it needed a new series past the cap; `true` also when the observation has no
+    /// metric (messaging `process` and server-side messaging and DNS).
     pub fn record(&mut self, obs: &Observation) -> bool {
-        let (name, attrs) = match &obs.record.detail {
-            Detail::Http(http) => http_series(obs, http),
-            Detail::Db(db) => db_series(obs, db),
-            // Mapped by the messaging and DNS conventions (being written).
-            Detail::Messaging(_) | Detail::Dns(_) => return true,
+        let series = match &obs.record.detail {
+            Detail::Http(http) => Some(http_series(obs, http)),
+            Detail::Db(db) => Some(db_series(obs, db)),
+            Detail::Messaging(m) => messaging_series(obs, m),
+            Detail::Dns(dns) => dns_series(obs, dns),
+        };
+        // Some observations have no metric: nothing to record is not an overflow.
+        let Some((name, attrs)) = series else {
+            return true;
         };
         let seconds = obs.record.end_ns.saturating_sub(obs.record.start_ns) as f64 / 1e9;
         let found = self.find(&obs.process);
@@ -311,6 +323,62 @@ fn db_series(obs: &Observation, db: &DbRecord) -> (&'static str, AttrSet) {
     (name, attrs)
 }
 
+/// Metric name and attributes of a messaging operation: `messaging.client.operation.duration`
+/// for everything the traced process did as a producer or consumer client, one-way sends
+/// included (the span's duration, as the conventions ask). None for `process` (the handler's
+/// duration, which `messaging.process.duration` measures, is not on the wire: a delivery's
+/// record only spans the message's bytes) nor for the broker itself (no convention).
+fn messaging_series(obs: &Observation, m: &MessagingRecord) -> Option<(&'static str, AttrSet)> {
+    use AttrValue::{Int, Str};
+    if obs.record.role != Role::Client || m.operation == MessagingOperation::Process {
+        return None;
+    }
+    let mut attrs: AttrSet = Vec::with_capacity(8);
+    attrs.push((semconv::MESSAGING_SYSTEM, Str(m.system.as_str().to_owned())));
+    attrs.push((
+        semconv::MESSAGING_OPERATION_NAME,
+        Str(messaging_attrs::operation_name(m).to_owned()),
+    ));
+    if let Some(kind) = messaging_attrs::operation_type(m.operation) {
+        attrs.push((semconv::MESSAGING_OPERATION_TYPE, Str(kind.to_owned())));
+    }
+    if let Some(destination) = messaging_attrs::destination(m).filter(|d| d.is_named()) {
+        attrs.push((semconv::MESSAGING_DESTINATION_NAME, Str(destination.name)));
+    }
+    if let Some(group) = messaging_attrs::consumer_group(m) {
+        attrs.push((
+            semconv::MESSAGING_CONSUMER_GROUP_NAME,
+            Str(group.to_owned()),
+        ));
+    }
+    if let Some(error) = messaging_attrs::error_type(m) {
+        attrs.push((semconv::ERROR_TYPE, Str(error.into_owned())));
+    }
+    if let Some(server) = obs.peer {
+        attrs.push((semconv::SERVER_ADDRESS, Str(server.ip().to_string())));
+        attrs.push((semconv::SERVER_PORT, Int(i64::from(server.port()))));
+    }
+    Some((semconv::MESSAGING_CLIENT_OPERATION_DURATION, attrs))
+}
+
+/// Metric name and attributes of a DNS query: `dns.lookup.duration` for the resolver side only
+/// (the conventions define no server metric), with `dns.question.name` (required by the
+/// conventions; the series cap bounds its cardinality) and `error.type`.
+fn dns_series(obs: &Observation, dns: &DnsRecord) -> Option<(&'static str, AttrSet)> {
+    use AttrValue::Str;
+    if obs.record.role != Role::Client {
+        return None;
+    }
+    let mut attrs: AttrSet = Vec::with_capacity(2);
+    if let Some(name) = dns_attrs::question_name(dns) {
+        attrs.push((semconv::DNS_QUESTION_NAME, Str(name.into_owned())));
+    }
+    if let Some(error) = dns_attrs::error_type(Role::Client, dns) {
+        attrs.push((semconv::ERROR_TYPE, Str(error.to_owned())));
+    }
+    Some((semconv::DNS_LOOKUP_DURATION, attrs))
+}
+
 /// Explicit bucket boundaries of a histogram, by metric name.
 fn bounds(name: &str) -> &'static [f64] {
     match name {
@@ -329,6 +397,10 @@ fn description(name: &str) -> &'static str {
         semconv::DB_SERVER_OPERATION_DURATION => {
             "Duration of database operations, as served by the database."
         }
+        semconv::MESSAGING_CLIENT_OPERATION_DURATION => {
+            "Duration of messaging operation initiated by a producer or consumer client."
+        }
+        semconv::DNS_LOOKUP_DURATION => "Measures the time taken to perform a DNS lookup.",
         _ => "",
     }
 }
@@ -433,8 +505,10 @@ pub fn point_count(request: &ExportMetricsServiceRequest) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::{attr_map, client_obs, db_obs, process, server_obs};
-    use wirelens_parsers::DbSystem;
+    use crate::test_util::{
+        attr_map, client_obs, db_obs, dns_obs, dns_record, messaging_obs, process, server_obs,
+    };
+    use wirelens_parsers::{DbSystem, MessagingSystem};
 
     fn with_duration(mut obs: Observation, seconds: f64) -> Observation {
         obs.record.start_ns = 1_000_000_000;
@@ -717,5 +791,191 @@ mod tests {
         );
         assert_eq!((agg.series(), agg.overflowed()), (2, 2));
         assert_eq!(agg.export_request(1).resource_metrics.len(), 1);
+    }
+
+    fn messaging(
+        system: MessagingSystem,
+        operation: MessagingOperation,
+        name: &str,
+        destination: Option<&str>,
+    ) -> MessagingRecord {
+        let mut m = MessagingRecord::new(system, operation, name);
+        m.destination = destination.map(Into::into);
+        m
+    }
+
+    #[test]
+    fn messaging_client_series() {
+        let mut agg = MetricsAggregator::new(process(99));
+        let mut produce = messaging(
+            MessagingSystem::Kafka,
+            MessagingOperation::Send,
+            "produce",
+            Some("orders"),
+        );
+        produce.partition = Some(1);
+        produce.client_id = Some("svc-a".into());
+        produce.body_size = Some(42);
+        for seconds in [0.002, 0.02] {
+            assert!(agg.record(&with_duration(
+                messaging_obs(1, Role::Client, produce.clone()),
+                seconds
+            )));
+        }
+        let mut fetch = messaging(
+            MessagingSystem::Kafka,
+            MessagingOperation::Receive,
+            "fetch",
+            Some("orders"),
+        );
+        fetch.consumer_group = Some("billing".into());
+        fetch.error_type = Some("NOT_LEADER_OR_FOLLOWER".into());
+        agg.record(&messaging_obs(1, Role::Client, fetch));
+        let reply = messaging(
+            MessagingSystem::Nats,
+            MessagingOperation::Send,
+            "publish",
+            Some("_INBOX.abc.7"),
+        );
+        agg.record(&messaging_obs(1, Role::Client, reply));
+        let request = agg.export_request(10_000_000_000);
+        let metric = &request.resource_metrics[0].scope_metrics[0].metrics[0];
+        assert_eq!(
+            metric.description,
+            "Duration of messaging operation initiated by a producer or consumer client."
+        );
+        let points = histograms(&request);
+        assert_eq!(
+            points.len(),
+            3,
+            "partition and client id are not attributes"
+        );
+        let by_attrs: Vec<Vec<(String, String)>> = points
+            .iter()
+            .map(|(name, p)| {
+                assert_eq!(*name, "messaging.client.operation.duration");
+                assert_eq!(p.explicit_bounds, semconv::DURATION_BUCKETS.to_vec());
+                pairs(p)
+            })
+            .collect();
+        assert!(by_attrs.contains(&owned(&[
+            ("messaging.destination.name", "orders"),
+            ("messaging.operation.name", "produce"),
+            ("messaging.operation.type", "send"),
+            ("messaging.system", "kafka"),
+            ("server.address", "10.0.0.4"),
+            ("server.port", "9092"),
+        ])));
+        assert!(by_attrs.contains(&owned(&[
+            ("error.type", "NOT_LEADER_OR_FOLLOWER"),
+            ("messaging.consumer.group.name", "billing"),
+            ("messaging.destination.name", "orders"),
+            ("messaging.operation.name", "fetch"),
+            ("messaging.operation.type", "receive"),
+            ("messaging.system", "kafka"),
+            ("server.address", "10.0.0.4"),
+            ("server.port", "9092"),
+        ])));
+        assert!(
+            by_attrs.contains(&owned(&[
+                ("messaging.operation.name", "publish"),
+                ("messaging.operation.type", "send"),
+                ("messaging.system", "nats"),
+                ("server.address", "10.0.0.4"),
+                ("server.port", "4222"),
+            ])),
+            "reply inboxes are not a destination on metrics"
+        );
+        let produced = points
+            .iter()
+            .find(|(_, p)| {
+                pairs(p).contains(&("messaging.operation.name".into(), "produce".into()))
+            })
+            .map(|(_, p)| p.bucket_counts.clone());
+        //                         .005 .01 .025 .05 .075 .1 .25 .5 .75 1 2.5 5 7.5 10 +inf
+        assert_eq!(
+            produced,
+            Some(vec![1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+        );
+    }
+
+    #[test]
+    fn messaging_without_metric() {
+        let mut agg = MetricsAggregator::with_max_series(process(99), 1);
+        let deliver = messaging(
+            MessagingSystem::RabbitMq,
+            MessagingOperation::Process,
+            "deliver",
+            Some("logs"),
+        );
+        assert!(agg.record(&messaging_obs(1, Role::Client, deliver)));
+        let publish = messaging(
+            MessagingSystem::RabbitMq,
+            MessagingOperation::Send,
+            "publish",
+            Some("logs"),
+        );
+        assert!(agg.record(&messaging_obs(1, Role::Server, publish)));
+        assert!(agg.record(&dns_obs(
+            1,
+            Role::Server,
+            dns_record("a.example", "A", Some("NOERROR"))
+        )));
+        assert_eq!((agg.series(), agg.overflowed()), (0, 0));
+        assert!(agg.export_request(1).resource_metrics.is_empty());
+    }
+
+    #[test]
+    fn dns_lookup_series() {
+        let mut agg = MetricsAggregator::new(process(99));
+        let mut ok = dns_record("www.example.com", "A", Some("NOERROR"));
+        ok.answers = vec!["93.184.216.34".into()];
+        agg.record(&dns_obs(4, Role::Client, ok.clone()));
+        ok.question_type = "AAAA".into();
+        agg.record(&dns_obs(4, Role::Client, ok));
+        agg.record(&dns_obs(
+            4,
+            Role::Client,
+            dns_record("nope.example", "A", Some("NXDOMAIN")),
+        ));
+        agg.record(&dns_obs(
+            4,
+            Role::Client,
+            dns_record("slow.example", "A", None),
+        ));
+        let request = agg.export_request(10_000_000_000);
+        let metric = &request.resource_metrics[0].scope_metrics[0].metrics[0];
+        assert_eq!(
+            metric.description,
+            "Measures the time taken to perform a DNS lookup."
+        );
+        let points = histograms(&request);
+        let got: Vec<(u64, Vec<(String, String)>)> = points
+            .iter()
+            .map(|(name, p)| {
+                assert_eq!(*name, "dns.lookup.duration");
+                assert_eq!(p.explicit_bounds, semconv::DURATION_BUCKETS.to_vec());
+                (p.count, pairs(p))
+            })
+            .collect();
+        assert_eq!(got.len(), 3, "the question type is not an attribute");
+        assert!(got.contains(&(2, owned(&[("dns.question.name", "www.example.com")]))));
+        assert!(got.contains(&(
+            1,
+            owned(&[
+                ("dns.question.name", "nope.example"),
+                ("error.type", "NXDOMAIN")
+            ])
+        )));
+        assert!(got.contains(&(
+            1,
+            owned(&[
+                ("dns.question.name", "slow.example"),
+                ("error.type", "timeout")
+            ])
+        )));
+        // Series sort by attributes; two 20 ms lookups of www.example.com come last.
+        let sums: Vec<Option<f64>> = points.iter().map(|(_, p)| p.sum).collect();
+        assert_eq!(sums, [Some(0.02), Some(0.02), Some(0.04)]);
     }
 }

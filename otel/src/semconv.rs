@@ -2,7 +2,9 @@
 //!
 //! Names follow the stable semantic conventions (HTTP, database, server/client, network, URL,
 //! error) as of semconv 1.3x (the database conventions as stabilised in 1.33); resource names
-//! follow the `process`, `host`, `container`, `service` and `telemetry` groups.
+//! follow the `process`, `host`, `container`, `service` and `telemetry` groups. Messaging and DNS
+//! names follow the conventions still in development (messaging as of semconv 1.3x: operation
+//! type `send`, not the deprecated `publish`; DNS: the `dns` registry and `dns.lookup.duration`).
 
 /// Instrumentation scope name on every span and metric.
 pub const SCOPE_NAME: &str = "wirelens";
@@ -91,6 +93,41 @@ pub const DB_RESPONSE_RETURNED_ROWS: &str = "db.response.returned_rows";
 /// `db.operation.batch.size` (int): operations in a batch, set only for 2 or more.
 pub const DB_OPERATION_BATCH_SIZE: &str = "db.operation.batch.size";
 
+// Messaging span and metric attributes (development status).
+
+/// `messaging.system`: `kafka`, `nats`, `rabbitmq`.
+pub const MESSAGING_SYSTEM: &str = "messaging.system";
+/// `messaging.operation.name`: the system's own name for the operation (`send`, `ack`...).
+pub const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
+/// `messaging.operation.type`: `send`, `receive`, `process`, `settle` (or `create`).
+pub const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
+/// `messaging.destination.name`: topic, subject, or RabbitMQ `{exchange}:{routing key}`.
+pub const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
+/// `messaging.destination.partition.id` (string): the Kafka partition.
+pub const MESSAGING_DESTINATION_PARTITION_ID: &str = "messaging.destination.partition.id";
+/// `messaging.destination.anonymous` (bool): the destination's name was generated.
+pub const MESSAGING_DESTINATION_ANONYMOUS: &str = "messaging.destination.anonymous";
+/// `messaging.destination.temporary` (bool): the destination may be gone once used.
+pub const MESSAGING_DESTINATION_TEMPORARY: &str = "messaging.destination.temporary";
+/// `messaging.rabbitmq.destination.routing_key`
+pub const MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY: &str =
+    "messaging.rabbitmq.destination.routing_key";
+/// `messaging.client.id`
+pub const MESSAGING_CLIENT_ID: &str = "messaging.client.id";
+/// `messaging.consumer.group.name`: the Kafka consumer group.
+pub const MESSAGING_CONSUMER_GROUP_NAME: &str = "messaging.consumer.group.name";
+/// `messaging.batch.message_count` (int): set for batches only (never for one message).
+pub const MESSAGING_BATCH_MESSAGE_COUNT: &str = "messaging.batch.message_count";
+/// `messaging.message.body.size` (int): set for single messages only.
+pub const MESSAGING_MESSAGE_BODY_SIZE: &str = "messaging.message.body.size";
+
+// DNS span and metric attributes (development status).
+
+/// `dns.question.name`: the name queried, non-printable characters escaped.
+pub const DNS_QUESTION_NAME: &str = "dns.question.name";
+/// `dns.answers` (string[]): the IPv4 and IPv6 addresses resolved.
+pub const DNS_ANSWERS: &str = "dns.answers";
+
 // Attribute values.
 
 /// `http.request.method` value for methods outside [`HTTP_KNOWN_METHODS`].
@@ -109,6 +146,16 @@ pub const PROTOCOL_HTTP: &str = "http";
 pub const SCHEME_HTTP: &str = "http";
 /// `network.transport` for TCP.
 pub const TRANSPORT_TCP: &str = "tcp";
+/// `network.transport` for UDP.
+pub const TRANSPORT_UDP: &str = "udp";
+/// RabbitMQ `messaging.destination.name` of a message sent to the default exchange with no
+/// routing key.
+pub const RABBITMQ_DEFAULT_EXCHANGE: &str = "amq.default";
+/// Span name of DNS queries, followed by the question type (`DNS AAAA`). The conventions define
+/// no DNS span.
+pub const DNS_SPAN_NAME: &str = "DNS";
+/// `error.type` of a DNS query that got no response.
+pub const DNS_ERROR_TIMEOUT: &str = "timeout";
 
 // Metrics.
 
@@ -122,14 +169,19 @@ pub const DB_CLIENT_OPERATION_DURATION: &str = "db.client.operation.duration";
 /// Not in the semantic conventions (they only define the client side); named after it, with
 /// the same attributes and buckets.
 pub const DB_SERVER_OPERATION_DURATION: &str = "db.server.operation.duration";
+/// Histogram of messaging operations the traced process started as a producer or consumer
+/// client (everything but `process`), seconds.
+pub const MESSAGING_CLIENT_OPERATION_DURATION: &str = "messaging.client.operation.duration";
+/// Histogram of DNS lookups, seconds.
+pub const DNS_LOOKUP_DURATION: &str = "dns.lookup.duration";
 /// Unit of duration histograms.
 pub const UNIT_SECONDS: &str = "s";
 /// Unit of counters of events (the agent's own counters, unless they count bytes).
 pub const UNIT_EVENTS: &str = "{event}";
 /// Unit of counters of bytes.
 pub const UNIT_BYTES: &str = "By";
-/// Default explicit bucket boundaries of duration histograms (seconds), as the HTTP
-/// semantic conventions advise.
+/// Default explicit bucket boundaries of duration histograms (seconds), as the HTTP, messaging
+/// and DNS semantic conventions advise.
 pub const DURATION_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use wirelens_parsers::{
-    DbRecord, DbSystem, Detail, HttpRecord, HttpVersion, Protocol, Record, Role,
+    DbRecord, DbSystem, Detail, DnsRecord, DnsTransport, HttpRecord, HttpVersion, MessagingRecord,
+    MessagingSystem, Protocol, Record, Role,
 };
 
 use crate::{Observation, ProcessInfo};
@@ -79,7 +80,7 @@ pub(crate) fn client_obs(pid: u32, method: &str, target: &str, status: Option<u1
 pub(crate) fn http_mut(obs: &mut Observation) -> &mut HttpRecord {
     match &mut obs.record.detail {
         Detail::Http(h) => h,
-        Detail::Db(_) => panic!("not an HTTP observation"),
+        _ => panic!("not an HTTP observation"),
     }
 }
 
@@ -107,6 +108,75 @@ pub(crate) fn db_obs(pid: u32, role: Role, db: DbRecord) -> Observation {
             request_bytes: 50,
             response_bytes: 80,
             detail: Detail::Db(db),
+        },
+        process: Arc::new(process(pid)),
+        local,
+        peer,
+    }
+}
+
+/// A messaging operation of `m.system` seen from `role`: the client at 10.0.0.5:40000, the
+/// broker at 10.0.0.4 on the system's default port; 2 ms to 6 ms.
+pub(crate) fn messaging_obs(pid: u32, role: Role, m: MessagingRecord) -> Observation {
+    let (protocol, port) = match m.system {
+        MessagingSystem::Kafka => (Protocol::Kafka, 9092),
+        MessagingSystem::Nats => (Protocol::Nats, 4222),
+        MessagingSystem::RabbitMq => (Protocol::Amqp, 5672),
+    };
+    let client = "10.0.0.5:40000".parse().ok();
+    let broker = format!("10.0.0.4:{port}").parse().ok();
+    let (local, peer) = match role {
+        Role::Client => (client, broker),
+        Role::Server => (broker, client),
+    };
+    Observation {
+        record: Record {
+            protocol,
+            role,
+            start_ns: 2_000_000,
+            end_ns: 6_000_000,
+            request_bytes: 60,
+            response_bytes: 30,
+            detail: Detail::Messaging(m),
+        },
+        process: Arc::new(process(pid)),
+        local,
+        peer,
+    }
+}
+
+/// A DNS record for `name`/`qtype` with response code `rcode` and no answers, over UDP with no
+/// peer of its own.
+pub(crate) fn dns_record(name: &str, qtype: &str, rcode: Option<&str>) -> DnsRecord {
+    DnsRecord {
+        id: 7,
+        question_name: name.into(),
+        question_type: qtype.into(),
+        response_code: rcode.map(Into::into),
+        answers: Vec::new(),
+        transport: DnsTransport::Udp,
+        peer: None,
+    }
+}
+
+/// A DNS query seen from `role`: the resolver at 10.0.0.5:45000, the server at 10.0.0.53:53;
+/// 1 ms to 21 ms. The connection addresses are unset for an unconnected UDP server socket.
+pub(crate) fn dns_obs(pid: u32, role: Role, dns: DnsRecord) -> Observation {
+    let resolver = "10.0.0.5:45000".parse().ok();
+    let server = "10.0.0.53:53".parse().ok();
+    let (local, peer) = match role {
+        Role::Client => (resolver, server),
+        Role::Server => (server, None),
+    };
+    Observation {
+        record: Record {
+            protocol: Protocol::Dns,
+            role,
+            start_ns: 1_000_000,
+            end_ns: 21_000_000,
+            request_bytes: 40,
+            response_bytes: 56,
+            detail: Detail::Dns(dns),
         },
         process: Arc::new(process(pid)),
         local,

@@ -9,18 +9,30 @@
 //! spans (the traced process is the database), named and attributed by the stable database
 //! semantic conventions; `db.query.text` has its literals replaced by `?` unless
 //! [`MappingOptions::raw_db_statements`] is set.
+//!
+//! Messaging operations become PRODUCER, CONSUMER or CLIENT spans by operation type (SERVER for
+//! the broker), named `{messaging.operation.name} {destination}`; a `traceparent` carried in
+//! the message is linked, and is the parent of sends, single-message process spans and broker
+//! spans (details in `messaging_attrs`).
+//!
+//! DNS queries become CLIENT spans (the resolver) or SERVER spans (the DNS server) named
+//! `DNS {question type}`, with `dns.question.name` and `dns.answers` (details in `dns_attrs`).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
-use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use opentelemetry_proto::tonic::trace::v1::span::{Link, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, SpanFlags, Status};
-use wirelens_parsers::{DbRecord, Detail, HttpRecord, Role};
+use wirelens_parsers::{DbRecord, Detail, DnsRecord, HttpRecord, MessagingRecord, Role};
 
-use crate::{MappingOptions, Observation, ProcessInfo, db_attrs, http_attrs, kv, redact, semconv};
+use crate::{
+    MappingOptions, Observation, ProcessInfo, db_attrs, dns_attrs, http_attrs, kv, messaging_attrs,
+    redact, semconv,
+};
 
 /// One export request holding a span per observation, grouped by process: one
 /// `ResourceSpans` per distinct [`ProcessInfo`], in order of first appearance. Default
@@ -96,35 +108,48 @@ pub fn span_with(obs: &Observation, options: &MappingOptions) -> Span {
     let parent = match &record.detail {
         Detail::Http(http) => {
             http_span(&mut span, record.role, http, obs);
-            http.traceparent.as_deref().and_then(parse_traceparent)
+            // A server's parent is the remote caller; a client's is the span in the same process
+            // that sent the header.
+            let remote = record.role == Role::Server;
+            http.traceparent
+                .as_deref()
+                .and_then(parse_traceparent)
+                .map(|p| (p, remote))
         }
         Detail::Db(db) => {
             db_span(&mut span, record.role, db, obs, options);
             None
         }
-        // Mapped by the messaging and DNS conventions (being written).
-        Detail::Messaging(_) | Detail::Dns(_) => None,
+        Detail::Messaging(m) => messaging_span(&mut span, record.role, m, obs),
+        Detail::Dns(dns) => {
+            dns_span(&mut span, record.role, dns, obs);
+            None
+        }
     };
-    let has_is_remote = SpanFlags::ContextHasIsRemoteMask as u32;
     match parent {
-        Some(parent) => {
+        Some((parent, remote)) => {
             span.trace_id = parent.trace_id.to_vec();
             span.parent_span_id = parent.parent_id.to_vec();
-            // A server's parent is the remote caller; a client's is the span in the same process
-            // that sent the header.
-            let remote = match record.role {
-                Role::Server => SpanFlags::ContextIsRemoteMask as u32,
-                Role::Client => 0,
-            };
-            span.flags = u32::from(parent.flags) | has_is_remote | remote;
+            span.flags = context_flags(parent.flags, remote);
         }
         None => {
             span.trace_id = nonzero_id::<16>().to_vec();
-            span.flags = 0x01 | has_is_remote;
+            span.flags = context_flags(0x01, false);
         }
     }
     span.span_id = nonzero_id::<8>().to_vec();
     span
+}
+
+/// OTLP span/link flags: the W3C trace flags, plus whether the context is remote.
+fn context_flags(trace_flags: u8, remote: bool) -> u32 {
+    let has_is_remote = SpanFlags::ContextHasIsRemoteMask as u32;
+    let is_remote = if remote {
+        SpanFlags::ContextIsRemoteMask as u32
+    } else {
+        0
+    };
+    u32::from(trace_flags) | has_is_remote | is_remote
 }
 
 fn http_span(span: &mut Span, role: Role, http: &HttpRecord, obs: &Observation) {
@@ -249,23 +274,160 @@ fn db_span(
             i64::try_from(batch).unwrap_or(i64::MAX),
         ));
     }
-    if let Some(server) = db_attrs::server_endpoint(role, obs.local, obs.peer) {
-        a.push(kv::string(semconv::SERVER_ADDRESS, server.ip().to_string()));
-        a.push(kv::int(semconv::SERVER_PORT, i64::from(server.port())));
-    }
-    if let Some(peer) = obs.peer {
-        a.push(kv::string(
-            semconv::NETWORK_PEER_ADDRESS,
-            peer.ip().to_string(),
-        ));
-        a.push(kv::int(semconv::NETWORK_PEER_PORT, i64::from(peer.port())));
-    }
+    push_endpoints(
+        a,
+        db_attrs::server_endpoint(role, obs.local, obs.peer),
+        obs.peer,
+    );
     if let Some(error) = db_attrs::error_type(db) {
         a.push(kv::string(semconv::ERROR_TYPE, error.as_ref()));
         span.status = Some(Status {
             message: db.error_message.clone().unwrap_or_default(),
             code: StatusCode::Error as i32,
         });
+    }
+}
+
+/// Fill a messaging span; returns the parent taken from the message's creation context, if
+/// it is one (see [`messaging_attrs`] for the choices).
+fn messaging_span(
+    span: &mut Span,
+    role: Role,
+    m: &MessagingRecord,
+    obs: &Observation,
+) -> Option<(TraceParent, bool)> {
+    span.kind = messaging_attrs::span_kind(role, m.operation) as i32;
+    span.name = messaging_attrs::span_name(m);
+    let a = &mut span.attributes;
+    a.push(kv::string(semconv::MESSAGING_SYSTEM, m.system.as_str()));
+    a.push(kv::string(
+        semconv::MESSAGING_OPERATION_NAME,
+        messaging_attrs::operation_name(m),
+    ));
+    if let Some(kind) = messaging_attrs::operation_type(m.operation) {
+        a.push(kv::string(semconv::MESSAGING_OPERATION_TYPE, kind));
+    }
+    if let Some(destination) = messaging_attrs::destination(m) {
+        a.push(kv::string(
+            semconv::MESSAGING_DESTINATION_NAME,
+            destination.name,
+        ));
+        if destination.anonymous {
+            a.push(kv::bool(semconv::MESSAGING_DESTINATION_ANONYMOUS, true));
+        }
+        if destination.temporary {
+            a.push(kv::bool(semconv::MESSAGING_DESTINATION_TEMPORARY, true));
+        }
+    }
+    if let Some(partition) = messaging_attrs::partition_id(m) {
+        a.push(kv::string(
+            semconv::MESSAGING_DESTINATION_PARTITION_ID,
+            partition,
+        ));
+    }
+    if let Some(key) = messaging_attrs::routing_key(m) {
+        a.push(kv::string(
+            semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
+            key,
+        ));
+    }
+    if let Some(client) = messaging_attrs::client_id(m) {
+        a.push(kv::string(semconv::MESSAGING_CLIENT_ID, client));
+    }
+    if let Some(group) = messaging_attrs::consumer_group(m) {
+        a.push(kv::string(semconv::MESSAGING_CONSUMER_GROUP_NAME, group));
+    }
+    if let Some(count) = messaging_attrs::batch_count(m) {
+        a.push(kv::int(
+            semconv::MESSAGING_BATCH_MESSAGE_COUNT,
+            i64::try_from(count).unwrap_or(i64::MAX),
+        ));
+    }
+    if let Some(size) = messaging_attrs::body_size(m) {
+        a.push(kv::int(
+            semconv::MESSAGING_MESSAGE_BODY_SIZE,
+            i64::try_from(size).unwrap_or(i64::MAX),
+        ));
+    }
+    push_endpoints(
+        a,
+        db_attrs::server_endpoint(role, obs.local, obs.peer),
+        obs.peer,
+    );
+    a.push(kv::string(
+        semconv::NETWORK_TRANSPORT,
+        semconv::TRANSPORT_TCP,
+    ));
+    if let Some(error) = messaging_attrs::error_type(m) {
+        a.push(kv::string(semconv::ERROR_TYPE, error.as_ref()));
+        span.status = Some(Status {
+            message: m.error_message.clone().unwrap_or_default(),
+            code: StatusCode::Error as i32,
+        });
+    }
+    let context = m.traceparent.as_deref().and_then(parse_traceparent)?;
+    let (parent, remote) = match messaging_attrs::context_use(role, m) {
+        messaging_attrs::ContextUse::Parent { remote } => (true, remote),
+        messaging_attrs::ContextUse::Link => (false, true),
+    };
+    span.links.push(Link {
+        trace_id: context.trace_id.to_vec(),
+        span_id: context.parent_id.to_vec(),
+        flags: context_flags(context.flags, remote),
+        ..Link::default()
+    });
+    parent.then_some((context, remote))
+}
+
+/// Fill a DNS span (see [`dns_attrs`] for the choices).
+fn dns_span(span: &mut Span, role: Role, dns: &DnsRecord, obs: &Observation) {
+    span.name = dns_attrs::span_name(dns);
+    let a = &mut span.attributes;
+    if let Some(name) = dns_attrs::question_name(dns) {
+        a.push(kv::string(semconv::DNS_QUESTION_NAME, name));
+    }
+    let answers = dns_attrs::answers(dns);
+    if !answers.is_empty() {
+        a.push(kv::string_array(semconv::DNS_ANSWERS, answers));
+    }
+    let peer = dns_attrs::peer(dns, obs.peer);
+    let server = db_attrs::server_endpoint(role, obs.local, peer);
+    push_endpoints(a, server, peer);
+    if role == Role::Server
+        && let Some(client) = peer
+    {
+        a.push(kv::string(semconv::CLIENT_ADDRESS, client.ip().to_string()));
+        a.push(kv::int(semconv::CLIENT_PORT, i64::from(client.port())));
+    }
+    a.push(kv::string(
+        semconv::NETWORK_TRANSPORT,
+        dns_attrs::transport(dns),
+    ));
+    if let Some(error) = dns_attrs::error_type(role, dns) {
+        a.push(kv::string(semconv::ERROR_TYPE, error));
+        let message = match dns.response_code {
+            Some(_) => error.to_owned(),
+            None => "no response".to_owned(),
+        };
+        span.status = Some(Status {
+            message,
+            code: StatusCode::Error as i32,
+        });
+    }
+}
+
+/// `server.address`/`server.port` of `server`, `network.peer.address`/`port` of `peer`.
+fn push_endpoints(a: &mut Vec<KeyValue>, server: Option<SocketAddr>, peer: Option<SocketAddr>) {
+    if let Some(server) = server {
+        a.push(kv::string(semconv::SERVER_ADDRESS, server.ip().to_string()));
+        a.push(kv::int(semconv::SERVER_PORT, i64::from(server.port())));
+    }
+    if let Some(peer) = peer {
+        a.push(kv::string(
+            semconv::NETWORK_PEER_ADDRESS,
+            peer.ip().to_string(),
+        ));
+        a.push(kv::int(semconv::NETWORK_PEER_PORT, i64::from(peer.port())));
     }
 }
 
@@ -341,8 +503,12 @@ fn nonzero_id<const N: usize>() -> [u8; N] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_util::{attr_map, client_obs, db_obs, http_mut, process, server_obs};
-    use wirelens_parsers::DbSystem;
+    use crate::test_util::{
+        attr_map, client_obs, db_obs, dns_obs, dns_record, http_mut, messaging_obs, process,
+        server_obs,
+    };
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use wirelens_parsers::{DbSystem, MessagingOperation, MessagingSystem};
 
     fn pairs(span: &Span) -> Vec<(String, String)> {
         assert_eq!(
@@ -698,5 +864,363 @@ mod tests {
             first.scope.as_ref().map(|s| s.name.as_str()),
             Some("wirelens")
         );
+    }
+
+    const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    fn messaging(
+        system: MessagingSystem,
+        operation: MessagingOperation,
+        name: &str,
+        destination: Option<&str>,
+    ) -> MessagingRecord {
+        let mut m = MessagingRecord::new(system, operation, name);
+        m.destination = destination.map(Into::into);
+        m
+    }
+
+    /// A linked span id and the link's flags.
+    type LinkedSpan = (Vec<u8>, u32);
+
+    /// (parent span id, flags, linked span ids with their flags)
+    fn context(span: &Span) -> (Vec<u8>, u32, Vec<LinkedSpan>) {
+        let links = span
+            .links
+            .iter()
+            .map(|l| {
+                assert_eq!(
+                    l.trace_id,
+                    hex::<16>("0af7651916cd43dd8448eb211c80319c").expect("hex"),
+                    "link to the message's trace"
+                );
+                (l.span_id.clone(), l.flags)
+            })
+            .collect();
+        (span.parent_span_id.clone(), span.flags, links)
+    }
+
+    fn caller() -> Vec<u8> {
+        hex::<8>("b7ad6b7169203331").expect("hex").to_vec()
+    }
+
+    #[test]
+    fn kafka_produce_span() {
+        let mut m = messaging(
+            MessagingSystem::Kafka,
+            MessagingOperation::Send,
+            "produce",
+            Some("orders"),
+        );
+        m.partition = Some(2);
+        m.client_id = Some("svc-a".into());
+        m.message_count = Some(1);
+        m.body_size = Some(42);
+        let span = span(&messaging_obs(1, Role::Client, m));
+        assert_eq!(span.name, "produce orders");
+        assert_eq!(span.kind, SpanKind::Producer as i32);
+        assert_eq!(
+            (span.start_time_unix_nano, span.end_time_unix_nano),
+            (2_000_000, 6_000_000)
+        );
+        assert_eq!(span.status, None);
+        assert!(span.parent_span_id.is_empty() && span.links.is_empty());
+        assert_eq!(
+            pairs(&span),
+            owned(&[
+                ("messaging.client.id", "svc-a"),
+                ("messaging.destination.name", "orders"),
+                ("messaging.destination.partition.id", "2"),
+                ("messaging.message.body.size", "42"),
+                ("messaging.operation.name", "produce"),
+                ("messaging.operation.type", "send"),
+                ("messaging.system", "kafka"),
+                ("network.peer.address", "10.0.0.4"),
+                ("network.peer.port", "9092"),
+                ("network.transport", "tcp"),
+                ("server.address", "10.0.0.4"),
+                ("server.port", "9092"),
+            ])
+        );
+    }
+
+    #[test]
+    fn kafka_fetch_error_span() {
+        let mut m = messaging(
+            MessagingSystem::Kafka,
+            MessagingOperation::Receive,
+            "fetch",
+            Some("orders"),
+        );
+        m.consumer_group = Some("billing".into());
+        m.message_count = Some(5);
+        m.body_size = Some(999);
+        m.error_type = Some("UNKNOWN_TOPIC_OR_PARTITION".into());
+        m.error_message = Some("This server does not host this topic-partition.".into());
+        let span = span(&messaging_obs(1, Role::Client, m));
+        assert_eq!(span.name, "fetch orders");
+        assert_eq!(span.kind, SpanKind::Consumer as i32);
+        assert_eq!(
+            span.status,
+            Some(Status {
+                message: "This server does not host this topic-partition.".into(),
+                code: StatusCode::Error as i32,
+            })
+        );
+        let attrs = attr_map(&span.attributes);
+        assert_eq!(attrs["error.type"], "UNKNOWN_TOPIC_OR_PARTITION");
+        assert_eq!(attrs["messaging.consumer.group.name"], "billing");
+        assert_eq!(attrs["messaging.batch.message_count"], "5");
+        assert_eq!(attrs["messaging.operation.type"], "receive");
+        assert!(
+            !attrs.contains_key("messaging.message.body.size"),
+            "no body size for a batch"
+        );
+    }
+
+    #[test]
+    fn nats_process_is_child_of_message_context() {
+        let mut m = messaging(
+            MessagingSystem::Nats,
+            MessagingOperation::Process,
+            "msg",
+            Some("orders.new"),
+        );
+        m.traceparent = Some(TRACEPARENT.into());
+        m.body_size = Some(11);
+        let span = span(&messaging_obs(2, Role::Client, m));
+        assert_eq!(span.name, "msg orders.new");
+        assert_eq!(span.kind, SpanKind::Consumer as i32);
+        assert_eq!(
+            span.trace_id,
+            hex::<16>("0af7651916cd43dd8448eb211c80319c").expect("hex")
+        );
+        // Remote parent and a remote link to the same creation context.
+        assert_eq!(context(&span), (caller(), 0x301, vec![(caller(), 0x301)]));
+        assert_eq!(
+            attr_map(&span.attributes)["messaging.operation.type"],
+            "process"
+        );
+    }
+
+    #[test]
+    fn send_is_child_of_the_producing_span() {
+        let mut m = messaging(
+            MessagingSystem::Nats,
+            MessagingOperation::Send,
+            "publish",
+            Some("orders.new"),
+        );
+        m.traceparent = Some(TRACEPARENT.into());
+        let span = span(&messaging_obs(2, Role::Client, m));
+        assert_eq!(span.kind, SpanKind::Producer as i32);
+        assert_eq!(context(&span), (caller(), 0x101, vec![(caller(), 0x101)]));
+    }
+
+    #[test]
+    fn receive_and_batches_only_link() {
+        let mut get = messaging(
+            MessagingSystem::RabbitMq,
+            MessagingOperation::Receive,
+            "get",
+            Some("jobs"),
+        );
+        get.traceparent = Some(TRACEPARENT.into());
+        let mut batch = messaging(
+            MessagingSystem::Nats,
+            MessagingOperation::Process,
+            "msg",
+            Some("a"),
+        );
+        batch.traceparent = Some(TRACEPARENT.into());
+        batch.message_count = Some(3);
+        for m in [get, batch] {
+            let span = span(&messaging_obs(2, Role::Client, m));
+            let (parent, flags, links) = context(&span);
+            assert!(parent.is_empty());
+            assert_eq!(flags, 0x101, "new trace, sampled");
+            assert_eq!(links, vec![(caller(), 0x301)]);
+        }
+        let mut bad = messaging(
+            MessagingSystem::Nats,
+            MessagingOperation::Process,
+            "msg",
+            None,
+        );
+        bad.traceparent = Some("garbage".into());
+        let span = span(&messaging_obs(2, Role::Client, bad));
+        assert!(span.parent_span_id.is_empty() && span.links.is_empty());
+    }
+
+    #[test]
+    fn nats_reply_inbox_is_anonymous() {
+        let m = messaging(
+            MessagingSystem::Nats,
+            MessagingOperation::Send,
+            "publish",
+            Some("_INBOX.k3Jd.42"),
+        );
+        let span = span(&messaging_obs(2, Role::Client, m));
+        assert_eq!(span.name, "publish");
+        let attrs = attr_map(&span.attributes);
+        assert_eq!(attrs["messaging.destination.name"], "_INBOX.k3Jd.42");
+        assert_eq!(attrs["messaging.destination.anonymous"], "true");
+        assert_eq!(attrs["messaging.destination.temporary"], "true");
+    }
+
+    #[test]
+    fn rabbitmq_broker_span() {
+        let mut m = messaging(
+            MessagingSystem::RabbitMq,
+            MessagingOperation::Send,
+            "publish",
+            Some("logs"),
+        );
+        m.routing_key = Some("warning".into());
+        m.body_size = Some(5);
+        m.traceparent = Some(TRACEPARENT.into());
+        let span = span(&messaging_obs(9, Role::Server, m));
+        assert_eq!(span.name, "publish logs:warning");
+        assert_eq!(span.kind, SpanKind::Server as i32);
+        assert_eq!(context(&span), (caller(), 0x301, vec![(caller(), 0x301)]));
+        assert_eq!(
+            pairs(&span),
+            owned(&[
+                ("messaging.destination.name", "logs:warning"),
+                ("messaging.message.body.size", "5"),
+                ("messaging.operation.name", "publish"),
+                ("messaging.operation.type", "send"),
+                ("messaging.rabbitmq.destination.routing_key", "warning"),
+                ("messaging.system", "rabbitmq"),
+                ("network.peer.address", "10.0.0.5"),
+                ("network.peer.port", "40000"),
+                ("network.transport", "tcp"),
+                ("server.address", "10.0.0.4"),
+                ("server.port", "5672"),
+            ])
+        );
+    }
+
+    #[test]
+    fn amqp_queue_declare_has_no_operation_type() {
+        let m = messaging(
+            MessagingSystem::RabbitMq,
+            MessagingOperation::Create,
+            "queue.declare",
+            Some("jobs"),
+        );
+        let span = span(&messaging_obs(9, Role::Client, m));
+        assert_eq!(span.name, "queue.declare jobs");
+        assert_eq!(span.kind, SpanKind::Client as i32);
+        assert!(!attr_map(&span.attributes).contains_key("messaging.operation.type"));
+    }
+
+    fn string_array(span: &Span, key: &str) -> Option<Vec<String>> {
+        let kv = span.attributes.iter().find(|kv| kv.key == key)?;
+        match kv.value.as_ref()?.value.as_ref()? {
+            Value::ArrayValue(array) => Some(
+                array
+                    .values
+                    .iter()
+                    .map(|v| match &v.value {
+                        Some(Value::StringValue(s)) => s.clone(),
+                        other => format!("{other:?}"),
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn dns_client_span() {
+        let mut dns = dns_record("www.example.com", "A", Some("NOERROR"));
+        dns.answers = vec!["CNAME web.example.net".into(), "93.184.216.34".into()];
+        let span = span(&dns_obs(4, Role::Client, dns));
+        assert_eq!(span.name, "DNS A");
+        assert_eq!(span.kind, SpanKind::Client as i32);
+        assert_eq!(span.status, None);
+        assert_eq!(
+            string_array(&span, "dns.answers"),
+            Some(vec!["93.184.216.34".to_owned()])
+        );
+        let mut got = pairs(&span);
+        got.retain(|(k, _)| k != "dns.answers");
+        assert_eq!(
+            got,
+            owned(&[
+                ("dns.question.name", "www.example.com"),
+                ("network.peer.address", "10.0.0.53"),
+                ("network.peer.port", "53"),
+                ("network.transport", "udp"),
+                ("server.address", "10.0.0.53"),
+                ("server.port", "53"),
+            ])
+        );
+    }
+
+    #[test]
+    fn dns_client_errors() {
+        let error = StatusCode::Error as i32;
+        let nx = span(&dns_obs(
+            4,
+            Role::Client,
+            dns_record("nope.example", "AAAA", Some("NXDOMAIN")),
+        ));
+        assert_eq!(nx.name, "DNS AAAA");
+        assert_eq!(attr_map(&nx.attributes)["error.type"], "NXDOMAIN");
+        assert_eq!(
+            nx.status,
+            Some(Status {
+                message: "NXDOMAIN".into(),
+                code: error
+            })
+        );
+        assert!(string_array(&nx, "dns.answers").is_none());
+        let lost = span(&dns_obs(
+            4,
+            Role::Client,
+            dns_record("slow.example", "A", None),
+        ));
+        assert_eq!(attr_map(&lost.attributes)["error.type"], "timeout");
+        assert_eq!(
+            lost.status,
+            Some(Status {
+                message: "no response".into(),
+                code: error
+            })
+        );
+    }
+
+    #[test]
+    fn dns_server_span() {
+        let mut dns = dns_record("db.internal", "A", Some("NXDOMAIN"));
+        dns.peer = "10.0.0.7:53001".parse().ok();
+        dns.transport = wirelens_parsers::DnsTransport::Tcp;
+        let span = span(&dns_obs(5, Role::Server, dns));
+        assert_eq!(span.kind, SpanKind::Server as i32);
+        assert_eq!(span.status, None, "NXDOMAIN is not the server's failure");
+        assert_eq!(
+            pairs(&span),
+            owned(&[
+                ("client.address", "10.0.0.7"),
+                ("client.port", "53001"),
+                ("dns.question.name", "db.internal"),
+                ("network.peer.address", "10.0.0.7"),
+                ("network.peer.port", "53001"),
+                ("network.transport", "tcp"),
+                ("server.address", "10.0.0.53"),
+                ("server.port", "53"),
+            ])
+        );
+        let fail = span_with(
+            &dns_obs(
+                5,
+                Role::Server,
+                dns_record("x.internal", "A", Some("SERVFAIL")),
+            ),
+            &MappingOptions::default(),
+        );
+        assert_eq!(attr_map(&fail.attributes)["error.type"], "SERVFAIL");
+        assert_eq!(fail.status.map(|s| s.code), Some(StatusCode::Error as i32));
     }
 }
