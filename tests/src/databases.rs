@@ -37,6 +37,8 @@ pub enum DbKind {
     MariaDb,
     /// Redis (`redis-server`).
     Redis,
+    /// Cassandra: the tests crate's scripted CQL responder (`cql_responder`).
+    Cassandra,
 }
 
 impl DbKind {
@@ -46,6 +48,7 @@ impl DbKind {
             DbKind::Postgres => "postgresql",
             DbKind::MariaDb => "mariadb",
             DbKind::Redis => "redis",
+            DbKind::Cassandra => "cassandra",
         }
     }
 }
@@ -204,6 +207,22 @@ impl DbServer {
             .spawn()
             .unwrap_or_else(|e| panic!("spawn redis-server (run scripts/setup.sh): {e}"));
         Self::ready(child, dir, DbKind::Redis, port)
+    }
+
+    /// Cassandra: the CQL responder `exe` (the `cql_responder` binary of this crate, which an
+    /// integration test names with `env!("CARGO_BIN_EXE_cql_responder")`) on 127.0.0.1:`port`,
+    /// its stderr (one line per request) as the server log.
+    pub fn cql_responder(exe: &Path, port: u16) -> Self {
+        let dir = temp("wirelens-cql-");
+        let log = dir.path().join("server.log");
+        let child = Command::new(exe)
+            .args(["--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).expect("create cql responder log"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", exe.display()));
+        Self::ready(child, dir, DbKind::Cassandra, port)
     }
 
     fn ready(child: Child, dir: TempDir, kind: DbKind, port: u16) -> Self {

@@ -30,6 +30,8 @@ mod databases;
 mod nginx;
 mod otlp;
 mod receiver;
+mod scenario;
+mod servers;
 mod setup;
 mod util;
 
@@ -45,6 +47,8 @@ pub use otlp::{
     summarize_spans,
 };
 pub use receiver::{Otlp, Receiver};
+pub use scenario::{Done, Scenario};
+pub use servers::{DNS_HOSTS, Daemon, dnsmasq, nats_server};
 pub use setup::{Exchange, Finished, Setup};
 pub use util::{
     comm, exe_name, fixture, free_port, host_name, python, wait_until, workspace_root, write_actual,

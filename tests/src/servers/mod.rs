@@ -1,0 +1,96 @@
+//! Servers the messaging and DNS tests start: each a child process with its files in a temp
+//! dir, listening on 127.0.0.x only, stopped (and its children killed) when dropped. One
+//! module per server; [`Daemon`] is the process handle they share.
+
+mod dns;
+mod nats;
+
+pub use dns::{DNS_HOSTS, dnsmasq};
+pub use nats::nats_server;
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::util::{children_of, read_lossy, send_signal, tail, terminate, wait_until};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A server process; stopped on drop.
+pub struct Daemon {
+    child: Child,
+    dir: TempDir,
+    /// What it is, for messages.
+    pub what: &'static str,
+}
+
+impl Daemon {
+    /// Starts `argv` with its output in `<dir>/server.log`.
+    pub fn spawn(what: &'static str, dir: TempDir, argv: &[String], envs: &[(&str, &str)]) -> Self {
+        let log = fs::File::create(dir.path().join("server.log")).expect("create server log");
+        let err = log.try_clone().expect("clone log handle");
+        let child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .envs(envs.iter().copied())
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{what}: spawn {}: {e}", argv[0]));
+        Daemon { child, dir, what }
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its temp dir.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Its log so far.
+    pub fn log(&self) -> String {
+        read_lossy(&self.dir.path().join("server.log"))
+    }
+
+    /// Panics with the log if the process has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!(
+                "{} exited early ({status}):\n{}",
+                self.what,
+                tail(&self.log(), 30)
+            );
+        }
+    }
+
+    /// Waits until `addr` accepts TCP connections.
+    pub fn wait_tcp(&mut self, addr: &str) {
+        let what = self.what;
+        wait_until(
+            &format!("{what} listening on {addr}"),
+            START_TIMEOUT,
+            || {
+                self.assert_running();
+                TcpStream::connect(addr).ok().map(|_| ())
+            },
+        );
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let children = children_of(self.child.id());
+        terminate(&mut self.child, libc::SIGTERM, Duration::from_secs(10));
+        for pid in children {
+            send_signal(pid, libc::SIGKILL);
+        }
+    }
+}
