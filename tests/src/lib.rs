@@ -27,6 +27,7 @@
 mod agent;
 mod clients;
 mod databases;
+mod messaging;
 mod nginx;
 mod otlp;
 mod receiver;
@@ -41,6 +42,7 @@ pub use databases::{
     DB_NAME, DbFinished, DbKind, DbOp, DbServer, DbSetup, PG_BIN, db_python_client, pg_bin,
     run_client, server_exe,
 };
+pub use messaging::{Expect, PARENT_SPAN_ID, TRACE_ID, check_span, check_spans, python_script};
 pub use nginx::Nginx;
 pub use otlp::{
     HTTP_DURATION_BOUNDS, MetricPoint, Span, histogram_count, histogram_series, sum_total,
