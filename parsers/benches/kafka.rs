@@ -1,10 +1,208 @@
-//! kafka parser throughput on recorded traffic (`testdata/kafka/`), in bytes fed per second.
+//! kafka parser throughput, in bytes fed per second: the recorded connections of
+//! `testdata/kafka/` (when present), and a producer/consumer stream encoded by `kafka-protocol`
+//! (Produce v9 and Fetch v13 with 10-record batches, one feed per frame).
 //!
 //! `cargo bench -p wirelens-parsers --bench kafka`
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::path::Path;
 
-fn kafka(_c: &mut Criterion) {}
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{
+    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use wirelens_parsers::{Direction, Output, Protocol, new_parser};
+
+type Feeds = Vec<(Direction, Vec<u8>, u64)>;
+
+fn frame(header: impl FnOnce(&mut Vec<u8>), body: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut b = Vec::new();
+    header(&mut b);
+    body(&mut b);
+    let mut f = (b.len() as u32).to_be_bytes().to_vec();
+    f.extend(b);
+    f
+}
+
+fn request<T: Encodable>(key: ApiKey, version: i16, corr: i32, body: &T) -> Vec<u8> {
+    let mut h = RequestHeader::default();
+    h.request_api_key = key as i16;
+    h.request_api_version = version;
+    h.correlation_id = corr;
+    h.client_id = Some(StrBytes::from_static_str("bench-client"));
+    frame(
+        |b| h.encode(b, key.request_header_version(version)).unwrap(),
+        |b| body.encode(b, version).unwrap(),
+    )
+}
+
+fn response<T: Encodable>(key: ApiKey, version: i16, corr: i32, body: &T) -> Vec<u8> {
+    let mut h = ResponseHeader::default();
+    h.correlation_id = corr;
+    frame(
+        |b| h.encode(b, key.response_header_version(version)).unwrap(),
+        |b| body.encode(b, version).unwrap(),
+    )
+}
+
+fn batch(n: usize) -> Vec<u8> {
+    let records: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32,
+            timestamp: 1_700_000_000_000,
+            key: None,
+            value: Some(vec![b'x'; 100].into()),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut b = Vec::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut b, &records, &options).unwrap();
+    b
+}
+
+/// `rounds` × (Produce + response, Fetch + response), as the traced client.
+fn encoded_stream(rounds: i32) -> Feeds {
+    let topic = TopicName(StrBytes::from_static_str("bench-topic"));
+    let records = batch(10);
+    let mut feeds = Vec::new();
+    let mut ts = 0;
+    let mut push = |dir, bytes| {
+        ts += 1000;
+        feeds.push((dir, bytes, ts));
+    };
+    for i in 0..rounds {
+        let mut p = PartitionProduceData::default();
+        p.records = Some(records.clone().into());
+        let mut t = TopicProduceData::default();
+        t.name = topic.clone();
+        t.partition_data = vec![p];
+        let mut produce = ProduceRequest::default();
+        produce.acks = -1;
+        produce.topic_data = vec![t];
+        push(
+            Direction::Egress,
+            request(ApiKey::Produce, 9, 2 * i, &produce),
+        );
+        let mut t = TopicProduceResponse::default();
+        t.name = topic.clone();
+        t.partition_responses = vec![PartitionProduceResponse::default()];
+        let mut resp = ProduceResponse::default();
+        resp.responses = vec![t];
+        push(
+            Direction::Ingress,
+            response(ApiKey::Produce, 9, 2 * i, &resp),
+        );
+
+        let mut t = FetchTopic::default();
+        t.topic_id = uuid::Uuid::from_bytes([7; 16]);
+        t.partitions = vec![FetchPartition::default()];
+        let mut fetch = FetchRequest::default();
+        fetch.topics = vec![t];
+        push(
+            Direction::Egress,
+            request(ApiKey::Fetch, 13, 2 * i + 1, &fetch),
+        );
+        let mut p = PartitionData::default();
+        p.records = Some(records.clone().into());
+        let mut t = FetchableTopicResponse::default();
+        t.topic_id = uuid::Uuid::from_bytes([7; 16]);
+        t.partitions = vec![p];
+        let mut resp = FetchResponse::default();
+        resp.responses = vec![t];
+        push(
+            Direction::Ingress,
+            response(ApiKey::Fetch, 13, 2 * i + 1, &resp),
+        );
+    }
+    feeds
+}
+
+/// The feeds of `testdata/kafka/<name>` as the traced client, one per segment.
+fn recorded(name: &str) -> Option<Feeds> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kafka");
+    let read = |suffix: &str| std::fs::read(dir.join(format!("{name}.{suffix}"))).ok();
+    let streams = [read("client.bin")?, read("server.bin")?];
+    let mut offsets = [0usize; 2];
+    let mut feeds = Vec::new();
+    for line in String::from_utf8(read("timeline")?).ok()?.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [side, us, len] = fields[..] else {
+            return None;
+        };
+        let Ok(len) = len.parse::<usize>() else {
+            continue; // "fin"
+        };
+        let (i, dir) = if side == "c" {
+            (0, Direction::Egress)
+        } else {
+            (1, Direction::Ingress)
+        };
+        feeds.push((
+            dir,
+            streams[i].get(offsets[i]..offsets[i] + len)?.to_vec(),
+            us.parse::<u64>().ok()? * 1000,
+        ));
+        offsets[i] += len;
+    }
+    Some(feeds)
+}
+
+fn run(feeds: &Feeds) -> usize {
+    let mut parser = new_parser(Protocol::Kafka);
+    let mut out = Output::default();
+    for (dir, bytes, ts) in feeds {
+        parser.feed(*dir, bytes, *ts, &mut out);
+    }
+    parser.close(u64::MAX, &mut out);
+    out.records.len()
+}
+
+fn bytes(feeds: &Feeds) -> u64 {
+    feeds.iter().map(|(_, b, _)| b.len() as u64).sum()
+}
+
+fn kafka(c: &mut Criterion) {
+    let mut group = c.benchmark_group("kafka");
+    let stream = encoded_stream(200);
+    assert_eq!(run(&stream), 400, "every exchange becomes a record");
+    group.throughput(Throughput::Bytes(bytes(&stream)));
+    group.bench_function("produce_fetch_encoded", |b| {
+        b.iter(|| black_box(run(black_box(&stream))))
+    });
+    let sessions: Vec<Feeds> = ["produce_consume"]
+        .into_iter()
+        .filter_map(recorded)
+        .collect();
+    if !sessions.is_empty() {
+        let all: Feeds = sessions.into_iter().flatten().collect();
+        group.throughput(Throughput::Bytes(bytes(&all)));
+        group.bench_function("recorded_sessions", |b| {
+            b.iter(|| black_box(run(black_box(&all))))
+        });
+    }
+    group.finish();
+}
 
 criterion_group!(benches, kafka);
 criterion_main!(benches);

@@ -2,9 +2,107 @@
 //!
 //! `cargo bench -p wirelens-parsers --bench nats`
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::path::Path;
 
-fn nats(_c: &mut Criterion) {}
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wirelens_parsers::{Direction, Output, Protocol, new_parser};
+
+/// One recorded connection's feeds as the traced client: one per TCP segment.
+type Feeds = Vec<(Direction, Vec<u8>, u64)>;
+
+/// Loads `testdata/nats/<name>.{client,server}.bin` and its timeline.
+fn feeds(name: &str) -> Feeds {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/nats");
+    let read = |suffix: &str| {
+        std::fs::read(dir.join(format!("{name}.{suffix}")))
+            .unwrap_or_else(|e| panic!("reading {name}.{suffix}: {e}"))
+    };
+    let streams = [read("client.bin"), read("server.bin")];
+    let mut offsets = [0usize; 2];
+    let mut feeds = Vec::new();
+    let timeline = String::from_utf8(read("timeline")).expect("timeline is text");
+    for line in timeline.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [side, us, len] = fields[..] else {
+            panic!("bad timeline line {line:?}")
+        };
+        let Ok(len) = len.parse::<usize>() else {
+            continue; // "fin"
+        };
+        let (i, dir) = match side {
+            "c" => (0, Direction::Egress),
+            _ => (1, Direction::Ingress),
+        };
+        let bytes = streams[i][offsets[i]..offsets[i] + len].to_vec();
+        offsets[i] += len;
+        feeds.push((dir, bytes, us.parse::<u64>().expect("time") * 1000));
+    }
+    feeds
+}
+
+fn size(feeds: &Feeds) -> u64 {
+    feeds.iter().map(|(_, b, _)| b.len() as u64).sum()
+}
+
+/// Feeds everything to a fresh parser; the number of records.
+fn run(feeds: &Feeds) -> usize {
+    let mut parser = new_parser(Protocol::Nats);
+    let mut out = Output::default();
+    for (dir, bytes, ts) in feeds {
+        parser.feed(*dir, black_box(bytes), *ts, &mut out);
+    }
+    parser.close(u64::MAX, &mut out);
+    out.records.len()
+}
+
+fn nats(c: &mut Criterion) {
+    let mut group = c.benchmark_group("nats");
+    // Small messages: publishes, deliveries, request/reply and headers, one connection after
+    // another, as the agent would feed them (one call per segment).
+    let small: Feeds = [
+        "publish",
+        "subscribe",
+        "requester",
+        "responder",
+        "headers_pub",
+        "headers_sub",
+        "verbose",
+        "denied",
+    ]
+    .into_iter()
+    .flat_map(feeds)
+    .collect();
+    group.throughput(Throughput::Bytes(size(&small)));
+    group.bench_function("small_messages", |b| b.iter(|| run(&small)));
+    // A busy connection: the same recordings without their handshakes (INFO, CONNECT), 20
+    // times over on one parser, so the per-connection cost is paid once.
+    let busy: Feeds = (0..20)
+        .flat_map(|_| {
+            [
+                "publish",
+                "subscribe",
+                "requester",
+                "responder",
+                "headers_pub",
+                "headers_sub",
+            ]
+            .into_iter()
+            .flat_map(feeds)
+        })
+        .filter(|(_, bytes, _)| !bytes.starts_with(b"INFO") && !bytes.starts_with(b"CONNECT"))
+        .collect();
+    group.throughput(Throughput::Bytes(size(&busy)));
+    group.bench_function("busy_connection", |b| b.iter(|| run(&busy)));
+    // A 100,000-byte payload in many segments, both ways.
+    let large: Feeds = ["large_pub", "large_sub"]
+        .into_iter()
+        .flat_map(feeds)
+        .collect();
+    group.throughput(Throughput::Bytes(size(&large)));
+    group.bench_function("large_payload", |b| b.iter(|| run(&large)));
+    group.finish();
+}
 
 criterion_group!(benches, nats);
 criterion_main!(benches);
