@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::agent::{Agent, AgentOutput};
-use crate::otlp::{MetricPoint, Span, histogram_count, summarize_spans};
+use crate::otlp::{MetricPoint, Span, histogram_count, histogram_series, summarize_spans};
 use crate::receiver::{Otlp, Receiver};
 use crate::util::{poll, tail, write_actual};
 
@@ -109,9 +109,10 @@ impl Done {
             .collect()
     }
 
-    /// Metric points named `name`.
-    pub fn points(&self, name: &str) -> Vec<&MetricPoint> {
-        self.metrics.iter().filter(|m| m.name == name).collect()
+    /// The histogram `name`, one point per series: the latest of a cumulative series (each
+    /// export repeats the running totals), the sum of a delta series.
+    pub fn points(&self, name: &str) -> Vec<MetricPoint> {
+        histogram_series(&self.metrics, name)
     }
 
     /// Everything useful when an assertion fails: spans, the agent's counters and log tail,

@@ -7,6 +7,7 @@
 //! Memory is bounded: a fixed number of connections, and per direction only what
 //! reordering holds (see [`stream`]) and what an unfinished frame needs inside the parser.
 
+mod inference;
 pub mod stream;
 
 use std::{
@@ -17,17 +18,12 @@ use std::{
 
 use wirelens_ebpf::{DataHeader, SockStateEvent, data_flags, direction, ip_proto, tcp_state};
 use wirelens_otel::{Observation, ProcessInfo};
-use wirelens_parsers::{
-    Detail, Direction, Output, Parser, Role, infer, infer_datagram, new_parser,
-};
+use wirelens_parsers::{Detail, Direction, Output, Parser, Role, infer_datagram, new_parser};
 
 use crate::{metadata::sockets::SocketInfo, stats::Stats};
+use inference::{Inferring, MAX_TRIES as MAX_INFER_TRIES, MIN_CONFIDENCE, Verdict};
 use stream::{Piece, Stream};
 
-/// Least confidence for an inference to pick a parser.
-const MIN_CONFIDENCE: u8 = 50;
-/// Data events with bytes looked at before a connection is declared unrecognised.
-const MAX_INFER_TRIES: u32 = 16;
 /// Most bytes held for reordering over all connections; past it a stream stops waiting.
 const MAX_TOTAL_HELD: usize = 64 << 20;
 /// Records kept per connection while its addresses are unknown and a port filter is on.
@@ -36,7 +32,7 @@ const MAX_PENDING_RECORDS: usize = 256;
 const IDLE_NS: u64 = 300 * 1_000_000_000;
 
 enum Slot {
-    Inferring { tries: u32 },
+    Inferring(Inferring),
     Parsing(Box<dyn Parser>),
     Unrecognised,
 }
@@ -132,7 +128,7 @@ impl ConnTracker {
                     local: addrs.map(|a| a.0),
                     peer: addrs.map(|a| a.1),
                     streams: Default::default(),
-                    slot: Slot::Inferring { tries: 0 },
+                    slot: Slot::Inferring(Inferring::default()),
                     last_ts: ts,
                     process: None,
                     pending: Vec::new(),
@@ -203,7 +199,7 @@ impl ConnTracker {
                     local: Some(local),
                     peer: None,
                     streams: Default::default(),
-                    slot: Slot::Inferring { tries: 0 },
+                    slot: Slot::Inferring(Inferring::default()),
                     last_ts: ts,
                     process: None,
                     pending: Vec::new(),
@@ -227,7 +223,7 @@ impl ConnTracker {
         } else {
             Direction::Ingress
         };
-        if let Slot::Inferring { tries } = &mut conn.slot {
+        if let Slot::Inferring(Inferring { tries, .. }) = &mut conn.slot {
             match infer_datagram(dir, bytes) {
                 Some(guess) if guess.confidence >= MIN_CONFIDENCE => {
                     tracing::debug!(protocol = guess.protocol.name(), ?dir, "datagram protocol");
@@ -396,26 +392,33 @@ impl ConnTracker {
 
 /// Give one in-order piece to the connection's parser, choosing the parser first if needed.
 fn feed(slot: &mut Slot, dir: Direction, piece: Piece<'_>, out: &mut Output) {
-    if let Slot::Inferring { tries } = slot {
-        let Piece::Data { bytes, .. } = &piece else {
+    if let Slot::Inferring(inferring) = slot {
+        let Piece::Data { bytes, missing, ts } = piece else {
+            inferring.forget(dir);
             return;
         };
         if bytes.is_empty() {
+            if missing > 0 {
+                inferring.forget(dir);
+            }
             return;
         }
-        match infer(dir, bytes) {
-            Some(guess) if guess.confidence >= MIN_CONFIDENCE => {
-                tracing::debug!(protocol = guess.protocol.name(), ?dir, "protocol inferred");
-                *slot = Slot::Parsing(new_parser(guess.protocol));
-            }
-            _ => {
-                *tries += 1;
-                if *tries >= MAX_INFER_TRIES {
-                    *slot = Slot::Unrecognised;
-                }
+        let parser = match inferring.judge(dir, bytes, ts, missing == 0, out) {
+            Verdict::Chosen(parser) => parser,
+            Verdict::Undecided => return,
+            Verdict::Unrecognised => {
+                *slot = Slot::Unrecognised;
                 return;
             }
+        };
+        *slot = Slot::Parsing(parser);
+        // The piece's bytes went in with what was held; what it did not capture follows.
+        if missing > 0
+            && let Slot::Parsing(parser) = slot
+        {
+            parser.skip(dir, Some(missing), ts, out);
         }
+        return;
     }
     let Slot::Parsing(parser) = slot else { return };
     match piece {

@@ -21,7 +21,7 @@ pub fn nats_server(port: u16) -> Daemon {
     )
     .expect("write nats.conf");
     let argv = vec![
-        "/usr/bin/nats-server".to_string(),
+        "/usr/sbin/nats-server".to_string(),
         "-c".to_string(),
         conf.display().to_string(),
     ];
