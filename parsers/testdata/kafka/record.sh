@@ -51,7 +51,7 @@ common='
 import os, time
 from kafka import KafkaAdminClient, KafkaProducer, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
-server = f"127.0.0.1:{os.environ[\"PORT\"]}"
+server = "127.0.0.1:" + os.environ["PORT"]
 '
 
 # 1 admin: create the topic `orders` (2 partitions).
