@@ -2,7 +2,19 @@
 # Installs what building and testing wirelens needs, on Debian 12 as root.
 # Idempotent and quiet: one line per step, the full output only when a step fails,
 # and nothing but checks when everything is already there.
+# `setup.sh --tests` also builds the test peers that come from crates.io (the tansu broker).
 set -euo pipefail
+
+with_tests=0
+for arg in "$@"; do
+    case $arg in
+        --tests) with_tests=1 ;;
+        *)
+            echo "setup: unknown argument '$arg' (only --tests)" >&2
+            exit 2
+            ;;
+    esac
+done
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "setup: must run as root (installs packages, loads eBPF)" >&2
@@ -161,6 +173,24 @@ if command -v cargo-fuzz >/dev/null; then
 else
     quiet cargo install cargo-fuzz --locked
     step "cargo-fuzz: installed"
+fi
+
+# --- tansu: the Kafka-compatible broker of tests/tests/kafka.rs -----------------
+# From crates.io, with the in-memory storage engine (feature dynostore). A debug build takes
+# about 9 minutes here, a release build 35-45: a test broker needs no speed.
+TOOLS=/opt/wirelens-tools
+TANSU_VERSION=0.6.0
+tansu_stamp="$TOOLS/.tansu-$TANSU_VERSION-dynostore"
+if ((with_tests)); then
+    if [[ -x $TOOLS/bin/tansu ]] && [[ -f $tansu_stamp ]]; then
+        step "tansu: present ($TANSU_VERSION)"
+    else
+        mkdir -p "$TOOLS"
+        quiet cargo install tansu --version "$TANSU_VERSION" --locked --debug \
+            --features dynostore --root "$TOOLS" --force
+        touch "$tansu_stamp"
+        step "tansu: installed $TANSU_VERSION in $TOOLS/bin"
+    fi
 fi
 
 # --- Python venv for the OTLP receiver and the python clients ---------------

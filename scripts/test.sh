@@ -7,7 +7,7 @@
 # but the script still exits non-zero at the end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 export PATH="$HOME/.cargo/bin:$PATH"
 
 failed=()

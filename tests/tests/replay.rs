@@ -242,6 +242,11 @@ fn every_corpus_capture_replays_without_panic() {
         ("zeek/mysql/mysql.pcap", "mysql", 12),
         ("ndpi/mysql.pcapng", "mysql", 1),
         ("zeek/redis/django-cloud.pcapng", "redis", 150),
+        ("ndpi/kafka.pcapng", "kafka", 11),
+        ("ndpi/amqp.pcap", "amqp", 36),
+        ("ndpi/dns.pcap", "dns", 1),
+        ("zeek/dns/long-connection.pcap", "dns", 11),
+        ("ndpi/bad-dns-traffic.pcap", "dns", 160),
     ] {
         let got = found
             .get(&(known.to_string(), protocol.to_string()))

@@ -3,9 +3,11 @@
 //! module per server; [`Daemon`] is the process handle they share.
 
 mod dns;
+mod kafka;
 mod nats;
 
 pub use dns::{DNS_HOSTS, dnsmasq};
+pub use kafka::{TANSU_BIN, tansu, tansu_bin};
 pub use nats::nats_server;
 
 use std::fs;
