@@ -190,17 +190,32 @@ fn kafka(c: &mut Criterion) {
     group.bench_function("produce_fetch_encoded", |b| {
         b.iter(|| black_box(run(black_box(&stream))))
     });
-    let sessions: Vec<Feeds> = ["produce_consume"]
-        .into_iter()
-        .filter_map(recorded)
-        .collect();
-    if !sessions.is_empty() {
-        let all: Feeds = sessions.into_iter().flatten().collect();
-        group.throughput(Throughput::Bytes(bytes(&all)));
-        group.bench_function("recorded_sessions", |b| {
-            b.iter(|| black_box(run(black_box(&all))))
-        });
-    }
+    // Every recorded connection (tansu and kafka-python), each through its own parser.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kafka");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter_map(|f| f.strip_suffix(".timeline").map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let sessions: Vec<Feeds> = names.iter().filter_map(|n| recorded(n)).collect();
+    assert!(
+        !sessions.is_empty(),
+        "no recorded sessions in {}",
+        dir.display()
+    );
+    group.throughput(Throughput::Bytes(sessions.iter().map(bytes).sum()));
+    group.bench_function("recorded_sessions", |b| {
+        b.iter(|| {
+            sessions
+                .iter()
+                .map(|s| black_box(run(black_box(s))))
+                .sum::<usize>()
+        })
+    });
     group.finish();
 }
 
