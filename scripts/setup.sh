@@ -36,6 +36,7 @@ APT_PACKAGES=(
     bpftool linux-perf
     python3-venv python3-pip
     iproute2 procps util-linux
+    docker-compose
 )
 
 step() { printf 'setup: %s\n' "$*"; }
