@@ -3,46 +3,16 @@
 //! `cargo bench -p wirelens-parsers --bench amqp`
 
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wirelens_parsers::{Direction, Output, Protocol, new_parser};
+use wirelens_parsers::{Output, Protocol, new_parser};
 
-/// One recorded connection's feeds as the traced client: one per TCP segment.
-type Feeds = Vec<(Direction, Vec<u8>, u64)>;
+mod common;
+use common::Feeds;
 
 /// Loads `testdata/amqp/<name>.{client,server}.bin` and its timeline.
 fn feeds(name: &str) -> Feeds {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/amqp");
-    let read = |suffix: &str| {
-        std::fs::read(dir.join(format!("{name}.{suffix}")))
-            .unwrap_or_else(|e| panic!("reading {name}.{suffix}: {e}"))
-    };
-    let streams = [read("client.bin"), read("server.bin")];
-    let mut offsets = [0usize; 2];
-    let mut feeds = Vec::new();
-    let timeline = String::from_utf8(read("timeline")).expect("timeline is text");
-    for line in timeline.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [side, us, len] = fields[..] else {
-            panic!("bad timeline line {line:?}")
-        };
-        let Ok(len) = len.parse::<usize>() else {
-            continue; // "fin"
-        };
-        let (i, dir) = if side == "c" {
-            (0, Direction::Egress)
-        } else {
-            (1, Direction::Ingress)
-        };
-        feeds.push((
-            dir,
-            streams[i][offsets[i]..offsets[i] + len].to_vec(),
-            us.parse::<u64>().expect("time") * 1000,
-        ));
-        offsets[i] += len;
-    }
-    feeds
+    common::feeds("amqp", name)
 }
 
 /// Each connection through a fresh parser; the number of records.

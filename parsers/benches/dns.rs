@@ -11,10 +11,11 @@ use std::path::Path;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wirelens_parsers::{Direction, Output, Protocol, new_parser};
 
+mod common;
+use common::Feeds;
+
 /// One datagram as the server socket sees it: direction, bytes, peer, ns.
 type Datagrams = Vec<(Direction, Vec<u8>, Option<SocketAddr>, u64)>;
-/// One TCP connection as the client sees it: one feed per segment.
-type Feeds = Vec<(Direction, Vec<u8>, u64)>;
 
 fn read(file: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -48,31 +49,7 @@ fn datagrams(name: &str) -> Datagrams {
 
 /// `<name>.{client,server}.bin` and `<name>.timeline`, as seen by the client.
 fn feeds(name: &str) -> Feeds {
-    let streams = [
-        read(&format!("{name}.client.bin")),
-        read(&format!("{name}.server.bin")),
-    ];
-    let mut offsets = [0usize; 2];
-    let mut feeds = Vec::new();
-    let timeline = String::from_utf8(read(&format!("{name}.timeline"))).expect("text");
-    for line in timeline.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let Ok(len) = f[2].parse::<usize>() else {
-            continue; // "fin"
-        };
-        let (i, dir) = if f[0] == "c" {
-            (0, Direction::Egress)
-        } else {
-            (1, Direction::Ingress)
-        };
-        feeds.push((
-            dir,
-            streams[i][offsets[i]..offsets[i] + len].to_vec(),
-            f[1].parse::<u64>().unwrap() * 1000,
-        ));
-        offsets[i] += len;
-    }
-    feeds
+    common::feeds("dns", name)
 }
 
 fn run_datagrams(all: &[Datagrams]) -> usize {

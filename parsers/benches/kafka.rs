@@ -22,7 +22,8 @@ use kafka_protocol::records::{
 };
 use wirelens_parsers::{Direction, Output, Protocol, new_parser};
 
-type Feeds = Vec<(Direction, Vec<u8>, u64)>;
+mod common;
+use common::Feeds;
 
 fn frame(header: impl FnOnce(&mut Vec<u8>), body: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let mut b = Vec::new();
@@ -140,32 +141,7 @@ fn encoded_stream(rounds: i32) -> Feeds {
 
 /// The feeds of `testdata/kafka/<name>` as the traced client, one per segment.
 fn recorded(name: &str) -> Option<Feeds> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/kafka");
-    let read = |suffix: &str| std::fs::read(dir.join(format!("{name}.{suffix}"))).ok();
-    let streams = [read("client.bin")?, read("server.bin")?];
-    let mut offsets = [0usize; 2];
-    let mut feeds = Vec::new();
-    for line in String::from_utf8(read("timeline")?).ok()?.lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [side, us, len] = fields[..] else {
-            return None;
-        };
-        let Ok(len) = len.parse::<usize>() else {
-            continue; // "fin"
-        };
-        let (i, dir) = if side == "c" {
-            (0, Direction::Egress)
-        } else {
-            (1, Direction::Ingress)
-        };
-        feeds.push((
-            dir,
-            streams[i].get(offsets[i]..offsets[i] + len)?.to_vec(),
-            us.parse::<u64>().ok()? * 1000,
-        ));
-        offsets[i] += len;
-    }
-    Some(feeds)
+    common::try_feeds("kafka", name)
 }
 
 fn run(feeds: &Feeds) -> usize {

@@ -3,10 +3,12 @@
 //! `cargo bench -p wirelens-parsers --bench parse`
 
 use std::hint::black_box;
-use std::path::Path;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wirelens_parsers::{Direction, Output, Protocol, new_parser};
+
+mod common;
+use common::Feeds;
 
 /// One recorded connection replayed as the traced client: a feed per TCP segment.
 struct Replay {
@@ -16,32 +18,9 @@ struct Replay {
 impl Replay {
     /// Loads `testdata/http1/<name>.{client,server}.bin` and its timeline.
     fn load(name: &str) -> Self {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/http1");
-        let read = |suffix: &str| {
-            std::fs::read(dir.join(format!("{name}.{suffix}")))
-                .unwrap_or_else(|e| panic!("reading {name}.{suffix}: {e}"))
-        };
-        let streams = [read("client.bin"), read("server.bin")];
-        let mut offsets = [0usize; 2];
-        let mut feeds = Vec::new();
-        let timeline = String::from_utf8(read("timeline")).expect("timeline is text");
-        for line in timeline.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let [side, us, len] = fields[..] else {
-                panic!("bad timeline line {line:?}")
-            };
-            let Ok(len) = len.parse::<usize>() else {
-                continue; // "fin"
-            };
-            let (i, dir) = match side {
-                "c" => (0, Direction::Egress),
-                _ => (1, Direction::Ingress),
-            };
-            let bytes = streams[i][offsets[i]..offsets[i] + len].to_vec();
-            offsets[i] += len;
-            feeds.push((dir, bytes, us.parse::<u64>().expect("time") * 1000));
+        Self {
+            feeds: common::feeds("http1", name),
         }
-        Self { feeds }
     }
 
     fn bytes(&self) -> u64 {
@@ -97,36 +76,8 @@ fn http1(c: &mut Criterion) {
 }
 
 /// The feeds of `testdata/postgres/<name>` replayed as the traced client, one per segment.
-fn postgres_feeds(name: &str) -> Vec<(Direction, Vec<u8>, u64)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/postgres");
-    let read = |suffix: &str| {
-        std::fs::read(dir.join(format!("{name}.{suffix}")))
-            .unwrap_or_else(|e| panic!("reading {name}.{suffix}: {e}"))
-    };
-    let streams = [read("client.bin"), read("server.bin")];
-    let mut offsets = [0usize; 2];
-    let mut feeds = Vec::new();
-    for line in String::from_utf8(read("timeline")).expect("text").lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [side, us, len] = fields[..] else {
-            panic!("bad timeline line {line:?}")
-        };
-        let Ok(len) = len.parse::<usize>() else {
-            continue; // "fin"
-        };
-        let (i, dir) = if side == "c" {
-            (0, Direction::Egress)
-        } else {
-            (1, Direction::Ingress)
-        };
-        feeds.push((
-            dir,
-            streams[i][offsets[i]..offsets[i] + len].to_vec(),
-            us.parse::<u64>().expect("time") * 1000,
-        ));
-        offsets[i] += len;
-    }
-    feeds
+fn postgres_feeds(name: &str) -> Feeds {
+    common::feeds("postgres", name)
 }
 
 /// PostgreSQL: every recorded connection (simple, extended, pipelined, COPY), each through a
@@ -190,36 +141,8 @@ fn postgres(c: &mut Criterion) {
 }
 
 /// The feeds of `testdata/mysql/<name>` replayed as the traced client, one per segment.
-fn mysql_feeds(name: &str) -> Vec<(Direction, Vec<u8>, u64)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/mysql");
-    let read = |suffix: &str| {
-        std::fs::read(dir.join(format!("{name}.{suffix}")))
-            .unwrap_or_else(|e| panic!("reading {name}.{suffix}: {e}"))
-    };
-    let streams = [read("client.bin"), read("server.bin")];
-    let mut offsets = [0usize; 2];
-    let mut feeds = Vec::new();
-    for line in String::from_utf8(read("timeline")).expect("text").lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [side, us, len] = fields[..] else {
-            panic!("bad timeline line {line:?}")
-        };
-        let Ok(len) = len.parse::<usize>() else {
-            continue; // "fin"
-        };
-        let (i, dir) = if side == "c" {
-            (0, Direction::Egress)
-        } else {
-            (1, Direction::Ingress)
-        };
-        feeds.push((
-            dir,
-            streams[i][offsets[i]..offsets[i] + len].to_vec(),
-            us.parse::<u64>().expect("time") * 1000,
-        ));
-        offsets[i] += len;
-    }
-    feeds
+fn mysql_feeds(name: &str) -> Feeds {
+    common::feeds("mysql", name)
 }
 
 /// MySQL/MariaDB: the recorded sessions (handshake, queries, errors, prepared statements),
@@ -275,36 +198,8 @@ fn mysql(c: &mut Criterion) {
 }
 
 /// The feeds of `testdata/redis/<name>` replayed as the traced client, one per segment.
-fn redis_feeds(name: &str) -> Vec<(Direction, Vec<u8>, u64)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/redis");
-    let read = |suffix: &str| {
-        std::fs::read(dir.join(format!("{name}.{suffix}")))
-            .unwrap_or_else(|e| panic!("reading {name}.{suffix}: {e}"))
-    };
-    let streams = [read("client.bin"), read("server.bin")];
-    let mut offsets = [0usize; 2];
-    let mut feeds = Vec::new();
-    for line in String::from_utf8(read("timeline")).expect("text").lines() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [side, us, len] = fields[..] else {
-            panic!("bad timeline line {line:?}")
-        };
-        let Ok(len) = len.parse::<usize>() else {
-            continue; // "fin"
-        };
-        let (i, dir) = if side == "c" {
-            (0, Direction::Egress)
-        } else {
-            (1, Direction::Ingress)
-        };
-        feeds.push((
-            dir,
-            streams[i][offsets[i]..offsets[i] + len].to_vec(),
-            us.parse::<u64>().expect("time") * 1000,
-        ));
-        offsets[i] += len;
-    }
-    feeds
+fn redis_feeds(name: &str) -> Feeds {
+    common::feeds("redis", name)
 }
 
 /// Redis: the recorded pipeline (100 commands in one write, and `redis-cli --pipe`'s ECHO)

@@ -1,10 +1,14 @@
 //! Test support shared by the protocol modules' tests: recorded connections (the
 //! `testdata/<protocol>/` fixtures that each `record.sh` writes), the feed scripts built from
-//! them, and text baselines.
+//! them, text baselines, and the public captures (`../shared/captures/`, read at test time).
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
-use crate::{Direction, Role};
+use etherparse::{SlicedPacket, TransportSlice};
+use pcap_parser::{Block, Linktype, PcapBlockOwned, PcapError, create_reader};
+
+use crate::{Direction, Output, Parser, Role};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -155,6 +159,33 @@ impl Capture {
     }
 }
 
+/// Plays `ops` into `parser`, the traced process playing `traced`.
+pub(crate) fn play(parser: &mut impl Parser, ops: &[Op<'_>], traced: Role, out: &mut Output) {
+    for op in ops {
+        match *op {
+            Op::Feed(side, bytes, ts) => parser.feed(direction(side, traced), bytes, ts, out),
+            Op::Skip(side, len, ts) => parser.skip(direction(side, traced), len, ts, out),
+            Op::End(side, ts) => parser.end(direction(side, traced), ts, out),
+            Op::Close(ts) => parser.close(ts, out),
+        }
+    }
+}
+
+/// The losses taken from `out`, non-zero ones as `name=n` separated by spaces, or `none`.
+pub(crate) fn losses_text(out: &mut Output) -> String {
+    let losses: Vec<String> = out
+        .take_losses()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(loss, n)| format!("{}={n}", loss.name()))
+        .collect();
+    if losses.is_empty() {
+        "none".to_owned()
+    } else {
+        losses.join(" ")
+    }
+}
+
 /// Compares `got` with the baseline file, or rewrites it under `WIRELENS_BLESS`.
 pub(crate) fn check_baseline(dir: &str, file: &str, got: &str) {
     let path = testdata(dir, file);
@@ -217,4 +248,105 @@ impl XorShift {
     pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
+}
+
+/// One frame of a public capture: link type, bytes, timestamp as the file stores it (µs; in a
+/// pcapng, the interface's units, µs unless it says otherwise).
+pub(crate) type Frame = (Linktype, Vec<u8>, u64);
+
+/// Every frame of `../shared/captures/<path>` (pcap or pcapng), in file order; reading stops
+/// at a record cut short.
+pub(crate) fn capture_frames(path: &str) -> Vec<Frame> {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/captures")
+        .join(path);
+    let data = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "the public capture {} is needed by this test (shared/ beside the repository): {e}",
+            path.display()
+        )
+    });
+    let mut reader = create_reader(data.len() + 65536, &data[..]).expect("a capture");
+    let (mut legacy, mut interfaces) = (Linktype::ETHERNET, Vec::new());
+    let mut frames = Vec::new();
+    let mut incomplete = false;
+    loop {
+        let (used, block) = match reader.next() {
+            Ok(next) => next,
+            Err(PcapError::Incomplete(_)) if !incomplete => {
+                incomplete = true;
+                let _ = reader.refill();
+                continue;
+            }
+            Err(_) => break,
+        };
+        incomplete = false;
+        match block {
+            PcapBlockOwned::LegacyHeader(h) => legacy = h.network,
+            PcapBlockOwned::Legacy(b) => frames.push((
+                legacy,
+                b.data.to_vec(),
+                u64::from(b.ts_sec) * 1_000_000 + u64::from(b.ts_usec),
+            )),
+            PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => interfaces.push(idb.linktype),
+            PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => frames.push((
+                interfaces[epb.if_id as usize],
+                epb.data.to_vec(),
+                (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low),
+            )),
+            _ => {}
+        }
+        reader.consume(used);
+    }
+    frames
+}
+
+/// The packet in one frame, by link type: BSD loopback (a 4-byte address family), Linux SLL,
+/// raw IP, else Ethernet.
+pub(crate) fn slice_frame(linktype: Linktype, frame: &[u8]) -> Option<SlicedPacket<'_>> {
+    match linktype {
+        Linktype::NULL => SlicedPacket::from_ip(frame.get(4..)?),
+        Linktype::LINUX_SLL => SlicedPacket::from_linux_sll(frame),
+        Linktype::RAW | Linktype::IPV4 | Linktype::IPV6 => SlicedPacket::from_ip(frame),
+        _ => SlicedPacket::from_ethernet(frame),
+    }
+    .ok()
+}
+
+/// One TCP connection's payloads in capture order: (from the SYN sender?, bytes, ns).
+pub(crate) type TcpConn = Vec<(bool, Vec<u8>, u64)>;
+
+/// The TCP connections of `../shared/captures/<path>`, keyed by (client port, server port),
+/// the client being the SYN's sender. Segments of connections whose SYN is not in the capture
+/// are dropped, or with `without_syn` kept and keyed with the higher port as the client's.
+pub(crate) fn capture_connections(path: &str, without_syn: bool) -> BTreeMap<(u16, u16), TcpConn> {
+    let mut conns: BTreeMap<(u16, u16), TcpConn> = BTreeMap::new();
+    let mut clients: BTreeMap<(u16, u16), u16> = BTreeMap::new();
+    for (linktype, frame, ts) in capture_frames(path) {
+        let Some(packet) = slice_frame(linktype, &frame) else {
+            continue;
+        };
+        let Some(TransportSlice::Tcp(tcp)) = packet.transport else {
+            continue;
+        };
+        let (src, dst) = (tcp.source_port(), tcp.destination_port());
+        let pair = (src.min(dst), src.max(dst));
+        if tcp.syn() && !tcp.ack() {
+            clients.insert(pair, src);
+        }
+        let client = match clients.get(&pair) {
+            Some(&client) => client,
+            None if without_syn => pair.1,
+            None => continue,
+        };
+        let server = if client == pair.0 { pair.1 } else { pair.0 };
+        if !tcp.payload().is_empty() {
+            conns.entry((client, server)).or_default().push((
+                src == client,
+                tcp.payload().to_vec(),
+                ts * 1000,
+            ));
+        }
+    }
+    conns
 }

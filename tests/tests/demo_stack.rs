@@ -33,7 +33,13 @@ fn compose_file_is_valid_and_wires_the_agent_to_the_collector() {
     services.sort();
     assert_eq!(
         services,
-        ["grafana", "jaeger", "otel-collector", "prometheus", "wirelens"]
+        [
+            "grafana",
+            "jaeger",
+            "otel-collector",
+            "prometheus",
+            "wirelens"
+        ]
     );
     let resolved = compose(&["config"]);
     assert!(
@@ -42,5 +48,8 @@ fn compose_file_is_valid_and_wires_the_agent_to_the_collector() {
     );
     let collector = std::fs::read_to_string(workspace_root().join("demo/otel-collector.yaml"))
         .expect("read demo/otel-collector.yaml");
-    assert!(collector.contains("endpoint: 127.0.0.1:4317"), "{collector}");
+    assert!(
+        collector.contains("endpoint: 127.0.0.1:4317"),
+        "{collector}"
+    );
 }

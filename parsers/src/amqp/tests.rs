@@ -13,7 +13,9 @@ use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, channel, confirm
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 
 use super::{AmqpParser, PROTOCOL_HEADER, infer};
-use crate::testkit::{Capture, Op, Side, XorShift, bytewise, check_baseline, direction, rechunk};
+use crate::testkit::{
+    Capture, Op, Side, XorShift, bytewise, check_baseline, losses_text, play, rechunk,
+};
 use crate::{Detail, Direction, MessagingSystem, Output, Parser, Protocol, Record, Role};
 
 /// Fixture folder under `testdata/`.
@@ -34,29 +36,12 @@ const CASES: &[&str] = &[
 fn run(ops: &[Op<'_>], traced: Role, times: bool) -> (Vec<String>, String) {
     let mut parser = AmqpParser::new();
     let mut out = Output::default();
-    for op in ops {
-        match *op {
-            Op::Feed(side, bytes, ts) => parser.feed(direction(side, traced), bytes, ts, &mut out),
-            Op::Skip(side, len, ts) => parser.skip(direction(side, traced), len, ts, &mut out),
-            Op::End(side, ts) => parser.end(direction(side, traced), ts, &mut out),
-            Op::Close(ts) => parser.close(ts, &mut out),
-        }
-    }
+    play(&mut parser, ops, traced, &mut out);
     for r in &out.records {
         assert_eq!((r.role, r.protocol), (traced, Protocol::Amqp), "{r:?}");
         assert_eq!(parser.role(), Some(traced));
     }
-    let losses: Vec<String> = out
-        .take_losses()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(loss, n)| format!("{}={n}", loss.name()))
-        .collect();
-    let losses = if losses.is_empty() {
-        "none".to_owned()
-    } else {
-        losses.join(" ")
-    };
+    let losses = losses_text(&mut out);
     (out.records.iter().map(|r| line(r, times)).collect(), losses)
 }
 
@@ -691,60 +676,10 @@ fn other_protocols_not_inferred() {
 // The public capture: nDPI's `amqp.pcap`.
 
 mod capture {
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-
-    use etherparse::{SlicedPacket, TransportSlice};
-    use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_header};
-
+    use crate::testkit::{TcpConn as Conn, capture_connections};
     use crate::{Direction, Output, Parser, Role};
 
     use super::{AmqpParser, line};
-
-    /// One TCP connection's payloads in capture order: (from the SYN sender?, bytes, ns).
-    type Conn = Vec<(bool, Vec<u8>, u64)>;
-
-    /// The capture's TCP connections, keyed by (client port, server port). Connections whose
-    /// SYN is not in the capture are keyed with the lower port as the client's.
-    pub(super) fn connections(name: &str) -> BTreeMap<(u16, u16), Conn> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/captures/ndpi")
-            .join(name);
-        let data = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "the public capture {} is needed by this test (shared/ beside the repository): {e}",
-                path.display()
-            )
-        });
-        let (mut rest, _) = parse_pcap_header(&data).expect("a pcap file header");
-        let mut conns: BTreeMap<(u16, u16), Conn> = BTreeMap::new();
-        let mut clients: BTreeMap<(u16, u16), u16> = BTreeMap::new();
-        while let Ok((tail, frame)) = parse_pcap_frame(rest) {
-            rest = tail;
-            let ts = u64::from(frame.ts_sec) * 1_000_000_000 + u64::from(frame.ts_usec) * 1000;
-            let Ok(packet) = SlicedPacket::from_ethernet(frame.data) else {
-                continue;
-            };
-            let Some(TransportSlice::Tcp(tcp)) = packet.transport else {
-                continue;
-            };
-            let (src, dst) = (tcp.source_port(), tcp.destination_port());
-            let pair = (src.min(dst), src.max(dst));
-            if tcp.syn() && !tcp.ack() {
-                clients.insert(pair, src);
-            }
-            let client = *clients.get(&pair).unwrap_or(&pair.1);
-            let server = if client == pair.0 { pair.1 } else { pair.0 };
-            if !tcp.payload().is_empty() {
-                conns.entry((client, server)).or_default().push((
-                    src == client,
-                    tcp.payload().to_vec(),
-                    ts,
-                ));
-            }
-        }
-        conns
-    }
 
     /// Records of one connection fed as captured, with the traced process as `traced`.
     pub(super) fn replay(conn: &Conn, traced: Role, chunk: usize) -> (Vec<String>, Output) {
@@ -770,7 +705,8 @@ mod capture {
     /// acks. Nothing is lost; the broker's and the worker's views agree, however split.
     #[test]
     fn ndpi_capture() {
-        let conns = connections("amqp.pcap");
+        // Joined after the handshakes: no SYN, the higher port is the client's.
+        let conns = capture_connections("ndpi/amqp.pcap", true);
         let amqp: Vec<(&(u16, u16), &Conn)> = conns
             .iter()
             .filter(|((_, server), _)| *server == 5672)

@@ -722,65 +722,14 @@ mod encoded {
 // SUPPORTED, STARTUP; and one internode connection on port 7000, which is not CQL).
 
 mod capture {
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-
-    use etherparse::{SlicedPacket, TransportSlice};
-    use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_header};
-
+    use crate::testkit::{TcpConn as Conn, capture_connections};
     use crate::{Direction, Loss, Output, Parser, Protocol, Role};
 
     use super::{CassandraParser, infer};
 
-    /// One TCP connection's payloads in capture order: (from the SYN sender?, bytes, ns).
-    type Conn = Vec<(bool, Vec<u8>, u64)>;
-
-    /// The capture's TCP connections, keyed by (client port, server port).
-    fn connections() -> BTreeMap<(u16, u16), Conn> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/captures/ndpi/cassandra.pcap");
-        let data = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "the public capture {} is needed by this test (shared/ beside the repository): {e}",
-                path.display()
-            )
-        });
-        let (mut rest, _) = parse_pcap_header(&data).expect("a pcap file header");
-        let mut conns: BTreeMap<(u16, u16), Conn> = BTreeMap::new();
-        let mut clients: BTreeMap<(u16, u16), u16> = BTreeMap::new();
-        // The last record is cut short in the file: reading stops there.
-        while let Ok((tail, frame)) = parse_pcap_frame(rest) {
-            rest = tail;
-            let ts = u64::from(frame.ts_sec) * 1_000_000_000 + u64::from(frame.ts_usec) * 1000;
-            let Ok(packet) = SlicedPacket::from_ethernet(frame.data) else {
-                continue;
-            };
-            let Some(TransportSlice::Tcp(tcp)) = packet.transport else {
-                continue;
-            };
-            let (src, dst) = (tcp.source_port(), tcp.destination_port());
-            let pair = (src.min(dst), src.max(dst));
-            if tcp.syn() && !tcp.ack() {
-                clients.insert(pair, src);
-            }
-            let Some(&client) = clients.get(&pair) else {
-                continue;
-            };
-            let server = if client == pair.0 { pair.1 } else { pair.0 };
-            if !tcp.payload().is_empty() {
-                conns.entry((client, server)).or_default().push((
-                    src == client,
-                    tcp.payload().to_vec(),
-                    ts,
-                ));
-            }
-        }
-        conns
-    }
-
     #[test]
     fn ndpi_capture() {
-        let conns = connections();
+        let conns = capture_connections("ndpi/cassandra.pcap", false);
         let cql: Vec<&Conn> = conns
             .iter()
             .filter(|((_, server), _)| *server == 9042)

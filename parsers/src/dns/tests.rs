@@ -14,7 +14,7 @@ use super::{
     DnsParser, MAX_ANSWERS, MAX_PENDING, PENDING_TIMEOUT_NS, answers, infer, infer_datagram,
 };
 use crate::testkit::{
-    Capture, Op, Side, XorShift, bytewise, check_baseline, direction, rechunk, testdata,
+    Capture, Op, Side, XorShift, bytewise, check_baseline, losses_text, play, rechunk, testdata,
 };
 use crate::{Detail, Direction, DnsTransport, Loss, Output, Parser, Protocol, Record, Role};
 
@@ -66,20 +66,6 @@ fn response(id: u16, name: &str, qtype: u16, rcode: u16, answers: &[(u16, Vec<u8
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-fn losses_text(out: &mut Output) -> String {
-    let losses: Vec<String> = out
-        .take_losses()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(loss, n)| format!("{}={n}", loss.name()))
-        .collect();
-    if losses.is_empty() {
-        "none".to_owned()
-    } else {
-        losses.join(" ")
-    }
 }
 
 /// One record as a line; times left out when the feeding pattern changes them.
@@ -414,14 +400,7 @@ fn tcp_streams() -> (Vec<u8>, Vec<u8>) {
 fn run_tcp(ops: &[Op<'_>], traced: Role) -> (Vec<String>, String) {
     let mut p = DnsParser::new();
     let mut out = Output::default();
-    for op in ops {
-        match *op {
-            Op::Feed(side, bytes, ts) => p.feed(direction(side, traced), bytes, ts, &mut out),
-            Op::Skip(side, len, ts) => p.skip(direction(side, traced), len, ts, &mut out),
-            Op::End(side, ts) => p.end(direction(side, traced), ts, &mut out),
-            Op::Close(ts) => p.close(ts, &mut out),
-        }
-    }
+    play(&mut p, ops, traced, &mut out);
     for r in &out.records {
         assert_eq!(r.role, traced);
     }
@@ -766,14 +745,7 @@ fn recorded_tcp() {
         let run = |ops: &[Op<'_>], traced: Role, times: bool| {
             let mut p = DnsParser::new();
             let mut out = Output::default();
-            for op in ops {
-                match *op {
-                    Op::Feed(side, b, ts) => p.feed(direction(side, traced), b, ts, &mut out),
-                    Op::Skip(side, len, ts) => p.skip(direction(side, traced), len, ts, &mut out),
-                    Op::End(side, ts) => p.end(direction(side, traced), ts, &mut out),
-                    Op::Close(ts) => p.close(ts, &mut out),
-                }
-            }
+            play(&mut p, ops, traced, &mut out);
             let mut text: String = out.records.iter().map(|r| line(r, times) + "\n").collect();
             let _ = writeln!(text, "losses: {}", losses_text(&mut out));
             text
@@ -873,10 +845,10 @@ mod public {
     use std::path::PathBuf;
 
     use etherparse::{NetSlice, SlicedPacket, TransportSlice};
-    use pcap_parser::{Block, Linktype, PcapBlockOwned, PcapError, create_reader};
+    use pcap_parser::Linktype;
 
     use super::{DIR, line, losses_text};
-    use crate::testkit::check_baseline;
+    use crate::testkit::{capture_frames, check_baseline};
     use crate::{Direction, Output, Parser};
 
     use super::super::DnsParser;
@@ -885,57 +857,10 @@ mod public {
     type Payload = (bool, SocketAddr, SocketAddr, Vec<u8>, u64);
 
     fn read(path: &str) -> Vec<Payload> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/captures")
-            .join(path);
-        let data = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "the public capture {} is needed by this test (shared/ beside the repository): {e}",
-                path.display()
-            )
-        });
-        let mut reader = create_reader(data.len() + 65536, &data[..]).expect("a capture");
-        let (mut legacy, mut interfaces) = (Linktype::ETHERNET, Vec::new());
-        let mut payloads = Vec::new();
-        let mut incomplete = false;
-        loop {
-            let (used, block) = match reader.next() {
-                Ok(next) => next,
-                Err(PcapError::Incomplete(_)) if !incomplete => {
-                    incomplete = true;
-                    let _ = reader.refill();
-                    continue;
-                }
-                Err(_) => break,
-            };
-            incomplete = false;
-            let frame = match block {
-                PcapBlockOwned::LegacyHeader(h) => {
-                    legacy = h.network;
-                    None
-                }
-                PcapBlockOwned::Legacy(b) => Some((
-                    legacy,
-                    b.data,
-                    u64::from(b.ts_sec) * 1_000_000_000 + u64::from(b.ts_usec) * 1000,
-                )),
-                PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
-                    interfaces.push(idb.linktype);
-                    None
-                }
-                PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => Some((
-                    interfaces[epb.if_id as usize],
-                    epb.data,
-                    ((u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low)) * 1000,
-                )),
-                _ => None,
-            };
-            if let Some((linktype, data, ts)) = frame {
-                payloads.extend(payload(linktype, data, ts));
-            }
-            reader.consume(used);
-        }
-        payloads
+        capture_frames(path)
+            .into_iter()
+            .filter_map(|(linktype, frame, ts)| payload(linktype, &frame, ts * 1000))
+            .collect()
     }
 
     /// The UDP or TCP payload of one frame, if any.

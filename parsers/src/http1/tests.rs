@@ -7,7 +7,9 @@
 use std::fmt::Write as _;
 
 use super::{Http1Parser, MAX_HEAD, infer};
-use crate::testkit::{Capture, Op, Side, XorShift, bytewise, check_baseline, direction, rechunk};
+use crate::testkit::{
+    Capture, Op, Side, XorShift, bytewise, check_baseline, direction, losses_text, play, rechunk,
+};
 
 /// Fixture folder under `testdata/`.
 const DIR: &str = "http1";
@@ -35,31 +37,15 @@ impl Outcome {
 fn run(ops: &[Op<'_>], traced: Role, times: bool) -> Outcome {
     let mut parser = Http1Parser::new();
     let mut out = Output::default();
-    for op in ops {
-        match *op {
-            Op::Feed(side, bytes, ts) => parser.feed(direction(side, traced), bytes, ts, &mut out),
-            Op::Skip(side, len, ts) => parser.skip(direction(side, traced), len, ts, &mut out),
-            Op::End(side, ts) => parser.end(direction(side, traced), ts, &mut out),
-            Op::Close(ts) => parser.close(ts, &mut out),
-        }
-    }
+    play(&mut parser, ops, traced, &mut out);
     for r in &out.records {
         assert_eq!((r.role, r.protocol), (traced, Protocol::Http1), "{r:?}");
         assert_eq!(parser.role(), Some(traced));
     }
-    let losses: Vec<String> = out
-        .take_losses()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(loss, n)| format!("{}={n}", loss.name()))
-        .collect();
+    let losses = losses_text(&mut out);
     Outcome {
         lines: out.records.iter().map(|r| line(r, times)).collect(),
-        losses: if losses.is_empty() {
-            "none".into()
-        } else {
-            losses.join(" ")
-        },
+        losses,
     }
 }
 

@@ -761,33 +761,21 @@ fn error_names_and_operations() {
 mod capture {
     use std::collections::{BTreeMap, HashSet};
 
-    use etherparse::{SlicedPacket, TransportSlice};
-    use pcap_parser::{Block, PcapBlockOwned, PcapNGSlice};
+    use etherparse::TransportSlice;
 
     use super::{KafkaParser, render};
-    use crate::testkit::check_baseline;
+    use crate::testkit::{capture_frames, check_baseline, slice_frame};
     use crate::{Direction, Output, Parser, Role};
 
     /// (client port) → segments in capture order: (from the client?, bytes, ts).
     type Conns = BTreeMap<u16, Vec<(bool, Vec<u8>, u64)>>;
 
     fn connections() -> Conns {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/captures/ndpi/kafka.pcapng");
-        let data = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "the public capture {} is needed by this test: {e}",
-                path.display()
-            )
-        });
         let mut conns = Conns::new();
         let mut seen = HashSet::new();
-        for block in PcapNGSlice::from_slice(&data).expect("pcapng").flatten() {
-            let PcapBlockOwned::NG(Block::EnhancedPacket(epb)) = block else {
-                continue;
-            };
-            let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-            let Ok(packet) = SlicedPacket::from_ethernet(epb.data) else {
+        for (linktype, frame, ts) in capture_frames("ndpi/kafka.pcapng") {
+            // The baseline's times are the capture's, as they stand in the file.
+            let Some(packet) = slice_frame(linktype, &frame) else {
                 continue;
             };
             let Some(TransportSlice::Tcp(tcp)) = packet.transport else {
@@ -853,7 +841,7 @@ mod capture {
 // Recorded fixtures (`testdata/kafka/`, written by `record.sh`): every connection found there.
 
 mod recorded {
-    use crate::testkit::{Capture, Op, Side, bytewise, check_baseline, direction, rechunk};
+    use crate::testkit::{Capture, Op, Side, bytewise, check_baseline, play, rechunk};
     use crate::{Output, Parser, Role};
 
     use super::{KafkaParser, render};
@@ -880,14 +868,7 @@ mod recorded {
     fn run(ops: &[Op<'_>], traced: Role) -> String {
         let mut p = KafkaParser::new();
         let mut out = Output::default();
-        for op in ops {
-            match *op {
-                Op::Feed(side, bytes, ts) => p.feed(direction(side, traced), bytes, ts, &mut out),
-                Op::Skip(side, len, ts) => p.skip(direction(side, traced), len, ts, &mut out),
-                Op::End(side, ts) => p.end(direction(side, traced), ts, &mut out),
-                Op::Close(ts) => p.close(ts, &mut out),
-            }
-        }
+        play(&mut p, ops, traced, &mut out);
         if p.role().is_some_and(|r| r != traced) {
             return format!("role {:?} instead of {traced:?}\n", p.role());
         }

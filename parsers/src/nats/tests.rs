@@ -9,7 +9,9 @@
 use std::fmt::Write as _;
 
 use super::{MAX_LINE, NatsParser, infer};
-use crate::testkit::{Capture, Op, Side, XorShift, bytewise, check_baseline, direction, rechunk};
+use crate::testkit::{
+    Capture, Op, Side, XorShift, bytewise, check_baseline, direction, losses_text, play, rechunk,
+};
 use crate::{
     Detail, Direction, MessagingOperation, MessagingSystem, Output, Parser, Protocol, Record, Role,
 };
@@ -56,30 +58,13 @@ impl Outcome {
 fn run(ops: &[Op<'_>], traced: Role, times: bool) -> Outcome {
     let mut parser = NatsParser::new();
     let mut out = Output::default();
-    for op in ops {
-        match *op {
-            Op::Feed(side, bytes, ts) => parser.feed(direction(side, traced), bytes, ts, &mut out),
-            Op::Skip(side, len, ts) => parser.skip(direction(side, traced), len, ts, &mut out),
-            Op::End(side, ts) => parser.end(direction(side, traced), ts, &mut out),
-            Op::Close(ts) => parser.close(ts, &mut out),
-        }
-    }
+    play(&mut parser, ops, traced, &mut out);
     for r in &out.records {
         assert_eq!((r.role, r.protocol), (traced, Protocol::Nats), "{r:?}");
         assert_eq!(parser.role(), Some(traced));
         assert!(r.start_ns <= r.end_ns, "{r:?}");
     }
-    let losses: Vec<String> = out
-        .take_losses()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(loss, n)| format!("{}={n}", loss.name()))
-        .collect();
-    let losses = if losses.is_empty() {
-        "none".to_owned()
-    } else {
-        losses.join(" ")
-    };
+    let losses = losses_text(&mut out);
     Outcome {
         lines: out.records.iter().map(|r| line(r, times)).collect(),
         losses,
@@ -696,65 +681,15 @@ fn recorded_records_have_the_fields() {
 // CONNECT + PING, PONG; the second also a server PING answered by the client's PONG).
 
 mod capture {
-    use std::collections::BTreeMap;
-    use std::path::PathBuf;
-
-    use etherparse::{SlicedPacket, TransportSlice};
-    use pcap_parser::pcap::{parse_pcap_frame, parse_pcap_header};
-
+    use crate::testkit::capture_connections;
     use crate::{Direction, Loss, Output, Parser, Protocol, Role};
 
     use super::{NatsParser, infer};
 
-    /// One TCP connection's payloads in capture order: (from the SYN sender?, bytes, ns).
-    type Conn = Vec<(bool, Vec<u8>, u64)>;
-
-    /// The capture's TCP connections, keyed by (client port, server port).
-    fn connections() -> BTreeMap<(u16, u16), Conn> {
-        let path =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures/ndpi/nats.pcap");
-        let data = std::fs::read(&path).unwrap_or_else(|e| {
-            panic!(
-                "the public capture {} is needed by this test (shared/ beside the repository): {e}",
-                path.display()
-            )
-        });
-        let (mut rest, _) = parse_pcap_header(&data).expect("a pcap file header");
-        let mut conns: BTreeMap<(u16, u16), Conn> = BTreeMap::new();
-        let mut clients: BTreeMap<(u16, u16), u16> = BTreeMap::new();
-        while let Ok((tail, frame)) = parse_pcap_frame(rest) {
-            rest = tail;
-            let ts = u64::from(frame.ts_sec) * 1_000_000_000 + u64::from(frame.ts_usec) * 1000;
-            // Link type 0 (BSD loopback): a 4-byte address family, then IP.
-            let Some(Ok(packet)) = frame.data.get(4..).map(SlicedPacket::from_ip) else {
-                continue;
-            };
-            let Some(TransportSlice::Tcp(tcp)) = packet.transport else {
-                continue;
-            };
-            let (src, dst) = (tcp.source_port(), tcp.destination_port());
-            let pair = (src.min(dst), src.max(dst));
-            if tcp.syn() && !tcp.ack() {
-                clients.insert(pair, src);
-            }
-            let Some(&client) = clients.get(&pair) else {
-                continue;
-            };
-            let server = if client == pair.0 { pair.1 } else { pair.0 };
-            if !tcp.payload().is_empty() {
-                conns.entry((client, server)).or_default().push((
-                    src == client,
-                    tcp.payload().to_vec(),
-                    ts,
-                ));
-            }
-        }
-        conns
-    }
-
     #[test]
     fn ndpi_capture() {
-        let conns = connections();
+        // BSD loopback frames (link type 0).
+        let conns = capture_connections("ndpi/nats.pcap", false);
         assert_eq!(conns.len(), 2, "two NATS connections in the capture");
         for conn in conns.values() {
             let first_client = &conn.iter().find(|(c, _, _)| *c).expect("client bytes").1;

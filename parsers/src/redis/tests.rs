@@ -10,7 +10,9 @@ use std::ops::Range;
 
 use super::infer::{CONTAINERS, KEY_FIRST};
 use super::{KNOWN_COMMANDS, MAX_LINE, RedisParser, infer};
-use crate::testkit::{Capture, Op, Side, XorShift, bytewise, check_baseline, direction, rechunk};
+use crate::testkit::{
+    Capture, Op, Side, XorShift, bytewise, check_baseline, direction, losses_text, play, rechunk,
+};
 
 /// Fixture folder under `testdata/`.
 const DIR: &str = "redis";
@@ -38,29 +40,12 @@ impl Outcome {
 fn run(ops: &[Op<'_>], traced: Role, times: bool) -> Outcome {
     let mut parser = RedisParser::new();
     let mut out = Output::default();
-    for op in ops {
-        match *op {
-            Op::Feed(side, bytes, ts) => parser.feed(direction(side, traced), bytes, ts, &mut out),
-            Op::Skip(side, len, ts) => parser.skip(direction(side, traced), len, ts, &mut out),
-            Op::End(side, ts) => parser.end(direction(side, traced), ts, &mut out),
-            Op::Close(ts) => parser.close(ts, &mut out),
-        }
-    }
+    play(&mut parser, ops, traced, &mut out);
     for r in &out.records {
         assert_eq!((r.role, r.protocol), (traced, Protocol::Redis), "{r:?}");
         assert_eq!(parser.role(), Some(traced));
     }
-    let losses: Vec<String> = out
-        .take_losses()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(loss, n)| format!("{}={n}", loss.name()))
-        .collect();
-    let mut losses = if losses.is_empty() {
-        "none".to_owned()
-    } else {
-        losses.join(" ")
-    };
+    let mut losses = losses_text(&mut out);
     if parser.pushes() > 0 {
         let _ = write!(losses, " (pushes={})", parser.pushes());
     }
