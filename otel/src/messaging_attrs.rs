@@ -13,9 +13,12 @@
 //!   message (the conventions' `create`, always one message, PRODUCER), so it gets no type.
 //! - **Destination**: the topic (Kafka) or subject (NATS); for RabbitMQ `{exchange}:{routing
 //!   key}` (either alone when the other is empty, `amq.default` for a send with neither), as
-//!   `rabbitmq.md` asks. Generated names (NATS `_INBOX.` reply subjects, RabbitMQ `amq.gen-`
-//!   queues and `amq.rabbitmq.reply-to`) are flagged anonymous/temporary, left out of the span
-//!   name and of metrics (they are high-cardinality).
+//!   `rabbitmq.md` asks, except for a `receive` (Basic.Get): its destination is the queue it
+//!   names, which is not an exchange to join the message's routing key to (the key stays in
+//!   `messaging.rabbitmq.destination.routing_key`). Generated names (NATS `_INBOX.` reply
+//!   subjects, RabbitMQ `amq.gen-` queues and `amq.rabbitmq.reply-to`) are flagged
+//!   anonymous/temporary, left out of the span name and of metrics (they are
+//!   high-cardinality).
 //! - **Trace context**: a `traceparent` carried in the message is the message's creation
 //!   context. Every span links to it; in addition it is the parent of a `send` (the producing
 //!   application's own span, same process), of a single-message `process` (remote: the
@@ -114,7 +117,13 @@ pub(crate) fn destination(m: &MessagingRecord) -> Option<Destination> {
     let target = present(m.destination.as_deref());
     let parts: Vec<&str> = match m.system {
         MessagingSystem::RabbitMq => {
-            let key = present(m.routing_key.as_deref());
+            // A Basic.Get's destination is its queue: `{queue}:{routing key}` would read as an
+            // exchange and key, and split one queue's spans and series by the keys of the
+            // messages got (a Get-Empty has none).
+            let key = match m.operation {
+                MessagingOperation::Receive => None,
+                _ => present(m.routing_key.as_deref()),
+            };
             match (target, key) {
                 (Some(t), Some(k)) if t == k => vec![t],
                 (Some(t), Some(k)) => vec![t, k],
@@ -252,6 +261,43 @@ mod tests {
         let d = destination(&ack).expect("destination");
         assert!(d.anonymous && !d.temporary && !d.is_named());
         assert_eq!(span_name(&ack), "ack");
+    }
+
+    #[test]
+    fn rabbitmq_get_destination_is_its_queue() {
+        // Basic.Get-Ok: the queue got from, and the key the message was published with.
+        let mut get = record(
+            MessagingSystem::RabbitMq,
+            MessagingOperation::Receive,
+            "receive",
+        );
+        get.destination = Some("orders.created".into());
+        get.routing_key = Some("created".into());
+        let d = destination(&get).expect("destination");
+        assert_eq!(d.name, "orders.created");
+        assert!(d.is_named());
+        assert_eq!(span_name(&get), "receive orders.created");
+        assert_eq!(routing_key(&get), Some("created"));
+        // Get-Empty: same queue, same name.
+        get.routing_key = None;
+        assert_eq!(span_name(&get), "receive orders.created");
+        // A server-named queue stays out of the name.
+        get.destination = Some("amq.gen-Xa2".into());
+        get.routing_key = Some("created".into());
+        assert!(destination(&get).is_some_and(|d| d.anonymous));
+        assert_eq!(span_name(&get), "receive");
+        // A Get with no queue named (the channel's last declared one): no destination.
+        get.destination = Some(String::new());
+        assert_eq!(destination(&get), None);
+        // Deliveries still join the exchange and key.
+        let mut deliver = record(
+            MessagingSystem::RabbitMq,
+            MessagingOperation::Process,
+            "process",
+        );
+        deliver.destination = Some("orders".into());
+        deliver.routing_key = Some("created".into());
+        assert_eq!(span_name(&deliver), "process orders:created");
     }
 
     #[test]

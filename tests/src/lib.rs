@@ -50,7 +50,9 @@ pub use otlp::{
 };
 pub use receiver::{Otlp, Receiver};
 pub use scenario::{Done, Scenario};
-pub use servers::{DNS_HOSTS, Daemon, TANSU_BIN, dnsmasq, nats_server, tansu, tansu_bin};
+pub use servers::{
+    DNS_HOSTS, Daemon, RabbitMq, TANSU_BIN, dnsmasq, nats_server, rabbitmq_server, tansu, tansu_bin,
+};
 pub use setup::{Exchange, Finished, Setup};
 pub use util::{
     comm, exe_name, fixture, free_port, host_name, python, wait_until, workspace_root, write_actual,

@@ -41,6 +41,6 @@ pub fn dnsmasq(ip: &str, port: u16) -> Daemon {
     .collect();
     let mut daemon = Daemon::spawn("dnsmasq", dir, &argv, &[]);
     // dnsmasq binds its UDP socket before its TCP one.
-    daemon.wait_tcp(&format!("{ip}:{port}"));
+    daemon.wait_listening(ip.parse().expect("an IPv4 address"), port);
     daemon
 }

@@ -1,5 +1,6 @@
 //! tansu: a Kafka-compatible broker (crates.io, built by `scripts/setup.sh`), in-memory storage.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use super::Daemon;
@@ -38,6 +39,6 @@ pub fn tansu(port: u16) -> Daemon {
         "memory://tansu/".to_string(),
     ];
     let mut daemon = Daemon::spawn("tansu", dir, &argv, &[]);
-    daemon.wait_tcp(&format!("127.0.0.1:{port}"));
+    daemon.wait_listening(Ipv4Addr::LOCALHOST, port);
     daemon
 }

@@ -5,13 +5,15 @@
 mod dns;
 mod kafka;
 mod nats;
+mod rabbitmq;
 
 pub use dns::{DNS_HOSTS, dnsmasq};
 pub use kafka::{TANSU_BIN, tansu, tansu_bin};
 pub use nats::nats_server;
+pub use rabbitmq::{RabbitMq, rabbitmq_server};
 
 use std::fs;
-use std::net::TcpStream;
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -73,18 +75,31 @@ impl Daemon {
         }
     }
 
-    /// Waits until `addr` accepts TCP connections.
-    pub fn wait_tcp(&mut self, addr: &str) {
-        let what = self.what;
-        wait_until(
-            &format!("{what} listening on {addr}"),
-            START_TIMEOUT,
-            || {
-                self.assert_running();
-                TcpStream::connect(addr).ok().map(|_| ())
-            },
-        );
+    /// Waits until the daemon listens on `ip`:`port` (TCP), without connecting: while nothing
+    /// listens, a connect may pick that very port as its source and connect to itself (TCP
+    /// simultaneous open), and then the server cannot bind it. A server that boots for
+    /// seconds (RabbitMQ) would hit that now and then.
+    pub fn wait_listening(&mut self, ip: Ipv4Addr, port: u16) {
+        let what = format!("{} listening on {ip}:{port}", self.what);
+        wait_until(&what, START_TIMEOUT, || {
+            self.assert_running();
+            listening(ip, port).then_some(())
+        });
     }
+}
+
+/// Whether a TCP socket listens on `ip`:`port` (`/proc/net/tcp`, state `0A`; addresses are
+/// written as the bytes in memory, so 127.0.0.1 reads `0100007F`).
+fn listening(ip: Ipv4Addr, port: u16) -> bool {
+    let local = format!("{:08X}:{port:04X}", u32::from_le_bytes(ip.octets()));
+    fs::read_to_string("/proc/net/tcp").is_ok_and(|table| {
+        table.lines().skip(1).any(|line| {
+            let mut fields = line.split_whitespace();
+            // sl, local_address, rem_address, st
+            let (address, state) = (fields.nth(1), fields.nth(1));
+            address == Some(local.as_str()) && state == Some("0A")
+        })
+    })
 }
 
 impl Drop for Daemon {

@@ -1,6 +1,7 @@
 //! nats-server with one user, `app`/`secret`, who may not publish to `secret.>`.
 
 use std::fs;
+use std::net::Ipv4Addr;
 
 use super::Daemon;
 
@@ -26,6 +27,6 @@ pub fn nats_server(port: u16) -> Daemon {
         conf.display().to_string(),
     ];
     let mut daemon = Daemon::spawn("nats-server", dir, &argv, &[]);
-    daemon.wait_tcp(&format!("127.0.0.1:{port}"));
+    daemon.wait_listening(Ipv4Addr::LOCALHOST, port);
     daemon
 }
