@@ -367,6 +367,35 @@ fn continued_query_is_one_command() {
     assert_eq!(got.losses, "oversized=1");
 }
 
+/// Statements with no verb to name (empty, comments only), as the fuzz target once found:
+/// the record is named by its command, never left without an operation. (A `SELECT 1` first:
+/// joined mid-stream, the parser takes only a command it can read as one.)
+#[test]
+fn verbless_statement_is_named_by_its_command() {
+    for text in [&b""[..], b"   ", b"/* nothing */", b"-- only a comment"] {
+        let mut query = vec![0x03];
+        query.extend_from_slice(text);
+        let (first, answer) = (pkt(0, b"\x03SELECT 1"), pkt(1, OK));
+        let (client, server) = (pkt(0, &query), pkt(1, OK));
+        let ops = vec![
+            Op::Feed(Side::Client, &first, 1000),
+            Op::Feed(Side::Server, &answer, 2000),
+            Op::Feed(Side::Client, &client, 3000),
+            Op::Feed(Side::Server, &server, 4000),
+            Op::Close(5000),
+        ];
+        let mut parser = MySqlParser::new();
+        let mut out = Output::default();
+        play(&mut parser, &ops, Role::Client, &mut out);
+        assert_eq!(out.records.len(), 2, "{text:?}: {:?}", out.records);
+        assert_eq!(
+            db(&out.records[1]).operation.as_deref(),
+            Some("QUERY"),
+            "{text:?}"
+        );
+    }
+}
+
 /// SSLRequest: everything after it is TLS, not parsed.
 #[test]
 fn ssl_request_stops_parsing() {
