@@ -133,7 +133,7 @@ mod tests {
     fn a_request_read_in_pieces_is_parsed_whole() {
         let query: &[u8] =
             b"\x15\xb2\x01\x20\x00\x01\x00\x00\x00\x00\x00\x00\x03web\x04test\x00\x00\x01\x00\x01";
-        let mut answer = Vec::from(&query[..]);
+        let mut answer = Vec::from(query);
         answer[2] = 0x85;
         answer[3] = 0x80;
         answer[7] = 1;
