@@ -14,23 +14,16 @@ use wirelens_parsers::{Direction, Output, Parser, infer, new_parser};
 pub const MIN_CONFIDENCE: u8 = 50;
 /// Data pieces looked at before a connection is declared unrecognised.
 pub const MAX_TRIES: u32 = 16;
-/// Most bytes held per direction while the protocol is unknown.
-pub const MAX_HELD: usize = 4096;
+/// Most bytes held per direction while the protocol is unknown: every protocol's opening
+/// (a request line, a length and a header) fits, and 10,000 undecided connections hold at
+/// most 20 MiB.
+pub const MAX_HELD: usize = 1024;
 
 /// One direction's contiguous first bytes, and when the first of them moved.
 #[derive(Debug, Default)]
 struct Held {
     bytes: Vec<u8>,
     ts: u64,
-}
-
-impl Held {
-    fn restart(&mut self, bytes: &[u8], ts: u64) {
-        self.bytes.clear();
-        self.bytes
-            .extend_from_slice(&bytes[..bytes.len().min(MAX_HELD)]);
-        self.ts = ts;
-    }
 }
 
 /// A connection whose protocol is not known yet.
@@ -63,29 +56,42 @@ impl Inferring {
         whole: bool,
         out: &mut Output,
     ) -> Verdict {
-        let held = &mut self.held[dir.index()];
         let sure = |bytes: &[u8]| infer(dir, bytes).filter(|g| g.confidence >= MIN_CONFIDENCE);
-        let guess = if held.bytes.is_empty() || held.bytes.len() + bytes.len() > MAX_HELD {
-            held.restart(bytes, ts);
-            sure(&held.bytes)
-        } else {
+        let held = &mut self.held[dir.index()];
+        // The piece continues the held bytes when there are some and both fit.
+        let joined = !held.bytes.is_empty() && held.bytes.len() + bytes.len() <= MAX_HELD;
+        if joined {
             held.bytes.extend_from_slice(bytes);
-            sure(&held.bytes).or_else(|| {
-                let alone = sure(bytes);
-                if alone.is_some() {
-                    held.restart(bytes, ts);
-                }
-                alone
-            })
-        };
+        }
+        // Judged with what was held first; failing that, alone (then what was held came
+        // before a start: a connection joined mid-message).
+        let guess = joined
+            .then(|| sure(&held.bytes))
+            .flatten()
+            .map(|g| (g, true))
+            .or_else(|| sure(bytes).map(|g| (g, false)));
         match guess {
-            Some(guess) => {
+            Some((guess, piece_held)) => {
+                if !piece_held {
+                    held.bytes = Vec::new();
+                }
                 tracing::debug!(protocol = guess.protocol.name(), ?dir, "protocol inferred");
                 let mut parser = new_parser(guess.protocol);
                 self.replay(dir, parser.as_mut(), out);
+                if !piece_held {
+                    parser.feed(dir, bytes, ts, out);
+                }
                 Verdict::Chosen(parser)
             }
             None => {
+                if !joined {
+                    // The held bytes start afresh with this piece, when it fits.
+                    held.bytes.clear();
+                    if bytes.len() <= MAX_HELD {
+                        held.bytes.extend_from_slice(bytes);
+                        held.ts = ts;
+                    }
+                }
                 if !whole {
                     // What follows was not captured: these bytes no longer lead anywhere.
                     self.forget(dir);
@@ -190,5 +196,28 @@ mod tests {
         );
         assert_eq!(out.records.len(), 1);
         assert_eq!(out.records[0].start_ns, 2);
+    }
+
+    #[test]
+    fn a_first_piece_longer_than_what_is_held_is_fed_whole() {
+        let mut request =
+            b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 3000\r\n\r\n".to_vec();
+        request.resize(request.len() + 3000, b'x');
+        assert!(request.len() > MAX_HELD);
+        let mut out = Output::default();
+        let mut inferring = Inferring::default();
+        let Verdict::Chosen(mut parser) =
+            inferring.judge(Direction::Egress, &request, 1, true, &mut out)
+        else {
+            panic!("a POST reads as HTTP");
+        };
+        parser.feed(
+            Direction::Ingress,
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            2,
+            &mut out,
+        );
+        assert_eq!(out.records.len(), 1, "{:?}", out.take_losses());
+        assert_eq!(out.records[0].request_bytes, request.len() as u64);
     }
 }
