@@ -3,12 +3,13 @@
 //! them, text baselines, and the public captures (`../shared/captures/`, read at test time).
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::ops::Range;
 
 use etherparse::{SlicedPacket, TransportSlice};
 use pcap_parser::{Block, Linktype, PcapBlockOwned, PcapError, create_reader};
 
-use crate::{Direction, Output, Parser, Role};
+use crate::{Direction, Loss, Output, Parser, Protocol, Record, Role};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
@@ -186,6 +187,155 @@ pub(crate) fn losses_text(out: &mut Output) -> String {
     }
 }
 
+/// What a run produced, as text: one line per record, then the losses.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    pub(crate) lines: Vec<String>,
+    pub(crate) losses: String,
+}
+
+impl Outcome {
+    /// The lines, then `losses: ...`, each ended by a newline.
+    pub(crate) fn text(&self) -> String {
+        let mut s = String::new();
+        for line in &self.lines {
+            let _ = writeln!(s, "{line}");
+        }
+        let _ = writeln!(s, "losses: {}", self.losses);
+        s
+    }
+}
+
+/// Plays `ops` into `parser` as `traced`, checks every record's role and protocol and the
+/// parser's role, and renders the records with `line`; the parser is handed back.
+pub(crate) fn outcome<P: Parser>(
+    mut parser: P,
+    ops: &[Op<'_>],
+    traced: Role,
+    protocol: Protocol,
+    line: impl Fn(&Record) -> String,
+) -> (Outcome, P) {
+    let mut out = Output::default();
+    play(&mut parser, ops, traced, &mut out);
+    for r in &out.records {
+        assert_eq!((r.role, r.protocol), (traced, protocol), "{r:?}");
+        assert_eq!(parser.role(), Some(traced));
+    }
+    let losses = losses_text(&mut out);
+    let outcome = Outcome {
+        lines: out.records.iter().map(line).collect(),
+        losses,
+    };
+    (outcome, parser)
+}
+
+/// A scripted exchange and what it must produce, in both roles and however the feeds are split.
+pub(crate) struct Case<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) ops: Vec<Op<'a>>,
+    pub(crate) want: &'a [&'a str],
+    pub(crate) losses: &'a str,
+}
+
+/// Builds ops with timestamps 1000, 2000, ... in script order.
+pub(crate) struct Script<'a>(pub(crate) Vec<Op<'a>>);
+
+impl<'a> Script<'a> {
+    /// An empty script.
+    pub(crate) fn new() -> Self {
+        Self(Vec::new())
+    }
+    /// The next op's timestamp.
+    fn ts(&self) -> u64 {
+        (self.0.len() as u64 + 1) * 1000
+    }
+    /// The client sends `bytes`.
+    pub(crate) fn c(mut self, bytes: &'a [u8]) -> Self {
+        self.0.push(Op::Feed(Side::Client, bytes, self.ts()));
+        self
+    }
+    /// The server sends `bytes`.
+    pub(crate) fn s(mut self, bytes: &'a [u8]) -> Self {
+        self.0.push(Op::Feed(Side::Server, bytes, self.ts()));
+        self
+    }
+    /// `side`'s next bytes (`len` of them, if known) were not captured.
+    pub(crate) fn skip(mut self, side: Side, len: Option<u64>) -> Self {
+        self.0.push(Op::Skip(side, len, self.ts()));
+        self
+    }
+    /// `side` closes its direction.
+    pub(crate) fn end(mut self, side: Side) -> Self {
+        self.0.push(Op::End(side, self.ts()));
+        self
+    }
+    /// The connection closes.
+    pub(crate) fn close(mut self) -> Self {
+        self.0.push(Op::Close(self.ts()));
+        self
+    }
+}
+
+/// Runs `case` through `run` every way (both roles; as scripted, byte by byte, random chunks);
+/// describes the first way it goes wrong.
+/// What went wrong with each of `cases` run through `run` every way (see `check_case`), in order.
+pub(crate) fn case_failures(
+    cases: &[Case<'_>],
+    run: impl Fn(&[Op<'_>], Role) -> Outcome,
+) -> Vec<String> {
+    cases
+        .iter()
+        .filter_map(|c| check_case(c, &run).err())
+        .collect()
+}
+
+fn check_case(case: &Case<'_>, run: impl Fn(&[Op<'_>], Role) -> Outcome) -> Result<(), String> {
+    let want = Outcome {
+        lines: case.want.iter().map(|s| s.to_string()).collect(),
+        losses: case.losses.into(),
+    };
+    for traced in [Role::Client, Role::Server] {
+        let mut ways = vec![
+            ("as scripted".to_owned(), case.ops.clone()),
+            ("byte by byte".to_owned(), bytewise(&case.ops)),
+        ];
+        ways.extend(
+            (1..=8).map(|seed| (format!("chunks seed {seed}"), rechunk(&case.ops, seed, 7))),
+        );
+        for (way, ops) in ways {
+            let got = run(&ops, traced);
+            if got != want {
+                return Err(format!(
+                    "case {:?} as {traced:?}, {way}:\n{}",
+                    case.name,
+                    got.text()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every `*.bin` stream recorded under `testdata/<proto>/` for each of `protos` (folders that
+/// are missing are passed over), with its path.
+pub(crate) fn fixture_streams(protos: &[&str]) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut streams = Vec::new();
+    for proto in protos {
+        let Ok(dir) = std::fs::read_dir(testdata(proto, "")) else {
+            continue;
+        };
+        for entry in dir.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "bin") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("readable fixture");
+            streams.push((path, bytes));
+        }
+    }
+    streams
+}
+
 /// Compares `got` with the baseline file, or rewrites it under `WIRELENS_BLESS`.
 pub(crate) fn check_baseline(dir: &str, file: &str, got: &str) {
     let path = testdata(dir, file);
@@ -349,4 +499,43 @@ pub(crate) fn capture_connections(path: &str, without_syn: bool) -> BTreeMap<(u1
         }
     }
     conns
+}
+
+/// Feeds `conn`'s segments to `parser` in pieces of at most `chunk` bytes, the traced process
+/// playing `traced`, then closes it at `u64::MAX`.
+pub(crate) fn replay_conn(
+    parser: &mut impl Parser,
+    conn: &[(bool, Vec<u8>, u64)],
+    traced: Role,
+    chunk: usize,
+    out: &mut Output,
+) {
+    for (from_client, bytes, ts) in conn {
+        let side = if *from_client {
+            Side::Client
+        } else {
+            Side::Server
+        };
+        for c in bytes.chunks(chunk) {
+            parser.feed(direction(side, traced), c, *ts, out);
+        }
+    }
+    parser.close(u64::MAX, out);
+}
+
+/// Replays `conn` in both roles, whole and byte by byte, into fresh parsers from `new`: each
+/// must take the traced role, make no record and lose nothing.
+pub(crate) fn assert_silent_replay<P: Parser>(conn: &[(bool, Vec<u8>, u64)], new: impl Fn() -> P) {
+    for traced in [Role::Client, Role::Server] {
+        for chunk in [usize::MAX, 1] {
+            let mut p = new();
+            let mut out = Output::default();
+            replay_conn(&mut p, conn, traced, chunk, &mut out);
+            assert_eq!(p.role(), Some(traced));
+            assert!(out.records.is_empty(), "{:?}", out.records);
+            for loss in Loss::ALL {
+                assert_eq!(out.losses(loss), 0, "{loss:?}");
+            }
+        }
+    }
 }

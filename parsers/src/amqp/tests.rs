@@ -676,8 +676,8 @@ fn other_protocols_not_inferred() {
 // The public capture: nDPI's `amqp.pcap`.
 
 mod capture {
-    use crate::testkit::{TcpConn as Conn, capture_connections};
-    use crate::{Direction, Output, Parser, Role};
+    use crate::testkit::{TcpConn as Conn, capture_connections, replay_conn};
+    use crate::{Direction, Output, Role};
 
     use super::{AmqpParser, line};
 
@@ -685,17 +685,7 @@ mod capture {
     pub(super) fn replay(conn: &Conn, traced: Role, chunk: usize) -> (Vec<String>, Output) {
         let mut p = AmqpParser::new();
         let mut out = Output::default();
-        for (from_client, bytes, ts) in conn {
-            let dir = if *from_client == (traced == Role::Client) {
-                Direction::Egress
-            } else {
-                Direction::Ingress
-            };
-            for c in bytes.chunks(chunk) {
-                p.feed(dir, c, *ts, &mut out);
-            }
-        }
-        p.close(u64::MAX, &mut out);
+        replay_conn(&mut p, conn, traced, chunk, &mut out);
         let lines = out.records.iter().map(|r| line(r, false)).collect();
         (lines, out)
     }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::frame::crc24;
 use super::{CassandraParser, infer};
+use crate::testkit::fixture_streams;
 use crate::{Detail, Direction, Loss, Output, Parser, Protocol, Role};
 
 /// An envelope: version byte (0x80 set for responses), stream, opcode, body.
@@ -722,8 +723,8 @@ mod encoded {
 // SUPPORTED, STARTUP; and one internode connection on port 7000, which is not CQL).
 
 mod capture {
-    use crate::testkit::{TcpConn as Conn, capture_connections};
-    use crate::{Direction, Loss, Output, Parser, Protocol, Role};
+    use crate::testkit::{TcpConn as Conn, assert_silent_replay, capture_connections};
+    use crate::{Direction, Protocol, Role};
 
     use super::{CassandraParser, infer};
 
@@ -757,29 +758,8 @@ mod capture {
                 infer(Direction::Egress, startup).map(|i| i.confidence),
                 Some(100)
             );
-            for traced in [Role::Client, Role::Server] {
-                for chunk in [usize::MAX, 1] {
-                    let mut p = CassandraParser::new();
-                    let mut out = Output::default();
-                    for (from_client, bytes, ts) in conn.iter() {
-                        let dir = if *from_client == (traced == Role::Client) {
-                            Direction::Egress
-                        } else {
-                            Direction::Ingress
-                        };
-                        for c in bytes.chunks(chunk) {
-                            p.feed(dir, c, *ts, &mut out);
-                        }
-                    }
-                    p.close(u64::MAX, &mut out);
-                    assert_eq!(p.role(), Some(traced));
-                    // OPTIONS/SUPPORTED and STARTUP give no record, and nothing is lost.
-                    assert!(out.records.is_empty(), "{:?}", out.records);
-                    for loss in Loss::ALL {
-                        assert_eq!(out.losses(loss), 0, "{loss:?}");
-                    }
-                }
-            }
+            // OPTIONS/SUPPORTED and STARTUP give no record, and nothing is lost.
+            assert_silent_replay(conn, CassandraParser::new);
         }
         // Internode messaging (port 7000) is not CQL.
         let internode = conns
@@ -802,24 +782,14 @@ mod capture {
 #[test]
 fn other_protocols_not_inferred() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
-    let mut seen = 0;
-    for proto in ["http1", "mysql", "postgres", "redis"] {
-        let Ok(dir) = std::fs::read_dir(root.join(proto)) else {
-            continue;
-        };
-        for entry in dir.flatten() {
-            let path = entry.path();
-            if path.extension().is_none_or(|e| e != "bin") {
-                continue;
-            }
-            let bytes = std::fs::read(&path).expect("readable fixture");
-            seen += 1;
-            for dir in [Direction::Egress, Direction::Ingress] {
-                let got = infer(dir, &bytes);
-                assert_eq!(got, None, "{} taken for CQL", path.display());
-            }
+    let streams = fixture_streams(&["http1", "mysql", "postgres", "redis"]);
+    for (path, bytes) in &streams {
+        for dir in [Direction::Egress, Direction::Ingress] {
+            let got = infer(dir, bytes);
+            assert_eq!(got, None, "{} taken for CQL", path.display());
         }
     }
+    let seen = streams.len();
     assert!(seen > 0, "no fixtures found under {}", root.display());
 }
 

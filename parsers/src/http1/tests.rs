@@ -8,45 +8,18 @@ use std::fmt::Write as _;
 
 use super::{Http1Parser, MAX_HEAD, infer};
 use crate::testkit::{
-    Capture, Op, Side, XorShift, bytewise, check_baseline, direction, losses_text, play, rechunk,
+    Capture, Case, Op, Outcome, Script, Side, XorShift, bytewise, case_failures, check_baseline,
+    direction, outcome, rechunk,
 };
 
 /// Fixture folder under `testdata/`.
 const DIR: &str = "http1";
 use crate::{Detail, Direction, Output, Parser, Protocol, Record, Role};
 
-/// What a run produced, as text: one line per record, then the losses.
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    lines: Vec<String>,
-    losses: String,
-}
-
-impl Outcome {
-    fn text(&self) -> String {
-        let mut s = String::new();
-        for line in &self.lines {
-            let _ = writeln!(s, "{line}");
-        }
-        let _ = writeln!(s, "losses: {}", self.losses);
-        s
-    }
-}
-
 /// Runs `ops` with the traced process as `traced`; checks every record's role and protocol.
 fn run(ops: &[Op<'_>], traced: Role, times: bool) -> Outcome {
-    let mut parser = Http1Parser::new();
-    let mut out = Output::default();
-    play(&mut parser, ops, traced, &mut out);
-    for r in &out.records {
-        assert_eq!((r.role, r.protocol), (traced, Protocol::Http1), "{r:?}");
-        assert_eq!(parser.role(), Some(traced));
-    }
-    let losses = losses_text(&mut out);
-    Outcome {
-        lines: out.records.iter().map(|r| line(r, times)).collect(),
-        losses,
-    }
+    let render = |r: &Record| line(r, times);
+    outcome(Http1Parser::new(), ops, traced, Protocol::Http1, render).0
 }
 
 /// One record as a line; times in ns (left out when the feeding pattern changes them).
@@ -79,74 +52,6 @@ fn line(r: &Record, times: bool) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Byte-literal tables.
-
-/// A scripted exchange and what it must produce, in both roles and however the feeds are split.
-struct Case<'a> {
-    name: &'a str,
-    ops: Vec<Op<'a>>,
-    want: &'a [&'a str],
-    losses: &'a str,
-}
-
-/// Builds ops with timestamps 1000, 2000, ... in script order.
-struct Script<'a>(Vec<Op<'a>>);
-
-impl<'a> Script<'a> {
-    fn new() -> Self {
-        Self(Vec::new())
-    }
-    fn ts(&self) -> u64 {
-        (self.0.len() as u64 + 1) * 1000
-    }
-    fn c(mut self, bytes: &'a [u8]) -> Self {
-        self.0.push(Op::Feed(Side::Client, bytes, self.ts()));
-        self
-    }
-    fn s(mut self, bytes: &'a [u8]) -> Self {
-        self.0.push(Op::Feed(Side::Server, bytes, self.ts()));
-        self
-    }
-    fn skip(mut self, side: Side, len: Option<u64>) -> Self {
-        self.0.push(Op::Skip(side, len, self.ts()));
-        self
-    }
-    fn end(mut self, side: Side) -> Self {
-        self.0.push(Op::End(side, self.ts()));
-        self
-    }
-    fn close(mut self) -> Self {
-        self.0.push(Op::Close(self.ts()));
-        self
-    }
-}
-
-/// Runs `case` every way; describes the first way it goes wrong.
-fn check_case(case: &Case<'_>) -> Result<(), String> {
-    let want = Outcome {
-        lines: case.want.iter().map(|s| s.to_string()).collect(),
-        losses: case.losses.into(),
-    };
-    for traced in [Role::Client, Role::Server] {
-        let mut ways = vec![
-            ("as scripted".to_owned(), case.ops.clone()),
-            ("byte by byte".to_owned(), bytewise(&case.ops)),
-        ];
-        ways.extend(
-            (1..=8).map(|seed| (format!("chunks seed {seed}"), rechunk(&case.ops, seed, 7))),
-        );
-        for (way, ops) in ways {
-            let got = run(&ops, traced, true);
-            if got != want {
-                return Err(format!(
-                    "case {:?} as {traced:?}, {way}:\n{}",
-                    case.name,
-                    got.text()
-                ));
-            }
-        }
-    }
-    Ok(())
-}
 
 const GET: &[u8] = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
 const OK3: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc";
@@ -477,10 +382,7 @@ fn framing_table() {
             losses: "none",
         },
     ];
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|case| check_case(case).err())
-        .collect();
+    let failures = case_failures(&cases, |ops, traced| run(ops, traced, true));
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n\n{}",

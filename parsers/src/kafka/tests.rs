@@ -32,7 +32,7 @@ use kafka_protocol::records::{
 
 use super::schema::{self, Body};
 use super::{KafkaParser, infer};
-use crate::testkit::{XorShift, check_baseline};
+use crate::testkit::{XorShift, check_baseline, fixture_streams};
 use crate::{Detail, Direction, Loss, Output, Parser, Protocol, Role};
 
 const TOPIC_ID: [u8; 16] = *b"0123456789abcdef";
@@ -712,9 +712,7 @@ fn inference_table() {
 /// The other protocols' recordings are never taken for Kafka.
 #[test]
 fn other_protocols_not_inferred() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
-    let mut seen = 0;
-    for proto in [
+    let streams = fixture_streams(&[
         "http1",
         "mysql",
         "postgres",
@@ -723,22 +721,13 @@ fn other_protocols_not_inferred() {
         "nats",
         "amqp",
         "dns",
-    ] {
-        let Ok(dir) = std::fs::read_dir(root.join(proto)) else {
-            continue;
-        };
-        for entry in dir.flatten() {
-            let path = entry.path();
-            if path.extension().is_none_or(|e| e != "bin") {
-                continue;
-            }
-            let bytes = std::fs::read(&path).expect("readable fixture");
-            seen += 1;
-            for d in [Direction::Egress, Direction::Ingress] {
-                assert_eq!(infer(d, &bytes), None, "{} taken for Kafka", path.display());
-            }
+    ]);
+    for (path, bytes) in &streams {
+        for d in [Direction::Egress, Direction::Ingress] {
+            assert_eq!(infer(d, bytes), None, "{} taken for Kafka", path.display());
         }
     }
+    let seen = streams.len();
     assert!(seen > 0);
 }
 
@@ -764,11 +753,11 @@ mod capture {
     use etherparse::TransportSlice;
 
     use super::{KafkaParser, render};
-    use crate::testkit::{capture_frames, check_baseline, slice_frame};
-    use crate::{Direction, Output, Parser, Role};
+    use crate::testkit::{TcpConn, capture_frames, check_baseline, replay_conn, slice_frame};
+    use crate::{Output, Parser, Role};
 
     /// (client port) → segments in capture order: (from the client?, bytes, ts).
-    type Conns = BTreeMap<u16, Vec<(bool, Vec<u8>, u64)>>;
+    type Conns = BTreeMap<u16, TcpConn>;
 
     fn connections() -> Conns {
         let mut conns = Conns::new();
@@ -808,17 +797,7 @@ mod capture {
                 for chunk in [usize::MAX, 1] {
                     let mut p = KafkaParser::new();
                     let mut out = Output::default();
-                    for (from_client, bytes, ts) in segs {
-                        let d = if *from_client == (traced == Role::Client) {
-                            Direction::Egress
-                        } else {
-                            Direction::Ingress
-                        };
-                        for c in bytes.chunks(chunk) {
-                            p.feed(d, c, *ts, &mut out);
-                        }
-                    }
-                    p.close(u64::MAX, &mut out);
+                    replay_conn(&mut p, segs, traced, chunk, &mut out);
                     let rendered = if out.records.is_empty() && p.role() != Some(traced) {
                         // Only responses seen: nothing tells the role.
                         format!("no requests{}\n", render(&mut out, traced))

@@ -9,30 +9,13 @@ use std::fmt::Write as _;
 
 use super::{MySqlParser, infer};
 use crate::testkit::{
-    Capture, Op, Side, XorShift, bytewise, check_baseline, direction, losses_text, play, rechunk,
+    Capture, Op, Outcome, Side, XorShift, bytewise, check_baseline, direction, outcome, play,
+    rechunk,
 };
 
 /// Fixture folder under `testdata/`.
 const DIR: &str = "mysql";
 use crate::{DbRecord, Detail, Direction, Loss, Output, Parser, Protocol, Record, Role};
-
-/// What a run produced, as text: one line per record, then the losses.
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    lines: Vec<String>,
-    losses: String,
-}
-
-impl Outcome {
-    fn text(&self) -> String {
-        let mut s = String::new();
-        for line in &self.lines {
-            let _ = writeln!(s, "{line}");
-        }
-        let _ = writeln!(s, "losses: {}", self.losses);
-        s
-    }
-}
 
 fn db(r: &Record) -> &DbRecord {
     match &r.detail {
@@ -43,18 +26,8 @@ fn db(r: &Record) -> &DbRecord {
 
 /// Runs `ops` with the traced process as `traced`; checks every record's role and protocol.
 fn run(ops: &[Op<'_>], traced: Role, times: bool) -> Outcome {
-    let mut parser = MySqlParser::new();
-    let mut out = Output::default();
-    play(&mut parser, ops, traced, &mut out);
-    for r in &out.records {
-        assert_eq!((r.role, r.protocol), (traced, Protocol::MySql), "{r:?}");
-        assert_eq!(parser.role(), Some(traced));
-    }
-    let losses = losses_text(&mut out);
-    Outcome {
-        lines: out.records.iter().map(|r| line(r, times)).collect(),
-        losses,
-    }
+    let render = |r: &Record| line(r, times);
+    outcome(MySqlParser::new(), ops, traced, Protocol::MySql, render).0
 }
 
 /// One record as a line; times in ns (left out when the feeding pattern changes them).

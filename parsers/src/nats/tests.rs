@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 
 use super::{MAX_LINE, NatsParser, infer};
 use crate::testkit::{
-    Capture, Op, Side, XorShift, bytewise, check_baseline, direction, losses_text, play, rechunk,
+    Capture, Case, Op, Outcome, Script, Side, XorShift, bytewise, case_failures, check_baseline,
+    direction, outcome, rechunk,
 };
 use crate::{
     Detail, Direction, MessagingOperation, MessagingSystem, Output, Parser, Protocol, Record, Role,
@@ -36,39 +37,13 @@ const CASES: &[&str] = &[
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
-/// What a run produced, as text: one line per record, then the losses.
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    lines: Vec<String>,
-    losses: String,
-}
-
-impl Outcome {
-    fn text(&self) -> String {
-        let mut s = String::new();
-        for line in &self.lines {
-            let _ = writeln!(s, "{line}");
-        }
-        let _ = writeln!(s, "losses: {}", self.losses);
-        s
-    }
-}
-
 /// Runs `ops` with the traced process as `traced`; checks every record's role and protocol.
 fn run(ops: &[Op<'_>], traced: Role, times: bool) -> Outcome {
-    let mut parser = NatsParser::new();
-    let mut out = Output::default();
-    play(&mut parser, ops, traced, &mut out);
-    for r in &out.records {
-        assert_eq!((r.role, r.protocol), (traced, Protocol::Nats), "{r:?}");
-        assert_eq!(parser.role(), Some(traced));
+    let render = |r: &Record| {
         assert!(r.start_ns <= r.end_ns, "{r:?}");
-    }
-    let losses = losses_text(&mut out);
-    Outcome {
-        lines: out.records.iter().map(|r| line(r, times)).collect(),
-        losses,
-    }
+        line(r, times)
+    };
+    outcome(NatsParser::new(), ops, traced, Protocol::Nats, render).0
 }
 
 /// One record as a line; times in ns (left out when the feeding pattern changes them).
@@ -104,71 +79,6 @@ fn line(r: &Record, times: bool) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Byte-literal tables.
-
-/// A scripted exchange and what it must produce, in both roles and however the feeds are split.
-struct Case<'a> {
-    name: &'a str,
-    ops: Vec<Op<'a>>,
-    want: &'a [&'a str],
-    losses: &'a str,
-}
-
-/// Builds ops with timestamps 1000, 2000, ... in script order.
-struct Script<'a>(Vec<Op<'a>>);
-
-impl<'a> Script<'a> {
-    fn new() -> Self {
-        Self(Vec::new())
-    }
-    fn ts(&self) -> u64 {
-        (self.0.len() as u64 + 1) * 1000
-    }
-    fn c(mut self, bytes: &'a [u8]) -> Self {
-        self.0.push(Op::Feed(Side::Client, bytes, self.ts()));
-        self
-    }
-    fn s(mut self, bytes: &'a [u8]) -> Self {
-        self.0.push(Op::Feed(Side::Server, bytes, self.ts()));
-        self
-    }
-    fn skip(mut self, side: Side, len: Option<u64>) -> Self {
-        self.0.push(Op::Skip(side, len, self.ts()));
-        self
-    }
-    fn close(mut self) -> Self {
-        self.0.push(Op::Close(self.ts()));
-        self
-    }
-}
-
-/// Runs `case` every way (both roles; as scripted, byte by byte, random chunks); describes the
-/// first way it goes wrong.
-fn check_case(case: &Case<'_>) -> Result<(), String> {
-    let want = Outcome {
-        lines: case.want.iter().map(|s| s.to_string()).collect(),
-        losses: case.losses.into(),
-    };
-    for traced in [Role::Client, Role::Server] {
-        let mut ways = vec![
-            ("as scripted".to_owned(), case.ops.clone()),
-            ("byte by byte".to_owned(), bytewise(&case.ops)),
-        ];
-        ways.extend(
-            (1..=8).map(|seed| (format!("chunks seed {seed}"), rechunk(&case.ops, seed, 7))),
-        );
-        for (way, ops) in ways {
-            let got = run(&ops, traced, true);
-            if got != want {
-                return Err(format!(
-                    "case {:?} as {traced:?}, {way}:\n{}",
-                    case.name,
-                    got.text()
-                ));
-            }
-        }
-    }
-    Ok(())
-}
 
 const INFO: &[u8] = b"INFO {\"server_id\":\"X\",\"version\":\"2.9.10\",\"headers\":true,\"max_payload\":1048576}\r\n";
 const CONNECT: &[u8] =
@@ -343,7 +253,7 @@ fn framing_table() {
             losses: "oversized=1 resync_bytes=65547",
         },
     ];
-    let failures: Vec<String> = cases.iter().filter_map(|c| check_case(c).err()).collect();
+    let failures = case_failures(&cases, |ops, traced| run(ops, traced, true));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
@@ -681,8 +591,8 @@ fn recorded_records_have_the_fields() {
 // CONNECT + PING, PONG; the second also a server PING answered by the client's PONG).
 
 mod capture {
-    use crate::testkit::capture_connections;
-    use crate::{Direction, Loss, Output, Parser, Protocol, Role};
+    use crate::testkit::{assert_silent_replay, capture_connections};
+    use crate::{Direction, Protocol, Role};
 
     use super::{NatsParser, infer};
 
@@ -704,29 +614,8 @@ mod capture {
                 (i.protocol, i.confidence, i.sender_role),
                 (Protocol::Nats, 95, Some(Role::Client))
             );
-            for traced in [Role::Client, Role::Server] {
-                for chunk in [usize::MAX, 1] {
-                    let mut p = NatsParser::new();
-                    let mut out = Output::default();
-                    for (from_client, bytes, ts) in conn.iter() {
-                        let dir = if *from_client == (traced == Role::Client) {
-                            Direction::Egress
-                        } else {
-                            Direction::Ingress
-                        };
-                        for c in bytes.chunks(chunk) {
-                            p.feed(dir, c, *ts, &mut out);
-                        }
-                    }
-                    p.close(u64::MAX, &mut out);
-                    assert_eq!(p.role(), Some(traced));
-                    // INFO, CONNECT, PING and PONG make no record, and nothing is lost.
-                    assert!(out.records.is_empty(), "{:?}", out.records);
-                    for loss in Loss::ALL {
-                        assert_eq!(out.losses(loss), 0, "{loss:?}");
-                    }
-                }
-            }
+            // INFO, CONNECT, PING and PONG make no record, and nothing is lost.
+            assert_silent_replay(conn, NatsParser::new);
         }
     }
 }

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use super::{MAX_BODY, PostgresParser, infer};
+use crate::testkit::losses_text;
 use crate::{Detail, Direction, Loss, Output, Parser, Protocol, Record, Role};
 
 /// Who sent some bytes.
@@ -50,17 +51,7 @@ fn run(ops: &[Op<'_>], traced: Role) -> String {
         assert_eq!(parser.role(), Some(traced));
         let _ = writeln!(s, "{}", line(r));
     }
-    let losses: Vec<String> = out
-        .take_losses()
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(loss, n)| format!("{}={n}", loss.name()))
-        .collect();
-    let losses = if losses.is_empty() {
-        "none".to_owned()
-    } else {
-        losses.join(" ")
-    };
+    let losses = losses_text(&mut out);
     let _ = writeln!(s, "losses: {losses}");
     s
 }

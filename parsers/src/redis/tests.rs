@@ -11,48 +11,22 @@ use std::ops::Range;
 use super::infer::{CONTAINERS, KEY_FIRST};
 use super::{KNOWN_COMMANDS, MAX_LINE, RedisParser, infer};
 use crate::testkit::{
-    Capture, Op, Side, XorShift, bytewise, check_baseline, direction, losses_text, play, rechunk,
+    Capture, Case, Op, Outcome, Script, Side, XorShift, bytewise, case_failures, check_baseline,
+    direction, outcome, rechunk,
 };
 
 /// Fixture folder under `testdata/`.
 const DIR: &str = "redis";
 use crate::{DbSystem, Detail, Direction, Output, Parser, Protocol, Record, Role};
 
-/// What a run produced, as text: one line per record, then the losses.
-#[derive(Debug, PartialEq, Eq)]
-struct Outcome {
-    lines: Vec<String>,
-    losses: String,
-}
-
-impl Outcome {
-    fn text(&self) -> String {
-        let mut s = String::new();
-        for line in &self.lines {
-            let _ = writeln!(s, "{line}");
-        }
-        let _ = writeln!(s, "losses: {}", self.losses);
-        s
-    }
-}
-
 /// Runs `ops` with the traced process as `traced`; checks every record's role and protocol.
 fn run(ops: &[Op<'_>], traced: Role, times: bool) -> Outcome {
-    let mut parser = RedisParser::new();
-    let mut out = Output::default();
-    play(&mut parser, ops, traced, &mut out);
-    for r in &out.records {
-        assert_eq!((r.role, r.protocol), (traced, Protocol::Redis), "{r:?}");
-        assert_eq!(parser.role(), Some(traced));
-    }
-    let mut losses = losses_text(&mut out);
+    let render = |r: &Record| line(r, times);
+    let (mut got, parser) = outcome(RedisParser::new(), ops, traced, Protocol::Redis, render);
     if parser.pushes() > 0 {
-        let _ = write!(losses, " (pushes={})", parser.pushes());
+        let _ = write!(got.losses, " (pushes={})", parser.pushes());
     }
-    Outcome {
-        lines: out.records.iter().map(|r| line(r, times)).collect(),
-        losses,
-    }
+    got
 }
 
 /// One record as a line; times in ns (left out when the feeding pattern changes them).
@@ -88,70 +62,6 @@ fn line(r: &Record, times: bool) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Byte-literal tables.
-
-/// A scripted exchange and what it must produce, in both roles and however the feeds are split.
-struct Case<'a> {
-    name: &'a str,
-    ops: Vec<Op<'a>>,
-    want: &'a [&'a str],
-    losses: &'a str,
-}
-
-/// Builds ops with timestamps 1000, 2000, ... in script order.
-struct Script<'a>(Vec<Op<'a>>);
-
-impl<'a> Script<'a> {
-    fn new() -> Self {
-        Self(Vec::new())
-    }
-    fn ts(&self) -> u64 {
-        (self.0.len() as u64 + 1) * 1000
-    }
-    fn c(mut self, bytes: &'a [u8]) -> Self {
-        self.0.push(Op::Feed(Side::Client, bytes, self.ts()));
-        self
-    }
-    fn s(mut self, bytes: &'a [u8]) -> Self {
-        self.0.push(Op::Feed(Side::Server, bytes, self.ts()));
-        self
-    }
-    fn skip(mut self, side: Side, len: Option<u64>) -> Self {
-        self.0.push(Op::Skip(side, len, self.ts()));
-        self
-    }
-    fn close(mut self) -> Self {
-        self.0.push(Op::Close(self.ts()));
-        self
-    }
-}
-
-/// Runs `case` every way; describes the first way it goes wrong.
-fn check_case(case: &Case<'_>) -> Result<(), String> {
-    let want = Outcome {
-        lines: case.want.iter().map(|s| s.to_string()).collect(),
-        losses: case.losses.into(),
-    };
-    for traced in [Role::Client, Role::Server] {
-        let mut ways = vec![
-            ("as scripted".to_owned(), case.ops.clone()),
-            ("byte by byte".to_owned(), bytewise(&case.ops)),
-        ];
-        ways.extend(
-            (1..=8).map(|seed| (format!("chunks seed {seed}"), rechunk(&case.ops, seed, 7))),
-        );
-        for (way, ops) in ways {
-            let got = run(&ops, traced, true);
-            if got != want {
-                return Err(format!(
-                    "case {:?} as {traced:?}, {way}:\n{}",
-                    case.name,
-                    got.text()
-                ));
-            }
-        }
-    }
-    Ok(())
-}
 
 const GET_K: &[u8] = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
 const SET_K_V: &[u8] = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nvalue\r\n";
@@ -385,7 +295,7 @@ fn framing_table() {
             losses: "unmatched_request=1 unmatched_response=1",
         },
     ];
-    let failures: Vec<String> = cases.iter().filter_map(|c| check_case(c).err()).collect();
+    let failures = case_failures(&cases, |ops, traced| run(ops, traced, true));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
