@@ -236,5 +236,6 @@ fn loss_metric(loss: Loss) -> &'static str {
         Loss::UnmatchedResponse => "wirelens.parse.unmatched_responses",
         Loss::Oversized => "wirelens.parse.oversized",
         Loss::ResyncBytes => "wirelens.parse.resync_bytes",
+        Loss::UndecodedHeaders => "wirelens.parse.undecoded_headers",
     }
 }

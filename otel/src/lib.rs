@@ -61,6 +61,7 @@ mod messaging_attrs;
 pub mod metrics;
 pub mod redact;
 pub mod resource;
+mod rpc_attrs;
 pub mod semconv;
 #[cfg(test)]
 mod test_util;
