@@ -64,6 +64,23 @@ pub mod data_flags {
     pub const UNREADABLE: u32 = 2;
     /// Reading the user buffer failed; `cap_len` is 0.
     pub const READ_FAILED: u32 = 4;
+    /// Plaintext of a TLS connection, from an OpenSSL `SSL_read`/`SSL_write` (`_ex`) return
+    /// probe. `position` counts plaintext bytes; `sk` is the socket once a socket call nested
+    /// in an SSL call has named it, else the `SSL *` (a user address, so it cannot collide
+    /// with a kernel `struct sock` address); `syscall` is a [`tls_op`].
+    pub const TLS: u32 = 8;
+}
+
+/// The OpenSSL calls probed, as attach cookies and in [`DataHeader::syscall`] of TLS records.
+pub mod tls_op {
+    /// `int SSL_write(SSL *, const void *buf, int num)`.
+    pub const WRITE: u32 = 0x1000;
+    /// `int SSL_read(SSL *, void *buf, int num)`.
+    pub const READ: u32 = 0x1001;
+    /// `int SSL_write_ex(SSL *, const void *buf, size_t num, size_t *written)`.
+    pub const WRITE_EX: u32 = 0x1002;
+    /// `int SSL_read_ex(SSL *, void *buf, size_t num, size_t *readbytes)`.
+    pub const READ_EX: u32 = 0x1003;
 }
 
 /// Header of a [`EventKind::Data`] record; `cap_len` captured bytes follow it.
@@ -205,6 +222,21 @@ pub struct ConnState {
     pub verdict: u32,
     /// IP protocol of the socket (6 = TCP, 17 = UDP; 0 when unknown), read once.
     pub protocol: u32,
+    /// [`tls_state`] of the connection.
+    pub tls: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+}
+
+/// What the kernel side knows of a connection's TLS, in [`ConnState::tls`].
+pub mod tls_state {
+    /// No TLS seen.
+    pub const NONE: u32 = 0;
+    /// Its first bytes were a TLS handshake record: ciphertext, not sent to user space.
+    pub const CIPHERTEXT: u32 = 1;
+    /// A socket call nested in a probed SSL call used it: its plaintext comes from the
+    /// OpenSSL probes.
+    pub const PROBED: u32 = 2;
 }
 
 /// IP protocol numbers in [`DataHeader::protocol`].
@@ -250,8 +282,12 @@ pub mod counter {
     pub const FILTERED: u32 = 4;
     /// Connection-state map full: positions unknown for a connection.
     pub const CONN_MAP_FULL: u32 = 5;
+    /// Socket calls carrying TLS ciphertext, not sent (the plaintext comes from the probes).
+    pub const TLS_CIPHERTEXT: u32 = 6;
+    /// SSL calls whose return was seen without their entry (probe attached mid-call).
+    pub const TLS_UNPAIRED: u32 = 7;
     /// Number of counters.
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 8;
 }
 
 /// x86_64 syscall numbers the data path understands.

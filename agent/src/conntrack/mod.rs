@@ -48,6 +48,8 @@ struct Conn {
     process: Option<Arc<ProcessInfo>>,
     /// Records waiting for the addresses (the port filter needs them), oldest first.
     pending: Vec<wirelens_parsers::Record>,
+    /// The streams are TLS plaintext from the OpenSSL probes.
+    tls: bool,
 }
 
 /// Things the tracker needs from the rest of the agent.
@@ -96,8 +98,17 @@ impl ConnTracker {
 
     /// A data event (`ts` already in Unix ns).
     pub fn on_data(&mut self, h: &DataHeader, bytes: &[u8], ts: u64, cx: &mut impl Context) {
+        let tls = h.flags & data_flags::TLS != 0;
+        if tls {
+            self.on_tls_start(h.sk);
+        }
         if let Some(last) = self.ignored.get_mut(&h.sk) {
             *last = ts;
+            return;
+        }
+        if !tls && self.conns.get(&h.sk).is_some_and(|c| c.tls) {
+            // Ciphertext of a connection whose plaintext the probes give.
+            Stats::add(&self.stats.tls_ciphertext, 1);
             return;
         }
         if h.protocol == ip_proto::UDP {
@@ -132,6 +143,7 @@ impl ConnTracker {
                     last_ts: ts,
                     process: None,
                     pending: Vec::new(),
+                    tls,
                 },
             );
         }
@@ -203,6 +215,7 @@ impl ConnTracker {
                     last_ts: ts,
                     process: None,
                     pending: Vec::new(),
+                    tls: false,
                 },
             );
         }
@@ -342,6 +355,20 @@ impl ConnTracker {
         }
         self.drain(sk, cx);
         self.conns.remove(&sk);
+    }
+
+    /// A TLS plaintext record for `sk`: whatever was seen of it before was ciphertext (the
+    /// handshake, or a stream joined mid-way), judged unrecognised or being inferred. Start
+    /// the connection afresh on the plaintext.
+    fn on_tls_start(&mut self, sk: u64) {
+        self.ignored.remove(&sk);
+        if self.conns.get(&sk).is_some_and(|c| !c.tls) {
+            let held = self.conns.get(&sk).map_or(0, |c| {
+                c.streams.iter().map(Stream::held_bytes).sum::<usize>()
+            });
+            self.held_total = self.held_total.saturating_sub(held);
+            self.conns.remove(&sk);
+        }
     }
 
     fn ignore(&mut self, sk: u64, ts: u64, _cx: &mut impl Context) {
