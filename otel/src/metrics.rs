@@ -261,7 +261,10 @@ fn http_series(obs: &Observation, http: &HttpRecord) -> (&'static str, AttrSet) 
     }
     let name = match role {
         Role::Server => {
-            attrs.push((semconv::URL_SCHEME, Str(semconv::SCHEME_HTTP.to_owned())));
+            attrs.push((
+                semconv::URL_SCHEME,
+                Str(semconv::http_scheme(obs.tls).to_owned()),
+            ));
             attrs.push((
                 semconv::NETWORK_PROTOCOL_NAME,
                 Str(semconv::PROTOCOL_HTTP.to_owned()),
@@ -277,7 +280,10 @@ fn http_series(obs: &Observation, http: &HttpRecord) -> (&'static str, AttrSet) 
                     attrs.push((semconv::SERVER_PORT, Int(i64::from(port))));
                 }
             }
-            attrs.push((semconv::URL_SCHEME, Str(semconv::SCHEME_HTTP.to_owned())));
+            attrs.push((
+                semconv::URL_SCHEME,
+                Str(semconv::http_scheme(obs.tls).to_owned()),
+            ));
             semconv::HTTP_CLIENT_REQUEST_DURATION
         }
     };

@@ -158,6 +158,17 @@ pub const ERROR_TYPE_OTHER: &str = "_OTHER";
 pub const PROTOCOL_HTTP: &str = "http";
 /// `url.scheme` for plain HTTP.
 pub const SCHEME_HTTP: &str = "http";
+/// `url.scheme` for HTTP over TLS.
+pub const SCHEME_HTTPS: &str = "https";
+/// `tls.protocol.name`: set on spans of non-HTTP protocols read as TLS plaintext.
+pub const TLS_PROTOCOL_NAME: &str = "tls.protocol.name";
+/// The `tls.protocol.name` value (OpenSSL does not say which version on these calls).
+pub const TLS: &str = "tls";
+
+/// `url.scheme` of HTTP over TLS or not.
+pub fn http_scheme(tls: bool) -> &'static str {
+    if tls { SCHEME_HTTPS } else { SCHEME_HTTP }
+}
 /// `network.transport` for TCP.
 pub const TRANSPORT_TCP: &str = "tcp";
 /// `network.transport` for UDP.

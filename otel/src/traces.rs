@@ -139,6 +139,10 @@ pub fn span_with(obs: &Observation, options: &MappingOptions) -> Span {
                 .map(|p| (p, remote))
         }
     };
+    if obs.tls && !matches!(record.detail, Detail::Http(_)) {
+        span.attributes
+            .push(kv::string(semconv::TLS_PROTOCOL_NAME, semconv::TLS));
+    }
     match parent {
         Some((parent, remote)) => {
             span.trace_id = parent.trace_id.to_vec();
@@ -193,7 +197,10 @@ fn http_span(span: &mut Span, role: Role, http: &HttpRecord, obs: &Observation) 
             if let Some(query) = query.filter(|q| !q.is_empty()) {
                 a.push(kv::string(semconv::URL_QUERY, redact::redact_query(query)));
             }
-            a.push(kv::string(semconv::URL_SCHEME, semconv::SCHEME_HTTP));
+            a.push(kv::string(
+                semconv::URL_SCHEME,
+                semconv::http_scheme(obs.tls),
+            ));
             push_server(
                 a,
                 http_attrs::server_endpoint(http.host.as_deref(), obs.local),
@@ -204,7 +211,9 @@ fn http_span(span: &mut Span, role: Role, http: &HttpRecord, obs: &Observation) 
             }
         }
         Role::Client => {
-            if let Some(url) = http_attrs::url_full(http.host.as_deref(), &http.target, obs.peer) {
+            if let Some(url) =
+                http_attrs::url_full(http.host.as_deref(), &http.target, obs.peer, obs.tls)
+            {
                 a.push(kv::string(semconv::URL_FULL, url));
             }
             push_server(
@@ -644,6 +653,25 @@ mod tests {
                 ("server.port", "5432"),
             ])
         );
+    }
+
+    #[test]
+    fn tls_plaintext_is_https_or_marked() {
+        let mut server = server_obs(1, "GET", "/a", Some(200));
+        server.tls = true;
+        let attrs = attr_map(&span(&server).attributes);
+        assert_eq!(attrs["url.scheme"], "https");
+        assert!(!attrs.contains_key("tls.protocol.name"));
+        let mut client = client_obs(2, "GET", "/a", Some(200));
+        client.tls = true;
+        let attrs = attr_map(&span(&client).attributes);
+        assert!(attrs["url.full"].starts_with("https://"), "{attrs:?}");
+        let mut db = db_obs(1, Role::Client, postgres_select());
+        db.tls = true;
+        let attrs = attr_map(&span(&db).attributes);
+        assert_eq!(attrs["tls.protocol.name"], "tls");
+        let plain = attr_map(&span(&db_obs(1, Role::Client, postgres_select())).attributes);
+        assert!(!plain.contains_key("tls.protocol.name"));
     }
 
     #[test]

@@ -412,6 +412,7 @@ impl ConnTracker {
                 process: process.clone(),
                 local: conn.local,
                 peer,
+                tls: conn.tls,
             });
         }
     }
