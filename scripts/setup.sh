@@ -35,7 +35,7 @@ APT_PACKAGES=(
     nats-server rabbitmq-server dnsmasq amqp-tools dnsutils
     bpftool linux-perf
     python3-venv python3-pip
-    iproute2 procps util-linux
+    iproute2 procps util-linux openssl
     docker-compose
 )
 
