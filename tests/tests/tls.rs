@@ -96,6 +96,28 @@ fn https_curl_keep_alive_404_and_500() {
 }
 
 #[test]
+fn https_h2_curl_two_streams() {
+    let setup = Setup::start_tls("tls_h2_curl", Otlp::Grpc);
+    let urls: Vec<String> = ["/index.html", "/missing"]
+        .iter()
+        .map(|t| setup.nginx.tls_url(t))
+        .collect();
+    let mut args = vec!["-k", "--http2", "-A", UA, "-w", r"%{http_version}\n"];
+    for url in &urls {
+        args.extend(["-o", "/dev/null", url.as_str()]);
+    }
+    let run = curl(&args);
+    assert_eq!(run.stdout, "2\n2\n", "curl did not speak h2 (ALPN)");
+    let mut done = setup.finish(4);
+    done.version = "2";
+    assert_exchanges(
+        &done,
+        &[get("/index.html", 200), get("/missing", 404)],
+        &run,
+    );
+}
+
+#[test]
 fn https_python_requests_uses_the_ex_calls() {
     let setup = Setup::start_tls("tls_requests", Otlp::Http);
     let port = setup.nginx.tls_port.to_string();
