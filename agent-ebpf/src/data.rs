@@ -25,7 +25,7 @@ use aya_ebpf::{
 };
 use wirelens_ebpf::{
     ConnState, DATA_HEADER_LEN, DataEvent, EventKind, MAX_CAPTURE, MAX_IOV, counter, data_flags,
-    direction, filter, ip_proto, syscall_nr as nr, tls_state, verdict,
+    direction, filter, ip_proto, syscall_nr as nr, tls_op, tls_state, verdict,
 };
 
 use crate::{config, maps};
@@ -121,11 +121,28 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
             (*conn).protocol = sk_protocol(sk);
         }
         if let Some(call) = in_ssl {
-            (*call).sk = sk as u64;
-            (*call).fd = syscall_regs().di as u32;
-            (*call).verdict = (*conn).verdict;
-            (*call).family = family as u32;
-            (*conn).tls = tls_state::PROBED;
+            if (*call).op == tls_op::ASSOCIATE {
+                // Only a socket that opened with a TLS handshake can carry that ciphertext.
+                if (*conn).tls == tls_state::CIPHERTEXT {
+                    let pending = *call;
+                    let _ = maps::TLS_CALLS.remove(&pid_tgid);
+                    crate::tls::associate(
+                        &pending,
+                        pid_tgid,
+                        sk as u64,
+                        syscall_regs().di as u32,
+                        family,
+                        (*conn).verdict,
+                    );
+                    (*conn).tls = tls_state::PROBED;
+                }
+            } else {
+                (*call).sk = sk as u64;
+                (*call).fd = syscall_regs().di as u32;
+                (*call).verdict = (*conn).verdict;
+                (*call).family = family as u32;
+                (*conn).tls = tls_state::PROBED;
+            }
         }
         if (*conn).tls != tls_state::NONE {
             maps::count(counter::TLS_CIPHERTEXT, 1);

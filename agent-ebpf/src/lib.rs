@@ -31,6 +31,8 @@ pub enum EventKind {
     ProcExit = 4,
     /// [`ProcEvent`]: a process forked; `tgid` is the child's pid, `parent` the forking process.
     ProcFork = 5,
+    /// [`TlsAssocEvent`]: a TLS connection read through memory BIOs learnt its socket.
+    TlsAssoc = 6,
 }
 
 impl EventKind {
@@ -42,6 +44,7 @@ impl EventKind {
             3 => Some(Self::ProcExec),
             4 => Some(Self::ProcExit),
             5 => Some(Self::ProcFork),
+            6 => Some(Self::TlsAssoc),
             _ => None,
         }
     }
@@ -81,6 +84,29 @@ pub mod tls_op {
     pub const WRITE_EX: u32 = 0x1002;
     /// `int SSL_read_ex(SSL *, void *buf, size_t num, size_t *readbytes)`.
     pub const READ_EX: u32 = 0x1003;
+    /// Not a call: an `SSL_write` on this thread used no socket (OpenSSL over memory BIOs, as
+    /// gRPC core does), so the next socket call of the thread on a TLS socket sends its
+    /// ciphertext and names the connection ([`super::TlsAssocEvent`]).
+    pub const ASSOCIATE: u32 = 0x10ff;
+}
+
+/// A TLS connection whose plaintext was sent keyed by its `SSL *` (no socket known yet) is
+/// the socket `sk`: user space moves it there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TlsAssocEvent {
+    /// Always [`EventKind::TlsAssoc`].
+    pub kind: u32,
+    /// Process id.
+    pub tgid: u32,
+    /// The socket's fd.
+    pub fd: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+    /// The `SSL *`: the key the plaintext was sent under.
+    pub ssl: u64,
+    /// Kernel address of the socket.
+    pub sk: u64,
 }
 
 /// Header of a [`EventKind::Data`] record; `cap_len` captured bytes follow it.

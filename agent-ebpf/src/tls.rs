@@ -17,7 +17,9 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_get_attach_cookie},
     programs::{ProbeContext, RetProbeContext},
 };
-use wirelens_ebpf::{counter, data_flags, direction, ip_proto, tls_op, verdict};
+use wirelens_ebpf::{
+    EventKind, TlsAssocEvent, counter, data_flags, direction, ip_proto, tls_op, verdict,
+};
 
 use crate::{config, data, maps};
 
@@ -65,6 +67,41 @@ pub struct TlsConn {
     pub _pad: u32,
 }
 
+/// A socket call of a thread that has an [`tls_op::ASSOCIATE`] entry, on a socket that opened
+/// with a TLS handshake: the `SSL *` of the entry is this socket. Point its plaintext state at
+/// the socket and tell user space.
+#[inline(always)]
+pub fn associate(call: &TlsCall, pid_tgid: u64, sk: u64, fd: u32, family: u16, verdict: u32) {
+    let tgid = (pid_tgid >> 32) as u32;
+    let key = TlsKey {
+        tgid,
+        _pad: 0,
+        ssl: call.ssl,
+    };
+    if let Some(conn) = maps::TLS_CONNS.get_ptr_mut(&key) {
+        // SAFETY: per-(process, SSL) entry, as in `on_return`.
+        unsafe {
+            (*conn).sk = sk;
+            (*conn).fd = fd;
+            (*conn).verdict = verdict;
+            (*conn).family = family as u32;
+        }
+    }
+    let Some(mut entry) = maps::EVENTS.reserve::<TlsAssocEvent>(0) else {
+        maps::count(counter::RING_FULL, 1);
+        return;
+    };
+    entry.write(TlsAssocEvent {
+        kind: EventKind::TlsAssoc as u32,
+        tgid,
+        fd,
+        _pad: 0,
+        ssl: call.ssl,
+        sk,
+    });
+    entry.submit(1 /* BPF_RB_NO_WAKEUP */);
+}
+
 /// Entry of an SSL call: stash its arguments for the nested socket call and the return.
 #[inline(always)]
 pub fn on_enter(ctx: &ProbeContext) {
@@ -96,7 +133,10 @@ pub fn on_return(ctx: &RetProbeContext) {
         return;
     };
     // SAFETY: read-only copy of a plain value, then the entry is removed.
-    let Some(call) = (unsafe { maps::TLS_CALLS.get(&pid_tgid) }).copied() else {
+    let Some(call) = (unsafe { maps::TLS_CALLS.get(&pid_tgid) })
+        .copied()
+        .filter(|c| c.op != tls_op::ASSOCIATE)
+    else {
         maps::count(counter::TLS_UNPAIRED, 1);
         return;
     };
@@ -152,6 +192,13 @@ pub fn on_return(ctx: &RetProbeContext) {
             (*conn).fd = call.fd;
             (*conn).verdict = call.verdict;
             (*conn).family = call.family;
+        } else if (*conn).sk == 0 && dir == direction::EGRESS {
+            // Encrypted into a memory BIO: the thread sends the ciphertext itself next.
+            let pending = TlsCall {
+                op: tls_op::ASSOCIATE,
+                ..call
+            };
+            let _ = maps::TLS_CALLS.insert(&pid_tgid, &pending, 0);
         }
         if (*conn).verdict == verdict::IGNORE {
             maps::count(counter::FILTERED, 1);

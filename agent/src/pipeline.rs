@@ -203,6 +203,7 @@ fn drain(
             }
             Ok(Event::ProcExit(ev)) => cx.processes.on_exit(ev.tgid),
             Ok(Event::ProcFork(ev)) => cx.processes.on_fork(ev.parent, ev.tgid),
+            Ok(Event::TlsAssoc(ev)) => tracker.on_tls_assoc(&ev, cx),
             Err(err) => {
                 Stats::add(&stats.decode_errors, 1);
                 tracing::debug!(%err, "undecodable ring-buffer record");

@@ -16,7 +16,9 @@ use std::{
     sync::Arc,
 };
 
-use wirelens_ebpf::{DataHeader, SockStateEvent, data_flags, direction, ip_proto, tcp_state};
+use wirelens_ebpf::{
+    DataHeader, SockStateEvent, TlsAssocEvent, data_flags, direction, ip_proto, tcp_state,
+};
 use wirelens_otel::{Observation, ProcessInfo};
 use wirelens_parsers::{Detail, Direction, Output, Parser, Role, infer_datagram, new_parser};
 
@@ -257,6 +259,44 @@ impl ConnTracker {
             parser.feed_datagram(dir, bytes, peer, ts, &mut self.out);
         }
         self.drain(h.sk, cx);
+    }
+
+    /// A TLS connection whose plaintext came keyed by its `SSL *` (OpenSSL over memory BIOs)
+    /// is socket `ev.sk`: move it there and learn its addresses.
+    pub fn on_tls_assoc(&mut self, ev: &TlsAssocEvent, cx: &mut impl Context) {
+        let Some(mut conn) = self.conns.remove(&ev.ssl) else {
+            return;
+        };
+        tracing::debug!(
+            ssl = ev.ssl,
+            sk = ev.sk,
+            pid = ev.tgid,
+            "TLS connection found its socket"
+        );
+        if let Some(old) = self.conns.remove(&ev.sk) {
+            // Whatever was seen of the socket itself was ciphertext.
+            let held: usize = old.streams.iter().map(Stream::held_bytes).sum();
+            self.held_total = self.held_total.saturating_sub(held);
+        }
+        self.ignored.remove(&ev.sk);
+        if conn.local.is_none() {
+            let addrs = match self.socks.get(&ev.sk) {
+                Some(a) => Some((a.local, a.peer)),
+                None => cx.resolve_socket(ev.tgid, ev.fd).map(|s| (s.local, s.peer)),
+            };
+            if let Some((local, peer)) = addrs {
+                conn.local = Some(local);
+                conn.peer = Some(peer);
+                if !cx.wanted(Some((local, peer))) {
+                    self.ignore(ev.sk, conn.last_ts, cx);
+                    return;
+                }
+                let pending = std::mem::take(&mut conn.pending);
+                self.out.records.splice(0..0, pending);
+            }
+        }
+        self.conns.insert(ev.sk, conn);
+        self.drain(ev.sk, cx);
     }
 
     /// A TCP state change (`ts` in Unix ns).
