@@ -8,7 +8,8 @@
 //! - Errors (`error.type` = the status name, span status ERROR): every status but `OK` on a
 //!   client span; on a server span only `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`,
 //!   `INTERNAL`, `UNAVAILABLE` and `DATA_LOSS` (a `NOT_FOUND` is the server doing its job).
-//!   A call with no status at all (the stream ended without trailers) fails both as `_OTHER`.
+//!   A call with no status at all (the stream ended without trailers) fails both as `_OTHER`,
+//!   unless part of it was not captured: then its status is unknown, not an error.
 
 use std::borrow::Cow;
 
@@ -37,7 +38,7 @@ pub(crate) fn method(rpc: &RpcRecord) -> Cow<'_, str> {
 /// `error.type` for a call, or `None` when it succeeded for `role`.
 pub(crate) fn error_type(role: Role, rpc: &RpcRecord) -> Option<&'static str> {
     let Some(name) = rpc.status_name() else {
-        return Some(semconv::ERROR_TYPE_OTHER);
+        return (!rpc.truncated).then_some(semconv::ERROR_TYPE_OTHER);
     };
     let failed = match role {
         Role::Client => name != "OK",
@@ -66,6 +67,7 @@ mod tests {
             content_type: None,
             http_status: Some(200),
             reset: false,
+            truncated: false,
         }
     }
 
@@ -77,6 +79,9 @@ mod tests {
         assert_eq!(error_type(Role::Server, &call(Some(5))), None);
         assert_eq!(error_type(Role::Server, &call(Some(13))), Some("INTERNAL"));
         assert_eq!(error_type(Role::Server, &call(None)), Some("_OTHER"));
+        let mut cut = call(None);
+        cut.truncated = true;
+        assert_eq!(error_type(Role::Client, &cut), None, "unknown is no error");
         let mut unknown = call(Some(0));
         unknown.method = None;
         assert_eq!(method(&unknown), "_OTHER");

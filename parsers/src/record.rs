@@ -370,12 +370,19 @@ pub struct RpcRecord {
     pub http_status: Option<u16>,
     /// The stream was reset (RST_STREAM) before it ended normally.
     pub reset: bool,
+    /// Part of the call was not captured (a gap, a capture cut short): fields that are
+    /// `None` may have been sent, the status included.
+    pub truncated: bool,
 }
 
 impl RpcRecord {
-    /// Whether the call failed: a non-zero status, or no status at all.
+    /// Whether the call failed: a non-zero status, or no status at all although the whole
+    /// call was seen.
     pub fn is_error(&self) -> bool {
-        self.status_code != Some(0)
+        match self.status_code {
+            Some(code) => code != 0,
+            None => !self.truncated,
+        }
     }
 
     /// The gRPC status name (`OK`, `NOT_FOUND`...) of [`status_code`](Self::status_code).

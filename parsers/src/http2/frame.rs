@@ -142,9 +142,14 @@ pub enum Event<'a> {
         /// Its payload.
         payload: &'a [u8],
     },
-    /// A gathered frame that could not be read whole: part of it fell in a gap, or it was
-    /// over [`MAX_BUFFERED`]. Header blocks in it are lost.
-    Damaged(FrameHeader),
+    /// A gathered frame that could not be read whole: part of it fell in a gap (`prefix` is
+    /// what was captured before the gap), or it was over [`MAX_BUFFERED`] (`prefix` empty).
+    Damaged {
+        /// Its header.
+        header: FrameHeader,
+        /// The start of its payload, as captured.
+        prefix: &'a [u8],
+    },
     /// A frame that is only counted (PING, WINDOW_UPDATE, PRIORITY, unknown types).
     Skipped(FrameHeader),
     /// A DATA frame begins.
@@ -181,14 +186,25 @@ enum State {
     Data(DataState),
     /// Gathering a payload into `buf`.
     Gather { header: FrameHeader },
-    /// Passing over a payload (`left` bytes), reporting it when done as skipped or damaged.
+    /// Passing over a payload (`left` bytes), reporting it when done as `then` says.
     Pass {
         header: FrameHeader,
         left: u64,
-        damaged: bool,
+        then: PassEnd,
     },
     /// Looking for frame headers in `buf`.
     Lost,
+}
+
+/// What a passed-over payload is reported as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PassEnd {
+    /// [`Event::Skipped`].
+    Skipped,
+    /// [`Event::Damaged`] with no prefix (oversized).
+    Damaged,
+    /// Nothing: it was reported already.
+    Quiet,
 }
 
 #[derive(Debug)]
@@ -210,6 +226,9 @@ pub struct Framer {
     buf: Vec<u8>,
     /// Largest payload the peer allows this direction's sender (SETTINGS_MAX_FRAME_SIZE).
     pub max_frame: u32,
+    /// Sync was lost to a gap of known length: what follows it likely starts a frame (a
+    /// capture is cut at the end of a call, and peers write whole frames per call).
+    after_skip: bool,
 }
 
 impl Default for Framer {
@@ -226,6 +245,7 @@ impl Framer {
             head: [0; HEADER_LEN],
             buf: Vec::new(),
             max_frame: 16_384,
+            after_skip: false,
         }
     }
 
@@ -352,16 +372,25 @@ impl Framer {
                 }
                 self.finish_data(emit);
             }
-            State::Gather { header } if len <= u64::from(header.len) - self.buf.len() as u64 => {
+            State::Gather { header } => {
                 let header = *header;
-                let left = u64::from(header.len) - self.buf.len() as u64 - len;
-                self.buf.clear();
-                self.state = State::Pass {
+                let remaining = u64::from(header.len) - self.buf.len() as u64;
+                emit(Event::Damaged {
                     header,
-                    left,
-                    damaged: true,
-                };
-                self.finish_pass(emit);
+                    prefix: &self.buf,
+                });
+                self.buf.clear();
+                if len <= remaining {
+                    self.state = State::Pass {
+                        header,
+                        left: remaining - len,
+                        then: PassEnd::Quiet,
+                    };
+                    self.finish_pass(emit);
+                } else {
+                    self.lose(emit);
+                    self.after_skip = true;
+                }
             }
             State::Pass { left, .. } if len <= *left => {
                 *left -= len;
@@ -370,8 +399,12 @@ impl Framer {
             State::Lost => {
                 out.lose(Loss::ResyncBytes, self.buf.len() as u64);
                 self.buf.clear();
+                self.after_skip = true;
             }
-            _ => self.lose(emit),
+            _ => {
+                self.lose(emit);
+                self.after_skip = true;
+            }
         }
     }
 
@@ -382,6 +415,7 @@ impl Framer {
         }
         self.buf.clear();
         self.state = State::Lost;
+        self.after_skip = false;
     }
 
     /// A frame header was read.
@@ -407,7 +441,7 @@ impl Framer {
                     State::Pass {
                         header,
                         left: u64::from(header.len),
-                        damaged: true,
+                        then: PassEnd::Damaged,
                     }
                 } else {
                     // GOAWAY debug data and big SETTINGS are rare; keep it simple.
@@ -418,7 +452,7 @@ impl Framer {
             _ => State::Pass {
                 header,
                 left: u64::from(header.len),
-                damaged: false,
+                then: PassEnd::Skipped,
             },
         };
         // Empty payloads complete at once.
@@ -450,14 +484,17 @@ impl Framer {
         if let State::Pass {
             header,
             left: 0,
-            damaged,
+            then,
         } = self.state
         {
-            emit(if damaged {
-                Event::Damaged(header)
-            } else {
-                Event::Skipped(header)
-            });
+            match then {
+                PassEnd::Skipped => emit(Event::Skipped(header)),
+                PassEnd::Damaged => emit(Event::Damaged {
+                    header,
+                    prefix: &[],
+                }),
+                PassEnd::Quiet => {}
+            }
             self.state = State::Header { have: 0 };
         }
     }
@@ -476,6 +513,10 @@ impl Framer {
                 match header_at(&self.buf, next) {
                     Some(second) if plausible(&second, max) => break Some(at),
                     Some(_) => {}
+                    // Right after a gap, one whole frame that ends what is held.
+                    None if at == 0 && self.after_skip && next == self.buf.len() => {
+                        break Some(at);
+                    }
                     None if self.buf.len() <= MAX_RESYNC_HOLD => break None, // wait
                     None => {}
                 }
@@ -493,7 +534,11 @@ impl Framer {
         };
         out.lose(Loss::ResyncBytes, drop as u64);
         self.buf.drain(..drop);
+        if drop > 0 {
+            self.after_skip = false;
+        }
         if found.is_some() {
+            self.after_skip = false;
             let held = std::mem::take(&mut self.buf);
             self.state = State::Header { have: 0 };
             self.feed(&held, out, emit);

@@ -95,13 +95,48 @@ impl HeaderDecoder {
         self.decode_unsynced(block, field)
     }
 
+    /// Decodes the start of a block whose end was not captured: the representations that are
+    /// whole, through the dynamic table while it is known; the table is unknown afterwards
+    /// (the lost part may change it). The cut-off representation is counted unknown.
+    pub fn decode_prefix(
+        &mut self,
+        prefix: &[u8],
+        field: &mut impl FnMut(&[u8], &[u8]),
+    ) -> Decoded {
+        let result = match self.synced.take() {
+            Some(mut d) => {
+                // Every representation before the cut decodes; the cut one fails (it is short).
+                let _ = d.decode_with_cb(prefix, |n, v| field(&n, &v));
+                Decoded::default()
+            }
+            None => {
+                let mut r = self.decode_walk(prefix, field, true);
+                r.malformed = false;
+                r
+            }
+        };
+        Decoded {
+            unknown: result.unknown + 1,
+            malformed: false,
+        }
+    }
+
     fn decode_unsynced(&mut self, block: &[u8], field: &mut impl FnMut(&[u8], &[u8])) -> Decoded {
+        self.decode_walk(block, field, false)
+    }
+
+    fn decode_walk(
+        &mut self,
+        block: &[u8],
+        field: &mut impl FnMut(&[u8], &[u8]),
+        prefix: bool,
+    ) -> Decoded {
         self.scratch.clear();
         let mut result = Decoded::default();
         let mut at = 0;
         while at < block.len() {
             let Some((len, certain)) = representation(&block[at..]) else {
-                result.malformed = true;
+                result.malformed = !prefix;
                 break;
             };
             match certain {

@@ -80,6 +80,8 @@ struct Half {
     trailers: Option<Fields>,
     /// END_STREAM was sent.
     ended: bool,
+    /// Its direction lost the framing while the stream was open: its end may never be seen.
+    lost: bool,
     /// gRPC messages.
     messages: MessageCounter,
 }
@@ -163,24 +165,27 @@ impl Conn {
     pub fn event(&mut self, dir: Direction, ev: Event<'_>, ts: u64, out: &mut Output) {
         let i = dir.index();
         match ev {
-            Event::Preface => self.client = Some(dir),
-            Event::Lost => self.unsync(dir),
+            Event::Preface => {
+                self.client.get_or_insert(dir);
+            }
+            Event::Lost => {
+                self.unsync(dir);
+                for s in self.streams.values_mut() {
+                    let h = &mut s.half[i];
+                    if !h.ended {
+                        h.lost = true;
+                        h.messages.gap(u64::MAX);
+                    }
+                }
+            }
             Event::Frame { header, payload } => {
                 self.first_frame(dir, header);
                 self.frame(dir, header, payload, ts, out);
             }
-            Event::Damaged(header) => {
+            Event::Damaged { header, prefix } => {
                 self.first_frame(dir, header);
-                if matches!(
-                    header.kind,
-                    kind::HEADERS | kind::CONTINUATION | kind::PUSH_PROMISE
-                ) {
-                    self.unsync(dir);
-                    if let Some(s) = self.streams.get_mut(&header.stream) {
-                        s.headers_lost = true;
-                    }
-                }
                 self.count(dir, header, ts);
+                self.damaged(dir, header, prefix, ts, out);
             }
             Event::Skipped(header) | Event::DataStart(header) => {
                 self.first_frame(dir, header);
@@ -330,11 +335,66 @@ impl Conn {
         }
     }
 
+    /// A frame cut short by a gap: a header block's captured start is decoded for its whole
+    /// fields; the direction's table is unknown from then on.
+    fn damaged(
+        &mut self,
+        dir: Direction,
+        header: FrameHeader,
+        prefix: &[u8],
+        ts: u64,
+        out: &mut Output,
+    ) {
+        let i = dir.index();
+        let block = match header.kind {
+            kind::HEADERS if !header.has(flag::PADDED) => {
+                let skip = if header.has(flag::PRIORITY) { 5 } else { 0 };
+                Some(Block {
+                    stream: header.stream,
+                    end_stream: header.has(flag::END_STREAM),
+                    push: false,
+                    bytes: prefix.get(skip..).unwrap_or(&[]).to_vec(),
+                })
+            }
+            kind::CONTINUATION => match self.blocks[i].take() {
+                Some(mut b) if b.stream == header.stream && !b.push => {
+                    b.bytes.extend_from_slice(prefix);
+                    Some(b)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        self.blocks[i] = None;
+        match block {
+            Some(block) => self.block_with(dir, block, ts, out, true),
+            None => {
+                let headers = matches!(
+                    header.kind,
+                    kind::HEADERS | kind::CONTINUATION | kind::PUSH_PROMISE
+                );
+                if headers && let Some(s) = self.streams.get_mut(&header.stream) {
+                    s.headers_lost = true;
+                }
+            }
+        }
+        self.unsync(dir);
+    }
+
     /// A whole header block of direction `dir`.
     fn block(&mut self, dir: Direction, block: Block, ts: u64, out: &mut Output) {
+        self.block_with(dir, block, ts, out, false);
+    }
+
+    /// A header block, whole or (`cut`) only its captured start.
+    fn block_with(&mut self, dir: Direction, block: Block, ts: u64, out: &mut Output, cut: bool) {
         let mut fields = Fields::default();
-        let decoded =
-            self.decoders[dir.index()].decode(&block.bytes, &mut |n, v| fields.field(n, v));
+        let decoder = &mut self.decoders[dir.index()];
+        let decoded = if cut {
+            decoder.decode_prefix(&block.bytes, &mut |n, v| fields.field(n, v))
+        } else {
+            decoder.decode(&block.bytes, &mut |n, v| fields.field(n, v))
+        };
         fields.unknown = decoded.unknown;
         if decoded.malformed {
             out.lose(Loss::Malformed, 1);
@@ -382,7 +442,7 @@ impl Conn {
         let h = &mut s.half[dir.index()];
         h.ended = true;
         h.last_ns = ts;
-        if s.half.iter().all(|h| h.ended) {
+        if s.half.iter().all(|h| h.ended || h.lost) {
             self.finish(id, out);
         }
         while self.streams.len() > MAX_STREAMS {
@@ -417,6 +477,14 @@ impl Conn {
     pub fn close(&mut self, out: &mut Output) {
         let left: Vec<u32> = self.order.drain(..).collect();
         for id in left {
+            let done = self.streams.get(&id).is_some_and(|s| {
+                s.half.iter().all(|h| h.ended || h.lost) && s.half.iter().any(|h| h.ended)
+            });
+            if done {
+                // Both sides are over as far as the capture tells.
+                self.finish(id, out);
+                continue;
+            }
             if let Some(s) = self.streams.remove(&id) {
                 let requested = s
                     .half
@@ -449,10 +517,23 @@ impl Conn {
         let Some(head) = req.head else {
             return Err(Loss::UnmatchedResponse);
         };
+        let cut = |f: &Option<Fields>| f.as_ref().is_some_and(|f| f.unknown > 0);
+        let truncated = req.lost
+            || resp.lost
+            || s.headers_lost
+            || head.unknown > 0
+            || cut(&req.trailers)
+            || cut(&resp.head)
+            || cut(&resp.trailers);
         let start_ns = req.start_ns.unwrap_or(req.last_ns);
         let end_ns = resp.last_ns.max(req.last_ns).max(start_ns);
         let status = resp.head.as_ref().and_then(|h| h.status);
-        let grpc = head.content_type.as_deref().is_some_and(grpc::is_grpc);
+        // The request's content-type says; if it was not decoded, the response's.
+        let grpc = head
+            .content_type
+            .as_deref()
+            .or(resp.head.as_ref().and_then(|h| h.content_type.as_deref()))
+            .is_some_and(grpc::is_grpc);
         let detail = if grpc {
             let (service, method) = match head.path.as_deref().and_then(grpc::split_path) {
                 Some((s, m)) => (Some(s.to_owned()), Some(m.to_owned())),
@@ -484,6 +565,7 @@ impl Conn {
                 content_type: head.content_type,
                 http_status: status,
                 reset: s.reset.is_some(),
+                truncated,
             })
         } else {
             Detail::Http(HttpRecord {

@@ -397,3 +397,27 @@ fn recorded_grpc_fields() {
     assert!(g.is_error());
     assert_eq!(r.role, Role::Server);
 }
+
+#[test]
+fn call_cut_by_the_capture_keeps_what_was_captured() {
+    // grpcio writes its preface, SETTINGS and the request (HEADERS, WINDOW_UPDATE, DATA with
+    // END_STREAM) in one sendmsg of 27 iovecs; a capture of the first 12 keeps 178 bytes,
+    // the HEADERS block cut after `content-type`.
+    // Here the same bytes came in two writes: the request (HEADERS at 91) is the second.
+    let capture = Capture::load(GRPC, "unary");
+    for traced in [Role::Client, Role::Server] {
+        let (got, mut out) = records(&capture.ops_with_gap(Side::Client, 178..423, true), traced);
+        let [r] = &got[..] else { panic!("{got:?}") };
+        let Detail::Rpc(g) = &r.detail else {
+            panic!("{r:?}")
+        };
+        assert_eq!(g.service.as_deref(), Some("wirelens.Echo"));
+        assert_eq!(g.method.as_deref(), Some("Unary"));
+        assert_eq!(g.authority.as_deref(), Some("127.0.0.1:18491"));
+        assert_eq!(g.status_code, Some(0));
+        assert_eq!((g.request_messages, g.response_messages), (None, Some(1)));
+        assert_eq!(g.traceparent, None, "cut off: not guessed");
+        assert_eq!(out.losses(Loss::UndecodedHeaders), 1);
+        let _ = out.take_losses();
+    }
+}
