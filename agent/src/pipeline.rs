@@ -151,9 +151,9 @@ pub fn run(
                 &mut uprobes,
             );
             let now = Instant::now();
+            uprobes.tick(&mut ebpf, now);
             if now.duration_since(last_tick) >= TICK || stopping {
                 last_tick = now;
-                uprobes.tick(&mut ebpf, now);
                 clock = Clock::new();
                 tracker.tick(clock.to_unix(Clock::monotonic_now()), &mut cx);
                 cx.processes.expire(now);

@@ -10,7 +10,7 @@ use std::fs;
 use serde_json::Value;
 use wirelens_tests::{
     ClientRun, DB_NAME, DbFinished, DbOp, DbServer, DbSetup, Exchange, Finished, Otlp, Setup, Span,
-    curl, free_port, pg_bin, python_client, run_client, server_exe,
+    curl, free_port, pg_bin, python_client, run_client, server_exe, workspace_root,
 };
 
 const UA: &str = "wirelens-tls-test";
@@ -179,6 +179,50 @@ fn private_libssl_is_probed_after_exec() {
             .stderr
             .contains(&format!("{lib_dir}/libssl.so.3")),
         "{}: the private libssl was not probed\n{}",
+        done.name,
+        done.diagnostics()
+    );
+    assert_exchanges(&done, &[get("/index.html", 200)], &run);
+}
+
+#[test]
+fn static_openssl_executable_is_probed() {
+    let dir = tempfile::Builder::new()
+        .prefix("wirelens-static-ssl-")
+        .tempdir()
+        .expect("temp dir");
+    let exe = dir.path().join("static_client");
+    let source = workspace_root().join("tests/fixtures/tls/static_client.c");
+    let cc = std::process::Command::new("cc")
+        .args(["-O2", "-o"])
+        .arg(&exe)
+        .arg(&source)
+        .args([
+            "-Wl,-Bstatic",
+            "-lssl",
+            "-lcrypto",
+            "-Wl,-Bdynamic",
+            "-ldl",
+            "-lpthread",
+        ])
+        .output()
+        .expect("run cc (build-essential, libssl-dev)");
+    assert!(
+        cc.status.success(),
+        "cc static_client: {}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let setup = Setup::start_tls("tls_static_openssl", Otlp::Grpc);
+    let port = setup.nginx.tls_port.to_string();
+    let exe_path = exe.display().to_string();
+    let run = run_client(&[exe_path.as_str(), &port, "/index.html", UA, "1"], true);
+    assert_eq!(run.stdout.trim(), "HTTP/1.1 200 OK");
+    let done = setup.finish(2);
+    assert!(
+        done.output
+            .stderr
+            .contains(&format!("path=\"/proc/{}/exe\"", run.pid)),
+        "{}: the static executable was not probed\n{}",
         done.name,
         done.diagnostics()
     );

@@ -27,8 +27,14 @@ use aya::{
 };
 use wirelens_ebpf::tls_op;
 
-/// Delays after an `exec` at which the process is scanned.
-const EXEC_SCANS: [Duration; 2] = [Duration::from_millis(150), Duration::from_millis(1500)];
+/// Delays after an `exec` at which the process is scanned: at once (the executable is mapped
+/// when the exec event fires, so a static OpenSSL is probed before `main`), after the dynamic
+/// loader, and after a while (libraries opened on import).
+const EXEC_SCANS: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_millis(150),
+    Duration::from_millis(1500),
+];
 /// Every process is scanned again this often.
 const RESCAN_ALL: Duration = Duration::from_secs(30);
 /// Most scans run per tick (the rest wait for the next one).
@@ -106,7 +112,7 @@ impl Uprobes {
         }
     }
 
-    /// Run the scans that are due.
+    /// Run the scans that are due (cheap when none is: call it on every drain).
     pub fn tick(&mut self, ebpf: &mut Ebpf, now: Instant) {
         if now >= self.next_full {
             self.scan_all(ebpf);
