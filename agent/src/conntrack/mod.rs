@@ -9,6 +9,8 @@
 
 mod inference;
 pub mod stream;
+#[cfg(test)]
+mod tls_tests;
 
 use std::{
     collections::HashMap,
