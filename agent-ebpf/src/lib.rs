@@ -15,7 +15,7 @@ pub const MAX_CAPTURE: usize = 32 * 1024;
 /// Default capture limit per call; configurable at load time up to [`MAX_CAPTURE`].
 pub const DEFAULT_CAPTURE: u32 = 16 * 1024;
 /// Most iovec segments copied from one `readv`/`writev`/`sendmsg`/`recvmsg` call.
-pub const MAX_IOV: u32 = 12;
+pub const MAX_IOV: u32 = 32;
 
 /// Kinds of ring-buffer records: the first `u32` of each.
 #[repr(u32)]
