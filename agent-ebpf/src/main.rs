@@ -60,6 +60,13 @@ mod programs {
         0
     }
 
+    /// Entry of `SSL_free`: the object's plaintext state goes.
+    #[uprobe]
+    pub fn ssl_free(ctx: ProbeContext) -> u32 {
+        crate::tls::on_free(&ctx);
+        0
+    }
+
     /// Return of the same four functions: the plaintext they moved.
     #[uretprobe]
     pub fn ssl_return(ctx: RetProbeContext) -> u32 {

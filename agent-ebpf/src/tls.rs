@@ -102,6 +102,19 @@ pub fn associate(call: &TlsCall, pid_tgid: u64, sk: u64, fd: u32, family: u16, v
     entry.submit(1 /* BPF_RB_NO_WAKEUP */);
 }
 
+/// Entry of `SSL_free`: forget the object's plaintext state. The allocator hands the same
+/// address to the next `SSL_new`, whose connection must start at position 0 on its own socket.
+#[inline(always)]
+pub fn on_free(ctx: &ProbeContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let key = TlsKey {
+        tgid: (pid_tgid >> 32) as u32,
+        _pad: 0,
+        ssl: ctx.arg(0).unwrap_or(0),
+    };
+    let _ = maps::TLS_CONNS.remove(&key);
+}
+
 /// Entry of an SSL call: stash its arguments for the nested socket call and the return.
 #[inline(always)]
 pub fn on_enter(ctx: &ProbeContext) {

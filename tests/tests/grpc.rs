@@ -1,4 +1,5 @@
-//! gRPC end to end (plaintext): Debian's python3-grpcio serving `wirelens.Echo` on 127.0.0.1
+//! gRPC end to end, plaintext and TLS: Debian's python3-grpcio (which links the system
+//! libssl, and drives it over memory BIOs) serving `wirelens.Echo` on 127.0.0.1
 //! (`parsers/testdata/grpc/peer.py`, the peer the parser fixtures were recorded with) and one
 //! client process per call: unary, server-streaming, client-streaming, bidirectional, and a
 //! call failing with NOT_FOUND. The agent traces the server's port and exports SERVER and
@@ -9,11 +10,12 @@
 //! time (`-- --test-threads=1`).
 
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use wirelens_tests::{
     ClientProcess, ClientRun, Daemon, PARENT_SPAN_ID, Scenario, Span, TRACE_ID, free_port,
-    wait_until, workspace_root,
+    wait_until, workspace_root, write_certificate,
 };
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -25,7 +27,13 @@ fn peer() -> String {
         .to_string()
 }
 
-fn grpc_server(port: u16) -> Daemon {
+/// Environment selecting TLS in `peer.py` (a directory with `cert.pem` and `key.pem`).
+fn tls_env(tls: Option<&Path>) -> Vec<(String, String)> {
+    tls.map(|dir| vec![("GRPC_TLS_DIR".to_string(), dir.display().to_string())])
+        .unwrap_or_default()
+}
+
+fn grpc_server(port: u16, tls: Option<&Path>) -> Daemon {
     let dir = tempfile::Builder::new()
         .prefix("wirelens-grpc-")
         .tempdir()
@@ -36,7 +44,9 @@ fn grpc_server(port: u16) -> Daemon {
         "serve".to_string(),
         port.to_string(),
     ];
-    let mut daemon = Daemon::spawn("grpc server", dir, &argv, &[]);
+    let env = tls_env(tls);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut daemon = Daemon::spawn("grpc server", dir, &argv, &env);
     // grpcio listens on an IPv6 socket bound to the v4-mapped 127.0.0.1 (/proc/net/tcp6).
     let local = format!("0000000000000000FFFF00000100007F:{port:04X}");
     wait_until("grpc server listening", Duration::from_secs(60), || {
@@ -53,7 +63,7 @@ fn grpc_server(port: u16) -> Daemon {
     daemon
 }
 
-fn call(port: u16, case: &str) -> ClientRun {
+fn call(port: u16, case: &str, tls: Option<&Path>) -> ClientRun {
     let argv = vec![
         PYTHON.to_string(),
         peer(),
@@ -61,7 +71,9 @@ fn call(port: u16, case: &str) -> ClientRun {
         port.to_string(),
         case.to_string(),
     ];
-    let run = ClientProcess::spawn(&argv, &[]).wait();
+    let env = tls_env(tls);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let run = ClientProcess::spawn(&argv, &env).wait();
     assert!(
         run.status.success(),
         "{} failed ({}):\n{}",
@@ -81,17 +93,15 @@ const CASES: [(&str, &str, &str, i64, i64); 5] = [
     ("not_found", "wirelens.Echo/Missing", "NOT_FOUND", 1, 0),
 ];
 
-/// What one span must say. `whole_request`/`whole_response`: whether the traced process's
-/// side saw that direction whole. grpcio writes each batch with one `sendmsg` of many iovecs
-/// (27 for a unary request), and the agent captures the first `MAX_IOV` (12) of a call: what
-/// the traced process *sent* can be cut, what it received (one iovec) never is. Fields in a
-/// cut-off part must then be absent, never wrong.
+/// What one span must say. grpcio writes each batch with one `sendmsg` of many iovecs (27 for
+/// a unary request); the agent copies up to 32 per call, so both directions are whole.
 struct Want<'a> {
     method: &'a str,
     status: &'a str,
     req: i64,
     resp: i64,
     port: u16,
+    tls: bool,
 }
 
 fn check(s: &Span, w: &Want<'_>, client: bool) {
@@ -101,10 +111,17 @@ fn check(s: &Span, w: &Want<'_>, client: bool) {
     assert_eq!(s.name, w.method, "{what}");
     assert_eq!(s.str_attr("rpc.system.name"), "grpc", "{what}");
     assert_eq!(s.str_attr("rpc.method"), w.method, "{what}");
-    assert_eq!(s.str_attr("server.address"), "127.0.0.1", "{what}");
+    // `:authority`: with TLS the channel names the certificate's host.
+    let address = if w.tls { "localhost" } else { "127.0.0.1" };
+    assert_eq!(s.str_attr("server.address"), address, "{what}");
     assert_eq!(s.int_attr("server.port"), i64::from(w.port), "{what}");
     assert_eq!(s.str_attr("network.protocol.version"), "2", "{what}");
     assert!(s.end_ns >= s.start_ns);
+    assert_eq!(
+        opt_str("tls.protocol.name"),
+        w.tls.then_some("tls"),
+        "TLS marker: {what}"
+    );
     let (received, sent) = if client {
         (
             "wirelens.rpc.response.messages",
@@ -121,12 +138,8 @@ fn check(s: &Span, w: &Want<'_>, client: bool) {
     } else {
         (w.req, w.resp)
     };
-    // What the process received is whole.
     assert_eq!(opt_int(received), Some(want_received), "{received}: {what}");
-    assert!(
-        opt_int(sent).is_none_or(|n| n == want_sent),
-        "{sent}: {what}"
-    );
+    assert_eq!(opt_int(sent), Some(want_sent), "{sent}: {what}");
     if client {
         // The status comes to the client, whole.
         assert_eq!(
@@ -134,29 +147,45 @@ fn check(s: &Span, w: &Want<'_>, client: bool) {
             Some(w.status),
             "{what}"
         );
-        // Its traceparent went out in the request headers (may be cut off).
-        assert!(
-            s.parent_span_id.is_empty() || s.trace_id == TRACE_ID,
-            "{what}"
-        );
+        // Its traceparent went out in the request headers: the client span is its child.
+        assert_eq!(s.trace_id, TRACE_ID, "{what}");
+        assert_eq!(s.parent_span_id, PARENT_SPAN_ID, "{what}");
     } else {
         // The server received the request whole: the caller's context is its parent.
         assert_eq!(s.trace_id, TRACE_ID, "{what}");
         assert_eq!(s.parent_span_id, PARENT_SPAN_ID, "{what}");
-        let status = opt_str("rpc.response.status_code");
-        assert!(status.is_none_or(|x| x == w.status), "{what}");
-        // A status cut off is unknown, not an error.
+        assert_eq!(
+            opt_str("rpc.response.status_code"),
+            Some(w.status),
+            "{what}"
+        );
+        // NOT_FOUND is no server error (the gRPC conventions name the server errors).
         assert_eq!(s.status_code, "STATUS_CODE_UNSET", "{what}");
     }
 }
 
 #[test]
 fn grpc_unary_streaming_and_errors() {
+    run_cases("grpc", None);
+}
+
+#[test]
+fn grpc_over_tls_same_spans_marked_tls() {
+    let dir = tempfile::Builder::new()
+        .prefix("wirelens-grpc-tls-")
+        .tempdir()
+        .expect("temp dir");
+    write_certificate(dir.path());
+    run_cases("grpc_tls", Some(dir.path()));
+}
+
+/// Every case against one server, plaintext or TLS, with every field checked.
+fn run_cases(name: &str, tls: Option<&Path>) {
     let port = free_port();
-    let server = grpc_server(port);
+    let server = grpc_server(port, tls);
     let port_arg = port.to_string();
-    let scenario = Scenario::start("grpc", &["--port", &port_arg]);
-    let runs: Vec<ClientRun> = CASES.iter().map(|c| call(port, c.0)).collect();
+    let scenario = Scenario::start(name, &["--port", &port_arg]);
+    let runs: Vec<ClientRun> = CASES.iter().map(|c| call(port, c.0, tls)).collect();
     assert!(
         runs[4].stdout.contains("StatusCode.NOT_FOUND"),
         "{}",
@@ -180,6 +209,7 @@ fn grpc_unary_streaming_and_errors() {
             req,
             resp,
             port,
+            tls: tls.is_some(),
         };
         let mine = done.spans_of(run.pid);
         assert_eq!(mine.len(), 1, "{method}\n{d}");
@@ -227,13 +257,7 @@ fn grpc_unary_streaming_and_errors() {
             .filter(|p| p.attr_str("rpc.response.status_code") == Some("NOT_FOUND"))
             .map(|p| p.count)
             .sum();
-        // The client always sees the status; a server's may be cut off (see `check`).
-        let want = if metric.starts_with("rpc.client") {
-            1
-        } else {
-            failed.min(1)
-        };
-        assert_eq!(failed, want, "{metric}\n{d}");
+        assert_eq!(failed, 1, "{metric}\n{d}");
         let errors: u64 = points
             .iter()
             .filter(|p| p.attr_str("error.type").is_some())

@@ -29,7 +29,7 @@ const ATTACHMENTS: &[(&str, &str, &str)] = &[
 ];
 
 /// User-space probe programs: loaded here, attached to files by [`uprobes::Uprobes`].
-const UPROBE_PROGRAMS: &[&str] = &["ssl_enter", "ssl_return", "mmsg_enter"];
+const UPROBE_PROGRAMS: &[&str] = &["ssl_enter", "ssl_return", "ssl_free", "mmsg_enter"];
 
 /// Why the probes could not be set up.
 #[derive(Debug, thiserror::Error)]

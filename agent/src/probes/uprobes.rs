@@ -172,6 +172,9 @@ impl Uprobes {
                         Err(e) => tracing::debug!(%e, path, symbol, "SSL probe not attached"),
                     }
                 }
+                if let Err(e) = attach_one(ebpf, "ssl_free", &file, "SSL_free", None) {
+                    tracing::debug!(%e, path, "SSL_free not probed");
+                }
                 if n > 0 {
                     self.counts.ssl_files += 1;
                     tracing::info!(path, pid, functions = n, "probing OpenSSL");

@@ -7,7 +7,9 @@ usage: peer.py serve PORT          serve until killed
                                    not_found, client_stream
 Methods: Unary (echo), ServerStream (3 replies), Bidi (one reply per request),
 ClientStream (one reply after all requests), Missing (fails with NOT_FOUND, trailers only).
+With GRPC_TLS_DIR set (holding cert.pem and key.pem, for CN localhost), both sides use TLS.
 """
+import os
 import sys
 import time
 from concurrent import futures
@@ -51,7 +53,13 @@ def serve(port):
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    tls = os.environ.get("GRPC_TLS_DIR")
+    if tls:
+        with open(f"{tls}/key.pem", "rb") as k, open(f"{tls}/cert.pem", "rb") as c:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        server.add_secure_port(f"127.0.0.1:{port}", creds)
+    else:
+        server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     print("serving", port, flush=True)
     server.wait_for_termination()
@@ -59,7 +67,15 @@ def serve(port):
 
 def call(port, case):
     md = (("traceparent", TRACEPARENT),)
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+    tls = os.environ.get("GRPC_TLS_DIR")
+    if tls:
+        with open(f"{tls}/cert.pem", "rb") as c:
+            creds = grpc.ssl_channel_credentials(c.read())
+        opts = (("grpc.ssl_target_name_override", "localhost"),)
+        channel = grpc.secure_channel(f"127.0.0.1:{port}", creds, options=opts)
+    else:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    with channel as ch:
         path = lambda m: f"/{SERVICE}/{m}"
         if case == "unary":
             print(ch.unary_unary(path("Unary"))(b"hello", metadata=md))
