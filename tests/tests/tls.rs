@@ -186,6 +186,55 @@ fn private_libssl_is_probed_after_exec() {
 }
 
 #[test]
+fn libssl_in_a_private_mount_namespace_is_probed_through_proc_root() {
+    // As in a container: the process sees its own file at the usual path. From the host that
+    // path names the system libssl (already probed); only /proc/<pid>/root reaches the copy.
+    let lib = tempfile::Builder::new()
+        .prefix("wirelens-nslibssl-")
+        .tempdir()
+        .expect("temp dir");
+    let system = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+    let copy = lib.path().join("libssl.so.3");
+    fs::copy(system, &copy).expect("copy libssl");
+    let setup = Setup::start_tls("tls_mount_namespace", Otlp::Grpc);
+    let port = setup.nginx.tls_port.to_string();
+    let python = wirelens_tests::python().display().to_string();
+    let clients = wirelens_tests::fixture("clients/clients.py")
+        .display()
+        .to_string();
+    let script = format!(
+        "mount --bind {copy} {system} && exec {python} {clients} tls_get --port {port} \
+         --targets /index.html --delay 3 --user-agent {UA}",
+        copy = copy.display()
+    );
+    let run = run_client(
+        &[
+            "/usr/bin/unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            &script,
+        ],
+        true,
+    );
+    assert_eq!(run.json()["statuses"], serde_json::json!([200]));
+    let done = setup.finish(2);
+    let probed = format!("path=\"{system}\" pid={}", run.pid);
+    assert!(
+        done.output.stderr.contains(&probed),
+        "{}: the namespace's libssl was not probed ({probed})\n{}",
+        done.name,
+        done.diagnostics()
+    );
+    // The client span's process is python, whatever unshare and sh were before its exec.
+    let client = span_for(&done, false, "/index.html");
+    assert_eq!(client.res_int("process.pid"), i64::from(run.pid));
+    assert_eq!(done.servers().len(), 1, "{}", done.diagnostics());
+}
+
+#[test]
 fn static_openssl_executable_is_probed() {
     let dir = tempfile::Builder::new()
         .prefix("wirelens-static-ssl-")
