@@ -73,26 +73,31 @@ impl HeaderDecoder {
 
     /// Decodes one whole header block, handing each decoded field to `field`.
     pub fn decode(&mut self, block: &[u8], field: &mut impl FnMut(&[u8], &[u8])) -> Decoded {
+        let Some(plain) = super::huffman::dehuffman(block, false) else {
+            // Cut short or a bad Huffman coding: what it did to the table is unknown.
+            self.synced = None;
+            let mut d = self.decode_unsynced(
+                &super::huffman::dehuffman(block, true).unwrap_or_default(),
+                field,
+            );
+            d.malformed = true;
+            d.unknown += 1;
+            return d;
+        };
         if let Some(d) = &mut self.synced {
-            let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-            let decoded =
-                d.decode_with_cb(block, |n, v| fields.push((n.into_owned(), v.into_owned())));
-            match decoded {
-                Ok(()) => {
-                    for (n, v) in &fields {
-                        field(n, v);
-                    }
-                    return Decoded::default();
-                }
+            // A failure part-way leaves the fields before it, all correct (the table was
+            // known up to there); the unsynced pass then repeats some with the same values.
+            match d.decode_with_cb(&plain, |n, v| field(&n, &v)) {
+                Ok(()) => return Decoded::default(),
                 Err(_) => {
                     self.synced = None;
-                    let mut d = self.decode_unsynced(block, field);
+                    let mut d = self.decode_unsynced(&plain, field);
                     d.malformed = true;
                     return d;
                 }
             }
         }
-        self.decode_unsynced(block, field)
+        self.decode_unsynced(&plain, field)
     }
 
     /// Decodes the start of a block whose end was not captured: the representations that are
@@ -103,17 +108,13 @@ impl HeaderDecoder {
         prefix: &[u8],
         field: &mut impl FnMut(&[u8], &[u8]),
     ) -> Decoded {
+        let plain = super::huffman::dehuffman(prefix, true).unwrap_or_default();
         let result = match self.synced.take() {
             Some(mut d) => {
-                // Every representation before the cut decodes; the cut one fails (it is short).
-                let _ = d.decode_with_cb(prefix, |n, v| field(&n, &v));
+                let _ = d.decode_with_cb(&plain, |n, v| field(&n, &v));
                 Decoded::default()
             }
-            None => {
-                let mut r = self.decode_walk(prefix, field, true);
-                r.malformed = false;
-                r
-            }
+            None => self.decode_walk(&plain, field, true),
         };
         Decoded {
             unknown: result.unknown + 1,
@@ -203,7 +204,7 @@ fn representation(b: &[u8]) -> Option<(usize, Certainty)> {
 }
 
 /// An HPACK integer with an `prefix`-bit prefix (§5.1): value and bytes used.
-fn integer(b: &[u8], prefix: u8) -> Option<(usize, usize)> {
+pub(super) fn integer(b: &[u8], prefix: u8) -> Option<(usize, usize)> {
     let mask = (1u16 << prefix) as usize - 1;
     let mut value = usize::from(*b.first()?) & mask;
     if value < mask {

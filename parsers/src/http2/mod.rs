@@ -34,9 +34,10 @@
 //!
 //! Frames are parsed by hand: frame headers are 9 fixed bytes, and no crate frames passively
 //! captured, gappy h2 in both directions (`h2` is a peer with its own socket and state
-//! machine). HPACK is `loona-hpack`'s (h2's is private); only the classification of
-//! representations in unsynced blocks is hand-written, as no decoder offers decoding without
-//! the dynamic table.
+//! machine). HPACK is `loona-hpack`'s (h2's is private), fed blocks whose Huffman strings
+//! are already decoded (`huffman`: loona's Huffman decoder rebuilds its tables for every
+//! string); the classification of representations in unsynced blocks is hand-written, as no
+//! decoder offers decoding without the dynamic table.
 //!
 //! Not handled: the server push responses themselves; HTTP/2 over TLS is the same parser fed
 //! with the plaintext; the `Upgrade` request's body.
@@ -53,6 +54,7 @@
 mod frame;
 mod grpc;
 mod hpack;
+mod huffman;
 mod infer;
 mod stitch;
 mod upgrade;

@@ -2,7 +2,7 @@
 //! CONTINUATION frames and decoded per direction, streams matched by id, a stream complete
 //! when both sides sent END_STREAM or either reset it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::frame::{Event, FrameHeader, flag, kind};
 use super::grpc::{self, MessageCounter};
@@ -95,6 +95,52 @@ struct Stream {
     headers_lost: bool,
 }
 
+/// Open streams by id (their opening order is `Conn::order`): a few at a time on most connections,
+/// so a vector searched from its newest end beats hashing.
+#[derive(Debug, Default)]
+struct Streams(Vec<(u32, Stream)>);
+
+impl Streams {
+    fn position(&self, id: u32) -> Option<usize> {
+        self.0.iter().rposition(|(x, _)| *x == id)
+    }
+
+    fn get(&self, id: &u32) -> Option<&Stream> {
+        self.position(*id).map(|i| &self.0[i].1)
+    }
+
+    fn get_mut(&mut self, id: &u32) -> Option<&mut Stream> {
+        self.position(*id).map(|i| &mut self.0[i].1)
+    }
+
+    fn contains_key(&self, id: &u32) -> bool {
+        self.position(*id).is_some()
+    }
+
+    fn entry(&mut self, id: u32) -> &mut Stream {
+        let i = match self.position(id) {
+            Some(i) => i,
+            None => {
+                self.0.push((id, Stream::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<Stream> {
+        self.position(*id).map(|i| self.0.swap_remove(i).1)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn values_mut(&mut self) -> impl Iterator<Item = &mut Stream> {
+        self.0.iter_mut().map(|(_, s)| s)
+    }
+}
+
 /// A header block being gathered: HEADERS or PUSH_PROMISE, then CONTINUATION frames.
 #[derive(Debug)]
 struct Block {
@@ -109,7 +155,7 @@ struct Block {
 pub struct Conn {
     decoders: [HeaderDecoder; 2],
     blocks: [Option<Block>; 2],
-    streams: HashMap<u32, Stream>,
+    streams: Streams,
     /// Stream ids in the order they were opened, for dropping the oldest.
     order: VecDeque<u32>,
     recent: VecDeque<u32>,
@@ -133,7 +179,7 @@ impl Conn {
         Self {
             decoders: [HeaderDecoder::new(true), HeaderDecoder::new(true)],
             blocks: [None, None],
-            streams: HashMap::new(),
+            streams: Streams::default(),
             order: VecDeque::new(),
             recent: VecDeque::new(),
             client: None,
@@ -252,7 +298,7 @@ impl Conn {
         if !self.streams.contains_key(&id) {
             self.order.push_back(id);
         }
-        self.streams.entry(id).or_default()
+        self.streams.entry(id)
     }
 
     fn frame(
