@@ -351,6 +351,28 @@ impl Framer {
         let State::Head(mut end) = self.state else {
             return Step::Again;
         };
+        if self.buf.is_empty() && end == HeadEnd::InLine {
+            // The whole head is usually in this one piece: let httparse find its end, rather
+            // than scanning for the blank line first. Anything else takes the path below.
+            let kind = self.kind.unwrap_or(Kind::Request);
+            let start = self.msg.start_ns;
+            let parsed = match kind {
+                Kind::Request => head::parse_request_prefix(input, start)
+                    .map(|h| (h.head_len, h.body, Event::Request(h))),
+                Kind::Response => head::parse_response_prefix(input, start, hint)
+                    .map(|h| (h.head_len, h.body, Event::Response(h))),
+            };
+            if let Ok((len, body, event)) = parsed
+                && let Ok(len) = usize::try_from(len)
+                && len <= input.len()
+                && len <= MAX_HEAD
+            {
+                *input = &input[len..];
+                self.msg.count(len as u64, 0, ts_ns);
+                self.enter_body(body);
+                return Step::Emit(event);
+            }
+        }
         let found = end.scan(input);
         self.state = State::Head(end);
         let Some(len) = found else {
@@ -388,6 +410,12 @@ impl Framer {
             self.state = State::Scan;
             return Step::Emit(Event::Lost);
         };
+        self.enter_body(body);
+        Step::Emit(event)
+    }
+
+    /// A head was parsed: count its body next.
+    fn enter_body(&mut self, body: BodyLen) {
         self.fresh = false;
         self.state = State::Body(match body {
             BodyLen::Empty => Body::Length(0),
@@ -399,7 +427,6 @@ impl Framer {
                 Body::Length(0)
             }
         });
-        Step::Emit(event)
     }
 
     /// Count body bytes; emit the end of the message when they are all in.

@@ -21,6 +21,15 @@ pub(crate) enum HeadError {
     TransferEncoding,
     /// More header fields than the buffer given to httparse; retried with a larger one.
     TooManyHeaders,
+    /// The bytes end before the head does (prefix parsing only).
+    Incomplete,
+}
+
+/// Whether the bytes given are exactly one head, or start with one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Extent {
+    Exact,
+    Prefix,
 }
 
 /// Lenient where real peers are: an observer must read what the server accepted.
@@ -38,25 +47,37 @@ fn config() -> httparse::ParserConfig {
 
 /// Parses `head`, which must end with the blank line ending the header section.
 pub(crate) fn parse_request(head: &[u8], start_ns: u64) -> Result<RequestHead, HeadError> {
+    request_in(head, start_ns, Extent::Exact)
+}
+
+/// Parses the head at the start of `bytes`, which may go on past it (`head_len` says where it
+/// ends); [`HeadError::Incomplete`] when its end is not in them.
+pub(crate) fn parse_request_prefix(bytes: &[u8], start_ns: u64) -> Result<RequestHead, HeadError> {
+    request_in(bytes, start_ns, Extent::Prefix)
+}
+
+fn request_in(head: &[u8], start_ns: u64, extent: Extent) -> Result<RequestHead, HeadError> {
     let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-    match request_with(head, start_ns, &mut stack) {
+    match request_with(head, start_ns, &mut stack, extent) {
         Err(HeadError::TooManyHeaders) => {
             let mut heap = vec![MaybeUninit::uninit(); line_count(head)];
-            request_with(head, start_ns, &mut heap)
+            request_with(head, start_ns, &mut heap, extent)
         }
         result => result,
     }
 }
 
 fn request_with<'b>(
-    head: &'b [u8],
+    bytes: &'b [u8],
     start_ns: u64,
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
+    extent: Extent,
 ) -> Result<RequestHead, HeadError> {
     let mut req = httparse::Request::new(&mut []);
-    check(
-        config().parse_request_with_uninit_headers(&mut req, head, headers),
-        head,
+    let head_len = check(
+        config().parse_request_with_uninit_headers(&mut req, bytes, headers),
+        bytes,
+        extent,
     )?;
     let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Syntax);
@@ -78,7 +99,7 @@ fn request_with<'b>(
         content_type: fields.content_type,
         body,
         start_ns,
-        head_len: head.len() as u64,
+        head_len: head_len as u64,
     })
 }
 
@@ -89,26 +110,46 @@ pub(crate) fn parse_response(
     start_ns: u64,
     hint: ResponseHint,
 ) -> Result<ResponseHead, HeadError> {
+    response_in(head, start_ns, hint, Extent::Exact)
+}
+
+/// Like [`parse_request_prefix`], for a response.
+pub(crate) fn parse_response_prefix(
+    bytes: &[u8],
+    start_ns: u64,
+    hint: ResponseHint,
+) -> Result<ResponseHead, HeadError> {
+    response_in(bytes, start_ns, hint, Extent::Prefix)
+}
+
+fn response_in(
+    head: &[u8],
+    start_ns: u64,
+    hint: ResponseHint,
+    extent: Extent,
+) -> Result<ResponseHead, HeadError> {
     let mut stack = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-    match response_with(head, start_ns, hint, &mut stack) {
+    match response_with(head, start_ns, hint, &mut stack, extent) {
         Err(HeadError::TooManyHeaders) => {
             let mut heap = vec![MaybeUninit::uninit(); line_count(head)];
-            response_with(head, start_ns, hint, &mut heap)
+            response_with(head, start_ns, hint, &mut heap, extent)
         }
         result => result,
     }
 }
 
 fn response_with<'b>(
-    head: &'b [u8],
+    bytes: &'b [u8],
     start_ns: u64,
     hint: ResponseHint,
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
+    extent: Extent,
 ) -> Result<ResponseHead, HeadError> {
     let mut resp = httparse::Response::new(&mut []);
-    check(
-        config().parse_response_with_uninit_headers(&mut resp, head, headers),
-        head,
+    let head_len = check(
+        config().parse_response_with_uninit_headers(&mut resp, bytes, headers),
+        bytes,
+        extent,
     )?;
     let (Some(version), Some(status)) = (resp.version, resp.code) else {
         return Err(HeadError::Syntax);
@@ -132,15 +173,22 @@ fn response_with<'b>(
         content_type: fields.content_type,
         body,
         start_ns,
-        head_len: head.len() as u64,
+        head_len: head_len as u64,
     })
 }
 
-/// httparse must have read exactly the head it was given.
-fn check(parsed: httparse::Result<usize>, head: &[u8]) -> Result<(), HeadError> {
-    match parsed {
-        Ok(httparse::Status::Complete(n)) if n == head.len() => Ok(()),
-        Err(httparse::Error::TooManyHeaders) => Err(HeadError::TooManyHeaders),
+/// The head's length: httparse must have read exactly the bytes it was given, or (prefix)
+/// a head at their start.
+fn check(
+    parsed: httparse::Result<usize>,
+    bytes: &[u8],
+    extent: Extent,
+) -> Result<usize, HeadError> {
+    match (parsed, extent) {
+        (Ok(httparse::Status::Complete(n)), Extent::Exact) if n == bytes.len() => Ok(n),
+        (Ok(httparse::Status::Complete(n)), Extent::Prefix) => Ok(n),
+        (Ok(httparse::Status::Partial), Extent::Prefix) => Err(HeadError::Incomplete),
+        (Err(httparse::Error::TooManyHeaders), _) => Err(HeadError::TooManyHeaders),
         _ => Err(HeadError::Syntax),
     }
 }
