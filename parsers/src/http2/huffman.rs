@@ -126,50 +126,47 @@ pub fn dehuffman(block: &[u8], partial: bool) -> Option<Cow<'_, [u8]>> {
 /// string, with the plain bytes before it) and moves `*at` past it.
 fn representation(block: &[u8], at: &mut usize, rewritten: &mut Option<Vec<u8>>) -> Option<()> {
     let mut pos = *at;
-    {
-        let first = *block.get(pos)?;
-        let (prefix, strings) = if first & 0x80 != 0 {
-            (7, 0)
-        } else if first & 0xe0 == 0x20 {
-            (5, 0)
-        } else {
-            (if first & 0x40 != 0 { 6 } else { 4 }, 1)
-        };
-        let (index, n) = super::hpack::integer(&block[pos..], prefix)?;
-        let strings = if strings == 1 && index == 0 {
-            2
-        } else {
-            strings
-        };
-        // Rewritten bytes of this representation, appended once it is whole.
-        let mut mine: Vec<u8> = Vec::new();
-        let copying = rewritten.is_some();
-        mine.extend_from_slice(&block[pos..pos + n]);
-        pos += n;
-        let mut huffman_seen = false;
-        for _ in 0..strings {
-            let rest = block.get(pos..)?;
-            let (len, n) = super::hpack::integer(rest, 7)?;
-            let raw = rest.get(n..n.checked_add(len)?)?;
-            if rest[0] & 0x80 != 0 {
-                huffman_seen = true;
-                let mut plain = Vec::with_capacity(len * 8 / 5 + 1);
-                decode(raw, &mut plain)?;
-                encode_integer(plain.len(), 7, 0, &mut mine);
-                mine.extend_from_slice(&plain);
-            } else {
-                mine.extend_from_slice(&rest[..n + len]);
-            }
-            pos += n + len;
-        }
-        if !copying && huffman_seen {
-            *rewritten = Some(block[..*at].to_vec());
-        }
-        if let Some(w) = rewritten {
-            w.extend_from_slice(&mine);
-        }
-        *at = pos;
+    let first = *block.get(pos)?;
+    let (prefix, strings) = if first & 0x80 != 0 {
+        (7, 0)
+    } else if first & 0xe0 == 0x20 {
+        (5, 0)
+    } else {
+        (if first & 0x40 != 0 { 6 } else { 4 }, 1)
+    };
+    let (index, n) = super::hpack::integer(&block[pos..], prefix)?;
+    let strings = if strings == 1 && index == 0 {
+        2
+    } else {
+        strings
+    };
+    // Raw bytes are copied only once a rewrite has begun; on failure the caller truncates.
+    if let Some(w) = rewritten {
+        w.extend_from_slice(&block[pos..pos + n]);
     }
+    pos += n;
+    for _ in 0..strings {
+        let rest = block.get(pos..)?;
+        let (len, n) = super::hpack::integer(rest, 7)?;
+        let raw = rest.get(n..n.checked_add(len)?)?;
+        if rest[0] & 0x80 != 0 {
+            let w = rewritten.get_or_insert_with(|| {
+                let mut w = Vec::with_capacity(block.len() * 2);
+                w.extend_from_slice(&block[..pos]);
+                w
+            });
+            let start = w.len();
+            decode(raw, w)?;
+            let plain = w.len() - start;
+            let mut length = Vec::new();
+            encode_integer(plain, 7, 0, &mut length);
+            w.splice(start..start, length);
+        } else if let Some(w) = rewritten {
+            w.extend_from_slice(&rest[..n + len]);
+        }
+        pos += n + len;
+    }
+    *at = pos;
     Some(())
 }
 
