@@ -655,6 +655,58 @@ mod tests {
         );
     }
 
+    fn grpc_obs(role: Role, status: Option<u32>) -> Observation {
+        let mut obs = server_obs(1, "POST", "/", Some(200));
+        obs.record.role = role;
+        obs.record.protocol = wirelens_parsers::Protocol::Http2;
+        obs.record.detail = Detail::Rpc(RpcRecord {
+            system: wirelens_parsers::RpcSystem::Grpc,
+            service: Some("wirelens.Echo".into()),
+            method: Some("Missing".into()),
+            status_code: status,
+            status_message: Some("no such thing".into()),
+            request_messages: Some(1),
+            response_messages: Some(0),
+            authority: Some("127.0.0.1:50051".into()),
+            user_agent: None,
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            content_type: Some("application/grpc".into()),
+            http_status: Some(200),
+            reset: false,
+            truncated: false,
+        });
+        obs
+    }
+
+    #[test]
+    fn grpc_spans_by_role() {
+        let client = span(&grpc_obs(Role::Client, Some(5)));
+        assert_eq!(client.name, "wirelens.Echo/Missing");
+        assert_eq!(client.kind, SpanKind::Client as i32);
+        let attrs = attr_map(&client.attributes);
+        assert_eq!(attrs["rpc.system.name"], "grpc");
+        assert_eq!(attrs["rpc.method"], "wirelens.Echo/Missing");
+        assert_eq!(attrs["rpc.response.status_code"], "NOT_FOUND");
+        assert_eq!(attrs["error.type"], "NOT_FOUND");
+        assert_eq!(attrs["server.address"], "127.0.0.1");
+        assert_eq!(attrs["server.port"], "50051");
+        assert_eq!(attrs["network.protocol.version"], "2");
+        assert_eq!(attrs["wirelens.rpc.request.messages"], "1");
+        let status = client.status.expect("an error");
+        assert_eq!(status.code, StatusCode::Error as i32);
+        assert_eq!(status.message, "no such thing");
+        // NOT_FOUND is no server error; the caller's context is the server span's parent.
+        let server = span(&grpc_obs(Role::Server, Some(5)));
+        assert_eq!(server.kind, SpanKind::Server as i32);
+        assert_eq!(server.status, None);
+        assert!(!attr_map(&server.attributes).contains_key("error.type"));
+        assert_eq!(
+            server.parent_span_id,
+            [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+        );
+        assert!(span(&grpc_obs(Role::Server, Some(13))).status.is_some());
+    }
+
     #[test]
     fn tls_plaintext_is_https_or_marked() {
         let mut server = server_obs(1, "GET", "/a", Some(200));
