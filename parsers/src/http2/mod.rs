@@ -26,11 +26,16 @@
 //! only (see `hpack`), never guessed, and each block with undecoded fields is counted as
 //! [`Loss::UndecodedHeaders`]. A record whose `:method`/`:path` were not decoded has them
 //! empty. DATA bytes not captured are counted toward bodies (a gRPC message count becomes
-//! unknown only when the gap hides a message prefix). A gap across a frame header, or of
-//! unknown length, loses the framing: bytes are dropped ([`Loss::ResyncBytes`]) up to two
-//! consecutive plausible frame headers, and the direction's table is unknown from there.
-//! Streams never finished are counted at close ([`Loss::UnmatchedRequest`], or
-//! [`Loss::UnmatchedResponse`] when their request was not seen).
+//! unknown only when the gap hides a message prefix). A header block cut by a gap (the
+//! capture limit cuts the end of a call) keeps the fields wholly captured before the cut. A
+//! gap across a frame header, or of unknown length, loses the framing: bytes are dropped
+//! ([`Loss::ResyncBytes`]) up to two consecutive plausible frame headers (or, right after a
+//! gap of known length, one whole frame: peers write whole frames per call), and the
+//! direction's table is unknown from there; the streams that side had open no longer wait
+//! for its END_STREAM. A gRPC call with a part unseen has `truncated` set, and a status that
+//! was not seen is unknown, not an error. Streams never finished are counted at close
+//! ([`Loss::UnmatchedRequest`], or [`Loss::UnmatchedResponse`] when their request was not
+//! seen).
 //!
 //! Frames are parsed by hand: frame headers are 9 fixed bytes, and no crate frames passively
 //! captured, gappy h2 in both directions (`h2` is a peer with its own socket and state
