@@ -98,7 +98,11 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
     };
     let filters = config::filters();
     // A socket call inside a probed SSL call: the plaintext comes from its return probe.
-    let in_ssl = maps::TLS_CALLS.get_ptr_mut(&pid_tgid);
+    let in_ssl = if maps::tls_active() {
+        maps::TLS_CALLS.get_ptr_mut(&pid_tgid)
+    } else {
+        None
+    };
     // SAFETY: `CONNS` is a socket-storage map; `sk` is the BTF socket pointer the helper wants.
     let conn = unsafe {
         bpf_sk_storage_get(
@@ -125,7 +129,7 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
                 // Only a socket that opened with a TLS handshake can carry that ciphertext.
                 if (*conn).tls == tls_state::CIPHERTEXT {
                     let pending = *call;
-                    let _ = maps::TLS_CALLS.remove(&pid_tgid);
+                    maps::tls_call_remove(pid_tgid);
                     crate::tls::associate(
                         &pending,
                         pid_tgid,

@@ -37,6 +37,13 @@ pub static MMSG_INDEX: LruHashMap<u64, u32> = LruHashMap::with_max_entries(4096,
 #[map]
 pub static TLS_CALLS: HashMap<u64, TlsCall> = HashMap::with_max_entries(16384, 0);
 
+/// How many entries `TLS_CALLS` holds, over all threads (slot 0). The data path looks a
+/// thread up in `TLS_CALLS` only while this is not 0, which keeps that lookup off every socket
+/// call of a host where no SSL call is in progress. If it drifts it can only err upwards (a
+/// lookup too many), never skip a call in progress.
+#[map]
+pub static TLS_ACTIVE: Array<u64> = Array::with_max_entries(1, 0);
+
 /// Plaintext stream state per `(process, SSL *)`: see `tls`. LRU: an SSL object freed without
 /// notice ages out.
 #[map]
@@ -53,6 +60,46 @@ pub static PORT_FILTER: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 /// Traced command names when the comm filter is on.
 #[map]
 pub static COMM_FILTER: HashMap<[u8; 16], u8> = HashMap::with_max_entries(256, 0);
+
+/// Insert `call` as the calling thread's entry in `TLS_CALLS`, counting a new entry.
+#[inline(always)]
+pub fn tls_call_insert(pid_tgid: u64, call: &TlsCall) {
+    // SAFETY: a read-only probe of the thread's own key.
+    let fresh = unsafe { TLS_CALLS.get(&pid_tgid) }.is_none();
+    if TLS_CALLS.insert(&pid_tgid, call, 0).is_ok() && fresh {
+        tls_active_add(1);
+    }
+}
+
+/// Remove the calling thread's entry from `TLS_CALLS`, if it has one.
+#[inline(always)]
+pub fn tls_call_remove(pid_tgid: u64) {
+    if TLS_CALLS.remove(&pid_tgid).is_ok() {
+        tls_active_add(u64::MAX); // -1, wrapping
+    }
+}
+
+/// Whether any thread has an entry in `TLS_CALLS`.
+#[inline(always)]
+pub fn tls_active() -> bool {
+    // SAFETY: a plain load of a counter; a stale value only costs or saves one lookup.
+    TLS_ACTIVE
+        .get_ptr(0)
+        .is_none_or(|p| unsafe { core::ptr::read_volatile(p) } != 0)
+}
+
+#[inline(always)]
+fn tls_active_add(n: u64) {
+    if let Some(p) = TLS_ACTIVE.get_ptr_mut(0) {
+        // SAFETY: the slot is a u64 in map memory; the atomic add is a BPF atomic instruction.
+        // (`AtomicU64::fetch_add` is not offered on this target: it has no compare-and-swap.)
+        unsafe {
+            core::intrinsics::atomic_xadd::<u64, u64, { core::intrinsics::AtomicOrdering::Relaxed }>(
+                p, n,
+            )
+        };
+    }
+}
 
 /// Add `n` to counter `idx` of this CPU.
 #[inline(always)]

@@ -62,7 +62,7 @@ pub fn on_exit(_ctx: &TracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     // Every exiting thread: an SSL call it was blocked in never returns (a client killed in
     // `SSL_read`), and its entry must not stay in the map for good.
-    let _ = maps::TLS_CALLS.remove(&pid_tgid);
+    maps::tls_call_remove(pid_tgid);
     // Only the thread-group leader's exit ends the process.
     if pid_tgid as u32 == (pid_tgid >> 32) as u32 {
         emit(EventKind::ProcExit, (pid_tgid >> 32) as u32, 0, NO_WAKEUP);

@@ -135,7 +135,7 @@ pub fn on_enter(ctx: &ProbeContext) {
         verdict: verdict::UNKNOWN,
         family: 0,
     };
-    let _ = maps::TLS_CALLS.insert(&pid_tgid, &call, 0);
+    maps::tls_call_insert(pid_tgid, &call);
 }
 
 /// Return of an SSL call: send the plaintext it moved.
@@ -153,7 +153,7 @@ pub fn on_return(ctx: &RetProbeContext) {
         maps::count(counter::TLS_UNPAIRED, 1);
         return;
     };
-    let _ = maps::TLS_CALLS.remove(&pid_tgid);
+    maps::tls_call_remove(pid_tgid);
     let ret: i64 = ctx.ret::<i32>() as i64;
     let len = match call.op {
         tls_op::WRITE | tls_op::READ if ret > 0 => ret as u64,
@@ -211,7 +211,7 @@ pub fn on_return(ctx: &RetProbeContext) {
                 op: tls_op::ASSOCIATE,
                 ..call
             };
-            let _ = maps::TLS_CALLS.insert(&pid_tgid, &pending, 0);
+            maps::tls_call_insert(pid_tgid, &pending);
         }
         if (*conn).verdict == verdict::IGNORE {
             maps::count(counter::FILTERED, 1);
