@@ -156,15 +156,7 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
             maps::count(counter::FILTERED, 1);
             return;
         }
-        let p = if dir == direction::EGRESS {
-            let p = (*conn).tx_pos;
-            (*conn).tx_pos = p + len;
-            p
-        } else {
-            let p = (*conn).rx_pos;
-            (*conn).rx_pos = p + len;
-            p
-        };
+        let p = take_position(dir, &mut (*conn).tx_pos, &mut (*conn).rx_pos, len);
         (p, (*conn).protocol as u16)
     };
 
@@ -245,6 +237,19 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
         }
     }
     submit(ev);
+}
+
+/// The stream position of `len` bytes moved in `dir`: the direction's counter, advanced.
+#[inline(always)]
+pub fn take_position(dir: u32, tx_pos: &mut u64, rx_pos: &mut u64, len: u64) -> u64 {
+    let pos = if dir == direction::EGRESS {
+        tx_pos
+    } else {
+        rx_pos
+    };
+    let p = *pos;
+    *pos = p + len;
+    p
 }
 
 /// Whether the calling process passes the pid and comm filters (never the agent itself); its

@@ -217,15 +217,7 @@ pub fn on_return(ctx: &RetProbeContext) {
             maps::count(counter::FILTERED, 1);
             return;
         }
-        let p = if dir == direction::EGRESS {
-            let p = (*conn).tx_pos;
-            (*conn).tx_pos = p + len;
-            p
-        } else {
-            let p = (*conn).rx_pos;
-            (*conn).rx_pos = p + len;
-            p
-        };
+        let p = data::take_position(dir, &mut (*conn).tx_pos, &mut (*conn).rx_pos, len);
         let sk = if (*conn).sk != 0 {
             (*conn).sk
         } else {
