@@ -102,6 +102,9 @@ pub enum Command {
     /// Needs no root. Takes --output, --port, --max-connections, --otlp-endpoint and
     /// --otlp-protocol like the live tracer.
     Replay(ReplayArgs),
+    /// Sample every CPU's stacks (kernel and user) for a while and write a gzipped pprof
+    /// profile, optionally an SVG flame graph. Needs root.
+    Profile(crate::profile::command::ProfileArgs),
 }
 
 /// Arguments of `wirelens replay`.

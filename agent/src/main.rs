@@ -11,6 +11,7 @@ mod lock;
 mod metadata;
 mod pipeline;
 mod probes;
+mod profile;
 mod reader;
 mod replay;
 mod sinks;
@@ -60,9 +61,10 @@ fn main() -> ExitCode {
 }
 
 fn run(mut cli: Cli) -> anyhow::Result<()> {
-    if let Some(cli::Command::Replay(args)) = cli.command.take() {
+    let command = cli.command.take();
+    if let Some(cli::Command::Replay(args)) = &command {
         // No root, no eBPF, no lock file: a capture file through the same pipeline.
-        return replay::run(&args, &cli.resolve()?);
+        return replay::run(args, &cli.resolve()?);
     }
     let settings = cli.resolve()?;
     // SAFETY: geteuid has no preconditions.
@@ -72,6 +74,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         );
     }
     let _lock = lock::InstanceLock::acquire(&settings.lock_file)?;
+    if let Some(cli::Command::Profile(args)) = &command {
+        return profile::command::run(args);
+    }
     let export = ExportConfig::from_env(&Overrides {
         endpoint: settings.otlp_endpoint.clone(),
         protocol: settings.otlp_protocol.clone(),
