@@ -63,10 +63,18 @@ impl Image {
         // kernel's page cache makes rare for libraries and executables in use.
         let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.ok()?);
         let elf = object::File::parse(&map[..]).ok()?;
+        // The executable PT_LOAD this mapping shows: its page-aligned file range holds the
+        // mapping's offset (a read-only segment before it may share that page).
         let mut bias = 0;
         for seg in elf.segments() {
+            let object::SegmentFlags::Elf { p_flags } = seg.flags() else {
+                continue;
+            };
             let (off, size) = seg.file_range();
-            if off <= mapping.offset && mapping.offset < off + size.max(1) {
+            if p_flags & object::elf::PF_X != 0
+                && off & !0xfff <= mapping.offset
+                && mapping.offset < off + size.max(1)
+            {
                 bias = seg.address().wrapping_sub(off);
                 break;
             }
