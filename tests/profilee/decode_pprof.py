@@ -8,7 +8,8 @@ profile with Python's protobuf runtime and prints one JSON object:
      "period_type": ["cpu", "nanoseconds"], "period": 10101010,
      "duration_nanos": ..., "mappings": ["spin", ...],
      "samples": [{"values": [n, ns], "pid": 123, "comm": "spin",
-                  "frames": ["leaf_spin", "middle", ...]}]}   # frames leaf first
+                  "frames": ["leaf_spin", "middle", ...],    # leaf first
+                  "modules": ["spin", "spin", ...]}]}        # each frame's mapping
 
 Every id is checked: a sample naming a missing location, or a location a missing function,
 is an error (exit 1).
@@ -54,11 +55,12 @@ def main():
     for loc in p.location:
         if loc.mapping_id and loc.mapping_id not in mappings:
             sys.exit(f"location {loc.id}: no mapping {loc.mapping_id}")
+        module = mappings.get(loc.mapping_id, "")
         names = []
         for line in loc.line:
             if line.function_id not in functions:
                 sys.exit(f"location {loc.id}: no function {line.function_id}")
-            names.append(functions[line.function_id])
+            names.append((functions[line.function_id], module))
         locations[loc.id] = names
     samples = []
     for smp in p.sample:
@@ -69,6 +71,8 @@ def main():
             if lid not in locations:
                 sys.exit(f"sample names missing location {lid}")
             frames.extend(locations[lid])
+        modules = [m for _, m in frames]
+        frames = [f for f, _ in frames]
         labels = {s(lb.key): (s(lb.str) if lb.str else lb.num) for lb in smp.label}
         samples.append(
             {
@@ -76,6 +80,7 @@ def main():
                 "pid": labels.get("pid"),
                 "comm": labels.get("comm"),
                 "frames": frames,
+                "modules": modules,
             }
         )
     print(

@@ -1,6 +1,9 @@
 /* Profiler test program: burns CPU in main -> outer -> middle -> leaf_spin for the seconds
- * given as the first argument. With "syscall" as the second argument, leaf_spin makes write(2)
- * calls to /dev/null instead, so samples land in the kernel below it.
+ * given as the first argument. With "syscall" as the second argument, middle calls leaf_write
+ * instead, which makes write(2) calls to /dev/null, so samples land in the kernel below it.
+ * leaf_spin calls nothing and keeps a volatile local on its stack: gcc 12 sets up no frame
+ * pointer in a leaf function that uses no stack, even with -fno-omit-frame-pointer
+ * -mno-omit-leaf-frame-pointer, and a frame-pointer walk then loses the leaf's caller.
  * Built -O2 with and without -fomit-frame-pointer by tests/tests/profile.rs. */
 #include <fcntl.h>
 #include <stdlib.h>
@@ -17,21 +20,25 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+__attribute__((noinline)) void leaf_write(unsigned long n) {
+    char b[64] = {0};
+    for (unsigned long i = 0; i < n / 64; i++)
+        sink += (unsigned long)write(devnull, b, sizeof b);
+}
+
 __attribute__((noinline)) void leaf_spin(unsigned long n) {
-    if (devnull >= 0) {
-        char b[64] = {0};
-        for (unsigned long i = 0; i < n / 64; i++)
-            sink += (unsigned long)write(devnull, b, sizeof b);
-        return;
-    }
-    unsigned long x = sink;
+    volatile unsigned long start = sink;
+    unsigned long x = start;
     for (unsigned long i = 0; i < n; i++)
         x = x * 6364136223846793005UL + 1442695040888963407UL;
     sink = x;
 }
 
 __attribute__((noinline)) void middle(unsigned long n) {
-    leaf_spin(n);
+    if (devnull >= 0)
+        leaf_write(n);
+    else
+        leaf_spin(n);
     __asm__ volatile("" ::: "memory");
 }
 
