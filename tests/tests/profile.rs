@@ -1,7 +1,8 @@
 //! CPU profiler end to end: test programs in C and Rust, built with and without frame pointers,
 //! burn CPU in `main → outer → middle → leaf_spin`; `wirelens profile` samples them for a few
 //! seconds; the gzipped pprof is decoded by an independent decoder (protoc + Python protobuf,
-//! `tests/profilee/decode_pprof.py`) and the SVG flame graph is read back.
+//! `tests/profilee/decode_pprof.py`) and the SVG flame graph is read back. In continuous mode the
+//! agent's OTLP profiles are decoded by the independent receiver (the official protos).
 //!
 //! Needs root, gcc, rustc, protoc and Debian's python3-protobuf (`scripts/setup.sh`), and a built
 //! agent; run one at a time (`-- --test-threads=1`): each test starts its own agent.
@@ -14,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use wirelens_tests::{Agent, workspace_root, write_actual};
+use wirelens_tests::{Agent, Otlp, Receiver, wait_until, workspace_root, write_actual};
 
 /// How long each test samples.
 const SAMPLE_FOR: &str = "3s";
@@ -381,4 +382,176 @@ fn kernel_frames_for_a_syscall_heavy_program() {
         out.svg.contains("vfs_write") || out.svg.contains("sys_write"),
         "the SVG names no kernel write path"
     );
+}
+
+/// A JSON number that protobuf's JSON mapping may write as a string (64-bit) or leave out (0).
+fn num(v: &Value) -> i64 {
+    match v {
+        Value::Number(n) => n.as_i64().unwrap_or(0),
+        Value::String(s) => s.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn string_at(dict: &Value, v: &Value) -> String {
+    dict["string_table"][num(v) as usize]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Continuous mode: OTLP profiles under the process's Resource, decoded by the official protos.
+fn continuous(otlp: Otlp, name: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = build(
+        Build::C {
+            frame_pointers: false,
+        },
+        dir.path(),
+        name,
+    );
+    let program = Program::start(&bin, &[RUN_FOR]);
+    let pid = program.pid();
+    let receiver = Receiver::start();
+    let mut envs = receiver.env(otlp);
+    envs.push(("WIRELENS_PROFILE_FREQUENCY".into(), "99".into()));
+    envs.push(("WIRELENS_PROFILE_INTERVAL".into(), "1s".into()));
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pid_s = pid.to_string();
+    let agent = Agent::start(&["--pid", &pid_s, "--output", "none"], &envs);
+    // Samples of our process, per request, until there are enough.
+    let found = wait_until(
+        "OTLP profiles of the test program",
+        Duration::from_secs(30),
+        || {
+            let mut samples = Vec::new();
+            for r in receiver.requests() {
+                if r["signal"] != "profiles" {
+                    continue;
+                }
+                assert_eq!(r["transport"], otlp.transport());
+                samples.extend(process_samples(&r["request"], pid));
+            }
+            let total: u64 = samples.iter().map(|s| s.count).sum();
+            (total >= 100).then_some(samples)
+        },
+    );
+    let out = agent.stop();
+    out.assert_success();
+    drop(program);
+    let (chain, main, total) = fractions(&found);
+    eprintln!(
+        "{name}: {total} samples over OTLP, {:.1}% with the full chain, {:.1}% reach main",
+        chain * 100.0,
+        main * 100.0
+    );
+    assert!(
+        chain >= 0.9,
+        "{:.1}% of {total} samples with the chain",
+        chain * 100.0
+    );
+    assert!(
+        out.stderr.contains("profiles:"),
+        "no profiles summary:\n{}",
+        out.stderr
+    );
+}
+
+/// The samples of `pid` in one export request, checking its Resource and profile header.
+fn process_samples(request: &Value, pid: u32) -> Vec<Sample> {
+    let dict = &request["dictionary"];
+    let mut out = Vec::new();
+    for rp in request["resource_profiles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let attrs = rp["resource"]["attributes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let attr = |key: &str| {
+            attrs
+                .iter()
+                .find(|a| a["key"] == key)
+                .map(|a| a["value"].clone())
+        };
+        if attr("process.pid").map(|v| num(&v["int_value"])) != Some(i64::from(pid)) {
+            continue;
+        }
+        assert!(
+            attr("service.name").is_some_and(|v| v["string_value"].as_str().is_some()),
+            "no service.name: {attrs:?}"
+        );
+        for sp in rp["scope_profiles"].as_array().into_iter().flatten() {
+            assert_eq!(sp["scope"]["name"], "wirelens");
+            for p in sp["profiles"].as_array().into_iter().flatten() {
+                assert_eq!(
+                    string_at(dict, &p["sample_type"]["type_strindex"]),
+                    "samples"
+                );
+                assert_eq!(string_at(dict, &p["sample_type"]["unit_strindex"]), "count");
+                assert_eq!(string_at(dict, &p["period_type"]["type_strindex"]), "cpu");
+                assert_eq!(
+                    string_at(dict, &p["period_type"]["unit_strindex"]),
+                    "nanoseconds"
+                );
+                assert_eq!(num(&p["period"]), 1_000_000_000 / 99);
+                for s in p["samples"].as_array().into_iter().flatten() {
+                    out.push(otlp_sample(dict, s));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn otlp_sample(dict: &Value, s: &Value) -> Sample {
+    let stack = &dict["stack_table"][num(&s["stack_index"]) as usize];
+    let mut user = Vec::new();
+    let mut kernel = Vec::new();
+    for l in stack["location_indices"].as_array().into_iter().flatten() {
+        let loc = &dict["location_table"][num(l) as usize];
+        let mapping = &dict["mapping_table"][num(&loc["mapping_index"]) as usize];
+        let module = string_at(dict, &mapping["filename_strindex"]);
+        let function = &dict["function_table"][num(&loc["lines"][0]["function_index"]) as usize];
+        let name = string_at(dict, &function["name_strindex"]);
+        let frame_type = loc["attribute_indices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|i| &dict["attribute_table"][num(i) as usize])
+            .find(|a| string_at(dict, &a["key_strindex"]) == "profile.frame.type")
+            .and_then(|a| a["value"]["string_value"].as_str().map(str::to_string))
+            .unwrap_or_default();
+        assert_eq!(
+            frame_type == "kernel",
+            module == KERNEL,
+            "{name}: {frame_type} in {module}"
+        );
+        if frame_type == "kernel" {
+            kernel.push(name);
+        } else {
+            user.push(name);
+        }
+    }
+    Sample {
+        count: s["values"][0]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .or(s["values"][0].as_u64())
+            .unwrap_or(0),
+        user,
+        kernel,
+    }
+}
+
+#[test]
+fn continuous_otlp_profiles_grpc() {
+    continuous(Otlp::Grpc, "prof-otlp-grpc");
+}
+
+#[test]
+fn continuous_otlp_profiles_http() {
+    continuous(Otlp::Http, "prof-otlp-http");
 }

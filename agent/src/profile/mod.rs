@@ -19,6 +19,7 @@
 
 pub mod aggregate;
 pub mod command;
+pub mod continuous;
 pub mod flamegraph;
 pub mod pprof;
 pub mod procmaps;
@@ -47,6 +48,10 @@ use self::{
 
 pub(crate) use crate::probes::OBJECT;
 
+/// Default samples per second per CPU, continuous mode.
+pub const CONTINUOUS_FREQUENCY: u64 = 19;
+/// Default interval between two profiles, continuous mode.
+pub const CONTINUOUS_INTERVAL: Duration = Duration::from_secs(10);
 /// Default samples per second per CPU, `wirelens profile`.
 pub const PROFILE_FREQUENCY: u64 = 99;
 /// How often the sample ring is drained.
@@ -104,12 +109,14 @@ impl Collector {
         self.sampler.cpus
     }
 
-    /// Drain the sample ring and the exec/exit events.
-    pub fn poll(&mut self) {
-        let mut exited = Vec::new();
+    /// Drain the sample ring and the exec/exit events; the events are returned (for the
+    /// caller's own process metadata).
+    pub fn poll(&mut self) -> Vec<ProcEvent> {
+        let mut events = Vec::new();
         while let Some(item) = self.sampler.proc_events.next() {
-            if let Some(ev) = decode_proc_event(&item) {
-                exited.push(ev.tgid);
+            match decode_proc_event(&item) {
+                Some(ev) => events.push(ev),
+                None => self.stats.bad_records += 1,
             }
         }
         // Samples first: a process's last samples are unwound before its caches go.
@@ -120,10 +127,19 @@ impl Collector {
         for r in &records {
             self.on_record(r);
         }
-        for pid in exited {
-            self.unwinders.forget(pid);
-            self.symbols.forget(pid);
+        for ev in &events {
+            self.unwinders.forget(ev.tgid);
+            self.symbols.forget(ev.tgid);
         }
+        events
+    }
+
+    /// Processes in the profile being built, with their command names.
+    pub fn current_processes(&self) -> impl Iterator<Item = (u32, &str)> {
+        self.profile
+            .processes
+            .iter()
+            .map(|(&pid, p)| (pid, p.comm.as_str()))
     }
 
     fn on_record(&mut self, bytes: &[u8]) {
@@ -215,7 +231,7 @@ impl Collector {
 
     /// Everything sampled since the last call, as a profile; a new one starts.
     pub fn take_profile(&mut self) -> Profile {
-        self.poll();
+        let _ = self.poll();
         self.drain_counts();
         self.profile.take()
     }
@@ -230,7 +246,7 @@ impl Collector {
         let end = Instant::now() + duration;
         while Instant::now() < end && !stop() {
             std::thread::sleep(POLL_INTERVAL.min(end.saturating_duration_since(Instant::now())));
-            self.poll();
+            let _ = self.poll();
         }
         self.take_profile()
     }
@@ -246,7 +262,8 @@ pub fn decode_sample(bytes: &[u8]) -> Option<(SampleHeader, &[u8])> {
     Some((h, stack))
 }
 
-/// An exec or exit event: the process's caches are stale.
+/// An exec or exit event: the process's caches are stale. (Fork events are not sent to this
+/// instance's ring: only exec and exit are attached.)
 fn decode_proc_event(bytes: &[u8]) -> Option<ProcEvent> {
     let head = bytes.get(..std::mem::size_of::<ProcEvent>())?;
     // SAFETY: `head` has exactly size_of::<ProcEvent>() bytes; the type is plain integers.

@@ -180,6 +180,35 @@ const METRICS: Signal = Signal {
     exporter_var: "OTEL_METRICS_EXPORTER",
 };
 
+const PROFILES: Signal = Signal {
+    upper: "PROFILES",
+    http_path: "v1development/profiles",
+    exporter_var: "OTEL_PROFILES_EXPORTER",
+};
+
+/// Where CPU profiles go: as for traces and metrics ([`ExportConfig::from_env`]), with the
+/// `OTEL_EXPORTER_OTLP_PROFILES_*` variables, `OTEL_PROFILES_EXPORTER=none`, and
+/// `/v1development/profiles` appended to a base HTTP endpoint. `None` when not exported.
+pub fn profiles_from_env(overrides: &Overrides) -> Result<Option<SignalConfig>, ConfigError> {
+    profiles_from_lookup(overrides, |name| std::env::var(name).ok())
+}
+
+/// [`profiles_from_env`] with variables read through `lookup`.
+pub fn profiles_from_lookup(
+    overrides: &Overrides,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<SignalConfig>, ConfigError> {
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    signal_config(PROFILES, overrides, &get)
+}
+
 impl ExportConfig {
     /// Read the configuration from the process environment, with `overrides` on top.
     ///
