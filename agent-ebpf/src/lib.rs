@@ -277,11 +277,10 @@ pub mod syscall_nr {
 /// `.eh_frame`), or is counted in the kernel in `PROFILE_COUNTS` by [`profile::SampleKey`]
 /// (frame-pointer mode, and the fallback when the ring is full), drained each interval.
 pub mod profile {
-    /// Bytes of user stack copied per sample from the stack pointer up (unwinding mode).
+    /// Bytes of user stack copied per sample from the stack pointer up (unwinding mode). A read
+    /// that crosses the top of the stack fails whole, so the kernel side tries 16, 12, 8, 4, 2
+    /// and 1 KiB in turn.
     pub const MAX_STACK_COPY: usize = 16 * 1024;
-    /// Sizes tried in turn when reading the user stack: a read that crosses the top of the
-    /// stack fails whole, so the kernel side falls back to smaller copies.
-    pub const STACK_COPY_SIZES: [usize; 6] = [16384, 12288, 8192, 4096, 2048, 1024];
     /// [`StackSample::kernel_stack`] / [`SampleKey`] stack id when there is no stack.
     pub const NO_STACK: i32 = -1;
     /// Entries of the stack-trace map (kernel and frame-pointer user stacks).

@@ -50,3 +50,39 @@ pub fn svg(profile: &Profile, title: &str) -> anyhow::Result<Vec<u8>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::profile::symbolize::Frame;
+
+    fn frame(name: &str, kernel: bool) -> Frame {
+        Frame {
+            function: Arc::from(name),
+            module: Arc::from("m"),
+            kernel,
+        }
+    }
+
+    #[test]
+    fn folded_lines_go_root_first_with_kernel_marks() {
+        let mut p = Profile::new(1);
+        p.add(
+            1,
+            "prog",
+            vec![
+                frame("vfs_write", true),
+                frame("leaf;x", false),
+                frame("main", false),
+            ],
+            2,
+        );
+        assert_eq!(folded(&p), ["prog;main;leaf:x;vfs_write_[k] 2"]);
+        let image = String::from_utf8(svg(&p, "t").expect("svg")).expect("utf-8");
+        assert!(image.contains("main") && image.contains("vfs_write"));
+        let empty = String::from_utf8(svg(&Profile::new(1), "t").expect("svg")).expect("utf-8");
+        assert!(empty.contains("no samples"));
+    }
+}
