@@ -361,8 +361,11 @@ pub mod profile {
         pub const STACK_READ_FAILED: u32 = 4;
         /// The count map was full: samples lost.
         pub const COUNTS_FULL: u32 = 5;
+        /// A stack could not be stored in the stack-trace map (full, or a hash collision): the
+        /// sample keeps its other stack only.
+        pub const STACK_LOST: u32 = 6;
         /// Number of counters.
-        pub const COUNT: u32 = 6;
+        pub const COUNT: u32 = 7;
     }
 }
 

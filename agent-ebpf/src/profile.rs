@@ -57,19 +57,13 @@ pub fn on_sample(ctx: &PerfEventContext) {
         count(counter::FILTERED);
         return;
     }
-    // An error (no kernel stack: the CPU was in user mode) is "no stack".
-    let kernel_stack = ctx
-        .get_stackid(&PROFILE_STACKS, 0)
-        .map(|id| id as i32)
-        .unwrap_or(NO_STACK);
+    // EFAULT: no kernel stack (the CPU was in user mode).
+    let kernel_stack = stack_id(ctx.get_stackid(&PROFILE_STACKS, 0));
     if profile_mode() == mode::UNWIND && send_sample(pid_tgid, kernel_stack, comm) {
         return;
     }
     // User stack by frame pointers.
-    let user_stack = ctx
-        .get_stackid(&PROFILE_STACKS, BPF_F_USER_STACK as u64)
-        .map(|id| id as i32)
-        .unwrap_or(NO_STACK);
+    let user_stack = stack_id(ctx.get_stackid(&PROFILE_STACKS, BPF_F_USER_STACK as u64));
     let key = SampleKey {
         tgid,
         user_stack,
@@ -91,6 +85,24 @@ pub fn on_sample(ctx: &PerfEventContext) {
         }
     }
 }
+
+/// A stack id, or [`NO_STACK`]; a stack lost for want of room (not for want of a stack) is
+/// counted.
+#[inline(always)]
+fn stack_id(r: Result<aya_ebpf::cty::c_long, i32>) -> i32 {
+    match r {
+        Ok(id) => id as i32,
+        Err(e) => {
+            if e != -EFAULT {
+                count(counter::STACK_LOST);
+            }
+            NO_STACK
+        }
+    }
+}
+
+/// `EFAULT`: the helper found no stack to walk.
+const EFAULT: i32 = 14;
 
 /// The pid and comm filters (the agent's own maps, shared with the data path).
 #[inline(always)]

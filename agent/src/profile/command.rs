@@ -112,7 +112,7 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     let k = &s.kernel;
     eprintln!(
         "wirelens profile: {} samples of {} processes in {:.1}s written to {}\n  \
-         kernel: {} taken, {} idle, {} filtered, {} ring full, {} stack unreadable, {} count map full\n  \
+         kernel: {} taken, {} idle, {} filtered, {} ring full, {} stack unreadable, {} count map full, {} stacks lost\n  \
          user: {} unwound ({} incomplete), {} counted in the kernel, {} bad records, {} stacks gone\n  \
          symbols: {resolved} resolved, {unresolved} kept module+offset",
         profile.samples(),
@@ -125,6 +125,7 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         k[3],
         k[4],
         k[5],
+        k[6],
         s.unwound,
         s.unwind_incomplete,
         s.kernel_counted,

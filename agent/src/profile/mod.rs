@@ -56,6 +56,8 @@ pub const CONTINUOUS_INTERVAL: Duration = Duration::from_secs(10);
 pub const PROFILE_FREQUENCY: u64 = 99;
 /// How often the sample ring is drained.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How often `wirelens profile` drains the in-kernel counts and clears the stack map.
+pub const DRAIN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What the collector lost or could not complete, for the summary and the agent's metrics.
 #[derive(Clone, Debug, Default)]
@@ -73,7 +75,7 @@ pub struct ProfilerStats {
     /// Kernel stack ids no longer in the stack map.
     pub stack_missing: u64,
     /// Kernel-side counters, summed over CPUs: samples, idle, filtered, ring full, stack read
-    /// failed, count map full.
+    /// failed, count map full, stack lost.
     pub kernel: [u64; counter::COUNT as usize],
 }
 
@@ -244,9 +246,14 @@ impl Collector {
     /// Sample for `duration`, polling the ring; the profile of the whole run.
     pub fn run_for(&mut self, duration: Duration, stop: &dyn Fn() -> bool) -> Profile {
         let end = Instant::now() + duration;
+        let mut drained = Instant::now();
         while Instant::now() < end && !stop() {
             std::thread::sleep(POLL_INTERVAL.min(end.saturating_duration_since(Instant::now())));
             let _ = self.poll();
+            if drained.elapsed() >= DRAIN_INTERVAL {
+                self.drain_counts();
+                drained = Instant::now();
+            }
         }
         self.take_profile()
     }
