@@ -756,4 +756,30 @@ mod tests {
                 .starts_with("invalid command-line otlp protocol")
         );
     }
+
+    #[test]
+    fn profiles_follow_the_generic_settings() {
+        let profiles = |vars: &[(&str, &str)]| {
+            let env: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            profiles_from_lookup(&Overrides::default(), |k| env.get(k).cloned()).expect("valid")
+        };
+        let e = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        let http = profiles(&[(e, "http://collector:4318")]).expect("on");
+        assert_eq!(
+            http.endpoint.as_str(),
+            "http://collector:4318/v1development/profiles"
+        );
+        let grpc = profiles(&[
+            (e, "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ])
+        .expect("on");
+        assert_eq!(grpc.protocol, Protocol::Grpc);
+        assert_eq!(grpc.endpoint.as_str(), "http://collector:4317/");
+        assert!(profiles(&[(e, "http://c"), ("OTEL_PROFILES_EXPORTER", "none")]).is_none());
+        assert!(profiles(&[]).is_none());
+    }
 }

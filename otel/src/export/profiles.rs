@@ -95,16 +95,25 @@ pub fn spawn(
     let stats = Arc::new(ProfileExportStats::default());
     let task_stats = stats.clone();
     let handle = runtime.spawn(async move {
+        // Logged once per failure streak (a backend without profiles support fails every time).
+        let mut failing = false;
         while let Some(request) = rx.recv().await {
             let n = sample_count(&request);
             match retry(&policy, || client.export(&request)).await {
                 Ok(()) => {
                     task_stats.exported.fetch_add(n, Ordering::Relaxed);
+                    if failing {
+                        tracing::info!("profile export works again");
+                        failing = false;
+                    }
                 }
                 Err(e) => {
                     task_stats.failures.fetch_add(1, Ordering::Relaxed);
                     task_stats.dropped.fetch_add(n, Ordering::Relaxed);
-                    tracing::warn!(error = %one_line(&e), samples = n, "profile export failed");
+                    if !failing {
+                        tracing::warn!(error = %one_line(&e), samples = n, "profile export failed (logged once until it works again)");
+                        failing = true;
+                    }
                 }
             }
         }
