@@ -23,10 +23,28 @@ pub const MAX_FRAMES: usize = 128;
 /// this often (it may have loaded a library).
 const REREAD_AFTER: Duration = Duration::from_secs(1);
 
-/// A byte range of a mapped ELF file (framehop's section data type; no copies).
+/// The bytes of an ELF image: a mapped file, or the vDSO copied from our own memory.
+pub enum Backing {
+    /// A file mapped read-only.
+    Map(memmap2::Mmap),
+    /// Bytes held in memory.
+    Bytes(Vec<u8>),
+}
+
+impl Deref for Backing {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Map(m) => m,
+            Self::Bytes(b) => b,
+        }
+    }
+}
+
+/// A byte range of an ELF image (framehop's section data type; no copies).
 #[derive(Clone)]
 pub struct Section {
-    file: Arc<memmap2::Mmap>,
+    file: Arc<Backing>,
     range: Range<usize>,
 }
 
@@ -39,11 +57,14 @@ impl Deref for Section {
 
 /// The unwind-relevant parts of one ELF file, shared by every process that maps it.
 struct Image {
-    file: Arc<memmap2::Mmap>,
+    file: Arc<Backing>,
     /// `p_vaddr - p_offset` of the executable segment.
     bias: u64,
     sections: HashMap<&'static str, (Range<u64>, Range<usize>)>,
 }
+
+/// Name of the vDSO in `/proc/<pid>/maps`.
+const VDSO: &str = "[vdso]";
 
 const SECTIONS: [&str; 5] = [
     ".text",
@@ -61,7 +82,21 @@ impl Image {
             .find_map(|p| File::open(p).ok())?;
         // SAFETY: a read-only private map; a file truncated under us can fault, which the
         // kernel's page cache makes rare for libraries and executables in use.
-        let map = Arc::new(unsafe { memmap2::Mmap::map(&file) }.ok()?);
+        let map = Arc::new(Backing::Map(unsafe { memmap2::Mmap::map(&file) }.ok()?));
+        Self::parse(map, mapping)
+    }
+
+    /// The vDSO: the kernel maps the same image into every process, so ours serves for all.
+    fn vdso() -> Option<Self> {
+        let ours = procmaps::read(std::process::id()).ok()?;
+        let m = ours.iter().find(|m| m.path == VDSO)?;
+        let len = usize::try_from(m.end.checked_sub(m.start)?).ok()?;
+        // SAFETY: our own vDSO mapping, readable and mapped for the life of the process.
+        let bytes = unsafe { std::slice::from_raw_parts(m.start as *const u8, len) }.to_vec();
+        Self::parse(Arc::new(Backing::Bytes(bytes)), m)
+    }
+
+    fn parse(map: Arc<Backing>, mapping: &Mapping) -> Option<Self> {
         let elf = object::File::parse(&map[..]).ok()?;
         // The executable PT_LOAD this mapping shows: its page-aligned file range holds the
         // mapping's offset (a read-only segment before it may share that page).
@@ -158,6 +193,8 @@ pub struct Unwinders {
     images: HashMap<(u64, u64), Arc<Image>>,
     processes: HashMap<u32, Process>,
     cache: Option<Box<CacheX86_64>>,
+    /// The vDSO image, once read (`Some(None)`: not readable).
+    vdso: Option<Option<Arc<Image>>>,
 }
 
 impl Unwinders {
@@ -191,6 +228,12 @@ impl Unwinders {
     }
 
     fn image(&mut self, m: &Mapping, pid: u32) -> Option<Arc<Image>> {
+        if m.path == VDSO {
+            if self.vdso.is_none() {
+                self.vdso = Some(Image::vdso().map(Arc::new));
+            }
+            return self.vdso.clone().flatten();
+        }
         if !m.is_file() {
             return None;
         }
