@@ -3,14 +3,19 @@
 //! kernel, Rust and C++ names demangled. Cached per process, evicted when it exits or execs.
 //! An address that does not resolve keeps its module and file offset.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use blazesym::{
     MaybeDefault, Pid,
     symbolize::{
         Input, Symbolized, Symbolizer,
         evict::{self, Evict},
-        source::{Kernel, Process, Source},
+        source::{Elf, Kernel, Process, Source},
     },
 };
 
@@ -35,6 +40,8 @@ pub struct Symbols {
     symbolizer: Symbolizer,
     kernel: HashMap<u64, Frame>,
     user: HashMap<u32, HashMap<u64, Frame>>,
+    /// Module files by (device, inode): the path opened, and the processes mapping it.
+    files: HashMap<(u64, u64), (PathBuf, HashSet<u32>)>,
     kernel_module: Arc<str>,
     /// Addresses that resolved to a name.
     pub resolved: u64,
@@ -60,6 +67,7 @@ impl Symbols {
             symbolizer,
             kernel: HashMap::new(),
             user: HashMap::new(),
+            files: HashMap::new(),
             kernel_module: Arc::from(KERNEL_MODULE),
             resolved: 0,
             unresolved: 0,
@@ -111,53 +119,135 @@ impl Symbols {
     }
 
     /// User frames of `pid` for `addrs`, with `maps` for module names.
+    ///
+    /// Addresses in file mappings are looked up by file offset in that file, opened once for
+    /// every process that maps it (by device and inode: the host path when it is the same file,
+    /// else `/proc/<pid>/map_files/…`, which also reaches into containers and deleted files).
+    /// Others (the vDSO, JIT code with a perf map) go through blazesym's process source.
     pub fn user(&mut self, pid: u32, addrs: &[u64], maps: &[Mapping]) -> Vec<Frame> {
-        let cache = self.user.entry(pid).or_default();
-        let missing: Vec<u64> = addrs
+        let known = self.user.entry(pid).or_default();
+        let mut missing: Vec<u64> = addrs
             .iter()
             .copied()
-            .filter(|a| !cache.contains_key(a))
+            .filter(|a| !known.contains_key(a))
             .collect();
-        if !missing.is_empty() {
+        missing.sort_unstable();
+        missing.dedup();
+        let mut by_file: HashMap<(u64, u64), (Mapping, Vec<u64>)> = HashMap::new();
+        let mut others = Vec::new();
+        for &addr in &missing {
+            match procmaps::find(maps, addr) {
+                Some(m) if m.is_file() => by_file
+                    .entry((m.dev, m.inode))
+                    .or_insert_with(|| (m.clone(), Vec::new()))
+                    .1
+                    .push(addr),
+                _ => others.push(addr),
+            }
+        }
+        let mut names: HashMap<u64, Arc<str>> = HashMap::new();
+        for (key, (m, file_addrs)) in by_file {
+            let Some(path) = self.module_path(pid, key, &m) else {
+                continue;
+            };
+            // Offsets within this mapping's file: a library's other mappings land here too
+            // when their own mapping holds the address (find() picked it).
+            let offsets: Vec<u64> = file_addrs
+                .iter()
+                .map(|&a| procmaps::find(maps, a).map_or(0, |mm| mm.file_offset(a)))
+                .collect();
+            let src = Source::Elf(Elf::new(path));
+            let syms = self
+                .symbolizer
+                .symbolize(&src, Input::FileOffset(&offsets))
+                .unwrap_or_default();
+            for (addr, sym) in file_addrs.iter().zip(&syms) {
+                if let Symbolized::Sym(sym) = sym {
+                    names.insert(*addr, Arc::from(&*sym.name));
+                }
+            }
+        }
+        if !others.is_empty() {
             let mut src = Process::new(Pid::from(pid));
             src.perf_map = true;
             src.map_files = true;
             let syms = self
                 .symbolizer
-                .symbolize(&Source::Process(src), Input::AbsAddr(&missing))
+                .symbolize(&Source::Process(src), Input::AbsAddr(&others))
                 .unwrap_or_default();
-            for (i, &addr) in missing.iter().enumerate() {
-                let mapping = procmaps::find(maps, addr);
-                let module: Arc<str> = Arc::from(mapping.map_or("[unknown]", |m| m.module_name()));
-                let function: Arc<str> = match syms.get(i) {
-                    Some(Symbolized::Sym(sym)) => {
-                        self.resolved += 1;
-                        Arc::from(&*sym.name)
-                    }
-                    _ => {
-                        self.unresolved += 1;
-                        match mapping {
-                            Some(m) => Arc::from(format!("{module}+0x{:x}", m.file_offset(addr))),
-                            None => Arc::from(format!("[unknown]+0x{addr:x}")),
-                        }
-                    }
-                };
-                cache.insert(
-                    addr,
-                    Frame {
-                        function,
-                        module,
-                        kernel: false,
-                    },
-                );
+            for (addr, sym) in others.iter().zip(&syms) {
+                if let Symbolized::Sym(sym) = sym {
+                    names.insert(*addr, Arc::from(&*sym.name));
+                }
             }
         }
-        addrs.iter().filter_map(|a| cache.get(a).cloned()).collect()
+        let known = self.user.entry(pid).or_default();
+        for addr in missing {
+            let mapping = procmaps::find(maps, addr);
+            let module: Arc<str> = Arc::from(mapping.map_or("[unknown]", |m| m.module_name()));
+            let function = match names.remove(&addr) {
+                Some(name) => {
+                    self.resolved += 1;
+                    name
+                }
+                None => {
+                    self.unresolved += 1;
+                    match mapping {
+                        Some(m) => Arc::from(format!("{module}+0x{:x}", m.file_offset(addr))),
+                        None => Arc::from(format!("[unknown]+0x{addr:x}")),
+                    }
+                }
+            };
+            known.insert(
+                addr,
+                Frame {
+                    function,
+                    module,
+                    kernel: false,
+                },
+            );
+        }
+        addrs.iter().filter_map(|a| known.get(a).cloned()).collect()
+    }
+
+    /// The path blazesym opens for the file `key` (device, inode) that `pid` maps as `m`.
+    fn module_path(&mut self, pid: u32, key: (u64, u64), m: &Mapping) -> Option<PathBuf> {
+        if let Some(e) = self.files.get_mut(&key) {
+            e.1.insert(pid);
+            return Some(e.0.clone());
+        }
+        let host = Path::new(&m.path);
+        let same = std::fs::metadata(host).is_ok_and(|md| {
+            let dev = md.dev();
+            (
+                u64::from(libc::major(dev)) << 32 | u64::from(libc::minor(dev)),
+                md.ino(),
+            ) == key
+        });
+        let path = if same {
+            host.to_path_buf()
+        } else {
+            PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end))
+        };
+        self.files.insert(key, (path.clone(), HashSet::from([pid])));
+        Some(path)
     }
 
     /// Drop what is cached for `pid` (it exited or exec'd).
     pub fn forget(&mut self, pid: u32) {
         self.user.remove(&pid);
+        // Files no process of ours maps any more are closed.
+        let mut unused = Vec::new();
+        self.files.retain(|_, (path, pids)| {
+            pids.remove(&pid);
+            if pids.is_empty() {
+                unused.push(path.clone());
+            }
+            !pids.is_empty()
+        });
+        for path in unused {
+            let _ = self.symbolizer.evict(&Evict::Elf(evict::Elf::new(path)));
+        }
         let _ = self
             .symbolizer
             .evict(&Evict::Process(evict::Process::new(Pid::from(pid))));
