@@ -156,15 +156,30 @@ impl Symbols {
                 .iter()
                 .map(|&a| procmaps::find(maps, a).map_or(0, |mm| mm.file_offset(a)))
                 .collect();
-            let src = Source::Elf(Elf::new(path));
-            let syms = self
-                .symbolizer
-                .symbolize(&src, Input::FileOffset(&offsets))
-                .unwrap_or_default();
-            for (addr, sym) in file_addrs.iter().zip(&syms) {
-                if let Symbolized::Sym(sym) = sym {
-                    names.insert(*addr, Arc::from(&*sym.name));
+            // ELF symbols first; DWARF only for what they leave unresolved (parsing a big
+            // binary's DWARF costs far more, and names are all a profile needs).
+            let mut left: Vec<(u64, u64)> = file_addrs.iter().copied().zip(offsets).collect();
+            for debug_syms in [false, true] {
+                if left.is_empty() {
+                    break;
                 }
+                let mut elf = Elf::new(path.clone());
+                elf.debug_syms = debug_syms;
+                let offs: Vec<u64> = left.iter().map(|&(_, o)| o).collect();
+                let syms = self
+                    .symbolizer
+                    .symbolize(&Source::Elf(elf), Input::FileOffset(&offs))
+                    .unwrap_or_default();
+                let mut still = Vec::new();
+                for (i, &(addr, off)) in left.iter().enumerate() {
+                    match syms.get(i) {
+                        Some(Symbolized::Sym(sym)) => {
+                            names.insert(addr, Arc::from(&*sym.name));
+                        }
+                        _ => still.push((addr, off)),
+                    }
+                }
+                left = still;
             }
         }
         if !others.is_empty() {
