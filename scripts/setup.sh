@@ -29,13 +29,13 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REQUIREMENTS="$REPO_ROOT/tests/receiver/requirements.txt"
 APT_PACKAGES=(
     llvm-22-dev libpolly-22-dev
-    build-essential pkg-config
+    build-essential pkg-config libssl-dev
     nginx curl wrk tshark
     postgresql postgresql-client mariadb-server mariadb-client redis-server redis-tools
     nats-server rabbitmq-server dnsmasq amqp-tools dnsutils
     bpftool linux-perf
     python3-venv python3-pip
-    iproute2 procps util-linux
+    iproute2 procps util-linux openssl
     docker-compose
     # the profiler tests' independent pprof decoder (tests/profilee/decode_pprof.py)
     protobuf-compiler python3-protobuf
@@ -194,6 +194,38 @@ if ((with_tests)); then
         touch "$tansu_stamp"
         step "tansu: installed $TANSU_VERSION in $TOOLS/bin"
     fi
+fi
+
+# --- HTTP/2 and gRPC peers of tests/tests/http2.rs and grpc.rs --------------
+# nghttpd, nghttp, h2load and nghttpx; Debian's grpcio (it links the system libssl, so the
+# agent's OpenSSL probes see it; the PyPI wheel embeds BoringSSL), run by /usr/bin/python3.
+H2_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools)
+if ((with_tests)); then
+    h2_missing=()
+    for pkg in "${H2_PACKAGES[@]}"; do
+        if [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) != "install ok installed" ]]; then
+            h2_missing+=("$pkg")
+        fi
+    done
+    if ((${#h2_missing[@]})); then
+        # nghttpx's package would start a system proxy: keep services off, as above.
+        policy_rc=/usr/sbin/policy-rc.d
+        created_policy=0
+        if [[ ! -e $policy_rc ]]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy_rc"
+            chmod 755 "$policy_rc"
+            created_policy=1
+        fi
+        quiet apt-get update -q
+        install_status=0
+        quiet apt-get install -y -q --no-install-recommends "${h2_missing[@]}" || install_status=$?
+        if ((created_policy)); then rm -f "$policy_rc"; fi
+        ((install_status == 0)) || exit "$install_status"
+        step "apt: installed ${h2_missing[*]}"
+    else
+        step "apt: HTTP/2 and gRPC peers present"
+    fi
+    quiet /usr/bin/python3 -c 'import grpc'
 fi
 
 # --- Python venv for the OTLP receiver and the python clients ---------------

@@ -25,7 +25,7 @@ use aya_ebpf::{
 };
 use wirelens_ebpf::{
     ConnState, DATA_HEADER_LEN, DataEvent, EventKind, MAX_CAPTURE, MAX_IOV, counter, data_flags,
-    direction, filter, ip_proto, syscall_nr as nr, verdict,
+    direction, filter, ip_proto, syscall_nr as nr, tls_op, tls_state, verdict,
 };
 
 use crate::{config, maps};
@@ -92,28 +92,13 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    if tgid == config::agent_tgid() {
+    let Some(comm) = process_filter(pid_tgid) else {
+        maps::count(counter::FILTERED, 1);
         return;
-    }
+    };
     let filters = config::filters();
-    if filters & filter::PID != 0 {
-        // SAFETY: read-only lookup of a plain value.
-        if unsafe { maps::PID_FILTER.get(&tgid) }.is_none() {
-            maps::count(counter::FILTERED, 1);
-            return;
-        }
-    }
-    // The thread name costs a helper call: read only for the comm filter (user space names
-    // processes from /proc and exec events).
-    let mut comm = [0u8; 16];
-    if filters & filter::COMM != 0 {
-        comm = bpf_get_current_comm().unwrap_or([0u8; 16]);
-        // SAFETY: as above.
-        if unsafe { maps::COMM_FILTER.get(&comm) }.is_none() {
-            maps::count(counter::FILTERED, 1);
-            return;
-        }
-    }
+    // A socket call inside a probed SSL call: the plaintext comes from its return probe.
+    let in_ssl = maps::TLS_CALLS.get_ptr_mut(&pid_tgid);
     // SAFETY: `CONNS` is a socket-storage map; `sk` is the BTF socket pointer the helper wants.
     let conn = unsafe {
         bpf_sk_storage_get(
@@ -135,6 +120,34 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
             (*conn).verdict = first_verdict(sk, filters);
             (*conn).protocol = sk_protocol(sk);
         }
+        if let Some(call) = in_ssl {
+            if (*call).op == tls_op::ASSOCIATE {
+                // Only a socket that opened with a TLS handshake can carry that ciphertext.
+                if (*conn).tls == tls_state::CIPHERTEXT {
+                    let pending = *call;
+                    let _ = maps::TLS_CALLS.remove(&pid_tgid);
+                    crate::tls::associate(
+                        &pending,
+                        pid_tgid,
+                        sk as u64,
+                        syscall_regs().di as u32,
+                        family,
+                        (*conn).verdict,
+                    );
+                    (*conn).tls = tls_state::PROBED;
+                }
+            } else {
+                (*call).sk = sk as u64;
+                (*call).fd = syscall_regs().di as u32;
+                (*call).verdict = (*conn).verdict;
+                (*call).family = family as u32;
+                (*conn).tls = tls_state::PROBED;
+            }
+        }
+        if (*conn).tls != tls_state::NONE {
+            maps::count(counter::TLS_CIPHERTEXT, 1);
+            return;
+        }
         if (*conn).verdict == verdict::IGNORE {
             maps::count(counter::FILTERED, 1);
             return;
@@ -151,13 +164,9 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
         (p, (*conn).protocol as u16)
     };
 
-    // SAFETY: helper without arguments.
-    let cpu = unsafe { bpf_get_smp_processor_id() };
-    let Some(ev) = maps::SCRATCH.get_ptr_mut(cpu) else {
+    let Some(ev) = scratch() else {
         return;
     };
-    // SAFETY: per-CPU scratch, exclusively ours while this program runs.
-    let ev: &mut DataEvent = unsafe { &mut *ev };
     let regs = syscall_regs();
     let h = &mut ev.header;
     h.kind = EventKind::Data as u32;
@@ -222,8 +231,51 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
                 maps::count(counter::READ_FAILED, 1);
             }
         }
+        if position == 0 && protocol == ip_proto::TCP && tls_record_start(ev) {
+            // A TLS handshake opens the stream: ciphertext from here on. OpenSSL's probes
+            // give the plaintext; other TLS stacks are not readable from the socket.
+            // SAFETY: `conn` is this socket's storage, as above.
+            unsafe { (*conn).tls = tls_state::CIPHERTEXT };
+            maps::count(counter::TLS_CIPHERTEXT, 1);
+            return;
+        }
     }
     submit(ev);
+}
+
+/// Whether the calling process passes the pid and comm filters (never the agent itself); its
+/// thread name when the comm filter is on (else zeros: user space names processes from /proc
+/// and exec events, and the name costs a helper call).
+#[inline(always)]
+pub fn process_filter(pid_tgid: u64) -> Option<[u8; 16]> {
+    let tgid = (pid_tgid >> 32) as u32;
+    if tgid == config::agent_tgid() {
+        return None;
+    }
+    let filters = config::filters();
+    // SAFETY: read-only lookups of plain values.
+    if filters & filter::PID != 0 && unsafe { maps::PID_FILTER.get(&tgid) }.is_none() {
+        return None;
+    }
+    let mut comm = [0u8; 16];
+    if filters & filter::COMM != 0 {
+        comm = bpf_get_current_comm().unwrap_or([0u8; 16]);
+        // SAFETY: as above.
+        if unsafe { maps::COMM_FILTER.get(&comm) }.is_none() {
+            return None;
+        }
+    }
+    Some(comm)
+}
+
+/// This CPU's scratch record.
+#[inline(always)]
+pub fn scratch() -> Option<&'static mut DataEvent> {
+    // SAFETY: helper without arguments.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    // SAFETY: per-CPU slot, exclusively ours while this program runs (programs do not nest on
+    // a CPU: tracepoint and uprobe programs run with migration and preemption of BPF off).
+    maps::SCRATCH.get_ptr_mut(cpu).map(|p| unsafe { &mut *p })
 }
 
 /// The port filter's verdict for a socket seen for the first time (also one that predates
@@ -335,8 +387,20 @@ fn udp_addrs(
     }
 }
 
+/// Whether the captured bytes open with a TLS handshake record header: content type 22,
+/// version 3.x (`0x0301`–`0x0304`), a length up to 2^14 + 2048.
 #[inline(always)]
-fn read_user_u64(addr: u64) -> u64 {
+fn tls_record_start(ev: &DataEvent) -> bool {
+    if ev.header.cap_len < 5 {
+        return false;
+    }
+    let d = &ev.data;
+    let len = u16::from_be_bytes([d[3], d[4]]);
+    d[0] == 0x16 && d[1] == 0x03 && d[2] <= 0x04 && len > 0 && len <= 18432
+}
+
+#[inline(always)]
+pub fn read_user_u64(addr: u64) -> u64 {
     // SAFETY: a read of user memory through the helper.
     unsafe { aya_ebpf::helpers::bpf_probe_read_user(addr as *const u64) }.unwrap_or(0)
 }
@@ -418,7 +482,7 @@ fn read_into(ev: &mut DataEvent, off: u32, src: u64, n: u32) -> bool {
 }
 
 #[inline(always)]
-fn copy_plain(ev: &mut DataEvent, buf: u64, n: u32) -> Option<u32> {
+pub fn copy_plain(ev: &mut DataEvent, buf: u64, n: u32) -> Option<u32> {
     if read_into(ev, 0, buf, n) {
         Some(n)
     } else {
@@ -466,7 +530,7 @@ fn copy_iov(ev: &mut DataEvent, iov: u64, cnt: u64, want: u32) -> Option<u32> {
 /// Send the record. Never wakes the reader: it drains on a short timer, in batches (waking
 /// per event halved throughput in the prototype, and a ring query per event costs a helper).
 #[inline(always)]
-fn submit(ev: &mut DataEvent) {
+pub fn submit(ev: &mut DataEvent) {
     let cap = ev.header.cap_len & (2 * MAX - 1);
     let size = DATA_HEADER_LEN + cap as usize;
     // SAFETY: `size` ≤ size_of::<DataEvent>(), so the slice stays inside the map value.

@@ -15,7 +15,7 @@ pub const MAX_CAPTURE: usize = 32 * 1024;
 /// Default capture limit per call; configurable at load time up to [`MAX_CAPTURE`].
 pub const DEFAULT_CAPTURE: u32 = 16 * 1024;
 /// Most iovec segments copied from one `readv`/`writev`/`sendmsg`/`recvmsg` call.
-pub const MAX_IOV: u32 = 12;
+pub const MAX_IOV: u32 = 32;
 
 /// Kinds of ring-buffer records: the first `u32` of each.
 #[repr(u32)]
@@ -31,6 +31,8 @@ pub enum EventKind {
     ProcExit = 4,
     /// [`ProcEvent`]: a process forked; `tgid` is the child's pid, `parent` the forking process.
     ProcFork = 5,
+    /// [`TlsAssocEvent`]: a TLS connection read through memory BIOs learnt its socket.
+    TlsAssoc = 6,
 }
 
 impl EventKind {
@@ -42,6 +44,7 @@ impl EventKind {
             3 => Some(Self::ProcExec),
             4 => Some(Self::ProcExit),
             5 => Some(Self::ProcFork),
+            6 => Some(Self::TlsAssoc),
             _ => None,
         }
     }
@@ -64,6 +67,46 @@ pub mod data_flags {
     pub const UNREADABLE: u32 = 2;
     /// Reading the user buffer failed; `cap_len` is 0.
     pub const READ_FAILED: u32 = 4;
+    /// Plaintext of a TLS connection, from an OpenSSL `SSL_read`/`SSL_write` (`_ex`) return
+    /// probe. `position` counts plaintext bytes; `sk` is the socket once a socket call nested
+    /// in an SSL call has named it, else the `SSL *` (a user address, so it cannot collide
+    /// with a kernel `struct sock` address); `syscall` is a [`tls_op`].
+    pub const TLS: u32 = 8;
+}
+
+/// The OpenSSL calls probed, as attach cookies and in [`DataHeader::syscall`] of TLS records.
+pub mod tls_op {
+    /// `int SSL_write(SSL *, const void *buf, int num)`.
+    pub const WRITE: u32 = 0x1000;
+    /// `int SSL_read(SSL *, void *buf, int num)`.
+    pub const READ: u32 = 0x1001;
+    /// `int SSL_write_ex(SSL *, const void *buf, size_t num, size_t *written)`.
+    pub const WRITE_EX: u32 = 0x1002;
+    /// `int SSL_read_ex(SSL *, void *buf, size_t num, size_t *readbytes)`.
+    pub const READ_EX: u32 = 0x1003;
+    /// Not a call: an `SSL_write` on this thread used no socket (OpenSSL over memory BIOs, as
+    /// gRPC core does), so the next socket call of the thread on a TLS socket sends its
+    /// ciphertext and names the connection ([`super::TlsAssocEvent`]).
+    pub const ASSOCIATE: u32 = 0x10ff;
+}
+
+/// A TLS connection whose plaintext was sent keyed by its `SSL *` (no socket known yet) is
+/// the socket `sk`: user space moves it there.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TlsAssocEvent {
+    /// Always [`EventKind::TlsAssoc`].
+    pub kind: u32,
+    /// Process id.
+    pub tgid: u32,
+    /// The socket's fd.
+    pub fd: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+    /// The `SSL *`: the key the plaintext was sent under.
+    pub ssl: u64,
+    /// Kernel address of the socket.
+    pub sk: u64,
 }
 
 /// Header of a [`EventKind::Data`] record; `cap_len` captured bytes follow it.
@@ -205,6 +248,21 @@ pub struct ConnState {
     pub verdict: u32,
     /// IP protocol of the socket (6 = TCP, 17 = UDP; 0 when unknown), read once.
     pub protocol: u32,
+    /// [`tls_state`] of the connection.
+    pub tls: u32,
+    /// Reserved, zero.
+    pub _pad: u32,
+}
+
+/// What the kernel side knows of a connection's TLS, in [`ConnState::tls`].
+pub mod tls_state {
+    /// No TLS seen.
+    pub const NONE: u32 = 0;
+    /// Its first bytes were a TLS handshake record: ciphertext, not sent to user space.
+    pub const CIPHERTEXT: u32 = 1;
+    /// A socket call nested in a probed SSL call used it: its plaintext comes from the
+    /// OpenSSL probes.
+    pub const PROBED: u32 = 2;
 }
 
 /// IP protocol numbers in [`DataHeader::protocol`].
@@ -250,8 +308,12 @@ pub mod counter {
     pub const FILTERED: u32 = 4;
     /// Connection-state map full: positions unknown for a connection.
     pub const CONN_MAP_FULL: u32 = 5;
+    /// Socket calls carrying TLS ciphertext, not sent (the plaintext comes from the probes).
+    pub const TLS_CIPHERTEXT: u32 = 6;
+    /// SSL calls whose return was seen without their entry (probe attached mid-call).
+    pub const TLS_UNPAIRED: u32 = 7;
     /// Number of counters.
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 8;
 }
 
 /// x86_64 syscall numbers the data path understands.

@@ -14,12 +14,14 @@ mod profile;
 mod sched;
 #[cfg(target_arch = "bpf")]
 mod sock;
+#[cfg(target_arch = "bpf")]
+mod tls;
 
 #[cfg(target_arch = "bpf")]
 mod programs {
     use aya_ebpf::{
-        macros::{btf_tracepoint, tracepoint},
-        programs::{BtfTracePointContext, TracePointContext},
+        macros::{btf_tracepoint, tracepoint, uprobe, uretprobe},
+        programs::{BtfTracePointContext, ProbeContext, RetProbeContext, TracePointContext},
     };
     use wirelens_ebpf::direction;
 
@@ -44,10 +46,33 @@ mod programs {
         0
     }
 
-    /// `syscalls:sys_enter_sendmmsg` / `sys_enter_recvmmsg`: restart the message index.
-    #[tracepoint]
-    pub fn sys_enter_mmsg(_ctx: TracePointContext) -> u32 {
+    /// Entry of libc's `sendmmsg` / `recvmmsg` (uprobe): restart the message index. A uprobe,
+    /// not the `syscalls:sys_enter_*` tracepoints: enabling any syscall tracepoint sends every
+    /// syscall of every thread through the slow entry path.
+    #[uprobe]
+    pub fn mmsg_enter(_ctx: ProbeContext) -> u32 {
         crate::data::on_mmsg_enter();
+        0
+    }
+
+    /// Entry of `SSL_write`, `SSL_read`, `SSL_write_ex`, `SSL_read_ex` (cookie: which one).
+    #[uprobe]
+    pub fn ssl_enter(ctx: ProbeContext) -> u32 {
+        crate::tls::on_enter(&ctx);
+        0
+    }
+
+    /// Entry of `SSL_free`: the object's plaintext state goes.
+    #[uprobe]
+    pub fn ssl_free(ctx: ProbeContext) -> u32 {
+        crate::tls::on_free(&ctx);
+        0
+    }
+
+    /// Return of the same four functions: the plaintext they moved.
+    #[uretprobe]
+    pub fn ssl_return(ctx: RetProbeContext) -> u32 {
+        crate::tls::on_return(&ctx);
         0
     }
 

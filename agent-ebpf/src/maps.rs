@@ -7,6 +7,8 @@ use aya_ebpf::{
 };
 use wirelens_ebpf::{ConnState, DataEvent, counter, profile};
 
+use crate::tls::{TlsCall, TlsConn, TlsKey};
+
 /// All records for user space.
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
@@ -26,9 +28,19 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::C
 #[btf_map]
 pub static CONNS: SkStorage<ConnState> = SkStorage::new();
 
-/// Message index inside the `sendmmsg`/`recvmmsg` call a thread is in (keyed by pid_tgid).
+/// Message index inside the `sendmmsg`/`recvmmsg` call a thread is in (keyed by pid_tgid); the
+/// libc entry probes reset it.
 #[map]
 pub static MMSG_INDEX: LruHashMap<u64, u32> = LruHashMap::with_max_entries(4096, 0);
+
+/// SSL calls in progress, per thread (keyed by pid_tgid): see `tls`.
+#[map]
+pub static TLS_CALLS: HashMap<u64, TlsCall> = HashMap::with_max_entries(16384, 0);
+
+/// Plaintext stream state per `(process, SSL *)`: see `tls`. LRU: an SSL object freed without
+/// notice ages out.
+#[map]
+pub static TLS_CONNS: LruHashMap<TlsKey, TlsConn> = LruHashMap::with_max_entries(65536, 0);
 
 /// Traced pids when the pid filter is on.
 #[map]

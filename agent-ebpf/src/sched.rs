@@ -1,5 +1,5 @@
 //! `sched:sched_process_{exec,fork,exit}`: tell user space to read, inherit or drop a
-//! process's metadata.
+//! process's metadata; drop an exiting thread's in-kernel per-thread state.
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -60,6 +60,9 @@ pub fn on_fork(ctx: &TracePointContext) {
 #[inline(always)]
 pub fn on_exit(_ctx: &TracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
+    // Every exiting thread: an SSL call it was blocked in never returns (a client killed in
+    // `SSL_read`), and its entry must not stay in the map for good.
+    let _ = maps::TLS_CALLS.remove(&pid_tgid);
     // Only the thread-group leader's exit ends the process.
     if pid_tgid as u32 == (pid_tgid >> 32) as u32 {
         emit(EventKind::ProcExit, (pid_tgid >> 32) as u32, 0, NO_WAKEUP);

@@ -23,7 +23,7 @@ use crate::{
     clock::Clock,
     conntrack::{ConnTracker, Context},
     metadata::{process::ProcessCache, sockets},
-    probes::Probes,
+    probes::{Probes, uprobes::Uprobes},
     reader::{Event, decode},
     sinks::live::LiveSender,
     stats::{ExportCounts, Snapshot, Stats},
@@ -122,9 +122,10 @@ pub fn run(
     mut processes: ProcessCache,
 ) -> Snapshot {
     let Probes {
-        _ebpf: ebpf,
+        _ebpf: mut ebpf,
         mut events,
         counters,
+        mut uprobes,
     } = probes;
     let mut tracker = ConnTracker::new(max_conns, stats.clone());
 
@@ -141,8 +142,16 @@ pub fn run(
                 sinks: &sinks,
                 stats: &stats,
             };
-            drain(&mut events, &mut tracker, &mut cx, clock, &stats);
+            drain(
+                &mut events,
+                &mut tracker,
+                &mut cx,
+                clock,
+                &stats,
+                &mut uprobes,
+            );
             let now = Instant::now();
+            uprobes.tick(&mut ebpf, now);
             if now.duration_since(last_tick) >= TICK || stopping {
                 last_tick = now;
                 clock = Clock::new();
@@ -178,6 +187,7 @@ fn drain(
     cx: &mut Cx<'_>,
     clock: Clock,
     stats: &Stats,
+    uprobes: &mut Uprobes,
 ) {
     while let Some(item) = events.next() {
         Stats::add(&stats.events, 1);
@@ -187,9 +197,13 @@ fn drain(
                 tracker.on_data(&header, bytes, clock.to_unix(header.ts_ns), cx);
             }
             Ok(Event::SockState(ev)) => tracker.on_sock_state(&ev, clock.to_unix(ev.ts_ns), cx),
-            Ok(Event::ProcExec(ev)) => cx.processes.on_exec(ev.tgid, &ev.comm),
+            Ok(Event::ProcExec(ev)) => {
+                cx.processes.on_exec(ev.tgid, &ev.comm);
+                uprobes.on_exec(ev.tgid, Instant::now());
+            }
             Ok(Event::ProcExit(ev)) => cx.processes.on_exit(ev.tgid),
             Ok(Event::ProcFork(ev)) => cx.processes.on_fork(ev.parent, ev.tgid),
+            Ok(Event::TlsAssoc(ev)) => tracker.on_tls_assoc(&ev, cx),
             Err(err) => {
                 Stats::add(&stats.decode_errors, 1);
                 tracing::debug!(%err, "undecodable ring-buffer record");

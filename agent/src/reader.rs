@@ -1,6 +1,8 @@
 //! Decoding ring-buffer records into owned, typed events: the one place that reads the ABI.
 
-use wirelens_ebpf::{DATA_HEADER_LEN, DataHeader, EventKind, ProcEvent, SockStateEvent};
+use wirelens_ebpf::{
+    DATA_HEADER_LEN, DataHeader, EventKind, ProcEvent, SockStateEvent, TlsAssocEvent,
+};
 
 /// One decoded ring-buffer record. Data bytes borrow the ring-buffer slot.
 #[derive(Debug)]
@@ -20,6 +22,8 @@ pub enum Event<'a> {
     ProcExit(ProcEvent),
     /// A process forked.
     ProcFork(ProcEvent),
+    /// A TLS connection keyed by its `SSL *` learnt its socket.
+    TlsAssoc(TlsAssocEvent),
 }
 
 /// Why a record could not be decoded (each is counted, never fatal).
@@ -75,6 +79,7 @@ pub fn decode(buf: &[u8]) -> Result<Event<'_>, DecodeError> {
         Some(EventKind::ProcExec) => Ok(Event::ProcExec(read(buf, kind)?)),
         Some(EventKind::ProcExit) => Ok(Event::ProcExit(read(buf, kind)?)),
         Some(EventKind::ProcFork) => Ok(Event::ProcFork(read(buf, kind)?)),
+        Some(EventKind::TlsAssoc) => Ok(Event::TlsAssoc(read(buf, kind)?)),
         None => Err(DecodeError::UnknownKind(kind)),
     }
 }

@@ -34,6 +34,8 @@ pub struct Stats {
     pub unknown_protocol: AtomicU64,
     /// Records dropped because they belong to the agent's own export traffic.
     pub self_traffic: AtomicU64,
+    /// Ciphertext events of connections read through the OpenSSL probes, skipped.
+    pub tls_ciphertext: AtomicU64,
     /// Parser losses, by [`Loss`].
     pub parse_losses: [AtomicU64; Loss::ALL.len()],
     /// `replay`: packets read from the capture.
@@ -80,6 +82,7 @@ impl Stats {
             reordered: get(&self.reordered),
             unknown_protocol: get(&self.unknown_protocol),
             self_traffic: get(&self.self_traffic),
+            tls_ciphertext: get(&self.tls_ciphertext),
             parse_losses: Loss::ALL.map(|l| {
                 let i = Loss::ALL.iter().position(|x| *x == l).unwrap_or(0);
                 (l, get(&self.parse_losses[i]))
@@ -130,6 +133,8 @@ pub struct Snapshot {
     pub unknown_protocol: u64,
     /// Records of the agent's own export traffic, dropped.
     pub self_traffic: u64,
+    /// Ciphertext events of probed TLS connections, skipped.
+    pub tls_ciphertext: u64,
     /// Parser losses.
     pub parse_losses: [(Loss, u64); Loss::ALL.len()],
     /// Exporter counts.
@@ -169,6 +174,14 @@ impl Snapshot {
             ("wirelens.kernel.unreadable_calls", k(counter::UNREADABLE)),
             ("wirelens.kernel.filtered_calls", k(counter::FILTERED)),
             ("wirelens.kernel.conn_map_full", k(counter::CONN_MAP_FULL)),
+            (
+                "wirelens.kernel.tls_ciphertext_calls",
+                k(counter::TLS_CIPHERTEXT),
+            ),
+            (
+                "wirelens.kernel.tls_unpaired_returns",
+                k(counter::TLS_UNPAIRED),
+            ),
             ("wirelens.decode_errors", self.decode_errors),
             ("wirelens.stream_gaps", self.stream_gaps),
             ("wirelens.reordered_events", self.reordered),
@@ -178,6 +191,7 @@ impl Snapshot {
                 self.unknown_protocol,
             ),
             ("wirelens.self_traffic_connections", self.self_traffic),
+            ("wirelens.tls_ciphertext_events", self.tls_ciphertext),
             ("wirelens.live_dropped", self.live_dropped),
             // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
             ("wirelens.export.queue_dropped", self.export_queue_dropped),
@@ -236,5 +250,6 @@ fn loss_metric(loss: Loss) -> &'static str {
         Loss::UnmatchedResponse => "wirelens.parse.unmatched_responses",
         Loss::Oversized => "wirelens.parse.oversized",
         Loss::ResyncBytes => "wirelens.parse.resync_bytes",
+        Loss::UndecodedHeaders => "wirelens.parse.undecoded_headers",
     }
 }

@@ -91,6 +91,7 @@ pub(crate) fn url_full(
     host: Option<&str>,
     target: &str,
     peer: Option<SocketAddr>,
+    tls: bool,
 ) -> Option<String> {
     if is_absolute(target) {
         return Some(crate::redact::redact_url(target));
@@ -101,7 +102,7 @@ pub(crate) fn url_full(
     };
     Some(crate::redact::redact_url(&format!(
         "{}://{authority}{target}",
-        semconv::SCHEME_HTTP
+        semconv::http_scheme(tls)
     )))
 }
 
@@ -175,16 +176,16 @@ mod tests {
     fn full_urls() {
         let peer: SocketAddr = "[::1]:8080".parse().expect("addr");
         assert_eq!(
-            url_full(Some("h:1"), "/p?q", None).as_deref(),
+            url_full(Some("h:1"), "/p?q", None, false).as_deref(),
             Some("http://h:1/p?q")
         );
         assert_eq!(
-            url_full(None, "/p", Some(peer)).as_deref(),
-            Some("http://[::1]:8080/p")
+            url_full(None, "/p", Some(peer), true).as_deref(),
+            Some("https://[::1]:8080/p")
         );
-        assert_eq!(url_full(None, "/p", None), None);
+        assert_eq!(url_full(None, "/p", None, false), None);
         assert_eq!(
-            url_full(Some("h"), "http://u:p@x/y", None).as_deref(),
+            url_full(Some("h"), "http://u:p@x/y", None, false).as_deref(),
             Some("http://REDACTED:REDACTED@x/y")
         );
     }

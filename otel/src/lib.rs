@@ -42,7 +42,7 @@
 //!         ..HttpRecord::default()
 //!     }),
 //! };
-//! let obs = Observation { record, process, local: None, peer: None };
+//! let obs = Observation { record, process, local: None, peer: None, tls: false };
 //! let request = spans_request(&[obs]);
 //! assert_eq!(request.resource_spans.len(), 1);
 //! assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].name, "GET");
@@ -62,6 +62,7 @@ pub mod metrics;
 pub mod profiles;
 pub mod redact;
 pub mod resource;
+mod rpc_attrs;
 pub mod semconv;
 #[cfg(test)]
 mod test_util;
@@ -80,6 +81,9 @@ pub struct Observation {
     pub local: Option<SocketAddr>,
     /// The other end of the connection, when known.
     pub peer: Option<SocketAddr>,
+    /// The bytes were TLS plaintext (read through the OpenSSL probes): `url.scheme` is
+    /// `https`, and other protocols carry `tls.protocol.name`.
+    pub tls: bool,
 }
 
 /// Choices in how records become telemetry.

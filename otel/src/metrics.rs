@@ -24,11 +24,12 @@ use opentelemetry_proto::tonic::metrics::v1::{
     ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
 };
 use wirelens_parsers::{
-    DbRecord, Detail, DnsRecord, HttpRecord, MessagingOperation, MessagingRecord, Role,
+    DbRecord, Detail, DnsRecord, HttpRecord, MessagingOperation, MessagingRecord, Role, RpcRecord,
 };
 
 use crate::{
-    Observation, ProcessInfo, db_attrs, dns_attrs, http_attrs, kv, messaging_attrs, semconv,
+    Observation, ProcessInfo, db_attrs, dns_attrs, http_attrs, kv, messaging_attrs, rpc_attrs,
+    semconv,
 };
 
 /// Default cap on the number of histogram series kept.
@@ -157,6 +158,7 @@ impl MetricsAggregator {
             Detail::Db(db) => Some(db_series(obs, db)),
             Detail::Messaging(m) => messaging_series(obs, m),
             Detail::Dns(dns) => dns_series(obs, dns),
+            Detail::Rpc(rpc) => Some(rpc_series(obs, rpc)),
         };
         // Some observations have no metric: nothing to record is not an overflow.
         let Some((name, attrs)) = series else {
@@ -259,7 +261,10 @@ fn http_series(obs: &Observation, http: &HttpRecord) -> (&'static str, AttrSet) 
     }
     let name = match role {
         Role::Server => {
-            attrs.push((semconv::URL_SCHEME, Str(semconv::SCHEME_HTTP.to_owned())));
+            attrs.push((
+                semconv::URL_SCHEME,
+                Str(semconv::http_scheme(obs.tls).to_owned()),
+            ));
             attrs.push((
                 semconv::NETWORK_PROTOCOL_NAME,
                 Str(semconv::PROTOCOL_HTTP.to_owned()),
@@ -275,7 +280,10 @@ fn http_series(obs: &Observation, http: &HttpRecord) -> (&'static str, AttrSet) 
                     attrs.push((semconv::SERVER_PORT, Int(i64::from(port))));
                 }
             }
-            attrs.push((semconv::URL_SCHEME, Str(semconv::SCHEME_HTTP.to_owned())));
+            attrs.push((
+                semconv::URL_SCHEME,
+                Str(semconv::http_scheme(obs.tls).to_owned()),
+            ));
             semconv::HTTP_CLIENT_REQUEST_DURATION
         }
     };
@@ -379,6 +387,44 @@ fn dns_series(obs: &Observation, dns: &DnsRecord) -> Option<(&'static str, AttrS
     Some((semconv::DNS_LOOKUP_DURATION, attrs))
 }
 
+/// Metric name and attributes of an RPC: `rpc.{server,client}.call.duration` with
+/// `rpc.system.name`, `rpc.method`, `rpc.response.status_code`, `server.address`/`port` and
+/// `error.type`.
+fn rpc_series(obs: &Observation, rpc: &RpcRecord) -> (&'static str, AttrSet) {
+    use AttrValue::{Int, Str};
+    let role = obs.record.role;
+    let mut attrs: AttrSet = Vec::with_capacity(6);
+    attrs.push((
+        semconv::RPC_SYSTEM_NAME,
+        Str(rpc.system.as_str().to_owned()),
+    ));
+    attrs.push((
+        semconv::RPC_METHOD,
+        Str(rpc_attrs::method(rpc).into_owned()),
+    ));
+    if let Some(status) = rpc.status_name() {
+        attrs.push((semconv::RPC_RESPONSE_STATUS_CODE, Str(status.to_owned())));
+    }
+    let endpoint = match role {
+        Role::Server => obs.local,
+        Role::Client => obs.peer,
+    };
+    if let Some((address, port)) = http_attrs::server_endpoint(rpc.authority.as_deref(), endpoint) {
+        attrs.push((semconv::SERVER_ADDRESS, Str(address)));
+        if let Some(port) = port {
+            attrs.push((semconv::SERVER_PORT, Int(i64::from(port))));
+        }
+    }
+    if let Some(error) = rpc_attrs::error_type(role, rpc) {
+        attrs.push((semconv::ERROR_TYPE, Str(error.to_owned())));
+    }
+    let name = match role {
+        Role::Server => semconv::RPC_SERVER_CALL_DURATION,
+        Role::Client => semconv::RPC_CLIENT_CALL_DURATION,
+    };
+    (name, attrs)
+}
+
 /// Explicit bucket boundaries of a histogram, by metric name.
 fn bounds(name: &str) -> &'static [f64] {
     match name {
@@ -401,6 +447,12 @@ fn description(name: &str) -> &'static str {
             "Duration of messaging operation initiated by a producer or consumer client."
         }
         semconv::DNS_LOOKUP_DURATION => "Measures the time taken to perform a DNS lookup.",
+        semconv::RPC_SERVER_CALL_DURATION => {
+            "Measures the duration of inbound remote procedure calls."
+        }
+        semconv::RPC_CLIENT_CALL_DURATION => {
+            "Measures the duration of outbound remote procedure calls."
+        }
         _ => "",
     }
 }

@@ -128,8 +128,22 @@ pub const DNS_QUESTION_NAME: &str = "dns.question.name";
 /// `dns.answers` (string[]): the IPv4 and IPv6 addresses resolved.
 pub const DNS_ANSWERS: &str = "dns.answers";
 
+// RPC (release candidate conventions: `rpc.system.name`, fully qualified `rpc.method`).
+/// `rpc.system.name`.
+pub const RPC_SYSTEM_NAME: &str = "rpc.system.name";
+/// `rpc.method`: `service/method`.
+pub const RPC_METHOD: &str = "rpc.method";
+/// `rpc.response.status_code`: the status name (`OK`, `NOT_FOUND`).
+pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
+/// gRPC messages the client sent in the call (wirelens' own attribute).
+pub const WIRELENS_RPC_REQUEST_MESSAGES: &str = "wirelens.rpc.request.messages";
+/// gRPC messages the server sent in the call (wirelens' own attribute).
+pub const WIRELENS_RPC_RESPONSE_MESSAGES: &str = "wirelens.rpc.response.messages";
+
 // Attribute values.
 
+/// `rpc.method` when the method is not known.
+pub const RPC_METHOD_OTHER: &str = "_OTHER";
 /// `http.request.method` value for methods outside [`HTTP_KNOWN_METHODS`].
 pub const HTTP_METHOD_OTHER: &str = "_OTHER";
 /// Methods kept as they are in `http.request.method` (RFC 9110 and RFC 5789 PATCH).
@@ -144,6 +158,17 @@ pub const ERROR_TYPE_OTHER: &str = "_OTHER";
 pub const PROTOCOL_HTTP: &str = "http";
 /// `url.scheme` for plain HTTP.
 pub const SCHEME_HTTP: &str = "http";
+/// `url.scheme` for HTTP over TLS.
+pub const SCHEME_HTTPS: &str = "https";
+/// `tls.protocol.name`: set on spans of non-HTTP protocols read as TLS plaintext.
+pub const TLS_PROTOCOL_NAME: &str = "tls.protocol.name";
+/// The `tls.protocol.name` value (OpenSSL does not say which version on these calls).
+pub const TLS: &str = "tls";
+
+/// `url.scheme` of HTTP over TLS or not.
+pub fn http_scheme(tls: bool) -> &'static str {
+    if tls { SCHEME_HTTPS } else { SCHEME_HTTP }
+}
 /// `network.transport` for TCP.
 pub const TRANSPORT_TCP: &str = "tcp";
 /// `network.transport` for UDP.
@@ -174,6 +199,10 @@ pub const DB_SERVER_OPERATION_DURATION: &str = "db.server.operation.duration";
 pub const MESSAGING_CLIENT_OPERATION_DURATION: &str = "messaging.client.operation.duration";
 /// Histogram of DNS lookups, seconds.
 pub const DNS_LOOKUP_DURATION: &str = "dns.lookup.duration";
+/// Histogram: duration of RPCs served (seconds).
+pub const RPC_SERVER_CALL_DURATION: &str = "rpc.server.call.duration";
+/// Histogram: duration of RPCs made (seconds).
+pub const RPC_CLIENT_CALL_DURATION: &str = "rpc.client.call.duration";
 /// Unit of duration histograms.
 pub const UNIT_SECONDS: &str = "s";
 /// Unit of counters of events (the agent's own counters, unless they count bytes).

@@ -66,6 +66,7 @@ fn obs(pid: u32, role: Role, method: &str, target: &str, status: Option<u16>) ->
         process: Arc::new(process(pid)),
         local: local.parse().ok(),
         peer: peer.parse().ok(),
+        tls: false,
     }
 }
 
@@ -112,6 +113,7 @@ pub(crate) fn db_obs(pid: u32, role: Role, db: DbRecord) -> Observation {
         process: Arc::new(process(pid)),
         local,
         peer,
+        tls: false,
     }
 }
 
@@ -142,6 +144,7 @@ pub(crate) fn messaging_obs(pid: u32, role: Role, m: MessagingRecord) -> Observa
         process: Arc::new(process(pid)),
         local,
         peer,
+        tls: false,
     }
 }
 
@@ -181,5 +184,6 @@ pub(crate) fn dns_obs(pid: u32, role: Role, dns: DnsRecord) -> Observation {
         process: Arc::new(process(pid)),
         local,
         peer,
+        tls: false,
     }
 }

@@ -15,6 +15,11 @@
 //! the message is linked, and is the parent of sends, single-message process spans and broker
 //! spans (details in `messaging_attrs`).
 //!
+//! gRPC calls become CLIENT or SERVER spans named by `rpc.method` (`service/method`), with
+//! `rpc.system.name`, `rpc.response.status_code` and the message counts; a request
+//! `traceparent` makes the server span the caller's child, as for HTTP (details in
+//! `rpc_attrs`). HTTP/2 exchanges are HTTP spans with `network.protocol.version` `2`.
+//!
 //! DNS queries become CLIENT spans (the resolver) or SERVER spans (the DNS server) named
 //! `DNS {question type}`, with `dns.question.name` and `dns.answers` (details in `dns_attrs`).
 
@@ -27,11 +32,11 @@ use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::span::{Link, SpanKind};
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, SpanFlags, Status};
-use wirelens_parsers::{DbRecord, Detail, DnsRecord, HttpRecord, MessagingRecord, Role};
+use wirelens_parsers::{DbRecord, Detail, DnsRecord, HttpRecord, MessagingRecord, Role, RpcRecord};
 
 use crate::{
     MappingOptions, Observation, ProcessInfo, db_attrs, dns_attrs, http_attrs, kv, messaging_attrs,
-    redact, semconv,
+    redact, rpc_attrs, semconv,
 };
 
 /// One export request holding a span per observation, grouped by process: one
@@ -125,7 +130,19 @@ pub fn span_with(obs: &Observation, options: &MappingOptions) -> Span {
             dns_span(&mut span, record.role, dns, obs);
             None
         }
+        Detail::Rpc(rpc) => {
+            rpc_span(&mut span, record.role, rpc, obs);
+            let remote = record.role == Role::Server;
+            rpc.traceparent
+                .as_deref()
+                .and_then(parse_traceparent)
+                .map(|p| (p, remote))
+        }
     };
+    if obs.tls && !matches!(record.detail, Detail::Http(_)) {
+        span.attributes
+            .push(kv::string(semconv::TLS_PROTOCOL_NAME, semconv::TLS));
+    }
     match parent {
         Some((parent, remote)) => {
             span.trace_id = parent.trace_id.to_vec();
@@ -171,13 +188,19 @@ fn http_span(span: &mut Span, role: Role, http: &HttpRecord, obs: &Observation) 
         ));
     }
     match role {
+        // An empty target was not decoded (HTTP/2 joined mid-stream): no URL at all.
+        Role::Server if http.target.is_empty() => {}
+        Role::Client if http.target.is_empty() => {}
         Role::Server => {
             let (path, query) = http_attrs::split_target(&http.target);
             a.push(kv::string(semconv::URL_PATH, path));
             if let Some(query) = query.filter(|q| !q.is_empty()) {
                 a.push(kv::string(semconv::URL_QUERY, redact::redact_query(query)));
             }
-            a.push(kv::string(semconv::URL_SCHEME, semconv::SCHEME_HTTP));
+            a.push(kv::string(
+                semconv::URL_SCHEME,
+                semconv::http_scheme(obs.tls),
+            ));
             push_server(
                 a,
                 http_attrs::server_endpoint(http.host.as_deref(), obs.local),
@@ -188,7 +211,9 @@ fn http_span(span: &mut Span, role: Role, http: &HttpRecord, obs: &Observation) 
             }
         }
         Role::Client => {
-            if let Some(url) = http_attrs::url_full(http.host.as_deref(), &http.target, obs.peer) {
+            if let Some(url) =
+                http_attrs::url_full(http.host.as_deref(), &http.target, obs.peer, obs.tls)
+            {
                 a.push(kv::string(semconv::URL_FULL, url));
             }
             push_server(
@@ -229,6 +254,67 @@ fn http_span(span: &mut Span, role: Role, http: &HttpRecord, obs: &Observation) 
         };
         span.status = Some(Status {
             message,
+            code: StatusCode::Error as i32,
+        });
+    }
+}
+
+fn rpc_span(span: &mut Span, role: Role, rpc: &RpcRecord, obs: &Observation) {
+    let method = rpc_attrs::method(rpc);
+    span.name = method.to_string();
+    let a = &mut span.attributes;
+    a.push(kv::string(semconv::RPC_SYSTEM_NAME, rpc.system.as_str()));
+    a.push(kv::string(semconv::RPC_METHOD, method));
+    if let Some(status) = rpc.status_name() {
+        a.push(kv::string(semconv::RPC_RESPONSE_STATUS_CODE, status));
+    }
+    let endpoint = match role {
+        Role::Server => obs.local,
+        Role::Client => obs.peer,
+    };
+    push_server(
+        a,
+        http_attrs::server_endpoint(rpc.authority.as_deref(), endpoint),
+    );
+    if let Some(peer) = obs.peer {
+        if role == Role::Server {
+            a.push(kv::string(semconv::CLIENT_ADDRESS, peer.ip().to_string()));
+            a.push(kv::int(semconv::CLIENT_PORT, i64::from(peer.port())));
+        }
+        a.push(kv::string(
+            semconv::NETWORK_PEER_ADDRESS,
+            peer.ip().to_string(),
+        ));
+        a.push(kv::int(semconv::NETWORK_PEER_PORT, i64::from(peer.port())));
+    }
+    a.push(kv::string(
+        semconv::NETWORK_PROTOCOL_NAME,
+        semconv::PROTOCOL_HTTP,
+    ));
+    a.push(kv::string(semconv::NETWORK_PROTOCOL_VERSION, "2"));
+    a.push(kv::string(
+        semconv::NETWORK_TRANSPORT,
+        semconv::TRANSPORT_TCP,
+    ));
+    if let Some(n) = rpc.request_messages {
+        a.push(kv::int(
+            semconv::WIRELENS_RPC_REQUEST_MESSAGES,
+            i64::try_from(n).unwrap_or(i64::MAX),
+        ));
+    }
+    if let Some(n) = rpc.response_messages {
+        a.push(kv::int(
+            semconv::WIRELENS_RPC_RESPONSE_MESSAGES,
+            i64::try_from(n).unwrap_or(i64::MAX),
+        ));
+    }
+    if let Some(ua) = rpc.user_agent.as_deref().filter(|u| !u.is_empty()) {
+        a.push(kv::string(semconv::USER_AGENT_ORIGINAL, ua));
+    }
+    if let Some(error) = rpc_attrs::error_type(role, rpc) {
+        a.push(kv::string(semconv::ERROR_TYPE, error));
+        span.status = Some(Status {
+            message: rpc.status_message.clone().unwrap_or_default(),
             code: StatusCode::Error as i32,
         });
     }
@@ -567,6 +653,25 @@ mod tests {
                 ("server.port", "5432"),
             ])
         );
+    }
+
+    #[test]
+    fn tls_plaintext_is_https_or_marked() {
+        let mut server = server_obs(1, "GET", "/a", Some(200));
+        server.tls = true;
+        let attrs = attr_map(&span(&server).attributes);
+        assert_eq!(attrs["url.scheme"], "https");
+        assert!(!attrs.contains_key("tls.protocol.name"));
+        let mut client = client_obs(2, "GET", "/a", Some(200));
+        client.tls = true;
+        let attrs = attr_map(&span(&client).attributes);
+        assert!(attrs["url.full"].starts_with("https://"), "{attrs:?}");
+        let mut db = db_obs(1, Role::Client, postgres_select());
+        db.tls = true;
+        let attrs = attr_map(&span(&db).attributes);
+        assert_eq!(attrs["tls.protocol.name"], "tls");
+        let plain = attr_map(&span(&db_obs(1, Role::Client, postgres_select())).attributes);
+        assert!(!plain.contains_key("tls.protocol.name"));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub mod amqp;
 pub mod cassandra;
 pub mod dns;
 pub mod http1;
+pub mod http2;
 pub mod kafka;
 pub mod mysql;
 pub mod nats;
@@ -43,7 +44,8 @@ pub use output::{Loss, Output};
 pub use protocol::{Inference, Protocol, infer, infer_datagram, new_parser};
 pub use record::{
     DbRecord, DbSystem, Detail, DnsRecord, DnsTransport, HttpRecord, HttpVersion,
-    MessagingOperation, MessagingRecord, MessagingSystem, Record, Role,
+    MessagingOperation, MessagingRecord, MessagingSystem, Record, Role, RpcRecord, RpcSystem,
+    grpc_status_name,
 };
 
 /// Which way bytes flow, seen from the traced process.

@@ -15,16 +15,21 @@ pub enum Loss {
     Oversized,
     /// Bytes discarded while looking for the next message boundary after a gap.
     ResyncBytes,
+    /// Header blocks with fields that could not be decoded (HTTP/2 joined mid-stream or after
+    /// a gap: HPACK dynamic-table references into entries never seen); the fields that could
+    /// be were kept.
+    UndecodedHeaders,
 }
 
 impl Loss {
     /// Every loss kind, in counter order.
-    pub const ALL: [Loss; 5] = [
+    pub const ALL: [Loss; 6] = [
         Loss::Malformed,
         Loss::UnmatchedRequest,
         Loss::UnmatchedResponse,
         Loss::Oversized,
         Loss::ResyncBytes,
+        Loss::UndecodedHeaders,
     ];
 
     /// Metric-friendly name.
@@ -35,6 +40,7 @@ impl Loss {
             Loss::UnmatchedResponse => "unmatched_response",
             Loss::Oversized => "oversized",
             Loss::ResyncBytes => "resync_bytes",
+            Loss::UndecodedHeaders => "undecoded_headers",
         }
     }
 

@@ -1,8 +1,8 @@
 //! The protocol registry: the one place a protocol is added (`Protocol`, [`infer`], [`new_parser`]).
 
 use crate::{
-    Direction, Parser, amqp, cassandra, dns, http1, kafka, mysql, nats, postgres, record::Role,
-    redis,
+    Direction, Parser, amqp, cassandra, dns, http1, http2, kafka, mysql, nats, postgres,
+    record::Role, redis,
 };
 
 /// Every protocol wirelens can parse.
@@ -10,6 +10,8 @@ use crate::{
 pub enum Protocol {
     /// HTTP/1.0 and HTTP/1.1.
     Http1,
+    /// HTTP/2 (prior knowledge, `Upgrade: h2c`, or TLS with ALPN `h2`), and gRPC on it.
+    Http2,
     /// MySQL / MariaDB client/server protocol.
     MySql,
     /// PostgreSQL frontend/backend protocol v3.
@@ -32,6 +34,7 @@ impl Protocol {
     /// Every protocol, in inference order.
     pub const ALL: &'static [Protocol] = &[
         Protocol::Http1,
+        Protocol::Http2,
         Protocol::MySql,
         Protocol::Postgres,
         Protocol::Redis,
@@ -46,6 +49,7 @@ impl Protocol {
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Http1 => "http1",
+            Protocol::Http2 => "http2",
             Protocol::MySql => "mysql",
             Protocol::Postgres => "postgres",
             Protocol::Redis => "redis",
@@ -81,6 +85,7 @@ pub struct Inference {
 pub fn infer(dir: Direction, bytes: &[u8]) -> Option<Inference> {
     let candidates = [
         http1::infer(dir, bytes),
+        http2::infer(dir, bytes),
         mysql::infer(dir, bytes),
         postgres::infer(dir, bytes),
         redis::infer(dir, bytes),
@@ -104,7 +109,9 @@ pub fn infer_datagram(dir: Direction, bytes: &[u8]) -> Option<Inference> {
 /// A fresh parser for `protocol`.
 pub fn new_parser(protocol: Protocol) -> Box<dyn Parser> {
     match protocol {
-        Protocol::Http1 => Box::new(http1::Http1Parser::new()),
+        // An HTTP/1 connection may upgrade to h2c; the parser follows it.
+        Protocol::Http1 => Box::new(http2::H2cUpgrade::new()),
+        Protocol::Http2 => Box::new(http2::Http2Parser::new()),
         Protocol::MySql => Box::new(mysql::MySqlParser::new()),
         Protocol::Postgres => Box::new(postgres::PostgresParser::new()),
         Protocol::Redis => Box::new(redis::RedisParser::new()),

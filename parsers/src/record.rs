@@ -41,6 +41,8 @@ pub enum Detail {
     Messaging(MessagingRecord),
     /// A DNS query and its answer.
     Dns(DnsRecord),
+    /// A remote procedure call (gRPC over HTTP/2).
+    Rpc(RpcRecord),
 }
 
 /// Database system, as `db.system.name` spells it.
@@ -151,9 +153,11 @@ impl HttpVersion {
 /// Fields of an HTTP exchange.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HttpRecord {
-    /// Request method as sent (`GET`, `POST`, ...).
+    /// Request method as sent (`GET`, `POST`, ...); empty when it could not be decoded
+    /// (HTTP/2 joined mid-stream: the HPACK dynamic table is unknown).
     pub method: String,
-    /// Request target as sent (origin form `/p?q`, or absolute form for proxies).
+    /// Request target as sent (origin form `/p?q`, or absolute form for proxies; HTTP/2's
+    /// `:path`); empty when it could not be decoded.
     pub target: String,
     /// Protocol version of the request.
     pub version: Option<HttpVersion>,
@@ -317,4 +321,100 @@ impl DnsRecord {
     pub fn is_error(&self) -> bool {
         self.response_code.as_deref() != Some("NOERROR")
     }
+}
+
+/// RPC system, as `rpc.system.name` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RpcSystem {
+    /// gRPC over HTTP/2.
+    Grpc,
+}
+
+impl RpcSystem {
+    /// The `rpc.system.name` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+        }
+    }
+}
+
+/// Fields of one remote procedure call: a gRPC stream from its request headers to its
+/// trailers (or reset), whatever the number of messages each way.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RpcRecord {
+    /// The RPC system.
+    pub system: RpcSystem,
+    /// Fully qualified service (`helloworld.Greeter`), from `:path`; `None` if not decoded.
+    pub service: Option<String>,
+    /// Method (`SayHello`), from `:path`; `None` if not decoded.
+    pub method: Option<String>,
+    /// Status code (gRPC: `grpc-status`, 0 = OK), from the trailers or a trailers-only
+    /// response, else derived from a reset or an HTTP status; `None` when nothing says.
+    pub status_code: Option<u32>,
+    /// Status message (gRPC: `grpc-message`, percent-decoded).
+    pub status_message: Option<String>,
+    /// Messages the client sent; `None` when a gap hid a message boundary.
+    pub request_messages: Option<u64>,
+    /// Messages the server sent; `None` when a gap hid a message boundary.
+    pub response_messages: Option<u64>,
+    /// `:authority`.
+    pub authority: Option<String>,
+    /// `user-agent` of the request.
+    pub user_agent: Option<String>,
+    /// W3C `traceparent` of the request, verbatim.
+    pub traceparent: Option<String>,
+    /// Request `content-type` (`application/grpc`, `application/grpc+proto`...).
+    pub content_type: Option<String>,
+    /// HTTP/2 response `:status`, when a response head came.
+    pub http_status: Option<u16>,
+    /// The stream was reset (RST_STREAM) before it ended normally.
+    pub reset: bool,
+    /// Part of the call was not captured (a gap, a capture cut short): fields that are
+    /// `None` may have been sent, the status included.
+    pub truncated: bool,
+}
+
+impl RpcRecord {
+    /// Whether the call failed: a non-zero status, or no status at all although the whole
+    /// call was seen.
+    pub fn is_error(&self) -> bool {
+        match self.status_code {
+            Some(code) => code != 0,
+            None => !self.truncated,
+        }
+    }
+
+    /// The gRPC status name (`OK`, `NOT_FOUND`...) of [`status_code`](Self::status_code).
+    pub fn status_name(&self) -> Option<&'static str> {
+        self.status_code.map(grpc_status_name)
+    }
+}
+
+/// The canonical name of gRPC status `code` (`UNKNOWN` past the defined ones).
+pub fn grpc_status_name(code: u32) -> &'static str {
+    const NAMES: [&str; 17] = [
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    usize::try_from(code)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .unwrap_or("UNKNOWN")
 }

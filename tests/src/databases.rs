@@ -105,6 +105,15 @@ impl DbServer {
     /// PostgreSQL: `initdb` (as user postgres, trust auth) and `postgres` on 127.0.0.1:`port`,
     /// no TLS, its socket in the temp dir; database [`DB_NAME`] created.
     pub fn postgres(port: u16) -> Self {
+        Self::postgres_with(port, false)
+    }
+
+    /// Like [`DbServer::postgres`] with TLS on (`ssl=on`, a self-signed certificate).
+    pub fn postgres_tls(port: u16) -> Self {
+        Self::postgres_with(port, true)
+    }
+
+    fn postgres_with(port: u16, tls: bool) -> Self {
         let dir = temp("wirelens-pg-");
         let (uid, gid) = postgres_ids();
         std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown pg dir");
@@ -121,12 +130,32 @@ impl DbServer {
             "initdb",
         );
         let log = dir.path().join("server.log");
-        let child = Command::new(format!("{PG_BIN}/postgres"))
+        let ssl = if tls {
+            crate::util::write_certificate(dir.path());
+            for f in ["cert.pem", "key.pem"] {
+                let path = dir.path().join(f);
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown cert");
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+            }
+            vec![
+                "ssl=on".to_string(),
+                format!("ssl_cert_file={}", dir.path().join("cert.pem").display()),
+                format!("ssl_key_file={}", dir.path().join("key.pem").display()),
+            ]
+        } else {
+            vec!["ssl=off".to_string()]
+        };
+        let mut command = Command::new(format!("{PG_BIN}/postgres"));
+        command
             .arg("-D")
             .arg(&data)
             .args(["-p", &port.to_string(), "-k"])
             .arg(dir.path())
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "ssl=off"])
+            .args(["-c", "listen_addresses=127.0.0.1"]);
+        for setting in &ssl {
+            command.arg("-c").arg(setting);
+        }
+        let child = command
             .args(["-c", "fsync=off", "-c", "logging_collector=off"])
             .uid(uid)
             .gid(gid)
@@ -195,10 +224,36 @@ impl DbServer {
 
     /// Redis: `redis-server` on 127.0.0.1:`port`, no persistence.
     pub fn redis(port: u16) -> Self {
+        Self::redis_with(port, false)
+    }
+
+    /// Like [`DbServer::redis`] speaking only TLS on `port` (a self-signed certificate, client
+    /// certificates not asked for).
+    pub fn redis_tls(port: u16) -> Self {
+        Self::redis_with(port, true)
+    }
+
+    fn redis_with(port: u16, tls: bool) -> Self {
         let dir = temp("wirelens-redis-");
         let log = dir.path().join("server.log");
-        let child = Command::new("/usr/bin/redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new("/usr/bin/redis-server");
+        if tls {
+            crate::util::write_certificate(dir.path());
+            let cert = dir.path().join("cert.pem");
+            command
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&cert)
+                .arg("--tls-key-file")
+                .arg(dir.path().join("key.pem"))
+                .arg("--tls-ca-cert-file")
+                .arg(&cert)
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            command.args(["--port", &port.to_string()]);
+        }
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--dir"])
             .arg(dir.path())
             .stdin(Stdio::null())

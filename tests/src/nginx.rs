@@ -20,6 +20,9 @@ pub const BIG_BIN_LEN: usize = 1 << 20;
 
 /// A running nginx master with one worker; stopped on drop.
 ///
+/// It serves the site on `port` in plain HTTP/1, and over TLS (a self-signed certificate for
+/// `localhost`, ALPN h2 and http/1.1) on `tls_port`, where `= /error` gives 500 too.
+///
 /// Locations: `/index.html` (small), `/big.bin` (exactly 1 MiB, sent with sendfile), `/chunked`
 /// (text gzip-compressed on the fly, so chunked when the client accepts gzip), `= /error` (500),
 /// `= /upload` (201 after reading and discarding a body of up to 10 MiB); anything else is 404.
@@ -28,6 +31,8 @@ pub struct Nginx {
     dir: TempDir,
     /// The port it listens on, on 127.0.0.1.
     pub port: u16,
+    /// The TLS port, on 127.0.0.1.
+    pub tls_port: u16,
 }
 
 impl Nginx {
@@ -39,8 +44,11 @@ impl Nginx {
             .expect("create nginx temp dir");
         let prefix = dir.path();
         write_docroot(prefix);
+        crate::util::write_certificate(prefix);
+        let tls_port = crate::util::free_port();
         let conf = CONFIG_TEMPLATE
             .replace("@PREFIX@", &prefix.display().to_string())
+            .replace("@TLS_PORT@", &tls_port.to_string())
             .replace("@PORT@", &port.to_string());
         let conf_path = prefix.join("nginx.conf");
         fs::write(&conf_path, conf).expect("write nginx.conf");
@@ -59,7 +67,12 @@ impl Nginx {
             .stderr(fs::File::create(prefix.join("stderr.log")).expect("create nginx stderr"))
             .spawn()
             .unwrap_or_else(|e| panic!("spawn /usr/sbin/nginx (run scripts/setup.sh): {e}"));
-        let mut nginx = Nginx { child, dir, port };
+        let mut nginx = Nginx {
+            child,
+            dir,
+            port,
+            tls_port,
+        };
 
         wait_until(
             &format!("nginx to accept on 127.0.0.1:{port}"),
@@ -86,6 +99,11 @@ impl Nginx {
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `https://127.0.0.1:<tls_port><path>`.
+    pub fn tls_url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.tls_port)
     }
 
     /// The master's pid.

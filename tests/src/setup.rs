@@ -27,6 +27,8 @@ pub struct Setup {
     pub agent: Agent,
     /// The transport the agent was told to use.
     pub otlp: Otlp,
+    /// The traced port is nginx's TLS port.
+    pub tls: bool,
     worker_pid: u32,
 }
 
@@ -41,6 +43,18 @@ impl Setup {
         Self::start_agent(name, otlp, Nginx::start(free_port()), receiver, extra_args)
     }
 
+    /// Like [`Setup::start`], tracing nginx's TLS port instead of its plain one.
+    pub fn start_tls(name: &str, otlp: Otlp) -> Self {
+        Self::start_traced(
+            name,
+            otlp,
+            Nginx::start(free_port()),
+            Receiver::start(),
+            &[],
+            true,
+        )
+    }
+
     /// Starts the agent for an nginx and a receiver that already run (say, with a client
     /// connected before the agent).
     pub fn start_agent(
@@ -50,8 +64,19 @@ impl Setup {
         receiver: Receiver,
         extra_args: &[&str],
     ) -> Self {
+        Self::start_traced(name, otlp, nginx, receiver, extra_args, false)
+    }
+
+    fn start_traced(
+        name: &str,
+        otlp: Otlp,
+        nginx: Nginx,
+        receiver: Receiver,
+        extra_args: &[&str],
+        tls: bool,
+    ) -> Self {
         let worker_pid = nginx.worker_pid();
-        let port = nginx.port.to_string();
+        let port = if tls { nginx.tls_port } else { nginx.port }.to_string();
         let mut args = vec!["--port", port.as_str()];
         args.extend_from_slice(extra_args);
         let env = receiver.env(otlp);
@@ -63,6 +88,7 @@ impl Setup {
             receiver,
             agent,
             otlp,
+            tls,
             worker_pid,
         }
     }
@@ -90,6 +116,7 @@ impl Setup {
             receiver,
             agent,
             otlp,
+            tls,
             worker_pid,
         } = self;
         let output = agent.stop();
@@ -99,7 +126,9 @@ impl Setup {
             requests: receiver.requests(),
             rejected: receiver.rejected(),
             name,
-            port: nginx.port,
+            port: if tls { nginx.tls_port } else { nginx.port },
+            scheme: if tls { "https" } else { "http" },
+            version: "1.1",
             worker_pid,
             worker_exe: exe_name(worker_pid),
             otlp,
@@ -130,8 +159,12 @@ pub struct Finished {
     pub requests: Vec<Value>,
     /// How many export requests the receiver refused (see [`Receiver::start_failing_first`]).
     pub rejected: usize,
-    /// nginx's port.
+    /// nginx's traced port.
     pub port: u16,
+    /// `http`, or `https` when the traced port was the TLS one.
+    pub scheme: &'static str,
+    /// The `network.protocol.version` the span asserters expect (`1.1` unless a test sets it).
+    pub version: &'static str,
     /// nginx worker's pid.
     pub worker_pid: u32,
     /// nginx worker's executable base name.
@@ -205,7 +238,7 @@ impl Finished {
         if let Some(query) = query {
             assert_eq!(span.str_attr("url.query"), query, "{ctx}");
         }
-        assert_eq!(span.str_attr("url.scheme"), "http", "{ctx}");
+        assert_eq!(span.str_attr("url.scheme"), self.scheme, "{ctx}");
         assert_eq!(
             span.int_attr("http.response.status_code"),
             ex.status,
@@ -214,7 +247,11 @@ impl Finished {
         assert_eq!(span.str_attr("server.address"), "127.0.0.1", "{ctx}");
         assert_eq!(span.int_attr("server.port"), i64::from(self.port), "{ctx}");
         assert_eq!(span.str_attr("client.address"), "127.0.0.1", "{ctx}");
-        assert_eq!(span.str_attr("network.protocol.version"), "1.1", "{ctx}");
+        assert_eq!(
+            span.str_attr("network.protocol.version"),
+            self.version,
+            "{ctx}"
+        );
         assert_eq!(span.str_attr("user_agent.original"), ex.user_agent, "{ctx}");
         let want_status = if ex.status >= 500 {
             "STATUS_CODE_ERROR"
@@ -261,7 +298,7 @@ impl Finished {
         assert_eq!(span.str_attr("http.request.method"), ex.method, "{ctx}");
         assert_eq!(
             span.str_attr("url.full"),
-            format!("http://127.0.0.1:{}{}", self.port, ex.target),
+            format!("{}://127.0.0.1:{}{}", self.scheme, self.port, ex.target),
             "{ctx}"
         );
         assert_eq!(span.str_attr("server.address"), "127.0.0.1", "{ctx}");
@@ -271,10 +308,14 @@ impl Finished {
             ex.status,
             "{ctx}"
         );
-        assert_eq!(span.str_attr("network.protocol.version"), "1.1", "{ctx}");
+        assert_eq!(
+            span.str_attr("network.protocol.version"),
+            self.version,
+            "{ctx}"
+        );
         assert_eq!(span.str_attr("user_agent.original"), ex.user_agent, "{ctx}");
         if let Some(scheme) = span.attributes.get("url.scheme") {
-            assert_eq!(scheme, "http", "{ctx}: url.scheme");
+            assert_eq!(scheme, self.scheme, "{ctx}: url.scheme");
         }
         let want_status = if ex.status >= 400 {
             "STATUS_CODE_ERROR"

@@ -41,6 +41,25 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local_addr").port()
 }
 
+/// A self-signed certificate and key for `localhost` (`cert.pem`, `key.pem` in `prefix`).
+pub fn write_certificate(prefix: &Path) {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(prefix.join("key.pem"))
+        .arg("-out")
+        .arg(prefix.join("cert.pem"))
+        .output()
+        .unwrap_or_else(|e| panic!("run openssl (scripts/setup.sh installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "openssl req failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// This machine's host name, as the kernel reports it.
 pub fn host_name() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")

@@ -12,8 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 use wirelens_tests::{
     Agent, ClientProcess, ClientRun, Exchange, Finished, HTTP_DURATION_BOUNDS, Nginx, Otlp,
-    Receiver, Setup, Span, comm, curl, free_port, histogram_count, histogram_series, python_client,
-    wait_until,
+    PARENT_SPAN_ID, Receiver, Setup, Span, TRACE_ID, comm, curl, free_port, histogram_count,
+    histogram_series, python_client, wait_until,
 };
 
 const UA: &str = "wirelens-test";
@@ -273,6 +273,41 @@ fn upload_100_kb_post() {
         user_agent: UA,
     };
     assert_exchanges(&done, &[post, get("/index.html", 200)], &run, Some(service));
+}
+
+#[test]
+fn traceparent_makes_the_server_span_a_child() {
+    let setup = Setup::start("traceparent", Otlp::Grpc);
+    let header = format!("traceparent: 00-{TRACE_ID}-{PARENT_SPAN_ID}-01");
+    let (run, _) = curl_urls(
+        setup.nginx.port,
+        &["/index.html?traced", "/index.html?untraced"],
+        &[],
+    );
+    let (traced_run, _) = curl_urls(setup.nginx.port, &["/index.html?w3c"], &["-H", &header]);
+    let done = setup.finish(6);
+    done.assert_counts(3, 3);
+    // The caller's context: both spans of the exchange join its trace; the server span is a
+    // child of the caller's span, and so is the client span (the header came from the
+    // process that made it).
+    for span in [
+        server_for(&done, "/index.html?w3c"),
+        client_for(&done, "/index.html?w3c"),
+    ] {
+        assert_eq!(span.trace_id, TRACE_ID, "{}: {span:#?}", done.name);
+        assert_eq!(
+            span.parent_span_id, PARENT_SPAN_ID,
+            "{}: {span:#?}",
+            done.name
+        );
+    }
+    // Without the header: a fresh trace, no parent.
+    for target in ["/index.html?traced", "/index.html?untraced"] {
+        let span = server_for(&done, target);
+        assert_ne!(span.trace_id, TRACE_ID, "{}: {span:#?}", done.name);
+        assert!(span.parent_span_id.is_empty(), "{}: {span:#?}", done.name);
+    }
+    let _ = (run, traced_run);
 }
 
 #[test]

@@ -9,6 +9,8 @@
 
 mod inference;
 pub mod stream;
+#[cfg(test)]
+mod tls_tests;
 
 use std::{
     collections::HashMap,
@@ -16,7 +18,9 @@ use std::{
     sync::Arc,
 };
 
-use wirelens_ebpf::{DataHeader, SockStateEvent, data_flags, direction, ip_proto, tcp_state};
+use wirelens_ebpf::{
+    DataHeader, SockStateEvent, TlsAssocEvent, data_flags, direction, ip_proto, tcp_state,
+};
 use wirelens_otel::{Observation, ProcessInfo};
 use wirelens_parsers::{Detail, Direction, Output, Parser, Role, infer_datagram, new_parser};
 
@@ -48,6 +52,8 @@ struct Conn {
     process: Option<Arc<ProcessInfo>>,
     /// Records waiting for the addresses (the port filter needs them), oldest first.
     pending: Vec<wirelens_parsers::Record>,
+    /// The streams are TLS plaintext from the OpenSSL probes.
+    tls: bool,
 }
 
 /// Things the tracker needs from the rest of the agent.
@@ -96,8 +102,17 @@ impl ConnTracker {
 
     /// A data event (`ts` already in Unix ns).
     pub fn on_data(&mut self, h: &DataHeader, bytes: &[u8], ts: u64, cx: &mut impl Context) {
+        let tls = h.flags & data_flags::TLS != 0;
+        if tls {
+            self.on_tls_start(h.sk);
+        }
         if let Some(last) = self.ignored.get_mut(&h.sk) {
             *last = ts;
+            return;
+        }
+        if !tls && self.conns.get(&h.sk).is_some_and(|c| c.tls) {
+            // Ciphertext of a connection whose plaintext the probes give.
+            Stats::add(&self.stats.tls_ciphertext, 1);
             return;
         }
         if h.protocol == ip_proto::UDP {
@@ -132,6 +147,7 @@ impl ConnTracker {
                     last_ts: ts,
                     process: None,
                     pending: Vec::new(),
+                    tls,
                 },
             );
         }
@@ -203,6 +219,7 @@ impl ConnTracker {
                     last_ts: ts,
                     process: None,
                     pending: Vec::new(),
+                    tls: false,
                 },
             );
         }
@@ -244,6 +261,44 @@ impl ConnTracker {
             parser.feed_datagram(dir, bytes, peer, ts, &mut self.out);
         }
         self.drain(h.sk, cx);
+    }
+
+    /// A TLS connection whose plaintext came keyed by its `SSL *` (OpenSSL over memory BIOs)
+    /// is socket `ev.sk`: move it there and learn its addresses.
+    pub fn on_tls_assoc(&mut self, ev: &TlsAssocEvent, cx: &mut impl Context) {
+        let Some(mut conn) = self.conns.remove(&ev.ssl) else {
+            return;
+        };
+        tracing::debug!(
+            ssl = ev.ssl,
+            sk = ev.sk,
+            pid = ev.tgid,
+            "TLS connection found its socket"
+        );
+        if let Some(old) = self.conns.remove(&ev.sk) {
+            // Whatever was seen of the socket itself was ciphertext.
+            let held: usize = old.streams.iter().map(Stream::held_bytes).sum();
+            self.held_total = self.held_total.saturating_sub(held);
+        }
+        self.ignored.remove(&ev.sk);
+        if conn.local.is_none() {
+            let addrs = match self.socks.get(&ev.sk) {
+                Some(a) => Some((a.local, a.peer)),
+                None => cx.resolve_socket(ev.tgid, ev.fd).map(|s| (s.local, s.peer)),
+            };
+            if let Some((local, peer)) = addrs {
+                conn.local = Some(local);
+                conn.peer = Some(peer);
+                if !cx.wanted(Some((local, peer))) {
+                    self.ignore(ev.sk, conn.last_ts, cx);
+                    return;
+                }
+                let pending = std::mem::take(&mut conn.pending);
+                self.out.records.splice(0..0, pending);
+            }
+        }
+        self.conns.insert(ev.sk, conn);
+        self.drain(ev.sk, cx);
     }
 
     /// A TCP state change (`ts` in Unix ns).
@@ -344,6 +399,20 @@ impl ConnTracker {
         self.conns.remove(&sk);
     }
 
+    /// A TLS plaintext record for `sk`: whatever was seen of it before was ciphertext (the
+    /// handshake, or a stream joined mid-way), judged unrecognised or being inferred. Start
+    /// the connection afresh on the plaintext.
+    fn on_tls_start(&mut self, sk: u64) {
+        self.ignored.remove(&sk);
+        if self.conns.get(&sk).is_some_and(|c| !c.tls) {
+            let held = self.conns.get(&sk).map_or(0, |c| {
+                c.streams.iter().map(Stream::held_bytes).sum::<usize>()
+            });
+            self.held_total = self.held_total.saturating_sub(held);
+            self.conns.remove(&sk);
+        }
+    }
+
     fn ignore(&mut self, sk: u64, ts: u64, _cx: &mut impl Context) {
         self.ignored.insert(sk, ts);
     }
@@ -385,6 +454,7 @@ impl ConnTracker {
                 process: process.clone(),
                 local: conn.local,
                 peer,
+                tls: conn.tls,
             });
         }
     }

@@ -1,13 +1,14 @@
 //! Loading the kernel object, setting its globals and filters, attaching every program.
 
 pub mod btf;
+pub mod uprobes;
 
 use std::path::Path;
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, TracePoint},
+    programs::{BtfTracePoint, TracePoint, UProbe},
 };
 use wirelens_ebpf::filter;
 
@@ -23,12 +24,13 @@ const BTF_TRACEPOINTS: &[&str] = &["sock_send_length", "sock_recv_length"];
 /// Classic tracepoints: program, category, tracepoint.
 const ATTACHMENTS: &[(&str, &str, &str)] = &[
     ("inet_sock_set_state", "sock", "inet_sock_set_state"),
-    ("sys_enter_mmsg", "syscalls", "sys_enter_sendmmsg"),
-    ("sys_enter_mmsg", "syscalls", "sys_enter_recvmmsg"),
     ("sched_process_exec", "sched", "sched_process_exec"),
     ("sched_process_fork", "sched", "sched_process_fork"),
     ("sched_process_exit", "sched", "sched_process_exit"),
 ];
+
+/// User-space probe programs: loaded here, attached to files by [`uprobes::Uprobes`].
+const UPROBE_PROGRAMS: &[&str] = &["ssl_enter", "ssl_return", "ssl_free", "mmsg_enter"];
 
 /// Why the probes could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,8 @@ pub struct Probes {
     pub events: RingBuf<MapData>,
     /// Kernel-side counters.
     pub counters: PerCpuArray<MapData, u64>,
+    /// OpenSSL and libc probes, attached to the files processes map.
+    pub uprobes: uprobes::Uprobes,
 }
 
 impl Probes {
@@ -146,6 +150,9 @@ impl Probes {
                 tracepoint,
                 source: Box::new(source),
             })?;
+            if category == "syscalls" && std::env::var_os("XX_NO_MMSG").is_some() {
+                continue;
+            }
             if tp.fd().is_err() {
                 tp.load().map_err(|source| ProbeError::Program {
                     name,
@@ -163,6 +170,22 @@ impl Probes {
                 })?;
         }
 
+        for &name in UPROBE_PROGRAMS {
+            let program = ebpf
+                .program_mut(name)
+                .ok_or(ProbeError::MissingProgram(name))?;
+            let fail = |source| ProbeError::Program {
+                name,
+                category: "uprobe",
+                tracepoint: name,
+                source: Box::new(source),
+            };
+            let up: &mut UProbe = program.try_into().map_err(fail)?;
+            up.load().map_err(fail)?;
+        }
+        let mut uprobes = uprobes::Uprobes::new();
+        uprobes.scan_all(&mut ebpf);
+
         let events = take(&mut ebpf, "EVENTS").and_then(|m| {
             RingBuf::try_from(m).map_err(|source| ProbeError::Map {
                 name: "EVENTS",
@@ -179,6 +202,7 @@ impl Probes {
             _ebpf: ebpf,
             events,
             counters,
+            uprobes,
         })
     }
 }

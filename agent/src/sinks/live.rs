@@ -113,6 +113,13 @@ pub fn text_line(obs: &Observation) -> String {
             dns.response_code.as_deref().unwrap_or("-"),
             dns.answers.join(",")
         ),
+        Detail::Rpc(rpc) => format!(
+            "{} {}/{} -> {}",
+            rpc.system.as_str(),
+            rpc.service.as_deref().unwrap_or("?"),
+            rpc.method.as_deref().unwrap_or("?"),
+            rpc.status_name().unwrap_or("-")
+        ),
     };
     let arrow = if r.role == Role::Server { "<-" } else { "->" };
     format!(
@@ -175,6 +182,14 @@ pub fn json_line(obs: &Observation) -> String {
             v["response_code"] = json!(dns.response_code);
             v["answers"] = json!(dns.answers);
             v["error"] = json!(dns.is_error());
+        }
+        Detail::Rpc(rpc) => {
+            v["rpc_system"] = json!(rpc.system.as_str());
+            v["service"] = json!(rpc.service);
+            v["method"] = json!(rpc.method);
+            v["status_code"] = json!(rpc.status_code);
+            v["status"] = json!(rpc.status_name());
+            v["error"] = json!(rpc.is_error());
         }
     }
     v.to_string()

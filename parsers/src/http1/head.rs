@@ -158,6 +158,17 @@ fn version_of(minor: u8) -> HttpVersion {
     }
 }
 
+/// The header fields [`Fields`] reads.
+#[derive(Clone, Copy)]
+enum Field {
+    Host,
+    UserAgent,
+    Traceparent,
+    ContentType,
+    ContentLength,
+    TransferEncoding,
+}
+
 /// The header fields a record or the framing needs; names compared case-insensitively.
 #[derive(Default)]
 struct Fields {
@@ -181,32 +192,43 @@ impl Fields {
                     *slot = Some(String::from_utf8_lossy(value).into_owned());
                 }
             };
-            if name.eq_ignore_ascii_case("host") {
-                keep(&mut fields.host);
-            } else if name.eq_ignore_ascii_case("user-agent") {
-                keep(&mut fields.user_agent);
-            } else if name.eq_ignore_ascii_case("traceparent") {
-                keep(&mut fields.traceparent);
-            } else if name.eq_ignore_ascii_case("content-type") {
-                keep(&mut fields.content_type);
-            } else if name.eq_ignore_ascii_case("content-length") {
-                // A list of identical values is one value (RFC 9110 §8.6).
-                for part in value.split(|&b| b == b',') {
-                    let n = content_length(part.trim_ascii()).ok_or(HeadError::ContentLength)?;
-                    if fields.content_length.is_some_and(|seen| seen != n) {
-                        return Err(HeadError::ContentLength);
+            // The name's length picks the one field it can be: one comparison per header.
+            let is = |wanted: &str| name.eq_ignore_ascii_case(wanted);
+            let field = match name.len() {
+                4 if is("host") => Field::Host,
+                10 if is("user-agent") => Field::UserAgent,
+                11 if is("traceparent") => Field::Traceparent,
+                12 if is("content-type") => Field::ContentType,
+                14 if is("content-length") => Field::ContentLength,
+                17 if is("transfer-encoding") => Field::TransferEncoding,
+                _ => continue,
+            };
+            match field {
+                Field::Host => keep(&mut fields.host),
+                Field::UserAgent => keep(&mut fields.user_agent),
+                Field::Traceparent => keep(&mut fields.traceparent),
+                Field::ContentType => keep(&mut fields.content_type),
+                Field::ContentLength => {
+                    // A list of identical values is one value (RFC 9110 §8.6).
+                    for part in value.split(|&b| b == b',') {
+                        let n =
+                            content_length(part.trim_ascii()).ok_or(HeadError::ContentLength)?;
+                        if fields.content_length.is_some_and(|seen| seen != n) {
+                            return Err(HeadError::ContentLength);
+                        }
+                        fields.content_length = Some(n);
                     }
-                    fields.content_length = Some(n);
                 }
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                // Later fields append to earlier ones; only the last coding decides.
-                let last = value
-                    .rsplit(|&b| b == b',')
-                    .next()
-                    .unwrap_or_default()
-                    .trim_ascii();
-                if !last.is_empty() || fields.chunked.is_none() {
-                    fields.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+                Field::TransferEncoding => {
+                    // Later fields append to earlier ones; only the last coding decides.
+                    let last = value
+                        .rsplit(|&b| b == b',')
+                        .next()
+                        .unwrap_or_default()
+                        .trim_ascii();
+                    if !last.is_empty() || fields.chunked.is_none() {
+                        fields.chunked = Some(last.eq_ignore_ascii_case(b"chunked"));
+                    }
                 }
             }
         }
