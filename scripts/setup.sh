@@ -37,6 +37,8 @@ APT_PACKAGES=(
     python3-venv python3-pip
     iproute2 procps util-linux openssl
     docker-compose
+    # the profiler tests' independent pprof decoder (tests/profilee/decode_pprof.py)
+    protobuf-compiler python3-protobuf
 )
 
 step() { printf 'setup: %s\n' "$*"; }

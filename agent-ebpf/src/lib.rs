@@ -332,8 +332,109 @@ pub mod syscall_nr {
     pub const SENDMMSG: u64 = 307;
 }
 
+/// CPU profiler ABI (`src/profile.rs` in the kernel object, `agent/src/profile/` in the agent).
+///
+/// Each cpu-clock sample either goes to user space whole, as a [`profile::StackSample`] in the
+/// `PROFILE_SAMPLES` ring (unwinding mode: user registers and stack bytes, unwound there from
+/// `.eh_frame`), or is counted in the kernel in `PROFILE_COUNTS` by [`profile::SampleKey`]
+/// (frame-pointer mode, and the fallback when the ring is full), drained each interval.
+pub mod profile {
+    /// Bytes of user stack copied per sample from the stack pointer up (unwinding mode). A read
+    /// that crosses the top of the stack fails whole, so the kernel side tries 16, 12, 8, 4, 2
+    /// and 1 KiB in turn.
+    pub const MAX_STACK_COPY: usize = 16 * 1024;
+    /// [`StackSample::kernel_stack`] / [`SampleKey`] stack id when there is no stack.
+    pub const NO_STACK: i32 = -1;
+    /// Entries of the stack-trace map (kernel and frame-pointer user stacks).
+    pub const STACK_MAP_ENTRIES: u32 = 16384;
+    /// Entries of the in-kernel count map.
+    pub const COUNT_MAP_ENTRIES: u32 = 16384;
+
+    /// Values of the `PROFILE_MODE` global.
+    pub mod mode {
+        /// User stacks by frame pointers (`bpf_get_stackid`), counted in the kernel.
+        pub const FRAME_POINTERS: u32 = 0;
+        /// User registers and stack bytes to user space, unwound there.
+        pub const UNWIND: u32 = 1;
+    }
+
+    /// Key of `PROFILE_COUNTS`: one (process, user stack, kernel stack).
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct SampleKey {
+        /// Process id (thread group id).
+        pub tgid: u32,
+        /// Stack id of the user stack in `PROFILE_STACKS`, or [`NO_STACK`].
+        pub user_stack: i32,
+        /// Stack id of the kernel stack in `PROFILE_STACKS`, or [`NO_STACK`].
+        pub kernel_stack: i32,
+        /// Reserved, zero.
+        pub _pad: u32,
+    }
+
+    /// Header of a sample record in `PROFILE_SAMPLES`; `stack_len` bytes of user stack follow.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug)]
+    pub struct SampleHeader {
+        /// Process id (thread group id).
+        pub tgid: u32,
+        /// Thread id.
+        pub tid: u32,
+        /// Stack id of the kernel stack in `PROFILE_STACKS`, or [`NO_STACK`].
+        pub kernel_stack: i32,
+        /// Bytes of user stack after the header (0: no user stack could be read).
+        pub stack_len: u32,
+        /// `bpf_ktime_get_ns` of the sample.
+        pub ts_ns: u64,
+        /// User instruction pointer (0 for a kernel thread).
+        pub ip: u64,
+        /// User stack pointer: the address of the first stack byte.
+        pub sp: u64,
+        /// User frame pointer (`rbp`).
+        pub bp: u64,
+        /// Thread command name, NUL padded.
+        pub comm: [u8; 16],
+    }
+
+    /// Size of [`SampleHeader`].
+    pub const SAMPLE_HEADER_LEN: usize = core::mem::size_of::<SampleHeader>();
+
+    /// A whole sample record as the kernel side builds it (in a per-CPU scratch slot).
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    pub struct StackSample {
+        /// The header.
+        pub header: SampleHeader,
+        /// User stack bytes from `header.sp`; only `header.stack_len` are sent.
+        pub stack: [u8; MAX_STACK_COPY],
+    }
+
+    /// Indices of the per-CPU `PROFILE_COUNTERS` array.
+    pub mod counter {
+        /// Samples taken (all processes, before filters).
+        pub const SAMPLES: u32 = 0;
+        /// Samples of the idle task, skipped.
+        pub const IDLE: u32 = 1;
+        /// Samples skipped by the pid/comm filter.
+        pub const FILTERED: u32 = 2;
+        /// Samples that did not fit in the ring (counted in the kernel map instead).
+        pub const RING_FULL: u32 = 3;
+        /// User stacks that could not be read at all.
+        pub const STACK_READ_FAILED: u32 = 4;
+        /// The count map was full: samples lost.
+        pub const COUNTS_FULL: u32 = 5;
+        /// A stack could not be stored in the stack-trace map (full, or a hash collision): the
+        /// sample keeps its other stack only.
+        pub const STACK_LOST: u32 = 6;
+        /// Number of counters.
+        pub const COUNT: u32 = 7;
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all these types are repr(C), Copy, made of integers and byte arrays, with no padding.
     unsafe impl aya::Pod for super::ConnState {}
+    // SAFETY: as above (profiler ABI).
+    unsafe impl aya::Pod for super::profile::SampleKey {}
 }

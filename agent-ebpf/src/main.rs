@@ -11,6 +11,8 @@ mod data;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
+mod profile;
+#[cfg(target_arch = "bpf")]
 mod sched;
 #[cfg(target_arch = "bpf")]
 mod sock;
@@ -94,6 +96,13 @@ mod programs {
     #[tracepoint]
     pub fn sched_process_exit(ctx: TracePointContext) -> u32 {
         crate::sched::on_exit(&ctx);
+        0
+    }
+
+    /// Software `cpu-clock` perf event, one per CPU: a profiler sample.
+    #[aya_ebpf::macros::perf_event]
+    pub fn profile_sample(ctx: aya_ebpf::programs::PerfEventContext) -> u32 {
+        crate::profile::on_sample(&ctx);
         0
     }
 }

@@ -3,9 +3,9 @@
 use aya_ebpf::{
     btf_maps::SkStorage,
     macros::{btf_map, map},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
 };
-use wirelens_ebpf::{ConnState, DataEvent, counter};
+use wirelens_ebpf::{ConnState, DataEvent, counter, profile};
 
 use crate::tls::{TlsCall, TlsConn, TlsKey};
 
@@ -60,6 +60,29 @@ pub static PORT_FILTER: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 /// Traced command names when the comm filter is on.
 #[map]
 pub static COMM_FILTER: HashMap<[u8; 16], u8> = HashMap::with_max_entries(256, 0);
+
+/// Profiler: unwinding-mode samples (header + user stack bytes) for user space.
+#[map]
+pub static PROFILE_SAMPLES: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);
+
+/// Profiler: kernel stacks, and frame-pointer user stacks, by stack id.
+#[map]
+pub static PROFILE_STACKS: StackTrace = StackTrace::with_max_entries(profile::STACK_MAP_ENTRIES, 0);
+
+/// Profiler: sample counts by (process, user stack, kernel stack), drained each interval.
+#[map]
+pub static PROFILE_COUNTS: HashMap<profile::SampleKey, u64> =
+    HashMap::with_max_entries(profile::COUNT_MAP_ENTRIES, 0);
+
+/// Profiler: the sample record being built, one per CPU (16 KiB + header, under the 32 KiB
+/// per-CPU value limit).
+#[map]
+pub static PROFILE_SCRATCH: PerCpuArray<profile::StackSample> = PerCpuArray::with_max_entries(1, 0);
+
+/// Profiler: per-CPU counters, indexed by `wirelens_ebpf::profile::counter`.
+#[map]
+pub static PROFILE_COUNTERS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(profile::counter::COUNT, 0);
 
 /// Insert `call` as the calling thread's entry in `TLS_CALLS`, counting a new entry.
 #[inline(always)]

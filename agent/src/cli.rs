@@ -78,6 +78,13 @@ pub struct Cli {
     /// OTLP protocol: grpc or http/protobuf (overrides OTEL_EXPORTER_OTLP_PROTOCOL).
     #[arg(long, value_name = "PROTOCOL", global = true)]
     pub otlp_protocol: Option<String>,
+    /// Continuous CPU profiling, samples per second per CPU (default 19; 0 turns it off). On
+    /// only when an OTLP endpoint is set: profiles go out as OTLP profiles.
+    #[arg(long, value_name = "HZ", env = "WIRELENS_PROFILE_FREQUENCY")]
+    pub profile_frequency: Option<u64>,
+    /// Continuous CPU profiling: time covered by each exported profile (default 10s).
+    #[arg(long, value_name = "DURATION", env = "WIRELENS_PROFILE_INTERVAL", value_parser = humantime::parse_duration)]
+    pub profile_interval: Option<std::time::Duration>,
     /// TOML config file with the same keys as the long flags (snake_case).
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -102,6 +109,9 @@ pub enum Command {
     /// Needs no root. Takes --output, --port, --max-connections, --otlp-endpoint and
     /// --otlp-protocol like the live tracer.
     Replay(ReplayArgs),
+    /// Sample every CPU's stacks (kernel and user) for a while and write a gzipped pprof
+    /// profile, optionally an SVG flame graph. Needs root.
+    Profile(crate::profile::command::ProfileArgs),
 }
 
 /// Arguments of `wirelens replay`.
@@ -139,6 +149,25 @@ struct FileConfig {
     max_connections: Option<usize>,
     otlp_endpoint: Option<String>,
     otlp_protocol: Option<String>,
+    profile_frequency: Option<u64>,
+    #[serde(default, with = "humantime_serde_opt")]
+    profile_interval: Option<std::time::Duration>,
+}
+
+/// `profile_interval = "10s"` in the config file.
+mod humantime_serde_opt {
+    use serde::{Deserialize as _, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => humantime::parse_duration(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// Everything the agent runs with, after precedence is applied and values are checked.
@@ -164,6 +193,10 @@ pub struct Settings {
     pub otlp_protocol: Option<String>,
     /// Lock file path.
     pub lock_file: PathBuf,
+    /// Continuous profiling rate per CPU (0: off).
+    pub profile_frequency: u64,
+    /// Continuous profiling interval.
+    pub profile_interval: std::time::Duration,
 }
 
 impl Cli {
@@ -190,6 +223,14 @@ impl Cli {
             otlp_endpoint: self.otlp_endpoint.or(file.otlp_endpoint),
             otlp_protocol: self.otlp_protocol.or(file.otlp_protocol),
             lock_file: self.lock_file,
+            profile_frequency: self
+                .profile_frequency
+                .or(file.profile_frequency)
+                .unwrap_or(crate::profile::CONTINUOUS_FREQUENCY),
+            profile_interval: self
+                .profile_interval
+                .or(file.profile_interval)
+                .unwrap_or(crate::profile::CONTINUOUS_INTERVAL),
         };
         settings.check()?;
         Ok(settings)
@@ -210,6 +251,15 @@ impl Settings {
                 "--ring-size must be a power of two of at least 4096 bytes, got {}",
                 self.ring_size
             );
+        }
+        if self.profile_frequency > 10_000 {
+            bail!(
+                "--profile-frequency must be at most 10000 Hz (0 turns profiling off), got {}",
+                self.profile_frequency
+            );
+        }
+        if self.profile_interval < std::time::Duration::from_secs(1) {
+            bail!("--profile-interval must be at least 1s");
         }
         if self.max_connections == 0 {
             bail!("--max-connections must be at least 1");

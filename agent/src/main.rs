@@ -11,6 +11,7 @@ mod lock;
 mod metadata;
 mod pipeline;
 mod probes;
+mod profile;
 mod reader;
 mod replay;
 mod sinks;
@@ -60,9 +61,10 @@ fn main() -> ExitCode {
 }
 
 fn run(mut cli: Cli) -> anyhow::Result<()> {
-    if let Some(cli::Command::Replay(args)) = cli.command.take() {
+    let command = cli.command.take();
+    if let Some(cli::Command::Replay(args)) = &command {
         // No root, no eBPF, no lock file: a capture file through the same pipeline.
-        return replay::run(&args, &cli.resolve()?);
+        return replay::run(args, &cli.resolve()?);
     }
     let settings = cli.resolve()?;
     // SAFETY: geteuid has no preconditions.
@@ -72,6 +74,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         );
     }
     let _lock = lock::InstanceLock::acquire(&settings.lock_file)?;
+    if let Some(cli::Command::Profile(args)) = &command {
+        return profile::command::run(args);
+    }
     let export = ExportConfig::from_env(&Overrides {
         endpoint: settings.otlp_endpoint.clone(),
         protocol: settings.otlp_protocol.clone(),
@@ -132,6 +137,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             .context("cannot start the reader thread")?
     };
 
+    let profiler = start_profiler(&settings, runtime.handle(), stop.clone())?;
+
     info!(
         filters = %describe_filters(&settings),
         export = %export.as_ref().map(|c| c.describe()).unwrap_or_else(|| "off".into()),
@@ -146,6 +153,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         Err(_) => bail!("the reader thread panicked"),
     };
     let mut snapshot = snapshot;
+    if let Some(profiler) = profiler {
+        eprintln!("{}", profiler.finish(&runtime, FLUSH_TIMEOUT));
+    }
     if let Some(handle) = export_handle {
         // Export counters are final only once the exporter has flushed.
         snapshot.export = export_counts(runtime.block_on(handle.shutdown(FLUSH_TIMEOUT)));
@@ -155,6 +165,36 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     }
     eprintln!("{}", snapshot.summary());
     Ok(())
+}
+
+/// Continuous CPU profiling, when an OTLP profiles endpoint is set and the rate is not 0.
+fn start_profiler(
+    settings: &Settings,
+    runtime: &tokio::runtime::Handle,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<Option<profile::continuous::Continuous>> {
+    let signal = otlp::profiles_from_env(&Overrides {
+        endpoint: settings.otlp_endpoint.clone(),
+        protocol: settings.otlp_protocol.clone(),
+    })
+    .context("invalid OTLP export settings for profiles")?;
+    let Some(signal) = signal.filter(|_| settings.profile_frequency > 0) else {
+        return Ok(None);
+    };
+    let config = profile::continuous::ContinuousConfig {
+        frequency: settings.profile_frequency,
+        interval: settings.profile_interval,
+        pids: settings.pids.clone(),
+        comms: settings.comms.clone(),
+    };
+    let profiler = profile::continuous::start(&config, &signal, runtime, stop)?;
+    info!(
+        frequency = settings.profile_frequency,
+        interval = %humantime::format_duration(settings.profile_interval),
+        endpoint = %signal.endpoint,
+        "continuous CPU profiling on"
+    );
+    Ok(Some(profiler))
 }
 
 fn export_counts(s: otlp::ExportStats) -> ExportCounts {

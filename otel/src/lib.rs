@@ -59,6 +59,7 @@ mod http_attrs;
 mod kv;
 mod messaging_attrs;
 pub mod metrics;
+pub mod profiles;
 pub mod redact;
 pub mod resource;
 mod rpc_attrs;

@@ -8,7 +8,7 @@ protobuf bodies, optionally gzip-compressed).
 
 Every accepted export request is appended to --out as one JSON line:
 
-    {"signal": "traces"|"metrics", "transport": "grpc"|"http",
+    {"signal": "traces"|"metrics"|"profiles", "transport": "grpc"|"http",
      "request": MessageToDict(request, preserving_proto_field_name=True)}
 
 Requests refused because of --fail-first (optionally only those of one
@@ -35,6 +35,10 @@ from opentelemetry.proto.collector.metrics.v1 import (
     metrics_service_pb2,
     metrics_service_pb2_grpc,
 )
+from opentelemetry.proto.collector.profiles.v1development import (
+    profiles_service_pb2,
+    profiles_service_pb2_grpc,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -52,6 +56,10 @@ SIGNALS = {
     "logs": (
         logs_service_pb2.ExportLogsServiceRequest,
         logs_service_pb2.ExportLogsServiceResponse,
+    ),
+    "profiles": (
+        profiles_service_pb2.ExportProfilesServiceRequest,
+        profiles_service_pb2.ExportProfilesServiceResponse,
     ),
 }
 
@@ -124,6 +132,9 @@ def start_grpc(port, sink):
     logs_service_pb2_grpc.add_LogsServiceServicer_to_server(
         grpc_servicer(logs_service_pb2_grpc.LogsServiceServicer, "logs", sink), server
     )
+    profiles_service_pb2_grpc.add_ProfilesServiceServicer_to_server(
+        grpc_servicer(profiles_service_pb2_grpc.ProfilesServiceServicer, "profiles", sink), server
+    )
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     if bound == 0:
         raise SystemExit(f"otlp_receiver: cannot bind gRPC port {port}")
@@ -150,7 +161,12 @@ def read_chunked(rfile):
 
 
 def make_http_handler(sink):
-    paths = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
+    paths = {
+        "/v1/traces": "traces",
+        "/v1/metrics": "metrics",
+        "/v1/logs": "logs",
+        "/v1development/profiles": "profiles",
+    }
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -232,7 +248,7 @@ def main():
     )
     parser.add_argument(
         "--fail-signal",
-        choices=["all", "traces", "metrics", "logs"],
+        choices=["all", "traces", "metrics", "logs", "profiles"],
         default="all",
         help="count and refuse only requests of this signal for --fail-first",
     )

@@ -15,7 +15,8 @@ use wirelens_ebpf::filter;
 use crate::cli::Settings;
 
 /// The kernel object, embedded at build time by `build.rs`.
-static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/wirelens-ebpf"));
+pub(crate) static OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/wirelens-ebpf"));
 
 /// BTF raw tracepoints (`tp_btf`): program name = tracepoint name. The data path.
 const BTF_TRACEPOINTS: &[&str] = &["sock_send_length", "sock_recv_length"];

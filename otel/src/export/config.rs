@@ -180,6 +180,35 @@ const METRICS: Signal = Signal {
     exporter_var: "OTEL_METRICS_EXPORTER",
 };
 
+const PROFILES: Signal = Signal {
+    upper: "PROFILES",
+    http_path: "v1development/profiles",
+    exporter_var: "OTEL_PROFILES_EXPORTER",
+};
+
+/// Where CPU profiles go: as for traces and metrics ([`ExportConfig::from_env`]), with the
+/// `OTEL_EXPORTER_OTLP_PROFILES_*` variables, `OTEL_PROFILES_EXPORTER=none`, and
+/// `/v1development/profiles` appended to a base HTTP endpoint. `None` when not exported.
+pub fn profiles_from_env(overrides: &Overrides) -> Result<Option<SignalConfig>, ConfigError> {
+    profiles_from_lookup(overrides, |name| std::env::var(name).ok())
+}
+
+/// [`profiles_from_env`] with variables read through `lookup`.
+pub fn profiles_from_lookup(
+    overrides: &Overrides,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<SignalConfig>, ConfigError> {
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    signal_config(PROFILES, overrides, &get)
+}
+
 impl ExportConfig {
     /// Read the configuration from the process environment, with `overrides` on top.
     ///
@@ -726,5 +755,31 @@ mod tests {
                 .to_string()
                 .starts_with("invalid command-line otlp protocol")
         );
+    }
+
+    #[test]
+    fn profiles_follow_the_generic_settings() {
+        let profiles = |vars: &[(&str, &str)]| {
+            let env: HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            profiles_from_lookup(&Overrides::default(), |k| env.get(k).cloned()).expect("valid")
+        };
+        let e = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        let http = profiles(&[(e, "http://collector:4318")]).expect("on");
+        assert_eq!(
+            http.endpoint.as_str(),
+            "http://collector:4318/v1development/profiles"
+        );
+        let grpc = profiles(&[
+            (e, "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ])
+        .expect("on");
+        assert_eq!(grpc.protocol, Protocol::Grpc);
+        assert_eq!(grpc.endpoint.as_str(), "http://collector:4317/");
+        assert!(profiles(&[(e, "http://c"), ("OTEL_PROFILES_EXPORTER", "none")]).is_none());
+        assert!(profiles(&[]).is_none());
     }
 }

@@ -5,6 +5,9 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, metrics_service_client::MetricsServiceClient,
 };
+use opentelemetry_proto::tonic::collector::profiles::v1development::{
+    ExportProfilesServiceRequest, profiles_service_client::ProfilesServiceClient,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
 };
@@ -188,6 +191,28 @@ impl GrpcExporter {
             .partial_success
             .map_or_else(PartialSuccess::default, |p| {
                 PartialSuccess::new(p.rejected_data_points, p.error_message)
+            }))
+    }
+
+    /// Export profiles; the server's partial-success answer, if any.
+    pub async fn export_profiles(
+        &self,
+        request: &ExportProfilesServiceRequest,
+    ) -> Result<PartialSuccess, GrpcError> {
+        let mut client = ProfilesServiceClient::new(self.channel.clone());
+        if self.gzip {
+            client = client.send_compressed(CompressionEncoding::Gzip);
+        }
+        let call = client.export(self.request(request.clone()));
+        let response = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| GrpcError::Timeout(self.timeout))?
+            .map_err(GrpcError::from)?;
+        Ok(response
+            .into_inner()
+            .partial_success
+            .map_or_else(PartialSuccess::default, |p| {
+                PartialSuccess::new(p.rejected_profiles, p.error_message)
             }))
     }
 }

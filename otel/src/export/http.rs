@@ -185,6 +185,18 @@ impl HttpExporter {
                 PartialSuccess::new(p.rejected_data_points, p.error_message)
             }))
     }
+
+    /// POST an encoded `ExportProfilesServiceRequest` (from [`body`](Self::body)).
+    pub async fn export_profiles(&self, body: Vec<u8>) -> Result<PartialSuccess, HttpError> {
+        use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceResponse;
+        let answer = self.post(body).await?;
+        Ok(ExportProfilesServiceResponse::decode(answer.as_slice())
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map_or_else(PartialSuccess::default, |p| {
+                PartialSuccess::new(p.rejected_profiles, p.error_message)
+            }))
+    }
 }
 
 #[cfg(test)]

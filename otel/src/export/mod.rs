@@ -15,6 +15,7 @@
 pub mod config;
 pub mod grpc;
 pub mod http;
+pub mod profiles;
 pub mod retry;
 
 use std::error::Error as _;
@@ -34,7 +35,7 @@ use crate::{MappingOptions, Observation, ProcessInfo, semconv, traces};
 
 pub use config::{
     Compression, ConfigError, ExportConfig, Overrides, Protocol, RAW_DB_STATEMENTS_VAR,
-    SignalConfig,
+    SignalConfig, profiles_from_env,
 };
 pub use grpc::{GrpcError, GrpcExporter};
 pub use http::{HttpError, HttpExporter};
