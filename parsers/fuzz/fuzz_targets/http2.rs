@@ -15,7 +15,10 @@ fn check(records: &[Record]) {
         match &r.detail {
             Detail::Http(h) => {
                 assert_eq!(h.version, Some(HttpVersion::Http2));
-                assert!(r.response_bytes >= h.response_body_len, "wire holds the body");
+                assert!(
+                    r.response_bytes >= h.response_body_len,
+                    "wire holds the body"
+                );
                 assert!(r.request_bytes >= h.request_body_len, "wire holds the body");
             }
             Detail::Rpc(_) => {}

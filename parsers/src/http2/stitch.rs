@@ -563,6 +563,10 @@ impl Conn {
         let Some(head) = req.head else {
             return Err(Loss::UnmatchedResponse);
         };
+        // Nothing of the request decoded (neither `:method` nor `:path`): no record to tell.
+        if head.method.is_none() && head.path.is_none() {
+            return Err(Loss::UnmatchedRequest);
+        }
         let cut = |f: &Option<Fields>| f.as_ref().is_some_and(|f| f.unknown > 0);
         let truncated = req.lost
             || resp.lost
