@@ -51,7 +51,8 @@ pub use otlp::{
 pub use receiver::{Otlp, Receiver};
 pub use scenario::{Done, Scenario};
 pub use servers::{
-    DNS_HOSTS, Daemon, RabbitMq, TANSU_BIN, dnsmasq, nats_server, rabbitmq_server, tansu, tansu_bin,
+    DNS_HOSTS, Daemon, RabbitMq, TANSU_BIN, dnsmasq, nats_server, nghttpd, rabbitmq_server, tansu,
+    tansu_bin,
 };
 pub use setup::{Exchange, Finished, Setup};
 pub use util::{

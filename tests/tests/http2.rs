@@ -7,40 +7,13 @@
 //! Needs root, `scripts/setup.sh --tests` (nghttp2-server, nghttp2-client, nghttp2-proxy) and
 //! a built agent; run one at a time (`-- --test-threads=1`).
 
-use std::fs;
 use std::net::Ipv4Addr;
 
 use wirelens_tests::{
-    ClientProcess, ClientRun, Daemon, PARENT_SPAN_ID, Scenario, Span, TRACE_ID, free_port,
+    ClientProcess, ClientRun, Daemon, PARENT_SPAN_ID, Scenario, Span, TRACE_ID, free_port, nghttpd,
 };
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-/// nghttpd serving a small docroot over h2c on 127.0.0.1:`port`.
-fn nghttpd(port: u16) -> Daemon {
-    let dir = tempfile::Builder::new()
-        .prefix("wirelens-nghttpd-")
-        .tempdir()
-        .expect("temp dir");
-    let root = dir.path().join("html");
-    fs::create_dir(&root).expect("docroot");
-    fs::write(root.join("index.html"), "hello over h2c\n").expect("index");
-    fs::write(root.join("item.txt"), "item\n").expect("item");
-    let argv: Vec<String> = [
-        "/usr/sbin/nghttpd",
-        "--no-tls",
-        "-a",
-        "127.0.0.1",
-        "-d",
-        &root.display().to_string(),
-        &port.to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut daemon = Daemon::spawn("nghttpd", dir, &argv, &[]);
-    daemon.wait_listening(Ipv4Addr::LOCALHOST, port);
-    daemon
-}
 
 /// nghttpx accepting HTTP/1.1 (and its h2c upgrade) and h2c on `port`, forwarding to `backend`.
 fn nghttpx(port: u16, backend: u16) -> Daemon {
@@ -114,7 +87,7 @@ fn check_http2(spans: &[&Span], port: u16) {
 #[test]
 fn h2c_prior_knowledge_many_streams() {
     let port = free_port();
-    let server = nghttpd(port);
+    let server = nghttpd(port, "hello over h2c\n");
     let port_arg = port.to_string();
     let scenario = Scenario::start("http2", &["--port", &port_arg]);
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
@@ -237,7 +210,7 @@ fn h2c_prior_knowledge_many_streams() {
 #[test]
 fn h2c_upgrade_from_http1() {
     let backend = free_port();
-    let _nghttpd = nghttpd(backend);
+    let _nghttpd = nghttpd(backend, "hello over h2c\n");
     let port = free_port();
     let _proxy = nghttpx(port, backend);
     let port_arg = port.to_string();

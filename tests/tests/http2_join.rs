@@ -7,38 +7,12 @@
 //! time (`-- --test-threads=1`).
 
 use std::fs;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use serde_json::Value;
-use wirelens_tests::{ClientProcess, Daemon, Scenario, Span, fixture, free_port};
+use wirelens_tests::{ClientProcess, Scenario, Span, fixture, free_port, nghttpd};
 
 const USER_AGENT: &str = "wirelens-join";
-
-fn nghttpd(port: u16) -> Daemon {
-    let dir = tempfile::Builder::new()
-        .prefix("wirelens-nghttpd-join-")
-        .tempdir()
-        .expect("temp dir");
-    let root = dir.path().join("html");
-    fs::create_dir(&root).expect("docroot");
-    fs::write(root.join("index.html"), "joined\n").expect("index");
-    fs::write(root.join("item.txt"), "item\n").expect("item");
-    let argv: Vec<String> = [
-        "/usr/sbin/nghttpd",
-        "--no-tls",
-        "-a",
-        "127.0.0.1",
-        "-d",
-        &root.display().to_string(),
-        &port.to_string(),
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut daemon = Daemon::spawn("nghttpd", dir, &argv, &[]);
-    daemon.wait_listening(Ipv4Addr::LOCALHOST, port);
-    daemon
-}
 
 fn attr<'a>(s: &'a Span, key: &str) -> Option<&'a str> {
     s.attributes.get(key).and_then(Value::as_str)
@@ -70,7 +44,7 @@ fn assert_nothing_wrong(s: &Span) {
 #[test]
 fn h2_joined_mid_stream_yields_no_wrong_headers() {
     let port = free_port();
-    let _server = nghttpd(port);
+    let _server = nghttpd(port, "joined\n");
     let dir = tempfile::tempdir().expect("temp dir");
     let go = dir.path().join("go");
     let script = fixture("clients/h2_join.py").display().to_string();

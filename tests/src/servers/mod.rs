@@ -1,15 +1,17 @@
-//! Servers the messaging and DNS tests start: each a child process with its files in a temp
+//! Servers the messaging, DNS and HTTP/2 tests start: each a child process with its files in a temp
 //! dir, listening on 127.0.0.x only, stopped (and its children killed) when dropped. One
 //! module per server; [`Daemon`] is the process handle they share.
 
 mod dns;
 mod kafka;
 mod nats;
+mod nghttpd;
 mod rabbitmq;
 
 pub use dns::{DNS_HOSTS, dnsmasq};
 pub use kafka::{TANSU_BIN, tansu, tansu_bin};
 pub use nats::nats_server;
+pub use nghttpd::nghttpd;
 pub use rabbitmq::{RabbitMq, rabbitmq_server};
 
 use std::fs;
