@@ -28,8 +28,16 @@ const KERNEL: &str = "[kernel]";
 /// How a test program is built.
 #[derive(Clone, Copy, Debug)]
 enum Build {
-    C { frame_pointers: bool },
-    Rust { frame_pointers: bool },
+    C {
+        frame_pointers: bool,
+    },
+    Rust {
+        frame_pointers: bool,
+    },
+    /// `spin.cpp`, without frame pointers.
+    Cpp,
+    /// `spin.c` with its functions renamed `decoy_*`: a different file at the same path.
+    Decoy,
 }
 
 fn profilee(name: &str) -> PathBuf {
@@ -48,6 +56,22 @@ fn build(build: Build, dir: &Path, name: &str) -> PathBuf {
                 "-fomit-frame-pointer"
             });
             c.arg("-o").arg(&out).arg(profilee("spin.c"));
+            c
+        }
+        Build::Cpp => {
+            let mut c = Command::new("g++");
+            c.args(["-O2", "-fomit-frame-pointer", "-o"])
+                .arg(&out)
+                .arg(profilee("spin.cpp"));
+            c
+        }
+        Build::Decoy => {
+            let mut c = Command::new("gcc");
+            c.args(["-O2", "-fomit-frame-pointer"])
+                .args(["-Dleaf_spin=decoy_leaf", "-Dmiddle=decoy_middle"])
+                .args(["-Douter=decoy_outer", "-o"])
+                .arg(&out)
+                .arg(profilee("spin.c"));
             c
         }
         Build::Rust { frame_pointers } => {
@@ -132,6 +156,8 @@ struct Sample {
     count: u64,
     /// User frames, leaf first, each reduced to its last `::` segment (Rust paths).
     user: Vec<String>,
+    /// User frames, leaf first, as named in the profile.
+    user_full: Vec<String>,
     /// Kernel frames, leaf first.
     kernel: Vec<String>,
 }
@@ -146,6 +172,7 @@ fn samples_of(p: &Value, pid: u32) -> Vec<Sample> {
             let frames = s["frames"].as_array().expect("frames");
             let modules = s["modules"].as_array().expect("modules");
             let mut user = Vec::new();
+            let mut user_full = Vec::new();
             let mut kernel = Vec::new();
             for (f, m) in frames.iter().zip(modules) {
                 let f = f.as_str().expect("frame name");
@@ -153,11 +180,13 @@ fn samples_of(p: &Value, pid: u32) -> Vec<Sample> {
                     kernel.push(f.to_string());
                 } else {
                     user.push(f.rsplit("::").next().unwrap_or(f).to_string());
+                    user_full.push(f.to_string());
                 }
             }
             Sample {
                 count: s["values"][0].as_u64().expect("count"),
                 user,
+                user_full,
                 kernel,
             }
         })
@@ -541,6 +570,7 @@ fn otlp_sample(dict: &Value, s: &Value) -> Sample {
             .and_then(|v| v.parse().ok())
             .or(s["values"][0].as_u64())
             .unwrap_or(0),
+        user_full: user.clone(),
         user,
         kernel,
     }
@@ -554,4 +584,168 @@ fn continuous_otlp_profiles_grpc() {
 #[test]
 fn continuous_otlp_profiles_http() {
     continuous(Otlp::Http, "prof-otlp-http");
+}
+
+/// C++ names are demangled: namespaces, a class template's member and parameter lists.
+#[test]
+fn cpp_names_are_demangled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = build(Build::Cpp, dir.path(), "prof-cpp");
+    let program = Program::start(&bin, &[RUN_FOR]);
+    let pid = program.pid();
+    let out = profile(dir.path(), &["--pid", &pid.to_string()]);
+    drop(program);
+    let samples = samples_of(&out.pprof, pid);
+    let chain = [
+        "wl::Spinner<unsigned long>::leaf_spin(unsigned long)",
+        "wl::middle(unsigned long)",
+        "wl::outer(unsigned long)",
+        "main",
+    ];
+    let total: u64 = samples.iter().map(|s| s.count).sum();
+    let whole: u64 = samples
+        .iter()
+        .filter(|s| s.user_full.len() >= chain.len() && s.user_full[..chain.len()] == chain)
+        .map(|s| s.count)
+        .sum();
+    let listing = || {
+        samples
+            .iter()
+            .map(|s| format!("{} {:?}", s.count, s.user_full))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        total >= 50,
+        "only {total} samples; agent said:\n{}",
+        out.stderr
+    );
+    assert!(
+        whole * 10 >= total * 9,
+        "{whole} of {total} samples have the demangled chain:\n{}",
+        listing()
+    );
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.user_full.iter().any(|f| f.starts_with("_Z"))),
+        "a mangled name is left:\n{}",
+        listing()
+    );
+    assert!(
+        out.svg
+            .contains("wl::Spinner&lt;unsigned long&gt;::leaf_spin"),
+        "the SVG does not name the demangled leaf"
+    );
+}
+
+/// A process in a container: its executable is bind-mounted in a private mount namespace (and
+/// PID namespace) over a directory where the host has a different file of the same name, whose
+/// functions are `decoy_*`. Unwinding (no frame pointers) and names must come from the file the
+/// process maps (`/proc/<pid>/map_files`, `/proc/<pid>/root`), not from the host's path.
+#[test]
+fn process_in_a_container_is_symbolized_from_its_own_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let inner = dir.path().join("container");
+    let host = dir.path().join("app");
+    for d in [&inner, &host] {
+        std::fs::create_dir(d).expect("mkdir");
+    }
+    let name = "prof-ctr";
+    build(
+        Build::C {
+            frame_pointers: false,
+        },
+        &inner,
+        name,
+    );
+    build(Build::Decoy, &host, name);
+    let exe = host.join(name);
+    let script = format!(
+        "mount --bind {} {} && exec {} {RUN_FOR}",
+        inner.display(),
+        host.display(),
+        exe.display()
+    );
+    let program = Program::start(
+        Path::new("/usr/bin/unshare"),
+        &[
+            "--mount",
+            "--propagation",
+            "private",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "/bin/sh",
+            "-c",
+            &script,
+        ],
+    );
+    let out = profile(dir.path(), &["--comm", name]);
+    drop(program);
+    let all = out.pprof["samples"].as_array().expect("samples");
+    let pid = all
+        .first()
+        .and_then(|s| s["pid"].as_u64())
+        .unwrap_or_else(|| panic!("no samples of {name}; agent said:\n{}", out.stderr));
+    let pid = u32::try_from(pid).expect("pid");
+    assert!(
+        all.iter()
+            .all(|s| s["pid"].as_u64() == Some(u64::from(pid))),
+        "samples of more than one {name}"
+    );
+    let samples = samples_of(&out.pprof, pid);
+    let (chain, _, total) = fractions(&samples);
+    let listing = samples
+        .iter()
+        .map(|s| format!("{} {:?}", s.count, s.user))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(total >= 50, "only {total} samples:\n{}", out.stderr);
+    assert!(
+        chain >= 0.9,
+        "{:.1}% of {total} samples have the container file's chain:\n{listing}",
+        chain * 100.0
+    );
+    assert!(
+        !listing.contains("decoy_"),
+        "names were read from the host's file:\n{listing}"
+    );
+}
+
+/// Caches go when a process exits: two programs are profiled, one exits half-way. Its samples
+/// keep their names (they are symbolized before its cache goes), it is counted evicted, and at
+/// the end the caches hold the live program only.
+#[test]
+fn caches_are_evicted_when_a_process_exits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let frame_pointers = false;
+    let short = build(Build::C { frame_pointers }, dir.path(), "prof-c-short");
+    let long = build(Build::C { frame_pointers }, dir.path(), "prof-c-long");
+    let mut exiting = Program::start(&short, &["1.2"]);
+    let staying = Program::start(&long, &[RUN_FOR]);
+    let out = profile(dir.path(), &["--comm", "prof-c-short,prof-c-long"]);
+    let status = exiting.0.try_wait().expect("wait");
+    assert!(status.is_some(), "the short program is still running");
+    let (gone, live) = (exiting.pid(), staying.pid());
+    drop(staying);
+    for pid in [gone, live] {
+        let (chain, _, total) = fractions(&samples_of(&out.pprof, pid));
+        assert!(
+            total >= 20 && chain >= 0.9,
+            "pid {pid}: {total} samples, {:.1}% with the chain",
+            chain * 100.0
+        );
+    }
+    let caches = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("caches:"))
+        .unwrap_or_else(|| panic!("no cache line in:\n{}", out.stderr));
+    assert!(
+        caches.contains(
+            "caches: 1 processes evicted on exit or exec; held at the end: symbols of 1 processes"
+        ) && caches.contains("unwinders of 1 processes"),
+        "caches after one of two processes exited: {caches}"
+    );
 }

@@ -110,11 +110,14 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     let s = &collector.stats;
     let (resolved, unresolved) = collector.symbol_counts();
     let k = &s.kernel;
+    let c = collector.caches();
     eprintln!(
         "wirelens profile: {} samples of {} processes in {:.1}s written to {}\n  \
          kernel: {} taken, {} idle, {} filtered, {} ring full, {} stack unreadable, {} count map full, {} stacks lost\n  \
          user: {} unwound ({} incomplete), {} counted in the kernel, {} bad records, {} stacks gone\n  \
-         symbols: {resolved} resolved, {unresolved} kept module+offset",
+         symbols: {resolved} resolved, {unresolved} kept module+offset\n  \
+         caches: {} processes evicted on exit or exec; held at the end: symbols of {} processes \
+         ({} files), unwinders of {} processes ({} images)",
         profile.samples(),
         profile.processes.len(),
         profile.duration.as_secs_f64(),
@@ -131,6 +134,11 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         s.kernel_counted,
         s.bad_records,
         s.stack_missing,
+        c.evicted,
+        c.symbol_processes,
+        c.symbol_files,
+        c.unwind_processes,
+        c.unwind_images,
     );
     Ok(())
 }

@@ -79,6 +79,21 @@ pub struct ProfilerStats {
     pub kernel: [u64; counter::COUNT as usize],
 }
 
+/// Sizes of the per-process caches: they must shrink back when processes exit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Processes with cached symbol names.
+    pub symbol_processes: usize,
+    /// Module files the symbolizer holds open.
+    pub symbol_files: usize,
+    /// Processes with an unwinder.
+    pub unwind_processes: usize,
+    /// ELF images mapped for the unwinders.
+    pub unwind_images: usize,
+    /// Processes whose symbol cache was dropped because they exited or exec'd.
+    pub evicted: u64,
+}
+
 /// Owns the sampler and turns what it drains into a [`Profile`].
 pub struct Collector {
     sampler: Sampler,
@@ -236,6 +251,19 @@ impl Collector {
         let _ = self.poll();
         self.drain_counts();
         self.profile.take()
+    }
+
+    /// What the caches hold now, and how many processes were evicted from them.
+    pub fn caches(&self) -> CacheSizes {
+        let (symbol_processes, symbol_files) = self.symbols.cached();
+        let (unwind_processes, unwind_images) = self.unwinders.cached();
+        CacheSizes {
+            symbol_processes,
+            symbol_files,
+            unwind_processes,
+            unwind_images,
+            evicted: self.symbols.evicted,
+        }
     }
 
     /// Symbol lookups that resolved, and those that kept module + offset.

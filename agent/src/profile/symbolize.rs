@@ -47,6 +47,8 @@ pub struct Symbols {
     pub resolved: u64,
     /// Addresses that kept module + offset.
     pub unresolved: u64,
+    /// Processes whose cache was dropped (they exited or exec'd).
+    pub evicted: u64,
 }
 
 impl Default for Symbols {
@@ -71,6 +73,7 @@ impl Symbols {
             kernel_module: Arc::from(KERNEL_MODULE),
             resolved: 0,
             unresolved: 0,
+            evicted: 0,
         }
     }
 
@@ -248,9 +251,16 @@ impl Symbols {
         Some(path)
     }
 
+    /// Processes with cached names, and module files held open for them.
+    pub fn cached(&self) -> (usize, usize) {
+        (self.user.len(), self.files.len())
+    }
+
     /// Drop what is cached for `pid` (it exited or exec'd).
     pub fn forget(&mut self, pid: u32) {
-        self.user.remove(&pid);
+        if self.user.remove(&pid).is_some() {
+            self.evicted += 1;
+        }
         // Files no process of ours maps any more are closed.
         let mut unused = Vec::new();
         self.files.retain(|_, (path, pids)| {

@@ -279,6 +279,11 @@ impl Unwinders {
         outcome
     }
 
+    /// Processes with an unwinder, and ELF images mapped for them (the vDSO not counted).
+    pub fn cached(&self) -> (usize, usize) {
+        (self.processes.len(), self.images.len())
+    }
+
     /// Forget a process (it exited or exec'd); images nobody maps any more are unmapped.
     pub fn forget(&mut self, pid: u32) {
         if self.processes.remove(&pid).is_some() {
