@@ -24,8 +24,9 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use wirelens_ebpf::{
-    ConnState, DATA_HEADER_LEN, DataEvent, EventKind, MAX_CAPTURE, MAX_IOV, counter, data_flags,
-    direction, filter, ip_proto, syscall_nr as nr, tls_op, tls_state, verdict,
+    ConnState, DATA_HEADER_LEN, DataEvent, DataHeader, EventKind, MAX_CAPTURE, MAX_IOV,
+    SMALL_CAPTURE, SmallDataEvent, counter, data_flags, direction, filter, ip_proto,
+    syscall_nr as nr, tls_op, tls_state, verdict,
 };
 
 use crate::{config, maps};
@@ -91,7 +92,6 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
         return;
     }
     let pid_tgid = bpf_get_current_pid_tgid();
-    let tgid = (pid_tgid >> 32) as u32;
     let Some(comm) = process_filter(pid_tgid) else {
         maps::count(counter::FILTERED, 1);
         return;
@@ -160,38 +160,40 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
         (p, (*conn).protocol as u16)
     };
 
-    let Some(ev) = scratch() else {
-        return;
-    };
     let regs = syscall_regs();
-    let h = &mut ev.header;
-    h.kind = EventKind::Data as u32;
-    h.direction = dir;
-    h.tgid = tgid;
-    h.tid = pid_tgid as u32;
-    h.fd = regs.di as u32;
-    h.syscall = regs.orig_ax as u32;
-    h.flags = if ret == 0 { data_flags::EOF } else { 0 };
-    h.cap_len = 0;
-    h.sk = sk as u64;
-    // SAFETY: helper without arguments.
-    h.ts_ns = unsafe { bpf_ktime_get_ns() };
-    h.position = position;
-    h.len = len;
-    h.family = family;
-    h.protocol = protocol;
-    h.comm = comm;
     let msg_index = match regs.orig_ax {
         nr::SENDMMSG | nr::RECVMMSG => mmsg_index(pid_tgid),
         _ => 0,
     };
-    h.msg_index = msg_index;
+    let call = Call {
+        dir,
+        pid_tgid,
+        sk,
+        ret,
+        len,
+        position,
+        family,
+        protocol,
+        comm,
+        msg_index,
+    };
+    let limit = config::capture_limit();
+    if ret > 0 && (ret as u32) <= limit && ret as usize <= SMALL_CAPTURE && is_plain(regs.orig_ax) {
+        // A small single-buffer call (most requests and responses): read straight into a
+        // ring slot reserved at its full size, no scratch area and no second copy.
+        capture_small(&call, &regs, conn);
+        return;
+    }
+
+    let Some(ev) = scratch() else {
+        return;
+    };
+    fill_header(&mut ev.header, &call, &regs);
     if protocol == ip_proto::UDP {
-        udp_addrs(ev, sk, family, dir, &regs, msg_index);
+        udp_addrs(&mut ev.header, sk, family, dir, &regs, msg_index);
     }
 
     if ret > 0 {
-        let limit = config::capture_limit();
         let want = if (ret as u32) < limit {
             ret as u32
         } else {
@@ -227,16 +229,117 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
                 maps::count(counter::READ_FAILED, 1);
             }
         }
-        if position == 0 && protocol == ip_proto::TCP && tls_record_start(ev) {
-            // A TLS handshake opens the stream: ciphertext from here on. OpenSSL's probes
-            // give the plaintext; other TLS stacks are not readable from the socket.
-            // SAFETY: `conn` is this socket's storage, as above.
-            unsafe { (*conn).tls = tls_state::CIPHERTEXT };
-            maps::count(counter::TLS_CIPHERTEXT, 1);
+        if opens_tls(&ev.header, &ev.data) {
+            mark_ciphertext(conn);
             return;
         }
     }
     submit(ev);
+}
+
+/// What one socket call moved, for its record's header.
+struct Call {
+    dir: u32,
+    pid_tgid: u64,
+    sk: *const u8,
+    ret: i32,
+    len: u64,
+    position: u64,
+    family: u16,
+    protocol: u16,
+    comm: [u64; 2],
+    msg_index: u32,
+}
+
+/// Calls whose data is one user buffer (`rsi`, at most `rdx` bytes).
+#[inline(always)]
+fn is_plain(syscall: u64) -> bool {
+    matches!(syscall, nr::READ | nr::WRITE | nr::SENDTO | nr::RECVFROM)
+}
+
+/// Every header field of `call` (the UDP addresses zero; `udp_addrs` fills them).
+#[inline(always)]
+fn fill_header(h: &mut DataHeader, call: &Call, regs: &SyscallRegs) {
+    h.kind = EventKind::Data as u32;
+    h.direction = call.dir;
+    h.tgid = (call.pid_tgid >> 32) as u32;
+    h.tid = call.pid_tgid as u32;
+    h.fd = regs.di as u32;
+    h.syscall = regs.orig_ax as u32;
+    h.flags = if call.ret == 0 { data_flags::EOF } else { 0 };
+    h.cap_len = 0;
+    h.sk = call.sk as u64;
+    // SAFETY: helper without arguments.
+    h.ts_ns = unsafe { bpf_ktime_get_ns() };
+    h.position = call.position;
+    h.len = call.len;
+    h.family = call.family;
+    h.protocol = call.protocol;
+    h.msg_index = call.msg_index;
+    set_comm(h, call.comm);
+    clear_addrs(h);
+}
+
+/// Capture a plain call of at most [`SMALL_CAPTURE`] bytes (within the capture limit) into a
+/// reserved [`SmallDataEvent`].
+#[inline(always)]
+fn capture_small(call: &Call, regs: &SyscallRegs, conn: *mut ConnState) {
+    let Some(mut entry) = maps::EVENTS.reserve::<SmallDataEvent>(0) else {
+        maps::count(counter::RING_FULL, 1);
+        return;
+    };
+    let rec = entry.as_mut_ptr();
+    // SAFETY: `rec` is the reserved slot, exclusively ours until submitted or discarded.
+    let ev = unsafe { &mut *rec };
+    fill_header(&mut ev.header, call, regs);
+    if call.protocol == ip_proto::UDP {
+        udp_addrs(
+            &mut ev.header,
+            call.sk,
+            call.family,
+            call.dir,
+            regs,
+            call.msg_index,
+        );
+    }
+    // Read back from the slot: the verifier needs the bound checked on the register the
+    // helper gets, which the compiler would otherwise fold into the caller's check.
+    // SAFETY: a field of the slot, just written.
+    let n = unsafe { core::ptr::read_volatile(&ev.header.len) };
+    if n > 0 && n <= SMALL_CAPTURE as u64 {
+        let n = n as u32;
+        // SAFETY: n ≤ SMALL_CAPTURE, the size of `data`; a read of user memory through the
+        // helper, which fails cleanly.
+        let read =
+            unsafe { bpf_probe_read_user(ev.data.as_mut_ptr().cast(), n, regs.si as *const _) };
+        if read == 0 {
+            ev.header.cap_len = n;
+        } else {
+            ev.header.flags |= data_flags::READ_FAILED;
+            maps::count(counter::READ_FAILED, 1);
+        }
+    }
+    if opens_tls(&ev.header, &ev.data) {
+        mark_ciphertext(conn);
+        entry.discard(BPF_RB_NO_WAKEUP);
+        return;
+    }
+    entry.submit(BPF_RB_NO_WAKEUP);
+}
+
+/// Whether this record opens a TCP stream with a TLS handshake.
+#[inline(always)]
+fn opens_tls(h: &DataHeader, data: &[u8]) -> bool {
+    h.position == 0 && h.protocol == ip_proto::TCP && tls_record_start(h.cap_len, data)
+}
+
+/// A TLS handshake opened the stream: ciphertext from here on. OpenSSL's probes give the
+/// plaintext; other TLS stacks are not readable from the socket.
+#[inline(always)]
+fn mark_ciphertext(conn: *mut ConnState) {
+    // SAFETY: `conn` is this socket's storage, as in `on_sock_io`.
+    unsafe { (*conn).tls = tls_state::CIPHERTEXT };
+    maps::count(counter::TLS_CIPHERTEXT, 1);
 }
 
 /// The stream position of `len` bytes moved in `dir`: the direction's counter, advanced.
@@ -256,7 +359,7 @@ pub fn take_position(dir: u32, tx_pos: &mut u64, rx_pos: &mut u64, len: u64) -> 
 /// thread name when the comm filter is on (else zeros: user space names processes from /proc
 /// and exec events, and the name costs a helper call).
 #[inline(always)]
-pub fn process_filter(pid_tgid: u64) -> Option<[u8; 16]> {
+pub fn process_filter(pid_tgid: u64) -> Option<[u64; 2]> {
     let tgid = (pid_tgid >> 32) as u32;
     if tgid == config::agent_tgid() {
         return None;
@@ -266,15 +369,53 @@ pub fn process_filter(pid_tgid: u64) -> Option<[u8; 16]> {
     if filters & filter::PID != 0 && unsafe { maps::PID_FILTER.get(&tgid) }.is_none() {
         return None;
     }
-    let mut comm = [0u8; 16];
     if filters & filter::COMM != 0 {
-        comm = bpf_get_current_comm().unwrap_or([0u8; 16]);
+        let comm = bpf_get_current_comm().unwrap_or([0u8; 16]);
         // SAFETY: as above.
         if unsafe { maps::COMM_FILTER.get(&comm) }.is_none() {
             return None;
         }
+        // SAFETY: 16 plain bytes as two words.
+        return Some(unsafe { core::mem::transmute::<[u8; 16], [u64; 2]>(comm) });
     }
-    Some(comm)
+    // Two word stores, not a byte loop (`[0u8; 16]` becomes a BPF memset call).
+    Some([0, 0])
+}
+
+// The word stores below depend on this layout.
+const _: () = {
+    assert!(core::mem::offset_of!(DataHeader, comm) == 72);
+    assert!(core::mem::offset_of!(DataHeader, local_addr) == 88);
+    assert!(core::mem::offset_of!(DataHeader, _pad) == 124);
+    assert!(DATA_HEADER_LEN == 128);
+};
+
+/// Store `comm` (two words from [`process_filter`]) in the header with two word stores.
+#[inline(always)]
+pub fn set_comm(h: &mut DataHeader, comm: [u64; 2]) {
+    let p = h.comm.as_mut_ptr().cast::<u64>();
+    // SAFETY: `comm` is 16 bytes at offset 72 of the 8-byte aligned header.
+    unsafe {
+        core::ptr::write_volatile(p, comm[0]);
+        core::ptr::write_volatile(p.add(1), comm[1]);
+    }
+}
+
+/// Zero the UDP address fields (`local_addr`, `peer_addr`, the ports, the padding) with word
+/// stores.
+#[inline(always)]
+fn clear_addrs(h: &mut DataHeader) {
+    let p = h.local_addr.as_mut_ptr().cast::<u64>();
+    // SAFETY: `local_addr` at offset 88 through `_pad` at 124: 40 bytes of the 8-byte
+    // aligned header, written as five words. Volatile, or LLVM turns them back into a
+    // call to BPF's byte-at-a-time memset.
+    unsafe {
+        core::ptr::write_volatile(p, 0);
+        core::ptr::write_volatile(p.add(1), 0);
+        core::ptr::write_volatile(p.add(2), 0);
+        core::ptr::write_volatile(p.add(3), 0);
+        core::ptr::write_volatile(p.add(4), 0);
+    }
 }
 
 /// This CPU's scratch record.
@@ -324,14 +465,13 @@ fn sk_protocol(sk: *const u8) -> u32 {
 /// destination (`sendto`/`sendmsg`/`sendmmsg` with an address), else the connected address.
 #[inline(always)]
 fn udp_addrs(
-    ev: &mut DataEvent,
+    h: &mut DataHeader,
     sk: *const u8,
     family: u16,
     dir: u32,
     regs: &SyscallRegs,
     msg_index: u32,
 ) {
-    let h = &mut ev.header;
     // SAFETY: BTF-checked loads from `struct sock_common`, as for the family.
     unsafe {
         let at32 = |off: usize| core::ptr::read_volatile(sk.add(off) as *const u32);
@@ -379,10 +519,16 @@ fn udp_addrs(
         return;
     };
     let sa_family = u16::from_ne_bytes([sa[0], sa[1]]);
-    let h = &mut ev.header;
     h.peer_port = u16::from_be_bytes([sa[2], sa[3]]);
     if sa_family == AF_INET {
-        h.peer_addr = [0; 16];
+        let p = h.peer_addr.as_mut_ptr().cast::<u32>();
+        // SAFETY: 16 bytes at offset 104 of the 8-byte aligned header; word stores, not a
+        // memset call.
+        unsafe {
+            core::ptr::write_volatile(p.add(1), 0);
+            core::ptr::write_volatile(p.add(2), 0);
+            core::ptr::write_volatile(p.add(3), 0);
+        }
         h.peer_addr[0] = sa[4];
         h.peer_addr[1] = sa[5];
         h.peer_addr[2] = sa[6];
@@ -399,11 +545,10 @@ fn udp_addrs(
 /// Whether the captured bytes open with a TLS handshake record header: content type 22,
 /// version 3.x (`0x0301`–`0x0304`), a length up to 2^14 + 2048.
 #[inline(always)]
-fn tls_record_start(ev: &DataEvent) -> bool {
-    if ev.header.cap_len < 5 {
+fn tls_record_start(cap_len: u32, d: &[u8]) -> bool {
+    if cap_len < 5 || d.len() < 5 {
         return false;
     }
-    let d = &ev.data;
     let len = u16::from_be_bytes([d[3], d[4]]);
     d[0] == 0x16 && d[1] == 0x03 && d[2] <= 0x04 && len > 0 && len <= 18432
 }

@@ -162,6 +162,20 @@ pub struct DataHeader {
 /// Size of [`DataHeader`] in bytes.
 pub const DATA_HEADER_LEN: usize = core::mem::size_of::<DataHeader>();
 
+/// Most bytes of a plain (one-buffer) socket call that go straight into a reserved ring record
+/// ([`SmallDataEvent`]) instead of through the per-CPU scratch area and a copy.
+pub const SMALL_CAPTURE: usize = 512;
+
+/// A data record reserved in the ring at its full size: header + up to [`SMALL_CAPTURE`]
+/// bytes (the rest of the slot unused; `header.cap_len` says how many were captured).
+#[repr(C)]
+pub struct SmallDataEvent {
+    /// The header.
+    pub header: DataHeader,
+    /// Captured bytes; the first `header.cap_len` are valid.
+    pub data: [u8; SMALL_CAPTURE],
+}
+
 /// Per-CPU scratch area the kernel side builds a data record in (header + bytes).
 ///
 /// Twice [`MAX_CAPTURE`] of room so that a bounded offset plus a bounded length always fits,

@@ -245,7 +245,7 @@ pub fn on_return(ctx: &RetProbeContext) {
     h.family = family;
     h.protocol = ip_proto::TCP;
     h.msg_index = 0;
-    h.comm = comm;
+    data::set_comm(h, comm);
     let limit = config::capture_limit();
     let want = if len < limit as u64 {
         len as u32
