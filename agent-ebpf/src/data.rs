@@ -25,7 +25,7 @@ use aya_ebpf::{
 };
 use wirelens_ebpf::{
     ConnState, DATA_HEADER_LEN, DataEvent, DataHeader, EventKind, MAX_CAPTURE, MAX_IOV,
-    SMALL_CAPTURE, SmallDataEvent, counter, data_flags, direction, filter, ip_proto,
+    SMALL_CAPTURE, SmallDataEvent, TINY_CAPTURE, counter, data_flags, direction, filter, ip_proto,
     syscall_nr as nr, tls_op, tls_state, verdict,
 };
 
@@ -181,7 +181,11 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
     if ret > 0 && (ret as u32) <= limit && ret as usize <= SMALL_CAPTURE && is_plain(regs.orig_ax) {
         // A small single-buffer call (most requests and responses): read straight into a
         // ring slot reserved at its full size, no scratch area and no second copy.
-        capture_small(&call, &regs, conn);
+        if ret as usize <= TINY_CAPTURE {
+            capture_small::<TINY_CAPTURE>(&call, &regs, conn);
+        } else {
+            capture_small::<SMALL_CAPTURE>(&call, &regs, conn);
+        }
         return;
     }
 
@@ -280,11 +284,11 @@ fn fill_header(h: &mut DataHeader, call: &Call, regs: &SyscallRegs) {
     clear_addrs(h);
 }
 
-/// Capture a plain call of at most [`SMALL_CAPTURE`] bytes (within the capture limit) into a
-/// reserved [`SmallDataEvent`].
+/// Capture a plain call of at most `N` bytes (within the capture limit) into a reserved
+/// [`SmallDataEvent`].
 #[inline(always)]
-fn capture_small(call: &Call, regs: &SyscallRegs, conn: *mut ConnState) {
-    let Some(mut entry) = maps::EVENTS.reserve::<SmallDataEvent>(0) else {
+fn capture_small<const N: usize>(call: &Call, regs: &SyscallRegs, conn: *mut ConnState) {
+    let Some(mut entry) = maps::EVENTS.reserve::<SmallDataEvent<N>>(0) else {
         maps::count(counter::RING_FULL, 1);
         return;
     };
@@ -306,9 +310,9 @@ fn capture_small(call: &Call, regs: &SyscallRegs, conn: *mut ConnState) {
     // helper gets, which the compiler would otherwise fold into the caller's check.
     // SAFETY: a field of the slot, just written.
     let n = unsafe { core::ptr::read_volatile(&ev.header.len) };
-    if n > 0 && n <= SMALL_CAPTURE as u64 {
+    if n > 0 && n <= N as u64 {
         let n = n as u32;
-        // SAFETY: n ≤ SMALL_CAPTURE, the size of `data`; a read of user memory through the
+        // SAFETY: n ≤ N, the size of `data`; a read of user memory through the
         // helper, which fails cleanly.
         let read =
             unsafe { bpf_probe_read_user(ev.data.as_mut_ptr().cast(), n, regs.si as *const _) };

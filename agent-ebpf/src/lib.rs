@@ -165,15 +165,18 @@ pub const DATA_HEADER_LEN: usize = core::mem::size_of::<DataHeader>();
 /// Most bytes of a plain (one-buffer) socket call that go straight into a reserved ring record
 /// ([`SmallDataEvent`]) instead of through the per-CPU scratch area and a copy.
 pub const SMALL_CAPTURE: usize = 512;
+/// The smaller slot size for plain calls (requests are mostly this short): slots are reserved
+/// at a fixed size, so two sizes keep short records from taking a 512-byte slot.
+pub const TINY_CAPTURE: usize = 128;
 
-/// A data record reserved in the ring at its full size: header + up to [`SMALL_CAPTURE`]
-/// bytes (the rest of the slot unused; `header.cap_len` says how many were captured).
+/// A data record reserved in the ring at its full size: header + up to `N` bytes (the rest of
+/// the slot unused; `header.cap_len` says how many were captured).
 #[repr(C)]
-pub struct SmallDataEvent {
+pub struct SmallDataEvent<const N: usize> {
     /// The header.
     pub header: DataHeader,
     /// Captured bytes; the first `header.cap_len` are valid.
-    pub data: [u8; SMALL_CAPTURE],
+    pub data: [u8; N],
 }
 
 /// Per-CPU scratch area the kernel side builds a data record in (header + bytes).

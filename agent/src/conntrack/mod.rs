@@ -13,11 +13,11 @@ pub mod stream;
 mod tls_tests;
 
 use std::{
-    collections::HashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     sync::Arc,
 };
 
+use rustc_hash::FxHashMap;
 use wirelens_ebpf::{
     DataHeader, SockStateEvent, TlsAssocEvent, data_flags, direction, ip_proto, tcp_state,
 };
@@ -77,9 +77,11 @@ struct SockAddrs {
 
 /// All tracked connections.
 pub struct ConnTracker {
-    conns: HashMap<u64, Conn>,
-    socks: HashMap<u64, SockAddrs>,
-    ignored: HashMap<u64, u64>,
+    // Keyed by kernel socket addresses: Fx hashing (a multiply) rather than SipHash, whose
+    // flooding resistance these keys do not need; several lookups run per event.
+    conns: FxHashMap<u64, Conn>,
+    socks: FxHashMap<u64, SockAddrs>,
+    ignored: FxHashMap<u64, u64>,
     max_conns: usize,
     held_total: usize,
     out: Output,
@@ -90,9 +92,9 @@ impl ConnTracker {
     /// A tracker holding at most `max_conns` connections.
     pub fn new(max_conns: usize, stats: Arc<Stats>) -> Self {
         Self {
-            conns: HashMap::new(),
-            socks: HashMap::new(),
-            ignored: HashMap::new(),
+            conns: FxHashMap::default(),
+            socks: FxHashMap::default(),
+            ignored: FxHashMap::default(),
             max_conns,
             held_total: 0,
             out: Output::default(),
