@@ -23,7 +23,7 @@ use crate::{
     clock::Clock,
     conntrack::{ConnTracker, Context},
     metadata::{process::ProcessCache, sockets},
-    probes::{Probes, uprobes::Uprobes},
+    probes::{Probes, uprobes::UprobeThread},
     reader::{Event, decode},
     sinks::live::LiveSender,
     stats::{ExportCounts, Snapshot, Stats},
@@ -122,10 +122,9 @@ pub fn run(
     mut processes: ProcessCache,
 ) -> Snapshot {
     let Probes {
-        _ebpf: mut ebpf,
+        mut scans,
         mut events,
         counters,
-        mut uprobes,
     } = probes;
     let mut tracker = ConnTracker::new(max_conns, stats.clone());
 
@@ -148,10 +147,9 @@ pub fn run(
                 &mut cx,
                 clock,
                 &stats,
-                &mut uprobes,
+                &mut scans,
             );
             let now = Instant::now();
-            uprobes.tick(&mut ebpf, now);
             if now.duration_since(last_tick) >= TICK || stopping {
                 last_tick = now;
                 clock = Clock::new();
@@ -167,7 +165,8 @@ pub fn run(
             let snap = stats.snapshot(kernel_counters(&counters), (reporting.export_counts)());
             (reporting.publish)(&snap);
             if stopping {
-                drop(ebpf);
+                // Detaches every program.
+                scans.finish();
                 return snap;
             }
         }
@@ -187,7 +186,7 @@ fn drain(
     cx: &mut Cx<'_>,
     clock: Clock,
     stats: &Stats,
-    uprobes: &mut Uprobes,
+    scans: &mut UprobeThread,
 ) {
     while let Some(item) = events.next() {
         Stats::add(&stats.events, 1);
@@ -199,7 +198,7 @@ fn drain(
             Ok(Event::SockState(ev)) => tracker.on_sock_state(&ev, clock.to_unix(ev.ts_ns), cx),
             Ok(Event::ProcExec(ev)) => {
                 cx.processes.on_exec(ev.tgid, &ev.comm);
-                uprobes.on_exec(ev.tgid, Instant::now());
+                scans.on_exec(ev.tgid);
             }
             Ok(Event::ProcExit(ev)) => cx.processes.on_exit(ev.tgid),
             Ok(Event::ProcFork(ev)) => cx.processes.on_fork(ev.parent, ev.tgid),

@@ -57,6 +57,9 @@ pub enum ProbeError {
         #[source]
         source: Box<aya::programs::ProgramError>,
     },
+    /// The thread that scans for and attaches user-space probes did not start.
+    #[error("cannot start the uprobe scan thread")]
+    ScanThread(#[source] std::io::Error),
     /// A map operation failed.
     #[error("map {name}: {source}")]
     Map {
@@ -81,14 +84,13 @@ pub enum ProbeError {
 
 /// Loaded and attached programs, with the maps user space reads and writes.
 pub struct Probes {
-    /// Keeps programs and links alive.
-    pub _ebpf: Ebpf,
+    /// Owns the programs and links (they stay attached until it finishes) and attaches the
+    /// OpenSSL and libc probes to the files processes map, off the reader's thread.
+    pub scans: uprobes::UprobeThread,
     /// The event stream.
     pub events: RingBuf<MapData>,
     /// Kernel-side counters.
     pub counters: PerCpuArray<MapData, u64>,
-    /// OpenSSL and libc probes, attached to the files processes map.
-    pub uprobes: uprobes::Uprobes,
 }
 
 impl Probes {
@@ -198,11 +200,11 @@ impl Probes {
                 source: Box::new(source),
             })
         })?;
+        let scans = uprobes::UprobeThread::spawn(ebpf, uprobes).map_err(ProbeError::ScanThread)?;
         Ok(Self {
-            _ebpf: ebpf,
+            scans,
             events,
             counters,
-            uprobes,
         })
     }
 }

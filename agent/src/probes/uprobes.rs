@@ -10,11 +10,17 @@
 //! All processes are scanned at start-up. A process that calls `exec` is scanned a little later
 //! and again after a while (libraries are mapped after `exec`, and Python loads `_ssl` on
 //! import), and every process is rescanned at a slow pace for libraries loaded by `dlopen`.
+//!
+//! After start-up the scans run on their own thread ([`UprobeThread`]), which owns the loaded
+//! object: reading `/proc`, parsing executables' symbol tables and attaching probes take
+//! milliseconds each, which the ring's reader must never spend.
 
 use std::{
     collections::{HashMap, HashSet},
     fs,
     path::{Path, PathBuf},
+    sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
@@ -39,6 +45,11 @@ const EXEC_SCANS: [Duration; 3] = [
 const RESCAN_ALL: Duration = Duration::from_secs(30);
 /// Most scans run per tick (the rest wait for the next one).
 const SCANS_PER_TICK: usize = 64;
+/// How often the scan thread looks for due scans when no exec arrives.
+const TICK: Duration = Duration::from_millis(25);
+/// Exec notices queued for the scan thread; past this a notice is dropped (and counted in the
+/// log): the periodic full rescan still finds what that process maps.
+const EXEC_QUEUE: usize = 8192;
 
 /// The OpenSSL functions probed: symbol and attach cookie.
 const SSL_FUNCTIONS: [(&str, u32); 4] = [
@@ -210,6 +221,68 @@ impl Uprobes {
 impl Default for Uprobes {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The scan thread: owns the loaded object (programs and links) and the scan state; the
+/// reader tells it of every `exec`.
+pub struct UprobeThread {
+    execs: SyncSender<u32>,
+    dropped: u64,
+    handle: JoinHandle<()>,
+}
+
+impl UprobeThread {
+    /// Start scanning on a thread of its own; `ebpf` lives (and its probes stay attached) until
+    /// [`UprobeThread::finish`].
+    pub fn spawn(mut ebpf: Ebpf, mut uprobes: Uprobes) -> std::io::Result<Self> {
+        let (execs, rx) = mpsc::sync_channel::<u32>(EXEC_QUEUE);
+        let handle = std::thread::Builder::new()
+            .name("wirelens-uprobe".into())
+            .spawn(move || {
+                loop {
+                    match rx.recv_timeout(TICK) {
+                        Ok(pid) => {
+                            let now = Instant::now();
+                            uprobes.on_exec(pid, now);
+                            // Whatever else is queued, then the scans due (the first at once).
+                            while let Ok(pid) = rx.try_recv() {
+                                uprobes.on_exec(pid, now);
+                            }
+                        }
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                    uprobes.tick(&mut ebpf, Instant::now());
+                }
+                tracing::debug!(counts = ?uprobes.counts, "uprobe scans stopped");
+                drop(ebpf);
+            })?;
+        Ok(Self {
+            execs,
+            dropped: 0,
+            handle,
+        })
+    }
+
+    /// Process `pid` called exec (never blocks).
+    pub fn on_exec(&mut self, pid: u32) {
+        if let Err(TrySendError::Full(_)) = self.execs.try_send(pid) {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(
+                    dropped = self.dropped,
+                    "exec notices dropped: the uprobe scans are behind (the periodic rescan \
+                     still covers those processes)"
+                );
+            }
+        }
+    }
+
+    /// Stop scanning and detach every probe.
+    pub fn finish(self) {
+        drop(self.execs);
+        let _ = self.handle.join();
     }
 }
 
