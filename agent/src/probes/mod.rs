@@ -29,6 +29,23 @@ const ATTACHMENTS: &[(&str, &str, &str)] = &[
     ("sched_process_exit", "sched", "sched_process_exit"),
 ];
 
+/// Maps of the object that only the CPU profiler's instance uses (`profile::sampler` loads
+/// the same object a second time): the tracer creates them at a token size. Ring sizes must be
+/// a power of two number of pages.
+pub const PROFILER_ONLY_MAPS: [(&str, u32); 3] = [
+    ("PROFILE_SAMPLES", 4096),
+    ("PROFILE_STACKS", 64),
+    ("PROFILE_COUNTS", 64),
+];
+/// Maps only the tracer's instance uses: the profiler creates them at a token size.
+pub const TRACER_ONLY_MAPS: [(&str, u32); 5] = [
+    ("TLS_CALLS", 64),
+    ("TLS_CONNS", 64),
+    ("MMSG_INDEX", 64),
+    ("PORT_FILTER", 64),
+    ("SCRATCH", 1),
+];
+
 /// User-space probe programs: loaded here, attached to files by [`uprobes::Uprobes`].
 const UPROBE_PROGRAMS: &[&str] = &["ssl_enter", "ssl_return", "ssl_free", "mmsg_enter"];
 
@@ -114,13 +131,18 @@ impl Probes {
             tracing::warn!("struct sock has no readable sk_protocol ({e}): UDP not traced");
             0
         });
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global("CAPTURE_LIMIT", &settings.capture_limit, true)
             .override_global("AGENT_TGID", &agent, true)
             .override_global("FILTERS", &filters, true)
             .override_global("SK_PROTOCOL_OFFSET", &sk_protocol, true)
             .map_max_entries("EVENTS", settings.ring_size)
-            .map_max_entries("SCRATCH", cpus)
+            .map_max_entries("SCRATCH", cpus);
+        for (name, size) in PROFILER_ONLY_MAPS {
+            loader.map_max_entries(name, size);
+        }
+        let mut ebpf = loader
             .load(OBJECT)
             .map_err(|e| ProbeError::Load(Box::new(e)))?;
 

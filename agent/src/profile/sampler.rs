@@ -118,12 +118,15 @@ impl Sampler {
             UnwindMode::Fp => mode::FRAME_POINTERS,
         };
         let agent = std::process::id();
-        let mut ebpf = EbpfLoader::new()
+        let mut loader = EbpfLoader::new();
+        for (name, size) in crate::probes::TRACER_ONLY_MAPS {
+            loader.map_max_entries(name, size);
+        }
+        let mut ebpf = loader
             .override_global("FILTERS", &filters, true)
             .override_global("AGENT_TGID", &agent, true)
             .override_global("PROFILE_MODE", &profile_mode, true)
             .map_max_entries("EVENTS", PROC_EVENTS_RING)
-            .map_max_entries("SCRATCH", 1)
             .map_max_entries("PROFILE_SAMPLES", config.ring_size)
             .load(super::OBJECT)
             .map_err(|e| SamplerError::Load(Box::new(e)))?;
