@@ -369,10 +369,13 @@ fn file_id(path: &Path) -> Option<FileId> {
 /// Whether the ELF file at `path` defines `symbol` (in `.dynsym` or `.symtab`).
 fn defines_symbol(path: &Path, symbol: &str) -> bool {
     use object::{Object, ObjectSymbol};
-    let Ok(data) = fs::read(path) else {
+    // Read through a cache of the ranges parsed (headers, symbol and string tables), not the
+    // whole file: executables run to hundreds of MB.
+    let Ok(f) = fs::File::open(path) else {
         return false;
     };
-    let Ok(file) = object::File::parse(&*data) else {
+    let data = object::ReadCache::new(f);
+    let Ok(file) = object::File::parse(&data) else {
         return false;
     };
     file.dynamic_symbols()
