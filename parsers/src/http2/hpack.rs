@@ -34,12 +34,20 @@ pub struct Decoded {
     pub malformed: bool,
 }
 
+/// A `loona-hpack` decoder whose table may grow to [`MAX_TABLE`].
+fn table_decoder() -> Decoder<'static> {
+    let mut d = Decoder::new();
+    d.set_max_allowed_table_size(MAX_TABLE);
+    d
+}
+
 /// One direction's header decoder.
 pub struct HeaderDecoder {
     /// `Some` while the dynamic table is known.
     synced: Option<Decoder<'static>>,
     /// Decodes the certain fields of unsynced blocks; its table is never referred to.
-    scratch_decoder: Decoder<'static>,
+    /// Made on first use: most directions stay synced, and a decoder allocates its table.
+    scratch_decoder: Option<Decoder<'static>>,
     scratch: Vec<u8>,
 }
 
@@ -54,14 +62,9 @@ impl std::fmt::Debug for HeaderDecoder {
 impl HeaderDecoder {
     /// A decoder for a direction seen from its start (`synced`) or joined mid-stream.
     pub fn new(synced: bool) -> Self {
-        let decoder = || {
-            let mut d = Decoder::new();
-            d.set_max_allowed_table_size(MAX_TABLE);
-            d
-        };
         Self {
-            synced: synced.then(decoder),
-            scratch_decoder: decoder(),
+            synced: synced.then(table_decoder),
+            scratch_decoder: None,
             scratch: Vec::new(),
         }
     }
@@ -147,17 +150,19 @@ impl HeaderDecoder {
             }
             at += len;
         }
-        if !self.scratch.is_empty()
-            && self
-                .scratch_decoder
-                .decode_with_cb(&self.scratch, |n, v| field(&n, &v))
-                .is_err()
+        if self.scratch.is_empty() {
+            return result;
+        }
+        let decoder = self.scratch_decoder.get_or_insert_with(table_decoder);
+        if decoder
+            .decode_with_cb(&self.scratch, |n, v| field(&n, &v))
+            .is_err()
         {
             result.malformed = true;
         }
         // Keep the scratch decoder's table empty: nothing it holds is ever referred to.
-        self.scratch_decoder.set_max_table_size(0);
-        self.scratch_decoder.set_max_table_size(4096);
+        decoder.set_max_table_size(0);
+        decoder.set_max_table_size(4096);
         result
     }
 }

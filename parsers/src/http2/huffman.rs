@@ -23,70 +23,116 @@ const CODE_LENGTHS: [u8; 257] = [
     22, 25, 25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26, 30,
 ];
 
-/// Canonical decoding tables, per code length 1–30.
-struct Table {
-    /// First code of each length.
-    first: [u32; 31],
-    /// Number of codes of each length.
-    count: [u32; 31],
-    /// Index in `symbols` of the first code of each length.
-    offset: [u32; 31],
-    /// Symbols in code order.
-    symbols: [u16; 257],
+/// The decoding automaton: one state per internal node of the code tree (256 of them, the
+/// root first), consuming four bits at a time (nghttp2's approach). No code is shorter than
+/// five bits, so a nibble completes at most one symbol.
+struct Fsm {
+    /// By state and nibble.
+    step: [[Step; 16]; 256],
+    /// States where the string may end: the bits since the last symbol are all ones (a prefix
+    /// of EOS) and at most seven.
+    accepting: [bool; 256],
 }
 
-fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut t = Table {
-            first: [0; 31],
-            count: [0; 31],
-            offset: [0; 31],
-            symbols: [0; 257],
-        };
+#[derive(Clone, Copy, Default)]
+struct Step {
+    next: u8,
+    /// The symbol the nibble completed, if `EMIT`.
+    symbol: u8,
+    flags: u8,
+}
+
+const EMIT: u8 = 1;
+/// The nibble completed EOS or left the tree: not a valid coding.
+const FAIL: u8 = 2;
+
+fn fsm() -> &'static Fsm {
+    static FSM: OnceLock<Fsm> = OnceLock::new();
+    FSM.get_or_init(|| {
+        // The canonical code: by length, then symbol, each code one more than the last,
+        // shifted left whenever the length grows.
         let mut order: Vec<u16> = (0..257).collect();
         order.sort_by_key(|&s| (CODE_LENGTHS[usize::from(s)], s));
-        for (i, &s) in order.iter().enumerate() {
-            t.symbols[i] = s;
-            t.count[usize::from(CODE_LENGTHS[usize::from(s)])] += 1;
+        // Tree nodes: children of internal nodes, `LEAF | symbol` for leaves.
+        const LEAF: u32 = 1 << 16;
+        const NONE: u32 = u32::MAX;
+        let mut children: Vec<[u32; 2]> = vec![[NONE, NONE]];
+        let mut depth_ones: Vec<(u8, bool)> = vec![(0, true)];
+        let (mut code, mut prev_len) = (0u32, 0u8);
+        for (i, &sym) in order.iter().enumerate() {
+            let len = CODE_LENGTHS[usize::from(sym)];
+            if i > 0 {
+                code = (code + 1) << (len - prev_len);
+            }
+            prev_len = len;
+            let mut node = 0usize;
+            for bit_at in (0..len).rev() {
+                let bit = ((code >> bit_at) & 1) as usize;
+                if bit_at == 0 {
+                    children[node][bit] = LEAF | u32::from(sym);
+                } else {
+                    if children[node][bit] == NONE {
+                        children.push([NONE, NONE]);
+                        let (d, ones) = depth_ones[node];
+                        depth_ones.push((d + 1, ones && bit == 1));
+                        children[node][bit] = (children.len() - 1) as u32;
+                    }
+                    node = children[node][bit] as usize;
+                }
+            }
         }
-        let (mut code, mut index) = (0u32, 0u32);
-        for len in 1..31 {
-            t.first[len] = code;
-            t.offset[len] = index;
-            code = (code + t.count[len]) << 1;
-            index += t.count[len];
+        debug_assert_eq!(children.len(), 256);
+        let mut fsm = Fsm {
+            step: [[Step::default(); 16]; 256],
+            accepting: [false; 256],
+        };
+        for (state, &(depth, ones)) in depth_ones.iter().enumerate().take(256) {
+            fsm.accepting[state] = ones && depth <= 7;
+            for nibble in 0..16u8 {
+                let mut node = state;
+                let mut step = Step::default();
+                for bit_at in (0..4).rev() {
+                    let bit = usize::from((nibble >> bit_at) & 1);
+                    let child = children[node][bit];
+                    if child == NONE || child == LEAF | 256 {
+                        step.flags = FAIL;
+                        break;
+                    }
+                    if child & LEAF != 0 {
+                        step.flags |= EMIT;
+                        step.symbol = child as u8;
+                        node = 0;
+                    } else {
+                        node = child as usize;
+                    }
+                }
+                step.next = node as u8;
+                fsm.step[state][usize::from(nibble)] = step;
+            }
         }
-        t
+        fsm
     })
 }
 
 /// Decodes a Huffman-coded string; `None` if it is not a valid coding (EOS inside, padding
 /// longer than 7 bits or not all ones, a code that does not exist).
 pub fn decode(bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
-    let t = table();
-    let (mut code, mut len) = (0u32, 0usize);
+    let fsm = fsm();
+    out.reserve(bytes.len() * 8 / 5);
+    let mut state = 0usize;
     for &byte in bytes {
-        for bit in (0..8).rev() {
-            code = (code << 1) | u32::from((byte >> bit) & 1);
-            len += 1;
-            if len > 30 {
+        for nibble in [byte >> 4, byte & 0x0f] {
+            let step = fsm.step[state][usize::from(nibble)];
+            if step.flags & FAIL != 0 {
                 return None;
             }
-            let rel = code.wrapping_sub(t.first[len]);
-            if code >= t.first[len] && rel < t.count[len] {
-                let symbol = t.symbols[(t.offset[len] + rel) as usize];
-                if symbol == 256 {
-                    return None;
-                }
-                out.push(symbol as u8);
-                code = 0;
-                len = 0;
+            if step.flags & EMIT != 0 {
+                out.push(step.symbol);
             }
+            state = usize::from(step.next);
         }
     }
-    // Padding: at most 7 bits, all ones (a prefix of EOS).
-    (len <= 7 && code == (1u32 << len) - 1).then_some(())
+    fsm.accepting[state].then_some(())
 }
 
 /// `block` with every Huffman-coded string literal replaced by its plain form (borrowed when
@@ -156,11 +202,18 @@ fn representation(block: &[u8], at: &mut usize, rewritten: &mut Option<Vec<u8>>)
                 w
             });
             let start = w.len();
-            decode(raw, w)?;
-            let plain = w.len() - start;
-            let mut length = Vec::new();
-            encode_integer(plain, 7, 0, &mut length);
-            w.splice(start..start, length);
+            if raw.len() * 8 / 5 < 0x7f {
+                // At most 126 plain bytes: a one-byte length, written once they are known.
+                w.push(0);
+                decode(raw, w)?;
+                w[start] = (w.len() - start - 1) as u8;
+            } else {
+                decode(raw, w)?;
+                let plain = w.len() - start;
+                let mut length = Vec::new();
+                encode_integer(plain, 7, 0, &mut length);
+                w.splice(start..start, length);
+            }
         } else if let Some(w) = rewritten {
             w.extend_from_slice(&rest[..n + len]);
         }
@@ -189,6 +242,105 @@ fn encode_integer(value: usize, prefix: u8, flags: u8, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain bit-at-a-time canonical decoder, as the automaton's oracle.
+    fn decode_bitwise(bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
+        let mut order: Vec<u16> = (0..257).collect();
+        order.sort_by_key(|&s| (CODE_LENGTHS[usize::from(s)], s));
+        let (mut first, mut count, mut offset) = ([0u32; 31], [0u32; 31], [0u32; 31]);
+        for &s in &order {
+            count[usize::from(CODE_LENGTHS[usize::from(s)])] += 1;
+        }
+        let (mut c, mut index) = (0u32, 0u32);
+        for len in 1..31 {
+            first[len] = c;
+            offset[len] = index;
+            c = (c + count[len]) << 1;
+            index += count[len];
+        }
+        let (mut code, mut len) = (0u32, 0usize);
+        for &byte in bytes {
+            for bit in (0..8).rev() {
+                code = (code << 1) | u32::from((byte >> bit) & 1);
+                len += 1;
+                if len > 30 {
+                    return None;
+                }
+                let rel = code.wrapping_sub(first[len]);
+                if code >= first[len] && rel < count[len] {
+                    let symbol = order[(offset[len] + rel) as usize];
+                    if symbol == 256 {
+                        return None;
+                    }
+                    out.push(symbol as u8);
+                    code = 0;
+                    len = 0;
+                }
+            }
+        }
+        (len <= 7 && code == (1u32 << len) - 1).then_some(())
+    }
+
+    #[test]
+    fn automaton_agrees_with_the_bitwise_decoder() {
+        // Every byte string of one and two bytes, then pseudo-random longer ones (most of
+        // them invalid codings, some valid).
+        let mut inputs: Vec<Vec<u8>> = (0..=255u8).map(|b| vec![b]).collect();
+        for a in 0..=255u8 {
+            for b in (0..=255u8).step_by(3) {
+                inputs.push(vec![a, b]);
+            }
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for n in 0..20_000usize {
+            let mut v = Vec::new();
+            for _ in 0..(n % 24) + 3 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Bias towards ones so that long codes and padding get exercised.
+                v.push((x as u8) | if n % 3 == 0 { 0xe0 } else { 0 });
+            }
+            inputs.push(v);
+        }
+        let mut valid = 0;
+        for input in &inputs {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = decode(input, &mut a);
+            let rb = decode_bitwise(input, &mut b);
+            assert_eq!(ra, rb, "{input:02x?}");
+            if ra.is_some() {
+                valid += 1;
+                assert_eq!(a, b, "{input:02x?}");
+            }
+        }
+        assert!(valid > 100, "only {valid} valid codings exercised");
+    }
+
+    #[test]
+    fn every_symbol_round_trips() {
+        // Each symbol alone, coded canonically and padded with ones.
+        let mut order: Vec<u16> = (0..256).collect();
+        order.sort_by_key(|&s| (CODE_LENGTHS[usize::from(s)], s));
+        let (mut code, mut prev) = (0u64, 0u8);
+        for (i, &sym) in order.iter().enumerate() {
+            let len = CODE_LENGTHS[usize::from(sym)];
+            if i > 0 {
+                code = (code + 1) << (len - prev);
+            }
+            prev = len;
+            let bits = u32::from(len);
+            let total = bits.div_ceil(8) * 8;
+            let padded = (code << (total - bits)) | ((1u64 << (total - bits)) - 1);
+            let bytes: Vec<u8> = (0..total / 8)
+                .rev()
+                .map(|k| (padded >> (k * 8)) as u8)
+                .collect();
+            let mut out = Vec::new();
+            assert_eq!(decode(&bytes, &mut out), Some(()), "symbol {sym}");
+            assert_eq!(out, [sym as u8]);
+        }
+    }
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
