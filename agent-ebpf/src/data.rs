@@ -178,7 +178,13 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
         msg_index,
     };
     let limit = config::capture_limit();
-    if ret > 0 && (ret as u32) <= limit && ret as usize <= SMALL_CAPTURE && is_plain(regs.orig_ax) {
+    // `ret` within the buffer too: a UDP receive with MSG_TRUNC returns the datagram's length.
+    if ret > 0
+        && (ret as u32) <= limit
+        && ret as usize <= SMALL_CAPTURE
+        && ret as u64 <= regs.dx
+        && is_plain(regs.orig_ax)
+    {
         // A small single-buffer call (most requests and responses): read straight into a
         // ring slot reserved at its full size, no scratch area and no second copy.
         if ret as usize <= TINY_CAPTURE {
