@@ -74,10 +74,11 @@ struct Half {
     wire: u64,
     /// DATA payload bytes (padding excluded).
     body: u64,
-    /// The first (non-1xx) header block.
-    head: Option<Fields>,
+    /// The first (non-1xx) header block. Boxed, as are the trailers: a stream is moved into
+    /// and out of its table and into its record, and inline fields made that ~1 KB a move.
+    head: Option<Box<Fields>>,
     /// A later header block (trailers).
-    trailers: Option<Fields>,
+    trailers: Option<Box<Fields>>,
     /// END_STREAM was sent.
     ended: bool,
     /// Its direction lost the framing while the stream was open: its end may never be seen.
@@ -143,11 +144,12 @@ impl Streams {
 
 /// A header block being gathered: HEADERS or PUSH_PROMISE, then CONTINUATION frames.
 #[derive(Debug)]
-struct Block {
+struct Block<B = Vec<u8>> {
     stream: u32,
     end_stream: bool,
     push: bool,
-    bytes: Vec<u8>,
+    /// Held (`Vec`) while CONTINUATION frames are awaited, else borrowed from the frame.
+    bytes: B,
 }
 
 /// The connection's streams and header decoders.
@@ -197,7 +199,7 @@ impl Conn {
         half.start_ns = Some(start_ns);
         half.last_ns = start_ns;
         half.wire = wire;
-        half.head = Some(fields);
+        half.head = Some(Box::new(fields));
         half.ended = true;
     }
 
@@ -328,12 +330,18 @@ impl Conn {
                     stream: header.stream,
                     end_stream: !push && header.has(flag::END_STREAM),
                     push,
-                    bytes: fragment.to_vec(),
+                    bytes: fragment,
                 };
                 if header.has(flag::END_HEADERS) {
+                    // The whole block is in this frame: decoded where it lies.
                     self.block(dir, block, ts, out);
                 } else {
-                    self.blocks[i] = Some(block);
+                    self.blocks[i] = Some(Block {
+                        stream: block.stream,
+                        end_stream: block.end_stream,
+                        push: block.push,
+                        bytes: block.bytes.to_vec(),
+                    });
                 }
             }
             kind::CONTINUATION => {
@@ -428,18 +436,32 @@ impl Conn {
     }
 
     /// A whole header block of direction `dir`.
-    fn block(&mut self, dir: Direction, block: Block, ts: u64, out: &mut Output) {
+    fn block<B: AsRef<[u8]>>(
+        &mut self,
+        dir: Direction,
+        block: Block<B>,
+        ts: u64,
+        out: &mut Output,
+    ) {
         self.block_with(dir, block, ts, out, false);
     }
 
     /// A header block, whole or (`cut`) only its captured start.
-    fn block_with(&mut self, dir: Direction, block: Block, ts: u64, out: &mut Output, cut: bool) {
+    fn block_with<B: AsRef<[u8]>>(
+        &mut self,
+        dir: Direction,
+        block: Block<B>,
+        ts: u64,
+        out: &mut Output,
+        cut: bool,
+    ) {
         let mut fields = Fields::default();
         let decoder = &mut self.decoders[dir.index()];
+        let bytes = block.bytes.as_ref();
         let decoded = if cut {
-            decoder.decode_prefix(&block.bytes, &mut |n, v| fields.field(n, v))
+            decoder.decode_prefix(bytes, &mut |n, v| fields.field(n, v))
         } else {
-            decoder.decode(&block.bytes, &mut |n, v| fields.field(n, v))
+            decoder.decode(bytes, &mut |n, v| fields.field(n, v))
         };
         fields.unknown = decoded.unknown;
         if decoded.malformed {
@@ -471,10 +493,10 @@ impl Conn {
         let interim = fields.status.is_some_and(|s| (100..200).contains(&s));
         if half.head.is_none() {
             if !interim {
-                half.head = Some(fields);
+                half.head = Some(Box::new(fields));
             }
         } else {
-            half.trailers = Some(fields);
+            half.trailers = Some(Box::new(fields));
         }
         if block.end_stream {
             self.end_stream(dir, block.stream, ts, out);
@@ -567,7 +589,7 @@ impl Conn {
         if head.method.is_none() && head.path.is_none() {
             return Err(Loss::UnmatchedRequest);
         }
-        let cut = |f: &Option<Fields>| f.as_ref().is_some_and(|f| f.unknown > 0);
+        let cut = |f: &Option<Box<Fields>>| f.as_ref().is_some_and(|f| f.unknown > 0);
         let truncated = req.lost
             || resp.lost
             || s.headers_lost
