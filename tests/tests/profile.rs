@@ -197,11 +197,7 @@ fn samples_of(p: &Value, pid: u32) -> Vec<Sample> {
 /// whose stack reaches `main`.
 fn fractions(samples: &[Sample]) -> (f64, f64, u64) {
     let total: u64 = samples.iter().map(|s| s.count).sum();
-    let chain: u64 = samples
-        .iter()
-        .filter(|s| s.user.len() >= CHAIN.len() && s.user[..CHAIN.len()] == CHAIN)
-        .map(|s| s.count)
-        .sum();
+    let chain = count_leading(samples, &CHAIN, |s| &s.user);
     let main: u64 = samples
         .iter()
         .filter(|s| s.user.iter().any(|f| f == "main"))
@@ -209,6 +205,27 @@ fn fractions(samples: &[Sample]) -> (f64, f64, u64) {
         .sum();
     let t = total.max(1) as f64;
     (chain as f64 / t, main as f64 / t, total)
+}
+
+/// Samples whose user frames (as `frames` picks them) start with `chain`, leaf first.
+fn count_leading(samples: &[Sample], chain: &[&str], frames: fn(&Sample) -> &Vec<String>) -> u64 {
+    samples
+        .iter()
+        .filter(|s| {
+            let f = frames(s);
+            f.len() >= chain.len() && f.iter().zip(chain).all(|(a, b)| a == b)
+        })
+        .map(|s| s.count)
+        .sum()
+}
+
+/// One line per sample: its count, kernel and user frames.
+fn listing(samples: &[Sample]) -> String {
+    samples
+        .iter()
+        .map(|s| format!("{} {:?} {:?}", s.count, s.kernel, s.user_full))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn assert_pprof_header(p: &Value) {
@@ -263,11 +280,7 @@ fn check_build(which: Build, name: &str, extra: &[&str]) {
         chain >= 0.9,
         "{name}: {:.1}% of {total} samples have the full chain; stacks:\n{}",
         chain * 100.0,
-        samples
-            .iter()
-            .map(|s| format!("{} {:?} {:?}", s.count, s.kernel, s.user))
-            .collect::<Vec<_>>()
-            .join("\n")
+        listing(&samples)
     );
     for f in CHAIN {
         assert!(out.svg.contains(f), "{name}: the SVG does not name {f}");
@@ -401,11 +414,7 @@ fn kernel_frames_for_a_syscall_heavy_program() {
     assert!(
         write_path,
         "no sample shows the kernel's write path above the user chain:\n{}",
-        samples
-            .iter()
-            .map(|s| format!("{} {:?} {:?}", s.count, s.kernel, s.user))
-            .collect::<Vec<_>>()
-            .join("\n")
+        listing(&samples)
     );
     assert!(
         out.svg.contains("vfs_write") || out.svg.contains("sys_write"),
@@ -603,18 +612,8 @@ fn cpp_names_are_demangled() {
         "main",
     ];
     let total: u64 = samples.iter().map(|s| s.count).sum();
-    let whole: u64 = samples
-        .iter()
-        .filter(|s| s.user_full.len() >= chain.len() && s.user_full[..chain.len()] == chain)
-        .map(|s| s.count)
-        .sum();
-    let listing = || {
-        samples
-            .iter()
-            .map(|s| format!("{} {:?}", s.count, s.user_full))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let whole = count_leading(&samples, &chain, |s| &s.user_full);
+    let listing = || listing(&samples);
     assert!(
         total >= 50,
         "only {total} samples; agent said:\n{}",
@@ -696,11 +695,7 @@ fn process_in_a_container_is_symbolized_from_its_own_files() {
     );
     let samples = samples_of(&out.pprof, pid);
     let (chain, _, total) = fractions(&samples);
-    let listing = samples
-        .iter()
-        .map(|s| format!("{} {:?}", s.count, s.user))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let listing = listing(&samples);
     assert!(total >= 50, "only {total} samples:\n{}", out.stderr);
     assert!(
         chain >= 0.9,

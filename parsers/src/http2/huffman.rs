@@ -46,25 +46,35 @@ const EMIT: u8 = 1;
 /// The nibble completed EOS or left the tree: not a valid coding.
 const FAIL: u8 = 2;
 
-fn fsm() -> &'static Fsm {
-    static FSM: OnceLock<Fsm> = OnceLock::new();
-    FSM.get_or_init(|| {
-        // The canonical code: by length, then symbol, each code one more than the last,
-        // shifted left whenever the length grows.
-        let mut order: Vec<u16> = (0..257).collect();
-        order.sort_by_key(|&s| (CODE_LENGTHS[usize::from(s)], s));
-        // Tree nodes: children of internal nodes, `LEAF | symbol` for leaves.
-        const LEAF: u32 = 1 << 16;
-        const NONE: u32 = u32::MAX;
-        let mut children: Vec<[u32; 2]> = vec![[NONE, NONE]];
-        let mut depth_ones: Vec<(u8, bool)> = vec![(0, true)];
-        let (mut code, mut prev_len) = (0u32, 0u8);
-        for (i, &sym) in order.iter().enumerate() {
+/// The canonical code as (symbol, code, length), in code order: by length, then symbol, each
+/// code one more than the last, shifted left whenever the length grows. EOS (256) included.
+fn canonical_codes() -> Vec<(u16, u32, u8)> {
+    let mut order: Vec<u16> = (0..257).collect();
+    order.sort_by_key(|&s| (CODE_LENGTHS[usize::from(s)], s));
+    let (mut code, mut prev_len) = (0u32, 0u8);
+    order
+        .iter()
+        .enumerate()
+        .map(|(i, &sym)| {
             let len = CODE_LENGTHS[usize::from(sym)];
             if i > 0 {
                 code = (code + 1) << (len - prev_len);
             }
             prev_len = len;
+            (sym, code, len)
+        })
+        .collect()
+}
+
+fn fsm() -> &'static Fsm {
+    static FSM: OnceLock<Fsm> = OnceLock::new();
+    FSM.get_or_init(|| {
+        // Tree nodes: children of internal nodes, `LEAF | symbol` for leaves.
+        const LEAF: u32 = 1 << 16;
+        const NONE: u32 = u32::MAX;
+        let mut children: Vec<[u32; 2]> = vec![[NONE, NONE]];
+        let mut depth_ones: Vec<(u8, bool)> = vec![(0, true)];
+        for (sym, code, len) in canonical_codes() {
             let mut node = 0usize;
             for bit_at in (0..len).rev() {
                 let bit = ((code >> bit_at) & 1) as usize;
@@ -320,15 +330,8 @@ mod tests {
     #[test]
     fn every_symbol_round_trips() {
         // Each symbol alone, coded canonically and padded with ones.
-        let mut order: Vec<u16> = (0..256).collect();
-        order.sort_by_key(|&s| (CODE_LENGTHS[usize::from(s)], s));
-        let (mut code, mut prev) = (0u64, 0u8);
-        for (i, &sym) in order.iter().enumerate() {
-            let len = CODE_LENGTHS[usize::from(sym)];
-            if i > 0 {
-                code = (code + 1) << (len - prev);
-            }
-            prev = len;
+        for (sym, code, len) in canonical_codes().into_iter().filter(|&(s, ..)| s < 256) {
+            let code = u64::from(code);
             let bits = u32::from(len);
             let total = bits.div_ceil(8) * 8;
             let padded = (code << (total - bits)) | ((1u64 << (total - bits)) - 1);
