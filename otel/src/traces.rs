@@ -220,13 +220,7 @@ fn http_span(span: &mut Span, role: Role, http: &HttpRecord, obs: &Observation) 
                 a,
                 http_attrs::server_endpoint(http.host.as_deref(), obs.peer),
             );
-            if let Some(peer) = obs.peer {
-                a.push(kv::string(
-                    semconv::NETWORK_PEER_ADDRESS,
-                    peer.ip().to_string(),
-                ));
-                a.push(kv::int(semconv::NETWORK_PEER_PORT, i64::from(peer.port())));
-            }
+            push_peer(a, obs.peer);
         }
     }
     a.push(kv::string(
@@ -276,17 +270,13 @@ fn rpc_span(span: &mut Span, role: Role, rpc: &RpcRecord, obs: &Observation) {
         a,
         http_attrs::server_endpoint(rpc.authority.as_deref(), endpoint),
     );
-    if let Some(peer) = obs.peer {
-        if role == Role::Server {
-            a.push(kv::string(semconv::CLIENT_ADDRESS, peer.ip().to_string()));
-            a.push(kv::int(semconv::CLIENT_PORT, i64::from(peer.port())));
-        }
-        a.push(kv::string(
-            semconv::NETWORK_PEER_ADDRESS,
-            peer.ip().to_string(),
-        ));
-        a.push(kv::int(semconv::NETWORK_PEER_PORT, i64::from(peer.port())));
+    if let Some(peer) = obs.peer
+        && role == Role::Server
+    {
+        a.push(kv::string(semconv::CLIENT_ADDRESS, peer.ip().to_string()));
+        a.push(kv::int(semconv::CLIENT_PORT, i64::from(peer.port())));
     }
+    push_peer(a, obs.peer);
     a.push(kv::string(
         semconv::NETWORK_PROTOCOL_NAME,
         semconv::PROTOCOL_HTTP,
@@ -508,6 +498,11 @@ fn push_endpoints(a: &mut Vec<KeyValue>, server: Option<SocketAddr>, peer: Optio
         a.push(kv::string(semconv::SERVER_ADDRESS, server.ip().to_string()));
         a.push(kv::int(semconv::SERVER_PORT, i64::from(server.port())));
     }
+    push_peer(a, peer);
+}
+
+/// `network.peer.address`/`network.peer.port` of `peer`.
+fn push_peer(a: &mut Vec<KeyValue>, peer: Option<SocketAddr>) {
     if let Some(peer) = peer {
         a.push(kv::string(
             semconv::NETWORK_PEER_ADDRESS,
