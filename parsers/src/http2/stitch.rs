@@ -79,6 +79,9 @@ struct Half {
     head: Option<Box<Fields>>,
     /// A later header block (trailers).
     trailers: Option<Box<Fields>>,
+    /// A DATA frame of this half, counted in `wire`, is being framed: the payload events
+    /// that follow belong here (not to a stream of the same id opened meanwhile).
+    in_data: bool,
     /// END_STREAM was sent.
     ended: bool,
     /// Its direction lost the framing while the stream was open: its end may never be seen.
@@ -220,6 +223,7 @@ impl Conn {
                 self.unsync(dir);
                 for s in self.streams.values_mut() {
                     let h = &mut s.half[i];
+                    h.in_data = false;
                     if !h.ended {
                         h.lost = true;
                         h.messages.gap(u64::MAX);
@@ -240,14 +244,18 @@ impl Conn {
                 self.count(dir, header, ts);
             }
             Event::Data { stream, bytes } => {
-                if let Some(s) = self.streams.get_mut(&stream) {
+                if let Some(s) = self.streams.get_mut(&stream)
+                    && s.half[i].in_data
+                {
                     let h = &mut s.half[i];
                     h.body += bytes.len() as u64;
                     h.messages.bytes(bytes);
                 }
             }
             Event::DataGap { stream, len } => {
-                if let Some(s) = self.streams.get_mut(&stream) {
+                if let Some(s) = self.streams.get_mut(&stream)
+                    && s.half[i].in_data
+                {
                     let h = &mut s.half[i];
                     h.body += len;
                     h.messages.gap(len);
@@ -256,6 +264,7 @@ impl Conn {
             Event::DataEnd(header) => {
                 if let Some(s) = self.streams.get_mut(&header.stream) {
                     s.half[i].last_ns = ts;
+                    s.half[i].in_data = false;
                 }
                 if header.has(flag::END_STREAM) {
                     self.end_stream(dir, header.stream, ts, out);
@@ -293,6 +302,7 @@ impl Conn {
             h.start_ns.get_or_insert(ts);
             h.last_ns = ts;
             h.wire = h.wire.saturating_add(header.wire_len());
+            h.in_data = header.kind == kind::DATA;
         }
     }
 
@@ -472,6 +482,11 @@ impl Conn {
         }
         if block.push {
             return; // a promised request: decoded only to keep the table
+        }
+        if block.stream == 0 {
+            // Stream 0 is the connection's own (RFC 9113 §6.2): decoded only to keep the table.
+            out.lose(Loss::Malformed, 1);
+            return;
         }
         // The role follows from a decoded pseudo-header.
         if self.client.is_none() {

@@ -421,3 +421,29 @@ fn call_cut_by_the_capture_keeps_what_was_captured() {
         let _ = out.take_losses();
     }
 }
+
+#[test]
+fn frames_on_stream_zero_make_no_stream() {
+    // HEADERS and DATA on stream 0 are protocol errors (RFC 9113 §6.1, §6.2); the fuzzer
+    // found a DATA payload counted as a body on a "stream 0" that had no wire bytes.
+    fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = len.to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[kind, flags, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+    let mut client = PREFACE.to_vec();
+    client.extend(frame(0x4, 0, &[]));
+    client.extend(frame(0x1, 0x4, &[0x82, 0x84, 0x86])); // GET / http, END_HEADERS
+    client.extend(frame(0x0, 0x1, b"hello")); // END_STREAM
+    let mut server = frame(0x4, 0, &[]);
+    server.extend(frame(0x1, 0x5, &[0x88])); // :status 200, END_HEADERS | END_STREAM
+    let mut p = Http2Parser::new();
+    let mut out = Output::default();
+    p.feed(Direction::Egress, &client, 1, &mut out);
+    p.feed(Direction::Ingress, &server, 2, &mut out);
+    p.close(3, &mut out);
+    assert!(out.records.is_empty(), "{:?}", out.records);
+    assert_eq!(out.losses(Loss::Malformed), 2, "one per header block");
+}
