@@ -229,6 +229,80 @@ pub(crate) fn outcome<P: Parser>(
     (outcome, parser)
 }
 
+/// How a protocol's tests play a script: as `traced`, with record times rendered or not.
+pub(crate) type Run = fn(&[Op<'_>], Role, bool) -> Outcome;
+
+/// Each feed of `ops` cut in two at every `step(len)`-th place, the traced role alternating:
+/// every cut gives the outcome of the uncut script.
+pub(crate) fn assert_split_in_two(name: &str, ops: &[Op<'_>], run: Run, step: fn(usize) -> usize) {
+    let want = [Role::Client, Role::Server].map(|traced| run(ops, traced, true));
+    for (i, op) in ops.iter().enumerate() {
+        let Op::Feed(side, bytes, ts) = *op else {
+            continue;
+        };
+        for at in (1..bytes.len()).step_by(step(bytes.len()).max(1)) {
+            let mut split = ops.to_vec();
+            split.splice(
+                i..=i,
+                [
+                    Op::Feed(side, &bytes[..at], ts),
+                    Op::Feed(side, &bytes[at..], ts),
+                ],
+            );
+            let (traced, want) = if at % 2 == 0 {
+                (Role::Client, &want[0])
+            } else {
+                (Role::Server, &want[1])
+            };
+            assert_eq!(
+                &run(&split, traced, true),
+                want,
+                "{name}: op {i} split at {at} as {traced:?}"
+            );
+        }
+    }
+}
+
+/// The ways [`assert_any_chunks`] feeds a capture.
+pub(crate) struct Chunkings {
+    /// The traced roles.
+    pub(crate) roles: &'static [Role],
+    /// Random chunkings (seeds 1 to `seeds`) of 1 to `max` bytes.
+    pub(crate) seeds: u64,
+    pub(crate) max: usize,
+    /// Byte by byte, for captures of fewer bytes than this.
+    pub(crate) bytewise_below: usize,
+    /// Each side in one feed (client first): the same records (times aside), in the order
+    /// given or, where `whole_sorted` (the sides interleave differently), in any order.
+    pub(crate) whole: bool,
+    pub(crate) whole_sorted: bool,
+}
+
+/// `capture` fed in the [`Chunkings`]: the outcome of its recorded feeds every time.
+pub(crate) fn assert_any_chunks(name: &str, capture: &Capture, run: Run, ways: &Chunkings) {
+    let ops = capture.ops();
+    for &traced in ways.roles {
+        let want = run(&ops, traced, true);
+        if capture.client.len() + capture.server.len() < ways.bytewise_below {
+            let got = run(&bytewise(&ops), traced, true);
+            assert_eq!(got, want, "{name} byte by byte as {traced:?}");
+        }
+        for seed in 1..=ways.seeds {
+            let got = run(&rechunk(&ops, seed, ways.max), traced, true);
+            assert_eq!(got, want, "{name} chunks seed {seed} as {traced:?}");
+        }
+        if ways.whole {
+            let mut untimed = run(&ops, traced, false);
+            let mut got = run(&capture.ops_whole(), traced, false);
+            if ways.whole_sorted {
+                untimed.lines.sort();
+                got.lines.sort();
+            }
+            assert_eq!(got, untimed, "{name} in two feeds as {traced:?}");
+        }
+    }
+}
+
 /// A scripted exchange and what it must produce, in both roles and however the feeds are split.
 pub(crate) struct Case<'a> {
     pub(crate) name: &'a str,

@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 
 use super::{MySqlParser, infer};
 use crate::testkit::{
-    Capture, Op, Outcome, Side, XorShift, bytewise, check_baseline, direction, outcome, play,
-    rechunk,
+    Capture, Chunkings, Op, Outcome, Side, XorShift, assert_any_chunks, assert_split_in_two,
+    bytewise, check_baseline, direction, outcome, play,
 };
 
 /// Fixture folder under `testdata/`.
@@ -494,61 +494,28 @@ fn captures_are_inferred() {
     }
 }
 
-/// Each capture fed with one segment split in two, at every byte of every segment (every
-/// 97th byte in segments over 2 KiB).
+/// Each capture with one feed cut in two, everywhere (every 97th place of feeds over 2 KiB).
 #[test]
 fn captures_split_everywhere() {
     for &name in CASES {
         let cap = Capture::load(DIR, name);
-        let ops = cap.ops();
-        let want = run(&ops, Role::Client, true);
-        for i in 0..ops.len() {
-            let Op::Feed(side, bytes, ts) = ops[i] else {
-                continue;
-            };
-            let step = if bytes.len() > 2048 { 97 } else { 1 };
-            for at in (1..bytes.len()).step_by(step) {
-                let mut split = ops.clone();
-                split.splice(
-                    i..=i,
-                    [
-                        Op::Feed(side, &bytes[..at], ts),
-                        Op::Feed(side, &bytes[at..], ts),
-                    ],
-                );
-                let traced = if at % 2 == 0 {
-                    Role::Client
-                } else {
-                    Role::Server
-                };
-                assert_eq!(
-                    run(&split, traced, true),
-                    want,
-                    "{name}: op {i} split at {at} as {traced:?}"
-                );
-            }
-        }
+        assert_split_in_two(name, &cap.ops(), run, |len| if len > 2048 { 97 } else { 1 });
     }
 }
 
 /// Each capture fed in small random chunks and byte by byte.
 #[test]
 fn captures_in_any_chunks() {
+    let ways = Chunkings {
+        roles: &[Role::Client, Role::Server],
+        seeds: 10,
+        max: 17,
+        bytewise_below: usize::MAX,
+        whole: false,
+        whole_sorted: false,
+    };
     for &name in CASES {
-        let cap = Capture::load(DIR, name);
-        let ops = cap.ops();
-        for traced in [Role::Client, Role::Server] {
-            let want = run(&ops, traced, true);
-            assert_eq!(
-                run(&bytewise(&ops), traced, true),
-                want,
-                "{name} byte by byte as {traced:?}"
-            );
-            for seed in 1..=10 {
-                let got = run(&rechunk(&ops, seed, 17), traced, true);
-                assert_eq!(got, want, "{name} chunks seed {seed} as {traced:?}");
-            }
-        }
+        assert_any_chunks(name, &Capture::load(DIR, name), run, &ways);
     }
 }
 

@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 
 use super::{MAX_LINE, NatsParser, infer};
 use crate::testkit::{
-    Capture, Case, Op, Outcome, Script, Side, XorShift, bytewise, case_failures, check_baseline,
-    direction, outcome, rechunk,
+    Capture, Case, Chunkings, Op, Outcome, Script, Side, XorShift, assert_any_chunks,
+    case_failures, check_baseline, direction, outcome,
 };
 use crate::{
     Detail, Direction, MessagingOperation, MessagingSystem, Output, Parser, Protocol, Record, Role,
@@ -441,29 +441,20 @@ fn captures_match_baselines() {
     }
 }
 
+/// Each capture in random chunks, byte by byte (the small ones), and in two whole feeds.
 #[test]
 fn captures_split_everywhere() {
-    for case in CASES {
-        let capture = Capture::load(DIR, case);
-        let want = run(&capture.ops(), Role::Client, false);
+    let ways = Chunkings {
+        roles: &[Role::Client],
+        seeds: 4,
+        max: 97,
+        bytewise_below: 5000,
+        whole: true,
         // Whole streams interleave the directions differently: the same records, in another order.
-        let mut got = run(&capture.ops_whole(), Role::Client, false);
-        let mut sorted = want.lines.clone();
-        sorted.sort();
-        got.lines.sort();
-        assert_eq!(
-            (got.lines, got.losses),
-            (sorted, want.losses.clone()),
-            "{case}: whole streams"
-        );
-        for seed in 1..=4 {
-            let got = run(&rechunk(&capture.ops(), seed, 97), Role::Client, false);
-            assert_eq!(got, want, "{case}: chunks seed {seed}");
-        }
-        if capture.client.len() + capture.server.len() < 5000 {
-            let got = run(&bytewise(&capture.ops()), Role::Client, false);
-            assert_eq!(got, want, "{case}: byte by byte");
-        }
+        whole_sorted: true,
+    };
+    for case in CASES {
+        assert_any_chunks(case, &Capture::load(DIR, case), run, &ways);
     }
 }
 

@@ -9,42 +9,14 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use super::{MAX_BODY, PostgresParser, infer};
-use crate::testkit::losses_text;
+use crate::testkit::{Op, Side, XorShift, direction, losses_text, play, rechunk};
 use crate::{Detail, Direction, Loss, Output, Parser, Protocol, Record, Role};
-
-/// Who sent some bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Client,
-    Server,
-}
-
-/// One call to the parser, by sender so a script runs in both roles.
-#[derive(Clone, Copy, Debug)]
-enum Op<'a> {
-    Feed(Side, &'a [u8], u64),
-    Skip(Side, Option<u64>, u64),
-    Close(u64),
-}
-
-fn direction(side: Side, traced: Role) -> Direction {
-    match (side, traced) {
-        (Side::Client, Role::Client) | (Side::Server, Role::Server) => Direction::Egress,
-        _ => Direction::Ingress,
-    }
-}
 
 /// Runs `ops` with the traced process as `traced`: one line per record, then the losses.
 fn run(ops: &[Op<'_>], traced: Role) -> String {
     let mut parser = PostgresParser::new();
     let mut out = Output::default();
-    for op in ops {
-        match *op {
-            Op::Feed(side, bytes, ts) => parser.feed(direction(side, traced), bytes, ts, &mut out),
-            Op::Skip(side, len, ts) => parser.skip(direction(side, traced), len, ts, &mut out),
-            Op::Close(ts) => parser.close(ts, &mut out),
-        }
-    }
+    play(&mut parser, ops, traced, &mut out);
     let mut s = String::new();
     for r in &out.records {
         assert_eq!((r.role, r.protocol), (traced, Protocol::Postgres), "{r:?}");
@@ -79,41 +51,6 @@ fn line(r: &Record) -> String {
         opt(&d.server_version),
         opt(&d.query_text),
     )
-}
-
-/// Small deterministic generator for splits and mutations.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-/// Every feed split into chunks of 1 to `max` bytes (same timestamps).
-fn rechunk<'a>(ops: &[Op<'a>], seed: u64, max: usize) -> Vec<Op<'a>> {
-    let mut rng = XorShift(seed | 1);
-    let mut split = Vec::new();
-    for op in ops {
-        match *op {
-            Op::Feed(side, mut bytes, ts) => {
-                while !bytes.is_empty() {
-                    let n = (rng.below(max as u64) as usize + 1).min(bytes.len());
-                    split.push(Op::Feed(side, &bytes[..n], ts));
-                    bytes = &bytes[n..];
-                }
-            }
-            other => split.push(other),
-        }
-    }
-    split
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -396,13 +333,12 @@ fn oversized_query_is_kept_in_part() {
     let ops = script(&steps);
     let mut parser = PostgresParser::new();
     let mut out = Output::default();
-    for op in rechunk(&ops, 3, 70_000) {
-        match op {
-            Op::Feed(side, b, ts) => parser.feed(direction(side, Role::Client), b, ts, &mut out),
-            Op::Close(ts) => parser.close(ts, &mut out),
-            Op::Skip(..) => {}
-        }
-    }
+    play(
+        &mut parser,
+        &rechunk(&ops, 3, 70_000),
+        Role::Client,
+        &mut out,
+    );
     assert_eq!(out.records.len(), 1);
     assert_eq!(out.losses(Loss::Oversized), 1);
     let Detail::Db(d) = &out.records[0].detail else {

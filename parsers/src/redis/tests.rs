@@ -11,8 +11,8 @@ use std::ops::Range;
 use super::infer::{CONTAINERS, KEY_FIRST};
 use super::{KNOWN_COMMANDS, MAX_LINE, RedisParser, infer};
 use crate::testkit::{
-    Capture, Case, Op, Outcome, Script, Side, XorShift, bytewise, case_failures, check_baseline,
-    direction, outcome, rechunk,
+    Capture, Case, Chunkings, Op, Outcome, Script, Side, XorShift, assert_any_chunks,
+    assert_split_in_two, case_failures, check_baseline, direction, outcome,
 };
 
 /// Fixture folder under `testdata/`.
@@ -491,67 +491,28 @@ fn captures_match_baselines() {
     }
 }
 
-/// Each capture fed with one segment split in two, at every byte of every segment.
+/// Each capture with one feed cut in two, everywhere (64 places in large feeds: 170 KB replies).
 #[test]
 fn captures_split_everywhere() {
     for &name in CASES {
         let cap = Capture::load(DIR, name);
-        let ops = cap.ops();
-        let want = run(&ops, Role::Client, true);
-        for i in 0..ops.len() {
-            let Op::Feed(side, bytes, ts) = ops[i] else {
-                continue;
-            };
-            // Every byte of small segments; 64 places in large ones (170 KB replies).
-            let step = (bytes.len() / 64).max(1);
-            for at in (1..bytes.len()).step_by(step) {
-                let mut split = ops.clone();
-                split.splice(
-                    i..=i,
-                    [
-                        Op::Feed(side, &bytes[..at], ts),
-                        Op::Feed(side, &bytes[at..], ts),
-                    ],
-                );
-                let traced = if at % 2 == 0 {
-                    Role::Client
-                } else {
-                    Role::Server
-                };
-                assert_eq!(
-                    run(&split, traced, true),
-                    want,
-                    "{name}: op {i} split at {at} as {traced:?}"
-                );
-            }
-        }
+        assert_split_in_two(name, &cap.ops(), run, |len| len / 64);
     }
 }
 
 /// Each capture fed in small random chunks, byte by byte, and in two whole feeds.
 #[test]
 fn captures_in_any_chunks() {
+    let ways = Chunkings {
+        roles: &[Role::Client, Role::Server],
+        seeds: 10,
+        max: 17,
+        bytewise_below: usize::MAX,
+        whole: true,
+        whole_sorted: false,
+    };
     for &name in CASES {
-        let cap = Capture::load(DIR, name);
-        let ops = cap.ops();
-        for traced in [Role::Client, Role::Server] {
-            let want = run(&ops, traced, true);
-            assert_eq!(
-                run(&bytewise(&ops), traced, true),
-                want,
-                "{name} byte by byte as {traced:?}"
-            );
-            for seed in 1..=10 {
-                let got = run(&rechunk(&ops, seed, 17), traced, true);
-                assert_eq!(got, want, "{name} chunks seed {seed} as {traced:?}");
-            }
-            let untimed = run(&ops, traced, false);
-            assert_eq!(
-                run(&cap.ops_whole(), traced, false),
-                untimed,
-                "{name} in two feeds as {traced:?}"
-            );
-        }
+        assert_any_chunks(name, &Capture::load(DIR, name), run, &ways);
     }
 }
 /// Where the first bulk payload of at least `min` bytes starts in `stream`, and its length.
