@@ -57,35 +57,40 @@ quiet() {
 }
 
 # --- Debian packages -------------------------------------------------------
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-    if [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) != "install ok installed" ]]; then
-        missing+=("$pkg")
+# apt_install WHAT PKG...: installs the PKGs not yet installed, with package scripts kept
+# from starting services (the default nginx on port 80, nghttpx's system proxy): tests run
+# their own servers with their own prefixes and ports.
+apt_install() {
+    local what=$1 pkg missing=()
+    shift
+    for pkg in "$@"; do
+        if [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) != "install ok installed" ]]; then
+            missing+=("$pkg")
+        fi
+    done
+    if ((${#missing[@]} == 0)); then
+        step "apt: $what present"
+        return 0
     fi
-done
-if ((${#missing[@]})); then
     # tshark asks whether non-root users may capture; answer no, without a prompt.
     echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
-    # Keep package scripts from starting services (the default nginx on port 80):
-    # tests run their own nginx with their own prefix and port.
-    policy_rc=/usr/sbin/policy-rc.d
-    created_policy=0
+    local policy_rc=/usr/sbin/policy-rc.d created_policy=0 install_status=0
     if [[ ! -e $policy_rc ]]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy_rc"
         chmod 755 "$policy_rc"
         created_policy=1
     fi
-    quiet apt-get update -q
-    install_status=0
-    quiet apt-get install -y -q --no-install-recommends \
-        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-        "${missing[@]}" || install_status=$?
+    quiet apt-get update -q || install_status=$?
+    if ((install_status == 0)); then
+        quiet apt-get install -y -q --no-install-recommends \
+            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+            "${missing[@]}" || install_status=$?
+    fi
     if ((created_policy)); then rm -f "$policy_rc"; fi
     ((install_status == 0)) || exit "$install_status"
     step "apt: installed ${missing[*]}"
-else
-    step "apt: all ${#APT_PACKAGES[@]} packages present"
-fi
+}
+apt_install "all ${#APT_PACKAGES[@]} packages" "${APT_PACKAGES[@]}"
 
 # --- the system nginx stays off ------------------------------------------
 # If the package started its default server (port 80), stop it and keep it from
@@ -201,30 +206,7 @@ fi
 # agent's OpenSSL probes see it; the PyPI wheel embeds BoringSSL), run by /usr/bin/python3.
 H2_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools)
 if ((with_tests)); then
-    h2_missing=()
-    for pkg in "${H2_PACKAGES[@]}"; do
-        if [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) != "install ok installed" ]]; then
-            h2_missing+=("$pkg")
-        fi
-    done
-    if ((${#h2_missing[@]})); then
-        # nghttpx's package would start a system proxy: keep services off, as above.
-        policy_rc=/usr/sbin/policy-rc.d
-        created_policy=0
-        if [[ ! -e $policy_rc ]]; then
-            printf '#!/bin/sh\nexit 101\n' >"$policy_rc"
-            chmod 755 "$policy_rc"
-            created_policy=1
-        fi
-        quiet apt-get update -q
-        install_status=0
-        quiet apt-get install -y -q --no-install-recommends "${h2_missing[@]}" || install_status=$?
-        if ((created_policy)); then rm -f "$policy_rc"; fi
-        ((install_status == 0)) || exit "$install_status"
-        step "apt: installed ${h2_missing[*]}"
-    else
-        step "apt: HTTP/2 and gRPC peers present"
-    fi
+    apt_install "HTTP/2 and gRPC peers" "${H2_PACKAGES[@]}"
     quiet /usr/bin/python3 -c 'import grpc'
 fi
 
