@@ -278,6 +278,29 @@ pub(crate) struct Chunkings {
     pub(crate) whole_sorted: bool,
 }
 
+impl Chunkings {
+    /// Both roles, byte by byte, ten random chunkings of up to 17 bytes, and whole.
+    pub(crate) const FINE: Self = Self {
+        roles: &[Role::Client, Role::Server],
+        seeds: 10,
+        max: 17,
+        bytewise_below: usize::MAX,
+        whole: true,
+        whole_sorted: false,
+    };
+    /// For captures with many streams: one role, byte by byte only under 5000 bytes, four
+    /// chunkings of up to 97, and whole in any order (whole streams interleave the
+    /// directions differently).
+    pub(crate) const COARSE: Self = Self {
+        roles: &[Role::Client],
+        seeds: 4,
+        max: 97,
+        bytewise_below: 5000,
+        whole: true,
+        whole_sorted: true,
+    };
+}
+
 /// `capture` fed in the [`Chunkings`]: the outcome of its recorded feeds every time.
 pub(crate) fn assert_any_chunks(name: &str, capture: &Capture, run: Run, ways: &Chunkings) {
     let ops = capture.ops();

@@ -533,14 +533,7 @@ fn captures_split_everywhere() {
 /// Each capture fed in small random chunks, byte by byte, and in two whole feeds.
 #[test]
 fn captures_in_any_chunks() {
-    let ways = Chunkings {
-        roles: &[Role::Client, Role::Server],
-        seeds: 10,
-        max: 17,
-        bytewise_below: usize::MAX,
-        whole: true,
-        whole_sorted: false,
-    };
+    let ways = Chunkings::FINE;
     for &name in CASES {
         assert_any_chunks(name, &Capture::load(DIR, name), run, &ways);
     }

@@ -113,15 +113,7 @@ fn captures_match_baselines() {
 /// Each capture in random chunks, byte by byte (the small ones), and in two whole feeds.
 #[test]
 fn captures_split_everywhere() {
-    let ways = Chunkings {
-        roles: &[Role::Client],
-        seeds: 4,
-        max: 97,
-        bytewise_below: 5000,
-        whole: true,
-        // Whole streams interleave the directions differently: the same records, in another order.
-        whole_sorted: true,
-    };
+    let ways = Chunkings::COARSE;
     for (dir, case) in all_cases() {
         assert_any_chunks(case, &Capture::load(dir, case), run, &ways);
     }

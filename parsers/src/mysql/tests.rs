@@ -507,12 +507,8 @@ fn captures_split_everywhere() {
 #[test]
 fn captures_in_any_chunks() {
     let ways = Chunkings {
-        roles: &[Role::Client, Role::Server],
-        seeds: 10,
-        max: 17,
-        bytewise_below: usize::MAX,
         whole: false,
-        whole_sorted: false,
+        ..Chunkings::FINE
     };
     for &name in CASES {
         assert_any_chunks(name, &Capture::load(DIR, name), run, &ways);
