@@ -201,12 +201,15 @@ if ((with_tests)); then
     fi
 fi
 
-# --- HTTP/2 and gRPC peers of tests/tests/http2.rs and grpc.rs --------------
-# nghttpd, nghttp, h2load and nghttpx; Debian's grpcio (it links the system libssl, so the
-# agent's OpenSSL probes see it; the PyPI wheel embeds BoringSSL), run by /usr/bin/python3.
-H2_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools)
+# --- test-only peers ---------------------------------------------------------
+# tests/tests/http2.rs and grpc.rs: nghttpd, nghttp, h2load and nghttpx; Debian's grpcio (it
+# links the system libssl, so the agent's OpenSSL probes see it; the PyPI wheel embeds
+# BoringSSL), run by /usr/bin/python3. tests/tests/profile.rs: Go's `go tool pprof` reads the
+# profiler's files.
+TEST_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools
+    golang-go)
 if ((with_tests)); then
-    apt_install "HTTP/2 and gRPC peers" "${H2_PACKAGES[@]}"
+    apt_install "test-only peers" "${TEST_PACKAGES[@]}"
     quiet /usr/bin/python3 -c 'import grpc'
 fi
 

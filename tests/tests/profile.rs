@@ -744,3 +744,198 @@ fn caches_are_evicted_when_a_process_exits() {
         "caches after one of two processes exited: {caches}"
     );
 }
+
+/// Ranges of file offsets `[start, end)` of the functions `names` in the ELF file `path`, from
+/// its symbol table (`nm -S`) and program headers (`readelf -lW`), so that an unresolved frame's
+/// `module+0xoffset` can be checked against the function it must fall in.
+fn function_offsets(path: &Path, names: &[&str]) -> Vec<(u64, u64)> {
+    let run = |prog: &str, args: &[&str]| {
+        let out = Command::new(prog)
+            .args(args)
+            .arg(path)
+            .output()
+            .unwrap_or_else(|e| panic!("run {prog}: {e}"));
+        assert!(out.status.success(), "{prog} {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex");
+    // LOAD segments: (vaddr, file offset, file size).
+    let loads: Vec<(u64, u64, u64)> = run("readelf", &["-lW"])
+        .lines()
+        .map(str::split_whitespace)
+        .filter_map(|mut w| {
+            (w.next() == Some("LOAD")).then(|| {
+                let off = hex(w.next().expect("offset"));
+                let vaddr = hex(w.next().expect("vaddr"));
+                let _paddr = w.next();
+                (vaddr, off, hex(w.next().expect("filesz")))
+            })
+        })
+        .collect();
+    let symbols = run("nm", &["-S", "--defined-only"]);
+    names
+        .iter()
+        .map(|name| {
+            let (addr, size) = symbols
+                .lines()
+                .find_map(|l| {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    (w.len() == 4 && w[3] == *name).then(|| (hex(w[0]), hex(w[1])))
+                })
+                .unwrap_or_else(|| panic!("{name} not in the symbol table of {}", path.display()));
+            let &(vaddr, off, _) = loads
+                .iter()
+                .find(|&&(v, _, size)| v <= addr && addr < v + size)
+                .unwrap_or_else(|| panic!("{name} at {addr:#x} is in no LOAD segment"));
+            let start = addr - vaddr + off;
+            (start, start + size)
+        })
+        .collect()
+}
+
+/// A stripped program (no symbol table; `.eh_frame` is kept): stacks are still unwound to
+/// `main`, and its frames keep module + file offset, each inside the function it stands for
+/// (offsets from the unstripped copy's symbols). No frame is a bare address.
+#[test]
+fn stripped_program_keeps_module_and_offset() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let name = "prof-c-strip";
+    let bin = build(
+        Build::C {
+            frame_pointers: false,
+        },
+        dir.path(),
+        name,
+    );
+    let unstripped = dir.path().join("unstripped");
+    std::fs::copy(&bin, &unstripped).expect("copy");
+    let status = Command::new("strip").arg(&bin).status().expect("run strip");
+    assert!(status.success(), "strip failed");
+    let ranges = function_offsets(&unstripped, &["leaf_spin", "middle", "outer", "main"]);
+    let program = Program::start(&bin, &[RUN_FOR]);
+    let pid = program.pid();
+    let out = profile(dir.path(), &["--pid", &pid.to_string()]);
+    drop(program);
+    let samples = samples_of(&out.pprof, pid);
+    let total: u64 = samples.iter().map(|s| s.count).sum();
+    let prefix = format!("{name}+0x");
+    let in_range = |frame: &str, &(start, end): &(u64, u64)| {
+        frame
+            .strip_prefix(&prefix)
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .is_some_and(|off| start <= off && off < end)
+    };
+    let whole: u64 = samples
+        .iter()
+        .filter(|s| {
+            s.user_full.len() > ranges.len()
+                && s.user_full.iter().zip(&ranges).all(|(f, r)| in_range(f, r))
+        })
+        .map(|s| s.count)
+        .sum();
+    let listing = listing(&samples);
+    assert!(total >= 50, "only {total} samples:\n{}", out.stderr);
+    assert!(
+        whole * 10 >= total * 9,
+        "{whole} of {total} samples have leaf_spin..main as {prefix}… in their ranges \
+         {ranges:x?}:\n{listing}"
+    );
+    for s in &samples {
+        for f in s.user_full.iter().chain(&s.kernel) {
+            assert!(
+                !f.starts_with("0x") && !f.starts_with('+'),
+                "a bare address: {f}"
+            );
+        }
+    }
+    assert!(
+        out.svg.contains(&prefix),
+        "the SVG names no {prefix}… frame"
+    );
+}
+
+/// Go's own pprof (`go tool pprof`, which Pyroscope's and Grafana's readers share the format
+/// with) reads the file: its `-traces` listing has the test program's chain in ≥ 90% of the
+/// samples, and its total agrees with the independent decoder's.
+#[test]
+fn go_tool_pprof_reads_the_profile() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = build(
+        Build::C {
+            frame_pointers: false,
+        },
+        dir.path(),
+        "prof-c-go",
+    );
+    let program = Program::start(&bin, &[RUN_FOR]);
+    let pid = program.pid();
+    let out = profile(dir.path(), &["--pid", &pid.to_string()]);
+    drop(program);
+    let decoded: u64 = samples_of(&out.pprof, pid).iter().map(|s| s.count).sum();
+    let pprof = Command::new("go")
+        .args(["tool", "pprof", "-traces", "-sample_index=samples"])
+        .arg(dir.path().join("cpu.pb.gz"))
+        .env("HOME", dir.path())
+        .output()
+        .expect("run go tool pprof (scripts/setup.sh --tests installs golang-go)");
+    let text = String::from_utf8_lossy(&pprof.stdout);
+    assert!(
+        pprof.status.success(),
+        "go tool pprof failed: {}",
+        String::from_utf8_lossy(&pprof.stderr)
+    );
+    assert!(text.contains("Type: samples"), "no sample type:\n{text}");
+    // Each trace: a separator line, its labels ("pid:  123"), then "<count> <leaf>" and one
+    // line per caller.
+    #[derive(Default)]
+    struct Trace {
+        count: u64,
+        frames: Vec<String>,
+        labels: Vec<(String, String)>,
+    }
+    let mut traces: Vec<Trace> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("-----") {
+            traces.push(Trace::default());
+            continue;
+        }
+        let Some(t) = traces.last_mut() else {
+            continue;
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [key, value] if key.ends_with(':') && t.frames.is_empty() => t
+                .labels
+                .push((key.trim_end_matches(':').to_string(), (*value).to_string())),
+            [n, f] if t.frames.is_empty() => {
+                t.count = n.parse().unwrap_or(0);
+                t.frames.push((*f).to_string());
+            }
+            [f] if !t.frames.is_empty() => t.frames.push((*f).to_string()),
+            _ => {}
+        }
+    }
+    let pid_s = pid.to_string();
+    for t in traces.iter().filter(|t| t.count > 0) {
+        assert!(
+            t.labels.contains(&("pid".into(), pid_s.clone()))
+                && t.labels.contains(&("comm".into(), "prof-c-go".into())),
+            "labels of a trace: {:?}",
+            t.labels
+        );
+    }
+    let total: u64 = traces.iter().map(|t| t.count).sum();
+    let chain: u64 = traces
+        .iter()
+        .filter(|t| {
+            t.frames.len() >= CHAIN.len() && t.frames.iter().zip(CHAIN).all(|(a, b)| a == b)
+        })
+        .map(|t| t.count)
+        .sum();
+    assert!(decoded >= 50, "only {decoded} samples:\n{}", out.stderr);
+    assert_eq!(total, decoded, "go tool pprof's total:\n{text}");
+    assert!(
+        chain * 10 >= total * 9,
+        "{chain} of {total} samples with the chain in go tool pprof:\n{text}"
+    );
+}
