@@ -25,24 +25,10 @@ trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$WORK/nginx.pid" ] && kill "$(c
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
 
-mkdir -p "$WORK/html" "$WORK/logs"
-printf 'hello from the wirelens benchmark\n' > "$WORK/html/index.html"
-cat > "$WORK/nginx.conf" <<CONF
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  keepalive_requests 100000;
-  server { listen 127.0.0.1:$PORT; root $WORK/html; }
-}
-CONF
-/usr/sbin/nginx -p "$WORK" -c "$WORK/nginx.conf"
-sleep 0.5
-
+# shellcheck source=bench/nginx.sh
+. "$ROOT/bench/nginx.sh"
+bench_nginx "$WORK" "$PORT"
 LAST_CPU=$(( $(nproc) - 1 ))
-for w in $(pgrep -f "nginx: worker" -P "$(cat "$WORK/nginx.pid")"); do taskset -pc 0 "$w" >/dev/null; done
 
 run_wrk() { # prints "requests rps"
   taskset -c "$LAST_CPU" wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$PORT/index.html" > "$WORK/wrk.txt"
