@@ -58,7 +58,14 @@ fn run_datagrams(all: &[Datagrams]) -> usize {
         let mut parser = new_parser(Protocol::Dns);
         let mut out = Output::default();
         for (dir, bytes, peer, ts) in socket {
-            parser.feed_datagram(*dir, black_box(bytes), *peer, *ts, &mut out);
+            parser.feed_datagram(
+                *dir,
+                black_box(bytes),
+                bytes.len() as u64,
+                *peer,
+                *ts,
+                &mut out,
+            );
         }
         parser.close(u64::MAX, &mut out);
         records += out.records.len();

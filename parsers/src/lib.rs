@@ -86,17 +86,20 @@ pub trait Parser: Send {
     /// The next `bytes` of direction `dir`.
     fn feed(&mut self, dir: Direction, bytes: &[u8], ts_ns: u64, out: &mut Output);
 
-    /// One whole datagram of `dir` (UDP), with its peer when known. Message protocols over
-    /// datagrams (DNS) override this; the default treats the bytes as stream bytes.
+    /// One datagram of `dir` (UDP), with its peer when known. `bytes` is what was captured of
+    /// it, `wire_len` its length on the wire: longer when the capture limit, or a receiver that
+    /// read it into a smaller buffer (`MSG_TRUNC`), cut it. Message protocols over datagrams
+    /// (DNS) override this; the default treats the bytes as stream bytes.
     fn feed_datagram(
         &mut self,
         dir: Direction,
         bytes: &[u8],
+        wire_len: u64,
         peer: Option<std::net::SocketAddr>,
         ts_ns: u64,
         out: &mut Output,
     ) {
-        let _ = peer;
+        let _ = (peer, wire_len);
         self.feed(dir, bytes, ts_ns, out);
     }
 

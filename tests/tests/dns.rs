@@ -9,8 +9,12 @@
 //!
 //! Needs root and `scripts/setup.sh` (dnsmasq, dnsutils); run one at a time.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
 use serde_json::json;
-use wirelens_tests::{ClientRun, Done, Scenario, Span, dnsmasq, run_client};
+use wirelens_tests::{Agent, ClientRun, Done, Scenario, Span, dnsmasq, run_client, wait_until};
 
 const DNS_IP: &str = "127.0.0.2";
 
@@ -233,4 +237,84 @@ fn dig_and_glibc_lookups_become_dns_spans_and_metrics() {
             p.attributes
         );
     }
+}
+
+/// A responder that reads each query into a 64-byte buffer with `MSG_TRUNC` (the call then
+/// returns the datagram's whole length, larger than the buffer).
+const TRUNC_RESPONDER: &str = r#"
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("ready", flush=True)
+while True:
+    data, peer = s.recvfrom(64, socket.MSG_TRUNC)
+    end = data.index(b"\0", 12) + 5
+    answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + bytes([10, 9, 8, 7])
+    s.sendto(data[:2] + struct.pack(">HHHHH", 0x8180, 1, 1, 0, 0) + data[12:end] + answer, peer)
+"#;
+
+/// A server that reads only the start of a datagram: the agent captures what the server read
+/// (never the memory past its buffer, which a read of the call's return value would take), and
+/// both sides' records give the datagram's wire length. dig pads its query to 128 bytes (EDNS
+/// padding); the responder reads 64 of them.
+#[test]
+fn a_server_reading_part_of_a_datagram() {
+    let (ip, port) = ("127.0.0.3", "5354");
+    let mut responder = Command::new("/usr/bin/python3")
+        .args(["-c", TRUNC_RESPONDER, ip, port])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the responder");
+    let mut ready = String::new();
+    BufReader::new(responder.stdout.take().expect("stdout"))
+        .read_line(&mut ready)
+        .expect("read the responder's ready line");
+    assert_eq!(ready.trim(), "ready");
+    let agent = Agent::start(&["--port", port, "--output", "json"], &[]);
+    let server = format!("@{ip}");
+    let dig = run_client(
+        &[
+            "/usr/bin/dig",
+            &server,
+            "-p",
+            port,
+            "+tries=1",
+            "+time=5",
+            "+padding=128",
+            "web.test",
+            "A",
+        ],
+        true,
+    );
+    assert!(dig.stdout.contains("10.9.8.7"), "{}", dig.stdout);
+    wait_until("two DNS records", Duration::from_secs(10), || {
+        (agent.stdout().lines().count() >= 2).then_some(())
+    });
+    let out = agent.stop();
+    let _ = responder.kill();
+    let _ = responder.wait();
+    out.assert_success();
+    let records = out.json_records();
+    let role = |r: &str| {
+        records
+            .iter()
+            .find(|x| x["role"] == r)
+            .unwrap_or_else(|| panic!("no {r} record in {records:?}"))
+    };
+    let (client, server) = (role("client"), role("server"));
+    // The response: header, the question (10 + 4 bytes) and one A answer (16 bytes).
+    let response = 12 + 14 + 16;
+    for r in [client, server] {
+        assert_eq!(r["question_name"], "web.test", "{r}");
+        assert_eq!(r["answers"], json!(["10.9.8.7"]), "{r}");
+        assert_eq!(r["request_bytes"], 128, "{r}");
+        assert_eq!(r["response_bytes"], response, "{r}");
+    }
+    // Captured: the client's 128-byte query, the 64 bytes the server read, the response twice.
+    assert_eq!(
+        out.counter("bytes"),
+        128 + 64 + 2 * response,
+        "{}",
+        out.stderr
+    );
 }

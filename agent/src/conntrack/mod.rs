@@ -260,7 +260,9 @@ impl ConnTracker {
             }
         }
         if let Slot::Parsing(parser) = &mut conn.slot {
-            parser.feed_datagram(dir, bytes, peer, ts, &mut self.out);
+            // The datagram's length, not the captured bytes': the capture limit or a receiver's
+            // smaller buffer (MSG_TRUNC) may have cut it.
+            parser.feed_datagram(dir, bytes, h.len, peer, ts, &mut self.out);
         }
         self.drain(h.sk, cx);
     }

@@ -49,8 +49,8 @@ fuzz_target!(|data: &[u8]| {
         response[2] |= 0x80;
         let mut parser = DnsParser::new();
         let mut out = Output::default();
-        parser.feed_datagram(Direction::Egress, &query, None, 1, &mut out);
-        parser.feed_datagram(Direction::Ingress, &response, None, 2, &mut out);
+        parser.feed_datagram(Direction::Egress, &query, query.len() as u64, None, 1, &mut out);
+        parser.feed_datagram(Direction::Ingress, &response, response.len() as u64, None, 2, &mut out);
         parser.close(3, &mut out);
         assert!(
             out.records.len() <= 1,

@@ -28,11 +28,13 @@ pub fn run(protocol: Protocol, data: &[u8]) -> Vec<Record> {
                 parser.feed(dir, bytes, ts, &mut out);
                 rest = tail;
             }
-            // The next n bytes as one datagram (UDP), from an unknown peer.
+            // The next n bytes as one datagram (UDP), from an unknown peer; the control byte's
+            // high bits say how much longer it was on the wire (a cut datagram).
             4 => {
                 let n = rest.first().map_or(0, |&n| usize::from(n) + 1);
                 let (bytes, tail) = rest.split_at(n.min(rest.len()));
-                parser.feed_datagram(dir, bytes, None, ts, &mut out);
+                let wire_len = bytes.len() as u64 + u64::from(control >> 4);
+                parser.feed_datagram(dir, bytes, wire_len, None, ts, &mut out);
                 rest = tail;
             }
             // Bytes moved but not captured, length from the next two bytes.

@@ -194,6 +194,7 @@ impl Parser for DnsParser {
         &mut self,
         dir: Direction,
         bytes: &[u8],
+        wire_len: u64,
         peer: Option<SocketAddr>,
         ts_ns: u64,
         out: &mut Output,
@@ -201,7 +202,7 @@ impl Parser for DnsParser {
         let msg = Message {
             dir,
             bytes,
-            wire_len: bytes.len() as u64,
+            wire_len: wire_len.max(bytes.len() as u64),
             transport: DnsTransport::Udp,
             peer,
             start_ns: ts_ns,

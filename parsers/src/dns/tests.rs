@@ -105,7 +105,7 @@ fn run_datagrams(script: &Script<'_>) -> (Vec<String>, String, Option<Role>) {
     let mut p = DnsParser::new();
     let mut out = Output::default();
     for &(dir, bytes, peer, ts) in script {
-        p.feed_datagram(dir, bytes, peer, ts, &mut out);
+        p.feed_datagram(dir, bytes, bytes.len() as u64, peer, ts, &mut out);
     }
     p.close(script.last().map_or(0, |s| s.3) + 1, &mut out);
     for r in &out.records {
@@ -356,24 +356,60 @@ fn pending_is_bounded_and_expires() {
     let peer = Some(addr("192.0.2.53:53"));
     for i in 0..MAX_PENDING + 10 {
         let q = query(i as u16, "host.test", 1);
-        p.feed_datagram(Direction::Egress, &q, peer, 1000 + i as u64, &mut out);
+        p.feed_datagram(
+            Direction::Egress,
+            &q,
+            q.len() as u64,
+            peer,
+            1000 + i as u64,
+            &mut out,
+        );
     }
     assert_eq!(p.matcher.pending.len(), MAX_PENDING);
     assert_eq!(out.losses(Loss::UnmatchedRequest), 10);
     // A later datagram past the timeout expires them all; its own answer still pairs.
     let late = 1_000_000 + PENDING_TIMEOUT_NS;
-    p.feed_datagram(
-        Direction::Egress,
-        &query(0xffff, "x.test", 1),
-        peer,
-        late,
-        &mut out,
-    );
+    let q = query(0xffff, "x.test", 1);
+    p.feed_datagram(Direction::Egress, &q, q.len() as u64, peer, late, &mut out);
     assert_eq!(p.matcher.pending.len(), 1);
     assert_eq!(out.losses(Loss::UnmatchedRequest), MAX_PENDING as u64 + 10);
     let r = response(0xffff, "x.test", 1, 0, &[]);
-    p.feed_datagram(Direction::Ingress, &r, peer, late + 5, &mut out);
+    p.feed_datagram(
+        Direction::Ingress,
+        &r,
+        r.len() as u64,
+        peer,
+        late + 5,
+        &mut out,
+    );
     assert_eq!(out.records.len(), 1);
+}
+
+/// A datagram the receiver read only the start of (`MSG_TRUNC` into a smaller buffer), or the
+/// capture limit cut: the question is read from what was captured, the sizes are the wire's.
+#[test]
+fn a_cut_datagram_keeps_its_wire_length() {
+    let mut p = DnsParser::new();
+    let mut out = Output::default();
+    let peer = Some(addr("192.0.2.53:53"));
+    let q = query(7, "web.test", 1);
+    // A padded query (EDNS padding) of 128 bytes, of which the server read 64.
+    p.feed_datagram(Direction::Ingress, &q, 128, peer, 1, &mut out);
+    let r = response(7, "web.test", 1, 0, &[(1, vec![10, 9, 8, 7])]);
+    p.feed_datagram(Direction::Egress, &r, r.len() as u64, peer, 2, &mut out);
+    assert_eq!(out.records.len(), 1);
+    let rec = &out.records[0];
+    assert_eq!(rec.request_bytes, 128);
+    assert_eq!(rec.response_bytes, r.len() as u64);
+    match &rec.detail {
+        Detail::Dns(d) => assert_eq!(d.question_name, "web.test"),
+        other => panic!("not DNS: {other:?}"),
+    }
+    // A wire length below the captured bytes (never from the kernel) counts the bytes.
+    p.feed_datagram(Direction::Ingress, &q, 3, peer, 3, &mut out);
+    p.feed_datagram(Direction::Egress, &r, 0, peer, 4, &mut out);
+    assert_eq!(out.records[1].request_bytes, q.len() as u64);
+    assert_eq!(out.records[1].response_bytes, r.len() as u64);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -816,8 +852,15 @@ fn mutations_never_panic() {
         let _ = infer(Direction::Ingress, &m);
         let mut p = DnsParser::new();
         let mut out = Output::default();
-        p.feed_datagram(Direction::Egress, base, None, 1, &mut out);
-        p.feed_datagram(Direction::Ingress, &m, None, 2, &mut out);
+        p.feed_datagram(
+            Direction::Egress,
+            base,
+            base.len() as u64,
+            None,
+            1,
+            &mut out,
+        );
+        p.feed_datagram(Direction::Ingress, &m, m.len() as u64, None, 2, &mut out);
         p.feed(Direction::Ingress, &m, 3, &mut out);
         p.close(4, &mut out);
     }
@@ -826,7 +869,14 @@ fn mutations_never_panic() {
         let _ = simple_dns::Packet::parse(&garbage);
         let mut p = DnsParser::new();
         let mut out = Output::default();
-        p.feed_datagram(Direction::Ingress, &garbage, None, 1, &mut out);
+        p.feed_datagram(
+            Direction::Ingress,
+            &garbage,
+            rng.below(700),
+            None,
+            1,
+            &mut out,
+        );
         p.feed(Direction::Egress, &garbage, 1, &mut out);
         p.skip(Direction::Egress, Some(rng.below(100)), 2, &mut out);
         p.feed(Direction::Egress, &garbage, 3, &mut out);
@@ -938,7 +988,7 @@ mod public {
                 Direction::Ingress
             };
             if udp {
-                parser.feed_datagram(dir, &bytes, Some(server), ts, out);
+                parser.feed_datagram(dir, &bytes, bytes.len() as u64, Some(server), ts, out);
             } else {
                 parser.feed(dir, &bytes, ts, out);
             }
