@@ -41,7 +41,11 @@ impl Fields {
     fn field(&mut self, name: &[u8], value: &[u8]) {
         let text = || {
             let v = value.get(..MAX_VALUE).unwrap_or(value);
-            String::from_utf8_lossy(v).into_owned()
+            // Valid UTF-8 (nearly every value) is checked in one pass and copied once.
+            match std::str::from_utf8(v) {
+                Ok(s) => s.to_owned(),
+                Err(_) => String::from_utf8_lossy(v).into_owned(),
+            }
         };
         match name {
             b":method" => self.method = Some(text()),
@@ -145,6 +149,29 @@ impl Streams {
     }
 }
 
+/// Ids of recently finished streams, so that their late frames are ignored.
+#[derive(Debug, Default)]
+struct Recent {
+    ids: VecDeque<u32>,
+    /// The highest id ever finished: a stream above it (a new one, nearly always, as ids
+    /// grow) is known not to be here without a search.
+    highest: u32,
+}
+
+impl Recent {
+    fn push(&mut self, id: u32) {
+        self.ids.push_back(id);
+        if self.ids.len() > RECENT {
+            self.ids.pop_front();
+        }
+        self.highest = self.highest.max(id);
+    }
+
+    fn contains(&self, id: &u32) -> bool {
+        *id <= self.highest && self.ids.contains(id)
+    }
+}
+
 /// A header block being gathered: HEADERS or PUSH_PROMISE, then CONTINUATION frames.
 #[derive(Debug)]
 struct Block<B = Vec<u8>> {
@@ -163,7 +190,8 @@ pub struct Conn {
     streams: Streams,
     /// Stream ids in the order they were opened, for dropping the oldest.
     order: VecDeque<u32>,
-    recent: VecDeque<u32>,
+    /// Finished streams, oldest first (at most [`RECENT`]).
+    recent: Recent,
     /// The direction the client's frames travel in, once known.
     pub client: Option<Direction>,
     /// Whether each direction's first frame has been seen.
@@ -186,7 +214,7 @@ impl Conn {
             blocks: [None, None],
             streams: Streams::default(),
             order: VecDeque::new(),
-            recent: VecDeque::new(),
+            recent: Recent::default(),
             client: None,
             started: [false; 2],
             max_frame: [None; 2],
@@ -546,10 +574,7 @@ impl Conn {
             return;
         };
         self.order.retain(|&x| x != id);
-        self.recent.push_back(id);
-        if self.recent.len() > RECENT {
-            self.recent.pop_front();
-        }
+        self.recent.push(id);
         match self.record(s) {
             Ok(r) => out.push(r),
             Err(loss) => out.lose(loss, 1),
