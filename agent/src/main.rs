@@ -9,6 +9,7 @@ mod clock;
 mod conntrack;
 mod lock;
 mod metadata;
+mod panics;
 mod pipeline;
 mod probes;
 mod profile;
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    panics::install();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -93,7 +95,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let probes = probes::Probes::load(&settings)?;
     let stats = Arc::new(Stats::default());
 
-    let agent_process = agent_resource();
+    let agent_process = agent_resource(settings.command_line);
     let (otlp_sender, export_handle, self_ports) = match &export {
         Some(config) => {
             let ports = local_endpoint_ports(config);
@@ -113,7 +115,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
 
     // Every running process is read before `ready`: connections that predate the agent
     // belong to processes no exec or fork event will announce.
-    let mut processes = metadata::process::ProcessCache::new();
+    let mut processes = metadata::process::ProcessCache::with_command_line(settings.command_line);
     let scanned = processes.scan_running();
     tracing::debug!(processes = scanned, "read the running processes");
 
@@ -144,6 +146,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         export = %export.as_ref().map(|c| c.describe()).unwrap_or_else(|| "off".into()),
         "wirelens ready: probes attached, tracing"
     );
+    panics::inject_if_asked();
 
     runtime.block_on(wait_for_signal())?;
     info!("stopping: flushing connections and exports");
@@ -186,6 +189,7 @@ fn start_profiler(
         interval: settings.profile_interval,
         pids: settings.pids.clone(),
         comms: settings.comms.clone(),
+        command_line: settings.command_line,
     };
     let profiler = profile::continuous::start(&config, &signal, runtime, stop)?;
     info!(
@@ -253,8 +257,8 @@ fn describe_filters(s: &Settings) -> String {
 }
 
 /// The Resource for the agent's own metrics.
-fn agent_resource() -> wirelens_otel::ProcessInfo {
-    let mut cache = metadata::process::ProcessCache::new();
+fn agent_resource(command_line: metadata::process::CommandLine) -> wirelens_otel::ProcessInfo {
+    let mut cache = metadata::process::ProcessCache::with_command_line(command_line);
     let mut comm = [0u8; 16];
     comm[..8].copy_from_slice(b"wirelens");
     let mut info = (*cache.get(std::process::id(), &comm)).clone();

@@ -60,6 +60,7 @@ impl Receiver {
             .tempdir()
             .expect("create receiver temp dir");
         let out = dir.path().join("requests.jsonl");
+        let raw = dir.path().join("raw.bin");
         let log = dir.path().join("receiver.log");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("receiver/otlp_receiver.py");
         let mut child = Command::new(python())
@@ -72,6 +73,8 @@ impl Receiver {
                 "--fail-signal",
                 fail_signal,
             ])
+            .arg("--raw")
+            .arg(&raw)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&log).expect("create receiver log"))
@@ -123,6 +126,12 @@ impl Receiver {
             ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint),
             ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), protocol.into()),
         ]
+    }
+
+    /// The protobuf bytes of every request received so far (every signal, refused ones too),
+    /// one after another: what the agent put on the wire, to search for what must not be there.
+    pub fn raw_bytes(&self) -> Vec<u8> {
+        fs::read(self.dir.path().join("raw.bin")).unwrap_or_default()
     }
 
     /// Every accepted export request so far, as the receiver wrote it:

@@ -102,7 +102,7 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> O
 }
 
 /// Polls `check` every 20 ms until it holds or `timeout` passes; returns whether it held.
-pub(crate) fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if check() {
@@ -157,7 +157,7 @@ pub(crate) fn strip_ansi(text: &str) -> String {
 }
 
 /// Sends `signal` to `pid`; errors (already gone) are ignored.
-pub(crate) fn send_signal(pid: u32, signal: libc::c_int) {
+pub fn send_signal(pid: u32, signal: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };
