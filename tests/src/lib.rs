@@ -56,6 +56,6 @@ pub use servers::{
 };
 pub use setup::{Exchange, Finished, Setup};
 pub use util::{
-    comm, exe_name, fixture, free_port, host_name, poll, python, send_signal, wait_until,
+    comm, exe_name, fixture, free_port, host_name, poll, python, send_signal, tail, wait_until,
     workspace_root, write_actual, write_certificate,
 };

@@ -54,7 +54,17 @@ impl Receiver {
         Self::spawn(n, signal)
     }
 
+    /// Starts a receiver whose OTLP/gRPC side listens on `grpc_port` (say, where an agent has
+    /// been exporting to nothing).
+    pub fn start_on(grpc_port: u16) -> Self {
+        Self::spawn_on(grpc_port, 0, "all")
+    }
+
     fn spawn(fail_first: u32, fail_signal: &str) -> Self {
+        Self::spawn_on(0, fail_first, fail_signal)
+    }
+
+    fn spawn_on(grpc_port: u16, fail_first: u32, fail_signal: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("wirelens-receiver-")
             .tempdir()
@@ -65,7 +75,13 @@ impl Receiver {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("receiver/otlp_receiver.py");
         let mut child = Command::new(python())
             .arg(&script)
-            .args(["--grpc-port", "0", "--http-port", "0", "--out"])
+            .args([
+                "--grpc-port",
+                &grpc_port.to_string(),
+                "--http-port",
+                "0",
+                "--out",
+            ])
             .arg(&out)
             .args([
                 "--fail-first",

@@ -132,7 +132,7 @@ pub(crate) fn read_lossy(path: &Path) -> String {
 }
 
 /// The last `n` lines of `text`, for panic messages.
-pub(crate) fn tail(text: &str, n: usize) -> String {
+pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }

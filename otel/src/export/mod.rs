@@ -96,6 +96,21 @@ impl Retryable for ExportError {
     }
 }
 
+impl ExportError {
+    /// Whether a spooled request should be kept for a later try: every retryable error, and
+    /// over gRPC also `UNKNOWN` and `INTERNAL`, which is what a connection broken mid-call
+    /// (a backend restarting, a stalled one closing) comes back as. Only answers that say the
+    /// request itself is wrong (`INVALID_ARGUMENT`, HTTP 400...) or a broken set-up drop it.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Grpc(GrpcError::Status { code, .. }) => {
+                self.is_retryable() || matches!(code, tonic::Code::Unknown | tonic::Code::Internal)
+            }
+            _ => self.is_retryable(),
+        }
+    }
+}
+
 /// An error and its causes on one line (`a: b: c`), for logs.
 fn one_line(error: &ExportError) -> String {
     let mut text = error.to_string();
@@ -609,7 +624,7 @@ async fn traces_worker(
                 streak.succeeded("spans dropped");
                 down_for = 0;
             }
-            Some(Err(e)) if e.is_retryable() && !spool.is_closed() => {
+            Some(Err(e)) if e.is_transient() && !spool.is_closed() => {
                 // Down or stalled: keep the request (it goes out first when the backend is
                 // back) and wait before the next try.
                 add(&counters.export_failures, 1);
