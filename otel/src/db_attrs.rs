@@ -45,13 +45,20 @@ pub(crate) fn namespace(db: &DbRecord) -> Option<&str> {
     present(db.namespace.as_deref())
 }
 
-/// `db.query.summary`: `{operation} {collection}` when the statement acts on one known table.
+/// `db.query.summary`: `{operation} {collection}` when the statement acts on one known table;
+/// `{operation}` alone when a SQL or CQL statement names no table at all (`SELECT 1`, `BEGIN`).
 ///
-/// With one operation and one table this is what the conventions' summary generation yields;
-/// with none or several tables the record does not say enough to summarise (the parser only
-/// names a table when there is exactly one), so there is no summary.
+/// Both are what the conventions' summary generation yields. With several tables the record
+/// does not say enough to summarise (the parser only names a table when there is exactly one),
+/// and Redis commands get none (the Redis conventions do not list the attribute), so there is
+/// no summary.
 pub(crate) fn query_summary(db: &DbRecord) -> Option<String> {
-    Some(format!("{} {}", operation(db)?, collection(db)?))
+    let operation = operation(db)?;
+    if let Some(collection) = collection(db) {
+        return Some(format!("{operation} {collection}"));
+    }
+    let text = present(db.query_text.as_deref())?;
+    (is_sql(db.system) && wirelens_parsers::sql::names_no_table(text)).then(|| operation.to_owned())
 }
 
 /// The span name: `db.query.summary`, else `db.operation.name`, else `db.collection.name`,
@@ -127,7 +134,15 @@ mod tests {
         assert_eq!(query_summary(&db).as_deref(), Some("SELECT users"));
         db.collection = Some(" ".into());
         assert_eq!(span_name(&db), "SELECT");
-        assert_eq!(query_summary(&db), None);
+        assert_eq!(query_summary(&db), None, "no statement: no summary");
+        db.query_text = Some("SELECT a FROM x JOIN y ON x.i = y.i".into());
+        assert_eq!(query_summary(&db), None, "two tables: no summary");
+        db.query_text = Some("SELECT 1".into());
+        assert_eq!(query_summary(&db).as_deref(), Some("SELECT"));
+        let mut redis = record(DbSystem::Redis);
+        redis.operation = Some("PING".into());
+        redis.query_text = Some("PING".into());
+        assert_eq!(query_summary(&redis), None, "not for Redis");
     }
 
     #[test]

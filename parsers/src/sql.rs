@@ -404,6 +404,22 @@ pub fn summarize(sql: &str) -> (Option<String>, Option<String>) {
     (Some(verb), collection)
 }
 
+/// Words after which a statement names a table (or an object on one).
+const TABLE_WORDS: &[&str] = &[
+    "FROM", "INTO", "JOIN", "TABLE", "UPDATE", "USING", "ON", "INDEX", "VIEW",
+];
+
+/// Whether the first statement names no table at all (`SELECT 1`, `BEGIN`, `SET x = 1`,
+/// `SHOW DATABASES`): its query summary is then its verb alone, as the conventions' summary
+/// generation gives for an operation with no target. `false` for an empty statement.
+pub fn names_no_table(sql: &str) -> bool {
+    let toks = first_statement(sql);
+    matches!(toks.first(), Some(Tok::Word(_)))
+        && !toks
+            .iter()
+            .any(|t| TABLE_WORDS.iter().any(|kw| is_kw(t, kw)))
+}
+
 fn is_kw(t: &Tok<'_>, kw: &str) -> bool {
     matches!(t, Tok::Word(w) if w.eq_ignore_ascii_case(kw))
 }
@@ -657,6 +673,30 @@ mod tests {
         assert_eq!(sanitize(&long), "SELECT ? …");
         let multibyte = "é".repeat(40_000);
         assert!(sanitize(&multibyte).ends_with(" …"));
+    }
+
+    #[test]
+    fn no_table() {
+        for sql in [
+            "SELECT 1",
+            "begin",
+            "SET search_path = 'a'",
+            "SHOW DATABASES",
+            " COMMIT;",
+        ] {
+            assert!(names_no_table(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT * FROM t",
+            "insert into t values (1)",
+            "UPDATE t SET a = 1",
+            "CREATE INDEX i ON t (a)",
+            "",
+            "-- only a comment",
+            "'text'",
+        ] {
+            assert!(!names_no_table(sql), "{sql}");
+        }
     }
 
     #[test]
