@@ -46,19 +46,19 @@ pub(crate) fn namespace(db: &DbRecord) -> Option<&str> {
 }
 
 /// `db.query.summary`: `{operation} {collection}` when the statement acts on one known table;
-/// `{operation}` alone when a SQL or CQL statement names no table at all (`SELECT 1`, `BEGIN`).
-///
-/// Both are what the conventions' summary generation yields. With several tables the record
-/// does not say enough to summarise (the parser only names a table when there is exactly one),
-/// and Redis commands get none (the Redis conventions do not list the attribute), so there is
-/// no summary.
+/// otherwise, for SQL and CQL, the summary generated from the statement's text (its operations
+/// and tables in order: `SELECT 1` → `SELECT`, a join → `SELECT a b`), as the conventions
+/// describe. Redis commands get none (the Redis conventions do not list the attribute), nor
+/// does an operation whose statement text is not on the wire.
 pub(crate) fn query_summary(db: &DbRecord) -> Option<String> {
     let operation = operation(db)?;
     if let Some(collection) = collection(db) {
         return Some(format!("{operation} {collection}"));
     }
-    let text = present(db.query_text.as_deref())?;
-    (is_sql(db.system) && wirelens_parsers::sql::names_no_table(text)).then(|| operation.to_owned())
+    if !is_sql(db.system) {
+        return None;
+    }
+    wirelens_parsers::sql::query_summary(present(db.query_text.as_deref())?)
 }
 
 /// The span name: `db.query.summary`, else `db.operation.name`, else `db.collection.name`,
@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(span_name(&db), "SELECT");
         assert_eq!(query_summary(&db), None, "no statement: no summary");
         db.query_text = Some("SELECT a FROM x JOIN y ON x.i = y.i".into());
-        assert_eq!(query_summary(&db), None, "two tables: no summary");
+        assert_eq!(query_summary(&db).as_deref(), Some("SELECT x y"));
         db.query_text = Some("SELECT 1".into());
         assert_eq!(query_summary(&db).as_deref(), Some("SELECT"));
         let mut redis = record(DbSystem::Redis);
