@@ -27,6 +27,7 @@
 mod agent;
 mod clients;
 mod databases;
+mod fixture_pcap;
 mod messaging;
 mod nginx;
 mod otlp;
@@ -42,6 +43,7 @@ pub use databases::{
     DB_NAME, DbFinished, DbKind, DbOp, DbServer, DbSetup, PG_BIN, db_python_client, pg_bin,
     run_client, server_exe,
 };
+pub use fixture_pcap::write_fixture_pcaps;
 pub use messaging::{Expect, PARENT_SPAN_ID, TRACE_ID, check_span, check_spans, python_script};
 pub use nginx::Nginx;
 pub use otlp::{
