@@ -30,6 +30,7 @@ mod databases;
 mod messaging;
 mod nginx;
 mod otlp;
+mod privileges;
 mod receiver;
 mod scenario;
 mod servers;
@@ -47,6 +48,10 @@ pub use nginx::Nginx;
 pub use otlp::{
     HTTP_DURATION_BOUNDS, MetricPoint, Span, histogram_count, histogram_series, sum_total,
     summarize_spans,
+};
+pub use privileges::{
+    DocumentedCapabilities, capability_mask, documented_capabilities, effective_capabilities,
+    setpriv_args,
 };
 pub use receiver::{Otlp, Receiver};
 pub use scenario::{Done, Scenario};

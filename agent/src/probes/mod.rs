@@ -53,7 +53,7 @@ const UPROBE_PROGRAMS: &[&str] = &["ssl_enter", "ssl_return", "ssl_free", "mmsg_
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     /// The object did not load (verifier, permissions, missing BTF).
-    #[error("loading the eBPF object failed (is this kernel ≥ 6.5 with BTF, and are we root?)")]
+    #[error("loading the eBPF object failed (is this kernel ≥ 6.5 with BTF?)")]
     Load(#[source] Box<aya::EbpfError>),
     /// A program is missing from the object: a build problem.
     #[error("program {0} is missing from the eBPF object (was the kernel object built?)")]
@@ -87,7 +87,10 @@ pub enum ProbeError {
         source: Box<aya::maps::MapError>,
     },
     /// Mounting tracefs failed.
-    #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed")]
+    #[error(
+        "tracefs is not mounted at /sys/kernel/tracing and mounting it failed (in a container, \
+         mount the host's /sys/kernel/tracing)"
+    )]
     Tracefs(#[source] std::io::Error),
     /// The kernel's BTF could not be read (needed for the `tp_btf` programs).
     #[error(
