@@ -368,9 +368,8 @@ pub fn take_position(dir: u32, tx_pos: &mut u64, rx_pos: &mut u64, len: u64) -> 
 }
 
 /// Whether the calling process passes the pid-namespace, pid and comm filters (never the agent
-/// itself); its
-/// thread name when the comm filter is on (else zeros: user space names processes from /proc
-/// and exec events, and the name costs a helper call).
+/// itself); its thread name when the comm filter is on (else zeros: user space names processes
+/// from /proc and exec events, and the name costs a helper call).
 #[inline(always)]
 pub fn process_filter(pid_tgid: u64) -> Option<[u64; 2]> {
     let filters = config::filters();
