@@ -222,6 +222,7 @@ else
     quiet "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS"
     quiet "$VENV/bin/python" -c 'import grpc, requests, google.protobuf, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc'
     quiet "$VENV/bin/python" -c 'import psycopg, pymysql, redis, nats, pika, kafka, cassandra'
+    quiet "$VENV/bin/python" -c 'import helm_python; helm_python.helm_sdk_version()'
     cp "$REQUIREMENTS" "$stamp"
     step "python: $VENV installed from tests/receiver/requirements.txt"
 fi

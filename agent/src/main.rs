@@ -11,6 +11,7 @@ mod lock;
 mod metadata;
 mod panics;
 mod pipeline;
+mod privileges;
 mod probes;
 mod profile;
 mod reader;
@@ -56,7 +57,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             error!("{err:#}");
-            eprintln!("wirelens: error: {err:#}");
+            // One line each: a capability check names every missing capability on its own line.
+            for line in format!("{err:#}").lines() {
+                eprintln!("wirelens: error: {line}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -69,10 +73,12 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         return replay::run(args, &cli.resolve()?);
     }
     let settings = cli.resolve()?;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!(
-            "wirelens must run as root: it loads eBPF programs into the kernel (try: sudo wirelens)"
+    // Capabilities, not root as such: a container gets exactly these (README, "Kubernetes").
+    let granted = privileges::check()?;
+    if let Some(cap) = granted.lacking_optional {
+        warn!(
+            "missing capability {}: needed for {}",
+            cap.name, cap.needed_for
         );
     }
     let _lock = lock::InstanceLock::acquire(&settings.lock_file)?;

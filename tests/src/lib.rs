@@ -31,6 +31,7 @@ mod fixture_pcap;
 mod messaging;
 mod nginx;
 mod otlp;
+mod privileges;
 mod receiver;
 mod scenario;
 mod servers;
@@ -49,6 +50,10 @@ pub use nginx::Nginx;
 pub use otlp::{
     HTTP_DURATION_BOUNDS, MetricPoint, Span, histogram_count, histogram_series, sum_total,
     summarize_spans,
+};
+pub use privileges::{
+    DocumentedCapabilities, capability_mask, documented_capabilities, effective_capabilities,
+    setpriv_args,
 };
 pub use receiver::{Otlp, Receiver};
 pub use scenario::{Done, Scenario};
