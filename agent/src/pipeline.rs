@@ -170,6 +170,9 @@ pub fn run(
                 clock = Clock::new();
                 tracker.tick(clock.to_unix(Clock::monotonic_now()), &mut cx);
                 cx.processes.expire(now);
+                stats
+                    .container_metadata_failures
+                    .store(cx.processes.container_failures(), Ordering::Relaxed);
             }
             if stopping {
                 tracker.close_all(clock.to_unix(Clock::monotonic_now()), &mut cx);

@@ -14,6 +14,9 @@ use std::{
 
 use wirelens_otel::ProcessInfo;
 
+use super::container::ContainerCache;
+use super::runtime::Roots;
+
 /// How long an exited process's metadata stays cached.
 const KEEP_AFTER_EXIT: Duration = Duration::from_secs(30);
 /// Most processes cached; the oldest exited ones go first.
@@ -34,6 +37,7 @@ const KEEP_INHERITED: Duration = Duration::from_secs(600);
 pub struct ProcessCache {
     entries: HashMap<u32, Entry>,
     host_name: String,
+    containers: ContainerCache,
 }
 
 impl Default for ProcessCache {
@@ -43,12 +47,24 @@ impl Default for ProcessCache {
 }
 
 impl ProcessCache {
-    /// An empty cache for this host.
+    /// An empty cache for this host, reading container runtimes' state under
+    /// `WIRELENS_HOST_ROOT` (default `/`).
     pub fn new() -> Self {
+        Self::with_roots(Roots::from_env())
+    }
+
+    /// An empty cache reading container runtimes' state under `roots`.
+    pub fn with_roots(roots: Roots) -> Self {
         Self {
             entries: HashMap::new(),
             host_name: host_name(),
+            containers: ContainerCache::new(roots),
         }
+    }
+
+    /// Container metadata lookups that failed so far (see [`ContainerCache::failures`]).
+    pub fn container_failures(&self) -> u64 {
+        self.containers.failures()
     }
 
     /// Metadata for `pid`, read from /proc on first use; `comm` is the fallback name.
@@ -129,7 +145,12 @@ impl ProcessCache {
     }
 
     fn resolve(&mut self, pid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
-        let info = Arc::new(read_process(pid, comm, &self.host_name));
+        let info = Arc::new(read_process(
+            pid,
+            comm,
+            &self.host_name,
+            &mut self.containers,
+        ));
         if info.executable_name.is_empty() {
             // Gone before we looked, and no name from the kernel: nothing worth caching.
             return info;
@@ -157,7 +178,12 @@ pub fn comm_str(comm: &[u8; 16]) -> String {
     String::from_utf8_lossy(&comm[..end]).into_owned()
 }
 
-fn read_process(pid: u32, comm: &[u8; 16], host_name: &str) -> ProcessInfo {
+fn read_process(
+    pid: u32,
+    comm: &[u8; 16],
+    host_name: &str,
+    containers: &mut ContainerCache,
+) -> ProcessInfo {
     let comm = comm_str(comm);
     let proc = procfs::process::Process::new(pid as i32).ok();
     let exe = proc.as_ref().and_then(|p| p.exe().ok());
@@ -179,12 +205,16 @@ fn read_process(pid: u32, comm: &[u8; 16], host_name: &str) -> ProcessInfo {
                 .map(|v| v.to_string_lossy().into_owned())
                 .filter(|v| !v.is_empty())
         });
-    let container_id = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .ok()
-        .and_then(|s| container_id(&s));
-    // OpenTelemetry's default when nothing names the service.
+    let container = containers.for_pid(pid);
+    // The Kubernetes container name, else OpenTelemetry's default when nothing names the
+    // service.
     let fallback = || {
-        if executable_name.is_empty() {
+        if let Some(c) = container
+            .as_ref()
+            .filter(|c| !c.k8s_container_name.is_empty())
+        {
+            c.k8s_container_name.clone()
+        } else if executable_name.is_empty() {
             "unknown_service".to_string()
         } else {
             executable_name.clone()
@@ -197,23 +227,8 @@ fn read_process(pid: u32, comm: &[u8; 16], host_name: &str) -> ProcessInfo {
         executable_path: exe.map(|p| p.to_string_lossy().into_owned()),
         command_line,
         host_name: host_name.to_string(),
-        container_id,
+        container,
     }
-}
-
-/// The 64-hex-digit container id in a cgroup path (docker, containerd, cri-o, podman).
-fn container_id(cgroup: &str) -> Option<String> {
-    for line in cgroup.lines() {
-        let path = line.rsplit(':').next().unwrap_or("");
-        for part in path.split('/').rev() {
-            let part = part.trim_end_matches(".scope");
-            let id = part.rsplit(['-', ':']).next().unwrap_or(part);
-            if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Some(id.to_string());
-            }
-        }
-    }
-    None
 }
 
 fn host_name() -> String {
@@ -225,21 +240,6 @@ fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn container_ids() {
-        let docker = "0::/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n";
-        assert_eq!(
-            container_id(docker).as_deref(),
-            Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
-        );
-        let k8s = "0::/kubepods/burstable/pod1234/cri-containerd-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.scope";
-        assert_eq!(container_id(k8s).map(|s| s.len()), Some(64));
-        assert_eq!(
-            container_id("0::/user.slice/user-0.slice/session-1.scope"),
-            None
-        );
-    }
 
     #[test]
     fn reads_own_process() {
