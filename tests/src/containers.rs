@@ -1,0 +1,151 @@
+//! Real containers: Debian's podman (with runc) running a busybox image built here from
+//! Debian's busybox-static and imported with `podman import` (no image registry is reachable),
+//! on the host network. Every container a helper starts is removed when its handle drops.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::util::wait_until;
+
+const PODMAN: &str = "/usr/bin/podman";
+const BUSYBOX: &str = "/bin/busybox";
+
+/// The OCI runtime podman runs the containers with. crun 1.8 refuses a hybrid cgroup v1/v2
+/// host that has a controller on the v2 hierarchy (as this machine does); runc runs there and
+/// on pure v1 or v2 hosts alike.
+pub const OCI_RUNTIME: &str = "runc";
+
+/// Runs podman with `args`; panics with its output if it fails. Returns stdout, trimmed.
+pub fn podman(args: &[&str]) -> String {
+    let out = Command::new(PODMAN)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run podman (scripts/setup.sh --tests): {e}"));
+    assert!(
+        out.status.success(),
+        "podman {args:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Builds a one-file root filesystem (`/bin/busybox` and `/www/index.html`) and imports it as
+/// image `reference` (`localhost/name:tag`), replacing an older image of that name.
+pub fn busybox_image(reference: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("rootfs");
+    for sub in ["bin", "www", "tmp"] {
+        std::fs::create_dir_all(root.join(sub)).expect("mkdir");
+    }
+    assert!(
+        Path::new(BUSYBOX).exists(),
+        "{BUSYBOX} missing (Debian busybox-static, scripts/setup.sh --tests)"
+    );
+    std::fs::copy(BUSYBOX, root.join("bin/busybox")).expect("copy busybox");
+    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
+    std::fs::write(root.join("www/index.html"), "hello from a container\n").expect("index");
+    let tar = dir.path().join("rootfs.tar");
+    let status = Command::new("tar")
+        .arg("-C")
+        .arg(&root)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .expect("tar");
+    assert!(status.success(), "tar failed");
+    let tar = tar.to_string_lossy().into_owned();
+    // The image of an earlier run would be left untagged (and kept) by a new import.
+    let _ = Command::new(PODMAN)
+        .args(["rmi", "--force", "--ignore", reference])
+        .output();
+    podman(&["import", "--quiet", &tar, reference]);
+}
+
+/// A container started with `podman run -d`, removed on drop.
+pub struct Container {
+    /// The name given with `--name`.
+    pub name: String,
+    /// The full id, as `podman inspect --format {{.Id}}` reports it.
+    pub id: String,
+    /// The host pid of its first process (`{{.State.Pid}}`).
+    pub pid: u32,
+}
+
+impl Container {
+    /// `podman run -d --name NAME --network host <extra> IMAGE <command>`, waiting until it runs.
+    pub fn run(name: &str, extra: &[&str], image: &str, command: &[&str]) -> Self {
+        // A container left by an earlier, killed run would hold the name.
+        let _ = Command::new(PODMAN)
+            .args(["rm", "-f", "-t", "0", name])
+            .output();
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--runtime",
+            OCI_RUNTIME,
+            // Lower than any host's hard limits: podman's defaults (raising them) are refused
+            // in an unprivileged sandbox.
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ];
+        args.extend_from_slice(extra);
+        args.push(image);
+        args.extend_from_slice(command);
+        let id = podman(&args);
+        let mut container = Container {
+            name: name.to_string(),
+            id: String::new(),
+            pid: 0,
+        };
+        let pid = wait_until(
+            &format!("container {name} running"),
+            Duration::from_secs(30),
+            || {
+                std::thread::sleep(Duration::from_millis(100));
+                let pid: u32 = podman(&["inspect", "--format", "{{.State.Pid}}", name])
+                    .parse()
+                    .ok()?;
+                (pid != 0).then_some(pid)
+            },
+        );
+        container.id = podman(&["inspect", "--format", "{{.Id}}", name]);
+        assert_eq!(container.id, id, "podman run printed another id");
+        container.pid = pid;
+        container
+    }
+
+    /// `podman inspect --format <format>` of this container.
+    pub fn inspect(&self, format: &str) -> String {
+        podman(&["inspect", "--format", format, &self.name])
+    }
+
+    /// Waits (30 s at most) until the container's first process has exited.
+    pub fn wait_exit(&self) {
+        wait_until(
+            &format!("container {} to exit", self.name),
+            Duration::from_secs(30),
+            || {
+                std::thread::sleep(Duration::from_millis(100));
+                (self.inspect("{{.State.Running}}") == "false").then_some(())
+            },
+        );
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new(PODMAN)
+            .args(["rm", "-f", "-t", "0", &self.name])
+            .output();
+    }
+}

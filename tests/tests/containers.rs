@@ -1,0 +1,222 @@
+//! Container and pod identity end to end: a busybox `httpd` server and a busybox `wget` client,
+//! each in its own podman container (runc, host network, an image built here from Debian's
+//! busybox-static with `podman import`), traced by the agent on the host; the spans' Resources
+//! carry each container's id, name, runtime and image exactly as `podman inspect` reports them,
+//! and the container process's own pid, executable and service name.
+//!
+//! No kubelet runs here: the CRI test stands in for it by giving podman containers the OCI
+//! annotations the kubelet's runtimes write into the bundle's `config.json` (containerd's CRI
+//! plugin: `io.kubernetes.cri.*` on the server; CRI-O: `io.kubernetes.pod.*` and
+//! `io.kubernetes.container.name` on the client). The agent reads them from the same file it
+//! reads on a node.
+//!
+//! Needs root and `scripts/setup.sh --tests` (podman, runc, busybox-static); run one at a time
+//! (`-- --test-threads=1`).
+
+use serde_json::{Value, json};
+use wirelens_tests::{Container, Done, Scenario, Span, busybox_image, free_port, host_name};
+
+const IMAGE: &str = "localhost/wirelens-itest:1.0";
+const IMAGE_NAME: &str = "localhost/wirelens-itest";
+const IMAGE_TAG: &str = "1.0";
+
+/// A busybox httpd on 127.0.0.1:`port` in container `name`, with extra podman arguments.
+fn server(name: &str, port: u16, extra: &[&str]) -> Container {
+    let listen = format!("127.0.0.1:{port}");
+    let container = Container::run(
+        name,
+        extra,
+        IMAGE,
+        &["/bin/busybox", "httpd", "-f", "-p", &listen, "-h", "/www"],
+    );
+    wirelens_tests::wait_until(
+        "the container's httpd to listen",
+        std::time::Duration::from_secs(30),
+        || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            std::net::TcpStream::connect(&listen).ok()
+        },
+    );
+    container
+}
+
+/// A busybox wget of `/index.html` in container `name`: the container's first process sleeps
+/// (so its pid can be read) and then execs wget, which keeps that pid.
+fn client(name: &str, port: u16, extra: &[&str]) -> Container {
+    let script = format!(
+        "sleep 1; exec /bin/busybox wget -q -O /dev/null http://127.0.0.1:{port}/index.html"
+    );
+    let container = Container::run(name, extra, IMAGE, &["/bin/sh", "-c", &script]);
+    container.wait_exit();
+    assert_eq!(
+        container.inspect("{{.State.ExitCode}}"),
+        "0",
+        "wget in {name} failed"
+    );
+    container
+}
+
+fn only<'a>(done: &'a Done, spans: Vec<&'a Span>, what: &str) -> &'a Span {
+    assert_eq!(spans.len(), 1, "one {what} span\n{}", done.diagnostics());
+    spans[0]
+}
+
+/// The Resource attributes every container process has, as podman reports them.
+fn assert_container(span: &Span, container: &Container) {
+    assert_eq!(span.res_str("container.id"), container.id);
+    assert_eq!(
+        span.res_str("container.name"),
+        container.inspect("{{.Name}}")
+    );
+    assert_eq!(span.res_str("container.name"), container.name);
+    assert_eq!(span.res_str("container.runtime.name"), "podman");
+    assert_eq!(
+        format!(
+            "{}:{}",
+            span.res_str("container.image.name"),
+            span.res("container.image.tags")[0].as_str().unwrap_or("")
+        ),
+        container.inspect("{{.ImageName}}")
+    );
+    assert_eq!(span.res_str("container.image.name"), IMAGE_NAME);
+    assert_eq!(span.res("container.image.tags"), &json!([IMAGE_TAG]));
+    assert_eq!(span.res_str("process.executable.name"), "busybox");
+    assert_eq!(span.res_str("host.name"), host_name());
+}
+
+#[test]
+fn podman_containers_are_the_spans_resources() {
+    busybox_image(IMAGE);
+    let port = free_port();
+    let port_arg = port.to_string();
+    let scenario = Scenario::start("containers_podman", &["--port", &port_arg]);
+    let server = server("wl-itest-server", port, &[]);
+    let client = client(
+        "wl-itest-client",
+        port,
+        &["-e", "OTEL_SERVICE_NAME=shop-client"],
+    );
+    let done = scenario.finish_when(|spans| spans.len() >= 2, "http.server.request.duration", 1);
+
+    let served = only(
+        &done,
+        done.spans.iter().filter(|s| s.is_server()).collect(),
+        "server",
+    );
+    assert_eq!(served.name, "GET", "{}", done.diagnostics());
+    assert_container(served, &server);
+    assert_eq!(
+        served.res_str("process.command_line"),
+        format!("/bin/busybox httpd -f -p 127.0.0.1:{port} -h /www")
+    );
+    assert_eq!(served.res_str("service.name"), "busybox");
+    for key in ["k8s.pod.name", "k8s.namespace.name", "service.instance.id"] {
+        assert!(
+            !served.resource.contains_key(key),
+            "{key} on a plain container"
+        );
+    }
+
+    let fetched = only(&done, done.spans_of(client.pid), "client");
+    assert!(fetched.is_client(), "{}", done.diagnostics());
+    assert_container(fetched, &client);
+    assert_eq!(fetched.res_int("process.pid"), i64::from(client.pid));
+    assert_eq!(
+        fetched.res_str("process.command_line"),
+        format!("/bin/busybox wget -q -O /dev/null http://127.0.0.1:{port}/index.html")
+    );
+    // Its own OTEL_SERVICE_NAME, read from the container process's environment.
+    assert_eq!(fetched.res_str("service.name"), "shop-client");
+    assert_ne!(
+        served.res_str("container.id"),
+        fetched.res_str("container.id")
+    );
+}
+
+#[test]
+fn cri_annotations_give_pod_identity() {
+    busybox_image(IMAGE);
+    let port = free_port();
+    let port_arg = port.to_string();
+    let sandbox_id = "5a".repeat(32);
+    let server_uid = "0f4d2b9c-7a1e-4c55-8d3b-2e6f9a1c7b40";
+    let client_uid = "9b1e6c3a-2d4f-4e8a-b7c5-1a3d5f7e9c20";
+    // What containerd's CRI plugin writes for the kubelet.
+    let server_annotations = [
+        "io.kubernetes.cri.container-type=container".to_string(),
+        "io.kubernetes.cri.container-name=web".into(),
+        format!("io.kubernetes.cri.sandbox-id={sandbox_id}"),
+        "io.kubernetes.cri.sandbox-name=web-7d9f8c-x2x5q".into(),
+        "io.kubernetes.cri.sandbox-namespace=shop".into(),
+        format!("io.kubernetes.cri.sandbox-uid={server_uid}"),
+        format!("io.kubernetes.cri.image-name={IMAGE}"),
+    ];
+    // What CRI-O writes.
+    let client_annotations = [
+        "io.kubernetes.pod.name=loadgen-0".to_string(),
+        "io.kubernetes.pod.namespace=tools".into(),
+        format!("io.kubernetes.pod.uid={client_uid}"),
+        "io.kubernetes.container.name=fetch".into(),
+    ];
+    let as_args = |annotations: &[String]| -> Vec<String> {
+        annotations
+            .iter()
+            .flat_map(|a| ["--annotation".to_string(), a.clone()])
+            .collect()
+    };
+    let server_args = as_args(&server_annotations);
+    let client_args = as_args(&client_annotations);
+    let server_args: Vec<&str> = server_args.iter().map(String::as_str).collect();
+    let client_args: Vec<&str> = client_args.iter().map(String::as_str).collect();
+
+    let scenario = Scenario::start("containers_cri", &["--port", &port_arg]);
+    let server = server("wl-itest-web", port, &server_args);
+    let client = client("wl-itest-fetch", port, &client_args);
+    let done = scenario.finish_when(|spans| spans.len() >= 2, "http.server.request.duration", 1);
+
+    let served = only(
+        &done,
+        done.spans.iter().filter(|s| s.is_server()).collect(),
+        "server",
+    );
+    assert_container(served, &server);
+    let pod = |span: &Span| -> Value {
+        json!({
+            "k8s.pod.name": span.res_str("k8s.pod.name"),
+            "k8s.pod.uid": span.res_str("k8s.pod.uid"),
+            "k8s.namespace.name": span.res_str("k8s.namespace.name"),
+            "k8s.container.name": span.res_str("k8s.container.name"),
+            "service.name": span.res_str("service.name"),
+            "service.namespace": span.res_str("service.namespace"),
+            "service.instance.id": span.res_str("service.instance.id"),
+        })
+    };
+    assert_eq!(
+        pod(served),
+        json!({
+            "k8s.pod.name": "web-7d9f8c-x2x5q",
+            "k8s.pod.uid": server_uid,
+            "k8s.namespace.name": "shop",
+            "k8s.container.name": "web",
+            // No OTEL_SERVICE_NAME in the container: the Kubernetes container name.
+            "service.name": "web",
+            "service.namespace": "shop",
+            "service.instance.id": "shop.web-7d9f8c-x2x5q.web",
+        })
+    );
+
+    let fetched = only(&done, done.spans_of(client.pid), "client");
+    assert_container(fetched, &client);
+    assert_eq!(
+        pod(fetched),
+        json!({
+            "k8s.pod.name": "loadgen-0",
+            "k8s.pod.uid": client_uid,
+            "k8s.namespace.name": "tools",
+            "k8s.container.name": "fetch",
+            "service.name": "fetch",
+            "service.namespace": "tools",
+            "service.instance.id": "tools.loadgen-0.fetch",
+        })
+    );
+}
