@@ -2,7 +2,7 @@
 //! Debian's busybox-static and imported with `podman import` (no image registry is reachable),
 //! on the host network. Every container a helper starts is removed when its handle drops.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -32,37 +32,96 @@ pub fn podman(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Builds a one-file root filesystem (`/bin/busybox` and `/www/index.html`) and imports it as
-/// image `reference` (`localhost/name:tag`), replacing an older image of that name.
-pub fn busybox_image(reference: &str) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let root = dir.path().join("rootfs");
-    for sub in ["bin", "www", "tmp"] {
-        std::fs::create_dir_all(root.join(sub)).expect("mkdir");
+/// A root filesystem assembled in a temporary directory from this host's files, then imported
+/// as an image.
+pub struct Rootfs {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Rootfs {
+    fn default() -> Self {
+        Self::new()
     }
-    assert!(
-        Path::new(BUSYBOX).exists(),
-        "{BUSYBOX} missing (Debian busybox-static, scripts/setup.sh --tests)"
-    );
-    std::fs::copy(BUSYBOX, root.join("bin/busybox")).expect("copy busybox");
-    std::os::unix::fs::symlink("busybox", root.join("bin/sh")).expect("symlink");
-    std::fs::write(root.join("www/index.html"), "hello from a container\n").expect("index");
-    let tar = dir.path().join("rootfs.tar");
-    let status = Command::new("tar")
-        .arg("-C")
-        .arg(&root)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .expect("tar");
-    assert!(status.success(), "tar failed");
-    let tar = tar.to_string_lossy().into_owned();
-    // The image of an earlier run would be left untagged (and kept) by a new import.
-    let _ = Command::new(PODMAN)
-        .args(["rmi", "--force", "--ignore", reference])
-        .output();
-    podman(&["import", "--quiet", &tar, reference]);
+}
+
+impl Rootfs {
+    /// An empty tree with `/bin/busybox` (and `/bin/sh`) and `/tmp`.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let rootfs = Rootfs { dir };
+        std::fs::create_dir_all(rootfs.root().join("tmp")).expect("mkdir tmp");
+        assert!(
+            Path::new(BUSYBOX).exists(),
+            "{BUSYBOX} missing (Debian busybox-static, scripts/setup.sh --tests)"
+        );
+        rootfs.copy(BUSYBOX);
+        std::os::unix::fs::symlink("busybox", rootfs.root().join("bin/sh")).expect("symlink");
+        rootfs
+    }
+
+    /// The tree's top.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("rootfs")
+    }
+
+    /// Copies the host's file `path` (symlinks followed) to the same path in the tree.
+    pub fn copy(&self, path: &str) {
+        let to = self.root().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(path, &to).unwrap_or_else(|e| panic!("copy {path}: {e}"));
+    }
+
+    /// Copies the executable `path` and every shared library `ldd` lists for it.
+    pub fn binary(&self, path: &str) {
+        self.copy(path);
+        let out = Command::new("ldd").arg(path).output().expect("ldd");
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // "libssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x…)" or "/lib64/ld-linux… (0x…)"
+            let lib = line
+                .split("=>")
+                .last()
+                .and_then(|s| s.split_whitespace().next())
+                .filter(|p| p.starts_with('/'));
+            if let Some(lib) = lib {
+                self.copy(lib);
+            }
+        }
+    }
+
+    /// Writes `contents` at `path` in the tree.
+    pub fn write(&self, path: &str, contents: &str) {
+        let to = self.root().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&to, contents).unwrap_or_else(|e| panic!("write {path}: {e}"));
+    }
+
+    /// Imports the tree as image `reference` (`localhost/name:tag`), replacing an older image of
+    /// that name.
+    pub fn import(self, reference: &str) {
+        let tar = self.dir.path().join("rootfs.tar");
+        let status = Command::new("tar")
+            .arg("-C")
+            .arg(self.root())
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .expect("tar");
+        assert!(status.success(), "tar failed");
+        let tar = tar.to_string_lossy().into_owned();
+        // The image of an earlier run would be left untagged (and kept) by a new import.
+        let _ = Command::new(PODMAN)
+            .args(["rmi", "--force", "--ignore", reference])
+            .output();
+        podman(&["import", "--quiet", &tar, reference]);
+    }
+}
+
+/// Image `reference` with busybox and `/www/index.html`.
+pub fn busybox_image(reference: &str) {
+    let rootfs = Rootfs::new();
+    rootfs.write("/www/index.html", "hello from a container\n");
+    rootfs.import(reference);
 }
 
 /// A container started with `podman run -d`, removed on drop.

@@ -10,11 +10,20 @@
 //! `io.kubernetes.container.name` on the client). The agent reads them from the same file it
 //! reads on a node.
 //!
+//! A third test serves HTTPS from nginx in a container (nginx and its libraries copied into the
+//! image, so its libssl is a file only the container's mount namespace names): the agent
+//! probes that libssl through `/proc/<pid>/root` and reads the plaintext.
+//!
 //! Needs root and `scripts/setup.sh --tests` (podman, runc, busybox-static); run one at a time
 //! (`-- --test-threads=1`).
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
-use wirelens_tests::{Container, Done, Scenario, Span, busybox_image, free_port, host_name};
+use wirelens_tests::{
+    Container, Done, Rootfs, Scenario, Span, busybox_image, curl, fixture, free_port, host_name,
+    wait_until, write_certificate,
+};
 
 const IMAGE: &str = "localhost/wirelens-itest:1.0";
 const IMAGE_NAME: &str = "localhost/wirelens-itest";
@@ -29,15 +38,19 @@ fn server(name: &str, port: u16, extra: &[&str]) -> Container {
         IMAGE,
         &["/bin/busybox", "httpd", "-f", "-p", &listen, "-h", "/www"],
     );
-    wirelens_tests::wait_until(
-        "the container's httpd to listen",
-        std::time::Duration::from_secs(30),
+    wait_listening(&listen);
+    container
+}
+
+fn wait_listening(address: &str) {
+    wait_until(
+        &format!("a container to listen on {address}"),
+        Duration::from_secs(30),
         || {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            std::net::TcpStream::connect(&listen).ok()
+            std::thread::sleep(Duration::from_millis(50));
+            std::net::TcpStream::connect(address).ok()
         },
     );
-    container
 }
 
 /// A busybox wget of `/index.html` in container `name`: the container's first process sleeps
@@ -61,8 +74,14 @@ fn only<'a>(done: &'a Done, spans: Vec<&'a Span>, what: &str) -> &'a Span {
     spans[0]
 }
 
-/// The Resource attributes every container process has, as podman reports them.
+/// The Resource attributes of a busybox container's process, as podman reports them.
 fn assert_container(span: &Span, container: &Container) {
+    assert_image_container(span, container, IMAGE_NAME, "busybox");
+}
+
+/// The Resource attributes of a process of `container` (image `image_name:1.0`) running
+/// executable `exe`, as podman reports them.
+fn assert_image_container(span: &Span, container: &Container, image_name: &str, exe: &str) {
     assert_eq!(span.res_str("container.id"), container.id);
     assert_eq!(
         span.res_str("container.name"),
@@ -78,9 +97,9 @@ fn assert_container(span: &Span, container: &Container) {
         ),
         container.inspect("{{.ImageName}}")
     );
-    assert_eq!(span.res_str("container.image.name"), IMAGE_NAME);
+    assert_eq!(span.res_str("container.image.name"), image_name);
     assert_eq!(span.res("container.image.tags"), &json!([IMAGE_TAG]));
-    assert_eq!(span.res_str("process.executable.name"), "busybox");
+    assert_eq!(span.res_str("process.executable.name"), exe);
     assert_eq!(span.res_str("host.name"), host_name());
 }
 
@@ -219,4 +238,98 @@ fn cri_annotations_give_pod_identity() {
             "service.instance.id": "tools.loadgen-0.fetch",
         })
     );
+}
+
+#[test]
+fn tls_server_in_a_container_is_read_through_its_own_libssl() {
+    const NGINX_IMAGE: &str = "localhost/wirelens-itest-nginx:1.0";
+    const UA: &str = "wirelens-container-tls";
+    let port = free_port();
+    let tls_port = free_port();
+    let rootfs = Rootfs::new();
+    rootfs.binary("/usr/sbin/nginx");
+    rootfs.write(
+        "/etc/passwd",
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
+    );
+    rootfs.write("/etc/group", "root:x:0:\nnogroup:x:65534:\n");
+    let conf = std::fs::read_to_string(fixture("nginx/nginx.conf.in"))
+        .expect("nginx template")
+        .replace("@PREFIX@", "/srv")
+        .replace("@TLS_PORT@", &tls_port.to_string())
+        .replace("@PORT@", &port.to_string());
+    rootfs.write("/srv/nginx.conf", &conf);
+    rootfs.write("/srv/html/index.html", "hello over TLS from a container\n");
+    rootfs.write("/srv/tmp/.keep", "");
+    write_certificate(&rootfs.root().join("srv"));
+    rootfs.import(NGINX_IMAGE);
+
+    let tls_arg = tls_port.to_string();
+    let scenario = Scenario::start("containers_tls", &["--port", &tls_arg]);
+    let server = Container::run(
+        "wl-itest-nginx",
+        &[],
+        NGINX_IMAGE,
+        &[
+            "/usr/sbin/nginx",
+            "-p",
+            "/srv",
+            "-c",
+            "/srv/nginx.conf",
+            "-e",
+            "/srv/error.log",
+            "-g",
+            "daemon off;",
+        ],
+    );
+    wait_listening(&format!("127.0.0.1:{tls_port}"));
+    // The container's libssl is probed after nginx's exec; a request before that would be
+    // ciphertext only.
+    let probed = format!("pid={}", server.pid);
+    wait_until(
+        "the agent to probe the container's libssl",
+        Duration::from_secs(30),
+        || {
+            std::thread::sleep(Duration::from_millis(100));
+            scenario
+                .agent
+                .stderr()
+                .lines()
+                .any(|l| l.contains("probing OpenSSL") && l.contains(&probed))
+                .then_some(())
+        },
+    );
+    let worker: u32 = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", server.pid))
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the nginx worker's pid");
+    let url = format!("https://127.0.0.1:{tls_port}/index.html");
+    let run = curl(&["-k", "--http1.1", "-A", UA, "-o", "/dev/null", &url]);
+    let done = scenario.finish_when(|spans| spans.len() >= 2, "http.server.request.duration", 1);
+
+    let served = only(
+        &done,
+        done.spans.iter().filter(|s| s.is_server()).collect(),
+        "server",
+    );
+    assert_eq!(served.str_attr("url.path"), "/index.html");
+    assert_eq!(served.str_attr("url.scheme"), "https");
+    assert_eq!(served.int_attr("http.response.status_code"), 200);
+    assert_eq!(served.str_attr("user_agent.original"), UA);
+    assert_image_container(served, &server, "localhost/wirelens-itest-nginx", "nginx");
+    assert_eq!(served.res_int("process.pid"), i64::from(worker));
+
+    // The client on the host: its own Resource, no container.
+    let fetched = only(&done, done.spans_of(run.pid), "client");
+    assert_eq!(fetched.str_attr("url.full"), url);
+    assert_eq!(fetched.int_attr("http.response.status_code"), 200);
+    assert_eq!(fetched.res_str("process.executable.name"), "curl");
+    for key in ["container.id", "container.name", "k8s.pod.name"] {
+        assert!(
+            !fetched.resource.contains_key(key),
+            "{key} on a host process"
+        );
+    }
 }
