@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::wait_until;
+use crate::util::{terminate, wait_until};
 
 const PODMAN: &str = "/usr/bin/podman";
 const BUSYBOX: &str = "/bin/busybox";
@@ -206,5 +206,159 @@ impl Drop for Container {
         let _ = Command::new(PODMAN)
             .args(["rm", "-f", "-t", "0", &self.name])
             .output();
+    }
+}
+
+const CTR: &str = "/usr/bin/ctr";
+const CONTAINERD: &str = "/usr/bin/containerd";
+
+/// containerd (Debian's) for a test: the host's daemon if one answers, else one started here
+/// with its default paths and stopped on drop. Its containers live in `namespace`.
+pub struct Containerd {
+    daemon: Option<std::process::Child>,
+    /// The containerd namespace of the test's images and containers.
+    pub namespace: String,
+}
+
+impl Containerd {
+    /// Connects to (or starts) containerd.
+    pub fn start(namespace: &str) -> Self {
+        let answers = || {
+            Command::new(CTR)
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let daemon = if answers() {
+            None
+        } else {
+            let log = std::fs::File::create(std::env::temp_dir().join("wirelens-containerd.log"))
+                .expect("containerd log");
+            let child = Command::new(CONTAINERD)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot start {CONTAINERD} (scripts/setup.sh --tests): {e}")
+                });
+            Some(child)
+        };
+        let containerd = Containerd {
+            daemon,
+            namespace: namespace.to_string(),
+        };
+        wait_until("containerd to answer", Duration::from_secs(30), || {
+            std::thread::sleep(Duration::from_millis(100));
+            answers().then_some(())
+        });
+        containerd
+    }
+
+    /// Runs `ctr -n <namespace> <args>`; panics with its output if it fails. Returns stdout.
+    pub fn ctr(&self, args: &[&str]) -> String {
+        let out = Command::new(CTR)
+            .args(["-n", &self.namespace])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run ctr: {e}"));
+        assert!(
+            out.status.success(),
+            "ctr {args:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Copies podman's image `reference` into containerd (`podman save` as an OCI archive,
+    /// `ctr images import`).
+    pub fn import_from_podman(&self, reference: &str) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let archive = dir.path().join("image.tar");
+        let archive = archive.to_string_lossy().into_owned();
+        podman(&[
+            "save",
+            "--quiet",
+            "--format",
+            "oci-archive",
+            "-o",
+            &archive,
+            reference,
+        ]);
+        self.ctr(&["images", "import", &archive]);
+    }
+
+    /// `ctr run -d --net-host` of `image` as container `id` with OCI `annotations` (key=value);
+    /// returns once its task runs.
+    pub fn run(&self, id: &str, annotations: &[String], image: &str, command: &[&str]) -> CtrTask {
+        // A container left by an earlier, killed run would hold the id.
+        CtrTask::remove(&self.namespace, id);
+        let mut args = vec!["run", "-d", "--net-host"];
+        for a in annotations {
+            args.extend(["--annotation", a.as_str()]);
+        }
+        args.extend([image, id]);
+        args.extend_from_slice(command);
+        self.ctr(&args);
+        let mut task = CtrTask {
+            namespace: self.namespace.clone(),
+            id: id.to_string(),
+            pid: 0,
+        };
+        task.pid = wait_until(
+            &format!("containerd task {id} running"),
+            Duration::from_secs(30),
+            || {
+                std::thread::sleep(Duration::from_millis(100));
+                let list = self.ctr(&["tasks", "ls"]);
+                list.lines().find_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f.len() == 3 && f[0] == id && f[2] == "RUNNING")
+                        .then(|| f[1].parse().ok())
+                        .flatten()
+                })
+            },
+        );
+        task
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            terminate(&mut child, libc::SIGTERM, Duration::from_secs(10));
+        }
+    }
+}
+
+/// A containerd container and its task, removed on drop.
+pub struct CtrTask {
+    namespace: String,
+    /// The container id (what `ctr tasks ls` lists).
+    pub id: String,
+    /// The host pid of its first process.
+    pub pid: u32,
+}
+
+impl CtrTask {
+    fn remove(namespace: &str, id: &str) {
+        for args in [
+            &["tasks", "kill", "-s", "SIGKILL", id][..],
+            &["tasks", "delete", "-f", id],
+            &["containers", "delete", id],
+        ] {
+            let _ = Command::new(CTR)
+                .args(["-n", namespace])
+                .args(args)
+                .output();
+        }
+    }
+}
+
+impl Drop for CtrTask {
+    fn drop(&mut self) {
+        CtrTask::remove(&self.namespace, &self.id);
     }
 }

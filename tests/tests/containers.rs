@@ -10,7 +10,11 @@
 //! `io.kubernetes.container.name` on the client). The agent reads them from the same file it
 //! reads on a node.
 //!
-//! A third test serves HTTPS from nginx in a container (nginx and its libraries copied into the
+//! With containerd (Debian's, driven by `ctr`, the image copied from podman), a container
+//! given exactly the annotations containerd's CRI plugin writes for the kubelet is read from
+//! containerd's own task bundle (`/run/containerd/io.containerd.runtime.v2.task/<ns>/<id>/`).
+//!
+//! A further test serves HTTPS from nginx in a container (nginx and its libraries copied into the
 //! image, so its libssl is a file only the container's mount namespace names): the agent
 //! probes that libssl through `/proc/<pid>/root` and reads the plaintext.
 //!
@@ -21,8 +25,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use wirelens_tests::{
-    Container, Done, Rootfs, Scenario, Span, busybox_image, curl, fixture, free_port, host_name,
-    wait_until, write_certificate,
+    Container, Containerd, Done, Rootfs, Scenario, Span, busybox_image, curl, fixture, free_port,
+    host_name, wait_until, write_certificate,
 };
 
 const IMAGE: &str = "localhost/wirelens-itest:1.0";
@@ -332,4 +336,66 @@ fn tls_server_in_a_container_is_read_through_its_own_libssl() {
             "{key} on a host process"
         );
     }
+}
+
+#[test]
+fn containerd_cri_container_gives_pod_identity() {
+    busybox_image(IMAGE);
+    let containerd = Containerd::start("wirelens-itest");
+    containerd.import_from_podman(IMAGE);
+    let port = free_port();
+    let port_arg = port.to_string();
+    // containerd ids of CRI containers are 64 hex digits.
+    let id = format!("{:064x}", u128::from(port) * 0x9e37_79b9_7f4a_7c15);
+    let uid = "3c2b1a09-8f7e-4d6c-9b5a-1f2e3d4c5b6a";
+    let annotations = [
+        "io.kubernetes.cri.container-type=container".to_string(),
+        "io.kubernetes.cri.container-name=api".into(),
+        format!("io.kubernetes.cri.sandbox-id={}", "7c".repeat(32)),
+        "io.kubernetes.cri.sandbox-name=api-5b8d6c7f9-qwert".into(),
+        "io.kubernetes.cri.sandbox-namespace=payments".into(),
+        format!("io.kubernetes.cri.sandbox-uid={uid}"),
+        format!("io.kubernetes.cri.image-name={IMAGE}"),
+    ];
+    let scenario = Scenario::start("containers_containerd", &["--port", &port_arg]);
+    let listen = format!("127.0.0.1:{port}");
+    let task = containerd.run(
+        &id,
+        &annotations,
+        IMAGE,
+        &["/bin/busybox", "httpd", "-f", "-p", &listen, "-h", "/www"],
+    );
+    wait_listening(&listen);
+    let run = curl(&["-o", "/dev/null", &format!("http://{listen}/index.html")]);
+    let done = scenario.finish_when(|spans| spans.len() >= 2, "http.server.request.duration", 1);
+
+    let served = only(
+        &done,
+        done.spans.iter().filter(|s| s.is_server()).collect(),
+        "server",
+    );
+    let listed = containerd.ctr(&["tasks", "ls"]);
+    assert!(
+        listed.contains(&format!("{} ", task.id)),
+        "ctr lists {listed}"
+    );
+    assert_eq!(served.res_str("container.id"), task.id);
+    assert_eq!(served.res_str("container.runtime.name"), "containerd");
+    // A CRI container's name, as crictl shows it, is its Kubernetes container name.
+    assert_eq!(served.res_str("container.name"), "api");
+    assert_eq!(served.res_str("container.image.name"), IMAGE_NAME);
+    assert_eq!(served.res("container.image.tags"), &json!([IMAGE_TAG]));
+    assert_eq!(served.res_str("process.executable.name"), "busybox");
+    assert_eq!(served.res_str("k8s.pod.name"), "api-5b8d6c7f9-qwert");
+    assert_eq!(served.res_str("k8s.pod.uid"), uid);
+    assert_eq!(served.res_str("k8s.namespace.name"), "payments");
+    assert_eq!(served.res_str("k8s.container.name"), "api");
+    assert_eq!(served.res_str("service.name"), "api");
+    assert_eq!(served.res_str("service.namespace"), "payments");
+    assert_eq!(
+        served.res_str("service.instance.id"),
+        "payments.api-5b8d6c7f9-qwert.api"
+    );
+    let fetched = only(&done, done.spans_of(run.pid), "client");
+    assert!(!fetched.resource.contains_key("container.id"));
 }
