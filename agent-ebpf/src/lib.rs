@@ -308,6 +308,8 @@ pub mod filter {
     pub const PORT: u32 = 2;
     /// Only threads whose `comm` is in the `COMM_FILTER` map.
     pub const COMM: u32 = 4;
+    /// Only processes whose cgroup v2 id is in the `CGROUP_FILTER` map (selected containers).
+    pub const CGROUP: u32 = 8;
 }
 
 /// Indices of the per-CPU `COUNTERS` array: what the kernel side loses or skips. Events and

@@ -399,3 +399,58 @@ fn containerd_cri_container_gives_pod_identity() {
     let fetched = only(&done, done.spans_of(run.pid), "client");
     assert!(!fetched.resource.contains_key("container.id"));
 }
+
+#[test]
+fn only_selected_containers_are_traced() {
+    busybox_image(IMAGE);
+    // Three pods' containers (CRI annotations as containerd writes them), one selected by
+    // Kubernetes container name and namespace together.
+    let pods = [
+        ("wl-itest-shop-web", "web", "shop"),
+        ("wl-itest-dev-web", "web", "dev"),
+        ("wl-itest-shop-api", "api", "shop"),
+    ];
+    let ports: Vec<u16> = pods.iter().map(|_| free_port()).collect();
+    let port_args: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let mut args = vec!["--container", "web", "--k8s-namespace", "shop"];
+    for p in &port_args {
+        args.extend(["--port", p.as_str()]);
+    }
+    let scenario = Scenario::start("containers_selected", &args);
+    let servers: Vec<Container> = pods
+        .iter()
+        .zip(&ports)
+        .map(|(&(name, container, namespace), &port)| {
+            let annotations = [
+                format!("io.kubernetes.cri.container-name={container}"),
+                format!("io.kubernetes.cri.sandbox-name={container}-0"),
+                format!("io.kubernetes.cri.sandbox-namespace={namespace}"),
+            ];
+            let extra: Vec<&str> = annotations
+                .iter()
+                .flat_map(|a| ["--annotation", a.as_str()])
+                .collect();
+            server(name, port, &extra)
+        })
+        .collect();
+    for port in &ports {
+        curl(&[
+            "-o",
+            "/dev/null",
+            &format!("http://127.0.0.1:{port}/index.html"),
+        ]);
+    }
+    let done = scenario.finish_when(|spans| !spans.is_empty(), "http.server.request.duration", 1);
+    // One server span, in the selected container; the other two containers and the host's
+    // curl were filtered out in the kernel.
+    let traced = only(&done, done.spans.iter().collect(), "traced");
+    assert!(traced.is_server(), "{}", done.diagnostics());
+    assert_eq!(traced.res_str("container.id"), servers[0].id);
+    assert_eq!(traced.res_str("k8s.namespace.name"), "shop");
+    assert_eq!(traced.res_str("k8s.container.name"), "web");
+    assert!(
+        done.output.stderr.contains("tracing selected container"),
+        "{}",
+        done.diagnostics()
+    );
+}

@@ -127,6 +127,11 @@ impl ProcessCache {
         );
     }
 
+    /// Every process cached now.
+    pub fn all(&self) -> Vec<Arc<ProcessInfo>> {
+        self.entries.values().map(|e| e.info.clone()).collect()
+    }
+
     /// `pid` exited: keep its metadata a little longer.
     pub fn on_exit(&mut self, pid: u32) {
         if let Some(e) = self.entries.get_mut(&pid) {
