@@ -17,8 +17,8 @@ pub struct ProcessInfo {
     pub executable_path: Option<String>,
     /// The command line, arguments joined by spaces.
     pub command_line: String,
-    /// `service.name`: the process's own `OTEL_SERVICE_NAME`, else Kubernetes labels, else the
-    /// executable name.
+    /// `service.name`: the process's own `OTEL_SERVICE_NAME`, else its Kubernetes container
+    /// name, else the executable name.
     pub service_name: String,
     /// The host the process runs on.
     pub host_name: String,

@@ -68,6 +68,14 @@ impl ContainerCache {
         for error in &lookup.errors {
             tracing::debug!(id = %identity.id, error = %error, source = ?std::error::Error::source(error), "container metadata");
         }
+        tracing::debug!(
+            id = %identity.id,
+            name = %lookup.info.name,
+            runtime = %lookup.info.runtime,
+            found = lookup.found,
+            micros = now.elapsed().as_micros() as u64,
+            "container metadata read"
+        );
         self.failures += lookup.errors.len() as u64 + u64::from(!lookup.found);
         let info = Arc::new(lookup.info);
         if self.entries.len() >= MAX_CONTAINERS && !self.entries.contains_key(&identity.id) {
