@@ -205,9 +205,10 @@ fi
 # tests/tests/http2.rs and grpc.rs: nghttpd, nghttp, h2load and nghttpx; Debian's grpcio (it
 # links the system libssl, so the agent's OpenSSL probes see it; the PyPI wheel embeds
 # BoringSSL), run by /usr/bin/python3. tests/tests/profile.rs: Go's `go tool pprof` reads the
-# profiler's files.
+# profiler's files. tests/tests/containers.rs: podman with runc (crun 1.8 refuses this host's
+# hybrid cgroup layout), containerd with ctr, and busybox-static, the test images' shell.
 TEST_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools
-    golang-go)
+    golang-go podman runc containerd busybox-static)
 if ((with_tests)); then
     apt_install "test-only peers" "${TEST_PACKAGES[@]}"
     quiet /usr/bin/python3 -c 'import grpc'

@@ -367,9 +367,9 @@ pub fn take_position(dir: u32, tx_pos: &mut u64, rx_pos: &mut u64, len: u64) -> 
     p
 }
 
-/// Whether the calling process passes the pid-namespace, pid and comm filters (never the agent
-/// itself); its thread name when the comm filter is on (else zeros: user space names processes
-/// from /proc and exec events, and the name costs a helper call).
+/// Whether the calling process passes the pid-namespace, pid, cgroup and comm filters (never the
+/// agent itself); its thread name when the comm filter is on (else zeros: user space names
+/// processes from /proc and exec events, and the name costs a helper call).
 #[inline(always)]
 pub fn process_filter(pid_tgid: u64) -> Option<[u64; 2]> {
     let filters = config::filters();
@@ -385,6 +385,14 @@ pub fn process_filter(pid_tgid: u64) -> Option<[u64; 2]> {
     // SAFETY: read-only lookups of plain values.
     if filters & filter::PID != 0 && unsafe { maps::PID_FILTER.get(&tgid) }.is_none() {
         return None;
+    }
+    if filters & filter::CGROUP != 0 {
+        // SAFETY: a helper on the current task, no memory of ours.
+        let cgroup = unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() };
+        // SAFETY: a read-only lookup of a plain value.
+        if unsafe { maps::CGROUP_FILTER.get(&cgroup) }.is_none() {
+            return None;
+        }
     }
     if filters & filter::COMM != 0 {
         let comm = bpf_get_current_comm().unwrap_or([0u8; 16]);

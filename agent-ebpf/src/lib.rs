@@ -312,6 +312,8 @@ pub mod filter {
     /// with the pids of that namespace: the agent in a container without the host's pids (a
     /// sidecar) traces its pod and reads the pod's `/proc`.
     pub const PIDNS: u32 = 8;
+    /// Only processes whose cgroup v2 id is in the `CGROUP_FILTER` map (selected containers).
+    pub const CGROUP: u32 = 16;
 }
 
 /// Indices of the per-CPU `COUNTERS` array: what the kernel side loses or skips. Events and

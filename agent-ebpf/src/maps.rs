@@ -61,6 +61,11 @@ pub static PORT_FILTER: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 #[map]
 pub static COMM_FILTER: HashMap<[u8; 16], u8> = HashMap::with_max_entries(256, 0);
 
+/// Traced cgroup v2 ids (the selected containers' cgroups) when the cgroup filter is on; user
+/// space adds a container's cgroup when one of its processes is resolved.
+#[map]
+pub static CGROUP_FILTER: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
+
 /// Profiler: unwinding-mode samples (header + user stack bytes) for user space.
 #[map]
 pub static PROFILE_SAMPLES: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);

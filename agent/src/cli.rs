@@ -55,6 +55,24 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub comms: Vec<String>,
+    /// Trace only processes in the container with this name, as the runtime names it
+    /// (repeatable; Kubernetes: the pod's container name; filtered in the kernel by cgroup).
+    #[arg(
+        long = "container",
+        value_name = "NAME",
+        env = "WIRELENS_CONTAINER",
+        value_delimiter = ','
+    )]
+    pub containers: Vec<String>,
+    /// Trace only processes in pods of this Kubernetes namespace (repeatable; filtered in the
+    /// kernel by cgroup).
+    #[arg(
+        long = "k8s-namespace",
+        value_name = "NAMESPACE",
+        env = "WIRELENS_K8S_NAMESPACE",
+        value_delimiter = ','
+    )]
+    pub k8s_namespaces: Vec<String>,
     /// Output on stdout: text (default), json, or none.
     #[arg(long, value_enum, env = "WIRELENS_OUTPUT", global = true)]
     pub output: Option<OutputFormat>,
@@ -147,6 +165,8 @@ struct FileConfig {
     pid: Option<Vec<u32>>,
     port: Option<Vec<u16>>,
     comm: Option<Vec<String>>,
+    container: Option<Vec<String>>,
+    k8s_namespace: Option<Vec<String>>,
     output: Option<OutputFormat>,
     capture_limit: Option<u32>,
     ring_size: Option<u32>,
@@ -184,6 +204,10 @@ pub struct Settings {
     pub ports: Vec<u16>,
     /// Command-name filter (empty: all).
     pub comms: Vec<String>,
+    /// Container-name selector (with `k8s_namespaces`; both empty: all).
+    pub containers: Vec<String>,
+    /// Kubernetes-namespace selector.
+    pub k8s_namespaces: Vec<String>,
     /// Output on stdout.
     pub output: OutputFormat,
     /// Capture limit per call.
@@ -217,6 +241,8 @@ impl Cli {
             pids: pick_vec(self.pids, file.pid),
             ports: pick_vec(self.ports, file.port),
             comms: pick_vec(self.comms, file.comm),
+            containers: pick_vec(self.containers, file.container),
+            k8s_namespaces: pick_vec(self.k8s_namespaces, file.k8s_namespace),
             output: self.output.or(file.output).unwrap_or(OutputFormat::Text),
             capture_limit: self
                 .capture_limit
@@ -350,6 +376,21 @@ mod tests {
         assert_eq!(s.ports, vec![8080]);
         assert_eq!(s.output, OutputFormat::Json);
         assert_eq!(s.capture_limit, 4096);
+    }
+
+    #[test]
+    fn container_selectors_from_flags_and_file() {
+        let s = parse(&["--container", "web,api", "--k8s-namespace", "shop"]).expect("resolves");
+        assert_eq!(s.containers, ["web", "api"]);
+        assert_eq!(s.k8s_namespaces, ["shop"]);
+        let dir = std::env::temp_dir().join(format!("wirelens-cli-sel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "container = [\"db\"]\nk8s_namespace = [\"prod\"]\n").expect("write");
+        let path = file.to_string_lossy().to_string();
+        let s = parse(&["--config", &path]).expect("resolves");
+        assert_eq!(s.containers, ["db"]);
+        assert_eq!(s.k8s_namespaces, ["prod"]);
     }
 
     #[test]

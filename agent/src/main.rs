@@ -255,6 +255,12 @@ fn describe_filters(s: &Settings) -> String {
     if !s.comms.is_empty() {
         parts.push(format!("comm={:?}", s.comms));
     }
+    if !s.containers.is_empty() {
+        parts.push(format!("container={:?}", s.containers));
+    }
+    if !s.k8s_namespaces.is_empty() {
+        parts.push(format!("k8s_namespace={:?}", s.k8s_namespaces));
+    }
     if parts.is_empty() {
         "whole host".into()
     } else {

@@ -29,7 +29,7 @@ use crate::{
     clock::Clock,
     conntrack::{ConnTracker, Context},
     metadata::{process::ProcessCache, sockets},
-    probes::{Probes, uprobes::UprobeThread},
+    probes::{Probes, cgroup_filter::CgroupFilter, uprobes::UprobeThread},
     reader::{Event, decode},
     sinks::live::LiveSender,
     stats::{ExportCounts, Snapshot, Stats},
@@ -69,6 +69,7 @@ pub struct Reporting {
 
 struct Cx<'a> {
     processes: &'a mut ProcessCache,
+    cgroups: Option<&'a mut CgroupFilter>,
     ports: &'a [u16],
     sinks: &'a Sinks,
     stats: &'a Stats,
@@ -138,7 +139,14 @@ pub fn run(
         mut scans,
         mut events,
         counters,
+        mut cgroups,
     } = probes;
+    // Containers already running when the agent started (read by the start-up scan).
+    if let Some(filter) = &mut cgroups {
+        for process in processes.all() {
+            filter.consider(&process);
+        }
+    }
     let mut tracker = ConnTracker::new(max_conns, stats.clone());
 
     let mut clock = Clock::new();
@@ -151,6 +159,7 @@ pub fn run(
         {
             let mut cx = Cx {
                 processes: &mut processes,
+                cgroups: cgroups.as_mut(),
                 ports: &ports,
                 sinks: &sinks,
                 stats: &stats,
@@ -170,6 +179,9 @@ pub fn run(
                 clock = Clock::new();
                 tracker.tick(clock.to_unix(Clock::monotonic_now()), &mut cx);
                 cx.processes.expire(now);
+                stats
+                    .container_metadata_failures
+                    .store(cx.processes.container_failures(), Ordering::Relaxed);
             }
             if stopping {
                 tracker.close_all(clock.to_unix(Clock::monotonic_now()), &mut cx);
@@ -247,6 +259,9 @@ fn drain(
             Ok(Event::SockState(ev)) => tracker.on_sock_state(&ev, clock.to_unix(ev.ts_ns), cx),
             Ok(Event::ProcExec(ev)) => {
                 cx.processes.on_exec(ev.tgid, &ev.comm);
+                if let Some(filter) = cx.cgroups.as_deref_mut() {
+                    filter.consider(&cx.processes.get(ev.tgid, &ev.comm));
+                }
                 scans.on_exec(ev.tgid);
             }
             Ok(Event::ProcExit(ev)) => cx.processes.on_exit(ev.tgid),

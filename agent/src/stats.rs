@@ -36,6 +36,8 @@ pub struct Stats {
     pub self_traffic: AtomicU64,
     /// Ciphertext events of connections read through the OpenSSL probes, skipped.
     pub tls_ciphertext: AtomicU64,
+    /// Container metadata lookups that failed (runtime state unreadable or not found).
+    pub container_metadata_failures: AtomicU64,
     /// Parser losses, by [`Loss`].
     pub parse_losses: [AtomicU64; Loss::ALL.len()],
     /// `replay`: packets read from the capture.
@@ -83,6 +85,7 @@ impl Stats {
             unknown_protocol: get(&self.unknown_protocol),
             self_traffic: get(&self.self_traffic),
             tls_ciphertext: get(&self.tls_ciphertext),
+            container_metadata_failures: get(&self.container_metadata_failures),
             parse_losses: Loss::ALL.map(|l| {
                 let i = Loss::ALL.iter().position(|x| *x == l).unwrap_or(0);
                 (l, get(&self.parse_losses[i]))
@@ -135,6 +138,8 @@ pub struct Snapshot {
     pub self_traffic: u64,
     /// Ciphertext events of probed TLS connections, skipped.
     pub tls_ciphertext: u64,
+    /// Container metadata lookups that failed.
+    pub container_metadata_failures: u64,
     /// Parser losses.
     pub parse_losses: [(Loss, u64); Loss::ALL.len()],
     /// Exporter counts.
@@ -192,6 +197,10 @@ impl Snapshot {
             ),
             ("wirelens.self_traffic_connections", self.self_traffic),
             ("wirelens.tls_ciphertext_events", self.tls_ciphertext),
+            (
+                "wirelens.container.metadata_failures",
+                self.container_metadata_failures,
+            ),
             ("wirelens.live_dropped", self.live_dropped),
             // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
             ("wirelens.export.queue_dropped", self.export_queue_dropped),

@@ -1,6 +1,8 @@
 //! A traced process (or the agent itself) and its OTLP Resource.
 
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::{common::v1::KeyValue, resource::v1::Resource};
 
 use crate::{kv, semconv};
 
@@ -15,21 +17,88 @@ pub struct ProcessInfo {
     pub executable_path: Option<String>,
     /// The command line, arguments joined by spaces.
     pub command_line: String,
-    /// `service.name`: the process's own `OTEL_SERVICE_NAME`, else Kubernetes labels, else the
-    /// executable name.
+    /// `service.name`: the process's own `OTEL_SERVICE_NAME`, else its Kubernetes container
+    /// name, else the executable name.
     pub service_name: String,
     /// The host the process runs on.
     pub host_name: String,
-    /// Container id, when the process runs in one.
-    pub container_id: Option<String>,
+    /// The container the process runs in, if any (shared by its processes).
+    pub container: Option<Arc<ContainerInfo>>,
+}
+
+/// What the agent knows about a container: its id from the cgroup, the rest from the
+/// runtime's own metadata on the node. Empty strings are unknown.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ContainerInfo {
+    /// `container.id`: the runtime's full id (64 hex digits).
+    pub id: String,
+    /// `container.name`, as the runtime reports it.
+    pub name: String,
+    /// `container.runtime.name`: `podman`, `docker`, `containerd`, `cri-o`.
+    pub runtime: String,
+    /// `container.image.name`: the image reference without tag or digest.
+    pub image_name: String,
+    /// The image tag (`container.image.tags`), when the reference had one.
+    pub image_tag: String,
+    /// `k8s.pod.name`, for containers started through the CRI.
+    pub k8s_pod_name: String,
+    /// `k8s.pod.uid`.
+    pub k8s_pod_uid: String,
+    /// `k8s.namespace.name`.
+    pub k8s_namespace: String,
+    /// `k8s.container.name`.
+    pub k8s_container_name: String,
+}
+
+impl ContainerInfo {
+    /// `service.instance.id` per the OpenTelemetry Kubernetes conventions:
+    /// `<namespace>.<pod>.<container>`, when all three are known.
+    pub fn k8s_instance_id(&self) -> Option<String> {
+        let parts = [
+            &self.k8s_namespace,
+            &self.k8s_pod_name,
+            &self.k8s_container_name,
+        ];
+        if parts.iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        Some(format!("{}.{}.{}", parts[0], parts[1], parts[2]))
+    }
+
+    fn push_attributes(&self, attributes: &mut Vec<KeyValue>) {
+        let mut string = |key: &str, value: &str| {
+            if !value.is_empty() {
+                attributes.push(kv::string(key, value));
+            }
+        };
+        string(semconv::CONTAINER_ID, &self.id);
+        string(semconv::CONTAINER_NAME, &self.name);
+        string(semconv::CONTAINER_RUNTIME_NAME, &self.runtime);
+        string(semconv::CONTAINER_IMAGE_NAME, &self.image_name);
+        string(semconv::K8S_POD_NAME, &self.k8s_pod_name);
+        string(semconv::K8S_POD_UID, &self.k8s_pod_uid);
+        string(semconv::K8S_NAMESPACE_NAME, &self.k8s_namespace);
+        string(semconv::K8S_CONTAINER_NAME, &self.k8s_container_name);
+        string(semconv::SERVICE_NAMESPACE, &self.k8s_namespace);
+        if let Some(instance) = self.k8s_instance_id() {
+            attributes.push(kv::string(semconv::SERVICE_INSTANCE_ID, instance));
+        }
+        if !self.image_tag.is_empty() {
+            attributes.push(kv::string_array(
+                semconv::CONTAINER_IMAGE_TAGS,
+                [self.image_tag.as_str()],
+            ));
+        }
+    }
 }
 
 impl ProcessInfo {
-    /// The OTLP Resource: `service.name`, `process.*`, `host.name`, `container.id` (if any) and
+    /// The OTLP Resource: `service.name`, `process.*`, `host.name`, the container's
+    /// `container.*`, `k8s.*`, `service.namespace` and `service.instance.id` (if any) and
     /// `telemetry.distro.{name,version}` naming wirelens as the producer. Empty strings are left
     /// out.
     pub fn to_resource(&self) -> Resource {
-        let mut attributes = Vec::with_capacity(9);
+        let mut attributes = Vec::with_capacity(20);
         if !self.service_name.is_empty() {
             attributes.push(kv::string(semconv::SERVICE_NAME, &self.service_name));
         }
@@ -52,8 +121,8 @@ impl ProcessInfo {
         if !self.host_name.is_empty() {
             attributes.push(kv::string(semconv::HOST_NAME, &self.host_name));
         }
-        if let Some(id) = self.container_id.as_deref().filter(|c| !c.is_empty()) {
-            attributes.push(kv::string(semconv::CONTAINER_ID, id));
+        if let Some(container) = &self.container {
+            container.push_attributes(&mut attributes);
         }
         attributes.push(kv::string(
             semconv::TELEMETRY_DISTRO_NAME,
@@ -74,6 +143,7 @@ impl ProcessInfo {
 mod tests {
     use super::*;
     use crate::test_util::attr_map;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
     #[test]
     fn resource_has_process_attributes() {
@@ -84,7 +154,7 @@ mod tests {
             command_line: "curl http://x/".into(),
             service_name: "curl".into(),
             host_name: "h".into(),
-            container_id: None,
+            container: None,
         };
         let attrs = attr_map(&info.to_resource().attributes);
         let keys: Vec<&str> = attrs.keys().map(String::as_str).collect();
@@ -106,13 +176,60 @@ mod tests {
     }
 
     #[test]
-    fn container_id_when_known() {
+    fn container_id_alone() {
         let info = ProcessInfo {
-            container_id: Some("abc".into()),
+            container: Some(Arc::new(ContainerInfo {
+                id: "abc".into(),
+                ..ContainerInfo::default()
+            })),
             ..ProcessInfo::default()
         };
         let attrs = attr_map(&info.to_resource().attributes);
         assert_eq!(attrs["container.id"], "abc");
         assert!(!attrs.contains_key("service.name"));
+        assert!(!attrs.contains_key("container.name"));
+        assert!(!attrs.contains_key("service.instance.id"));
+    }
+
+    #[test]
+    fn container_and_pod_attributes() {
+        let info = ProcessInfo {
+            pid: 9,
+            service_name: "web".into(),
+            container: Some(Arc::new(ContainerInfo {
+                id: "c0ffee".into(),
+                name: "web".into(),
+                runtime: "containerd".into(),
+                image_name: "registry.local/shop/web".into(),
+                image_tag: "1.2".into(),
+                k8s_pod_name: "web-7d9f".into(),
+                k8s_pod_uid: "0d3c7e5a-1111-2222-3333-444455556666".into(),
+                k8s_namespace: "shop".into(),
+                k8s_container_name: "web".into(),
+            })),
+            ..ProcessInfo::default()
+        };
+        let resource = info.to_resource();
+        let tags = resource
+            .attributes
+            .iter()
+            .find(|kv| kv.key == "container.image.tags")
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref());
+        let Some(Value::ArrayValue(tags)) = tags else {
+            panic!("no container.image.tags array: {tags:?}");
+        };
+        let tags: Vec<_> = tags.values.iter().map(|v| v.value.clone()).collect();
+        assert_eq!(tags, [Some(Value::StringValue("1.2".into()))]);
+        let attrs = attr_map(&resource.attributes);
+        assert_eq!(attrs["container.id"], "c0ffee");
+        assert_eq!(attrs["container.name"], "web");
+        assert_eq!(attrs["container.runtime.name"], "containerd");
+        assert_eq!(attrs["container.image.name"], "registry.local/shop/web");
+        assert_eq!(attrs["k8s.pod.name"], "web-7d9f");
+        assert_eq!(attrs["k8s.pod.uid"], "0d3c7e5a-1111-2222-3333-444455556666");
+        assert_eq!(attrs["k8s.namespace.name"], "shop");
+        assert_eq!(attrs["k8s.container.name"], "web");
+        assert_eq!(attrs["service.namespace"], "shop");
+        assert_eq!(attrs["service.instance.id"], "shop.web-7d9f.web");
     }
 }

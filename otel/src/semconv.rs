@@ -28,6 +28,27 @@ pub const PROCESS_COMMAND_LINE: &str = "process.command_line";
 pub const HOST_NAME: &str = "host.name";
 /// `container.id`
 pub const CONTAINER_ID: &str = "container.id";
+/// `container.name`: the name the runtime gives the container (`podman ps`, `crictl ps`).
+pub const CONTAINER_NAME: &str = "container.name";
+/// `container.runtime.name` (`podman`, `docker`, `containerd`, `cri-o`); replaces the
+/// deprecated `container.runtime`.
+pub const CONTAINER_RUNTIME_NAME: &str = "container.runtime.name";
+/// `container.image.name`: the image reference without its tag or digest.
+pub const CONTAINER_IMAGE_NAME: &str = "container.image.name";
+/// `container.image.tags` (`string[]`); replaces the deprecated `container.image.tag`.
+pub const CONTAINER_IMAGE_TAGS: &str = "container.image.tags";
+/// `k8s.pod.name`
+pub const K8S_POD_NAME: &str = "k8s.pod.name";
+/// `k8s.pod.uid`
+pub const K8S_POD_UID: &str = "k8s.pod.uid";
+/// `k8s.namespace.name`
+pub const K8S_NAMESPACE_NAME: &str = "k8s.namespace.name";
+/// `k8s.container.name`
+pub const K8S_CONTAINER_NAME: &str = "k8s.container.name";
+/// `service.namespace`: the pod's namespace, for Kubernetes workloads.
+pub const SERVICE_NAMESPACE: &str = "service.namespace";
+/// `service.instance.id`: `<namespace>.<pod>.<container>` for Kubernetes workloads.
+pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 /// `telemetry.distro.name`: who produced the telemetry (we are not an SDK inside the process).
 pub const TELEMETRY_DISTRO_NAME: &str = "telemetry.distro.name";
 /// `telemetry.distro.version`

@@ -36,7 +36,7 @@ pub(crate) fn process(pid: u32) -> ProcessInfo {
         command_line: format!("exe{pid} --flag"),
         service_name: format!("svc{pid}"),
         host_name: "host".into(),
-        container_id: None,
+        container: None,
     }
 }
 

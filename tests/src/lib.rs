@@ -26,6 +26,7 @@
 
 mod agent;
 mod clients;
+mod containers;
 mod databases;
 mod fixture_pcap;
 mod messaging;
@@ -40,6 +41,7 @@ mod util;
 
 pub use agent::{Agent, AgentOutput};
 pub use clients::{ClientProcess, ClientRun, curl, python_client};
+pub use containers::{Container, Containerd, CtrTask, OCI_RUNTIME, Rootfs, busybox_image, podman};
 pub use databases::{
     DB_NAME, DbFinished, DbKind, DbOp, DbServer, DbSetup, PG_BIN, db_python_client, pg_bin,
     run_client, server_exe,

@@ -28,6 +28,9 @@ pub enum CommandLine {
     Redacted,
 }
 
+use super::container::ContainerCache;
+use super::runtime::Roots;
+
 /// How long an exited process's metadata stays cached.
 const KEEP_AFTER_EXIT: Duration = Duration::from_secs(30);
 /// Most processes cached; the oldest exited ones go first.
@@ -49,6 +52,7 @@ pub struct ProcessCache {
     entries: HashMap<u32, Entry>,
     host_name: String,
     command_line: CommandLine,
+    containers: ContainerCache,
 }
 
 impl Default for ProcessCache {
@@ -58,18 +62,31 @@ impl Default for ProcessCache {
 }
 
 impl ProcessCache {
-    /// An empty cache for this host; command lines are not read.
+    /// An empty cache for this host; command lines are not read; container runtimes' state
+    /// is read under `WIRELENS_HOST_ROOT` (default `/`).
     pub fn new() -> Self {
-        Self::with_command_line(CommandLine::Off)
+        Self::with(Roots::from_env(), CommandLine::Off)
     }
 
     /// An empty cache for this host that reads command lines as `command_line` says.
     pub fn with_command_line(command_line: CommandLine) -> Self {
+        Self::with(Roots::from_env(), command_line)
+    }
+
+    /// An empty cache reading container state under `roots` and command lines as
+    /// `command_line` says.
+    pub fn with(roots: Roots, command_line: CommandLine) -> Self {
         Self {
             entries: HashMap::new(),
             host_name: host_name(),
             command_line,
+            containers: ContainerCache::new(roots),
         }
+    }
+
+    /// Container metadata lookups that failed so far (see [`ContainerCache::failures`]).
+    pub fn container_failures(&self) -> u64 {
+        self.containers.failures()
     }
 
     /// Metadata for `pid`, read from /proc on first use; `comm` is the fallback name.
@@ -132,6 +149,11 @@ impl ProcessCache {
         );
     }
 
+    /// Every process cached now.
+    pub fn all(&self) -> Vec<Arc<ProcessInfo>> {
+        self.entries.values().map(|e| e.info.clone()).collect()
+    }
+
     /// `pid` exited: keep its metadata a little longer.
     pub fn on_exit(&mut self, pid: u32) {
         if let Some(e) = self.entries.get_mut(&pid) {
@@ -150,7 +172,13 @@ impl ProcessCache {
     }
 
     fn resolve(&mut self, pid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
-        let info = Arc::new(read_process(pid, comm, &self.host_name, self.command_line));
+        let info = Arc::new(read_process(
+            pid,
+            comm,
+            &self.host_name,
+            self.command_line,
+            &mut self.containers,
+        ));
         if info.executable_name.is_empty() {
             // Gone before we looked, and no name from the kernel: nothing worth caching.
             return info;
@@ -183,6 +211,7 @@ fn read_process(
     comm: &[u8; 16],
     host_name: &str,
     command_line: CommandLine,
+    containers: &mut ContainerCache,
 ) -> ProcessInfo {
     let comm = comm_str(comm);
     let proc = procfs::process::Process::new(pid as i32).ok();
@@ -208,12 +237,16 @@ fn read_process(
                 .map(|v| v.to_string_lossy().into_owned())
                 .filter(|v| !v.is_empty())
         });
-    let container_id = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-        .ok()
-        .and_then(|s| container_id(&s));
-    // OpenTelemetry's default when nothing names the service.
+    let container = containers.for_pid(pid);
+    // The Kubernetes container name, else OpenTelemetry's default when nothing names the
+    // service.
     let fallback = || {
-        if executable_name.is_empty() {
+        if let Some(c) = container
+            .as_ref()
+            .filter(|c| !c.k8s_container_name.is_empty())
+        {
+            c.k8s_container_name.clone()
+        } else if executable_name.is_empty() {
             "unknown_service".to_string()
         } else {
             executable_name.clone()
@@ -226,23 +259,8 @@ fn read_process(
         executable_path: exe.map(|p| p.to_string_lossy().into_owned()),
         command_line,
         host_name: host_name.to_string(),
-        container_id,
+        container,
     }
-}
-
-/// The 64-hex-digit container id in a cgroup path (docker, containerd, cri-o, podman).
-fn container_id(cgroup: &str) -> Option<String> {
-    for line in cgroup.lines() {
-        let path = line.rsplit(':').next().unwrap_or("");
-        for part in path.split('/').rev() {
-            let part = part.trim_end_matches(".scope");
-            let id = part.rsplit(['-', ':']).next().unwrap_or(part);
-            if id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Some(id.to_string());
-            }
-        }
-    }
-    None
 }
 
 fn host_name() -> String {
@@ -254,21 +272,6 @@ fn host_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn container_ids() {
-        let docker = "0::/system.slice/docker-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef.scope\n";
-        assert_eq!(
-            container_id(docker).as_deref(),
-            Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
-        );
-        let k8s = "0::/kubepods/burstable/pod1234/cri-containerd-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.scope";
-        assert_eq!(container_id(k8s).map(|s| s.len()), Some(64));
-        assert_eq!(
-            container_id("0::/user.slice/user-0.slice/session-1.scope"),
-            None
-        );
-    }
 
     #[test]
     fn reads_own_process() {

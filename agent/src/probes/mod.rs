@@ -1,6 +1,7 @@
 //! Loading the kernel object, setting its globals and filters, attaching every program.
 
 pub mod btf;
+pub mod cgroup_filter;
 pub mod uprobes;
 
 use std::path::Path;
@@ -111,6 +112,8 @@ pub struct Probes {
     pub events: RingBuf<MapData>,
     /// Kernel-side counters.
     pub counters: PerCpuArray<MapData, u64>,
+    /// The container selector's cgroup filter, when containers are selected.
+    pub cgroups: Option<cgroup_filter::CgroupFilter>,
 }
 
 impl Probes {
@@ -139,6 +142,10 @@ impl Probes {
             );
         }
         let (pidns_dev, pidns_ino) = pidns.unwrap_or_default();
+        let selector = cgroup_filter::Selector::new(&settings.containers, &settings.k8s_namespaces);
+        if selector.is_some() {
+            filters |= filter::CGROUP;
+        }
         // Without it, sockets carry no protocol and UDP (DNS) is not told apart from TCP.
         let sk_protocol = btf::kernel_member_offset("sock", "sk_protocol").unwrap_or_else(|e| {
             tracing::warn!("struct sock has no readable sk_protocol ({e}): UDP not traced");
@@ -237,11 +244,24 @@ impl Probes {
                 source: Box::new(source),
             })
         })?;
+        let cgroups = match selector {
+            Some(selector) => {
+                let map = take(&mut ebpf, "CGROUP_FILTER").and_then(|m| {
+                    BpfHashMap::try_from(m).map_err(|source| ProbeError::Map {
+                        name: "CGROUP_FILTER",
+                        source: Box::new(source),
+                    })
+                })?;
+                Some(cgroup_filter::CgroupFilter::new(map, selector))
+            }
+            None => None,
+        };
         let scans = uprobes::UprobeThread::spawn(ebpf, uprobes).map_err(ProbeError::ScanThread)?;
         Ok(Self {
             scans,
             events,
             counters,
+            cgroups,
         })
     }
 }

@@ -100,7 +100,7 @@ pub fn run(args: &ReplayArgs, settings: &Settings) -> anyhow::Result<()> {
             command_line: format!("replay {}", path.display()),
             service_name: service,
             host_name: String::new(),
-            container_id: None,
+            container: None,
         }),
         ports: settings.ports.clone(),
         format: settings.output,
