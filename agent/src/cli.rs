@@ -107,6 +107,10 @@ pub struct Cli {
     /// (passwords, tokens, credentials in URLs and SQL literals replaced).
     #[arg(long, value_enum, value_name = "MODE", env = "WIRELENS_COMMAND_LINE")]
     pub command_line: Option<crate::metadata::process::CommandLine>,
+    /// Resident memory the agent keeps under by shedding work (connections first, then queued
+    /// exports): 256MiB by default, 0 for no limit.
+    #[arg(long, value_name = "BYTES", env = "WIRELENS_MEMORY_LIMIT", value_parser = crate::memlimit::parse_bytes)]
+    pub memory_limit: Option<u64>,
     /// TOML config file with the same keys as the long flags (snake_case).
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -177,6 +181,7 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde_opt")]
     profile_interval: Option<std::time::Duration>,
     command_line: Option<crate::metadata::process::CommandLine>,
+    memory_limit: Option<String>,
 }
 
 /// `profile_interval = "10s"` in the config file.
@@ -228,7 +233,12 @@ pub struct Settings {
     pub profile_interval: std::time::Duration,
     /// Whether `process.command_line` is exported.
     pub command_line: crate::metadata::process::CommandLine,
+    /// Resident-memory limit in bytes (0: none).
+    pub memory_limit: u64,
 }
+
+/// `--memory-limit` by default: what a DaemonSet pod is usually given.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 256 << 20;
 
 impl Cli {
     /// Merge with the config file and check values.
@@ -265,6 +275,12 @@ impl Cli {
                 .or(file.profile_interval)
                 .unwrap_or(crate::profile::CONTINUOUS_INTERVAL),
             command_line: self.command_line.or(file.command_line).unwrap_or_default(),
+            memory_limit: match (self.memory_limit, file.memory_limit) {
+                (Some(flag), _) => flag,
+                (None, Some(text)) => crate::memlimit::parse_bytes(&text)
+                    .map_err(|e| anyhow::anyhow!("memory_limit in the config file: {e}"))?,
+                (None, None) => DEFAULT_MEMORY_LIMIT,
+            },
         };
         settings.check()?;
         Ok(settings)
@@ -294,6 +310,12 @@ impl Settings {
         }
         if self.profile_interval < std::time::Duration::from_secs(1) {
             bail!("--profile-interval must be at least 1s");
+        }
+        if self.memory_limit != 0 && self.memory_limit < 16 << 20 {
+            bail!(
+                "--memory-limit must be 0 (no limit) or at least 16MiB, got {} bytes",
+                self.memory_limit
+            );
         }
         if self.max_connections == 0 {
             bail!("--max-connections must be at least 1");
@@ -343,6 +365,26 @@ mod tests {
             crate::metadata::process::CommandLine::Off,
             "command lines are not exported unless asked for"
         );
+    }
+
+    #[test]
+    fn memory_limit_values() {
+        assert_eq!(parse(&[]).expect("defaults").memory_limit, 256 << 20);
+        assert_eq!(
+            parse(&["--memory-limit", "1GiB"])
+                .expect("resolves")
+                .memory_limit,
+            1 << 30
+        );
+        assert_eq!(
+            parse(&["--memory-limit", "0"])
+                .expect("resolves")
+                .memory_limit,
+            0
+        );
+        let err = parse(&["--memory-limit", "1MiB"]).expect_err("rejected");
+        assert!(err.to_string().contains("--memory-limit"), "{err}");
+        assert!(parse(&["--memory-limit", "lots"]).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod cli;
 mod clock;
 mod conntrack;
 mod lock;
+mod memlimit;
 mod metadata;
 mod panics;
 mod pipeline;
@@ -126,7 +127,10 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     tracing::debug!(processes = scanned, "read the running processes");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let reporting = reporting(export_handle.as_ref().map(|h| h.monitor()));
+    let reporting = reporting(
+        export_handle.as_ref().map(|h| h.monitor()),
+        settings.memory_limit,
+    );
     let reader = {
         let stats = stats.clone();
         let stop = stop.clone();
@@ -216,9 +220,12 @@ fn export_counts(s: otlp::ExportStats) -> ExportCounts {
 }
 
 /// Counter plumbing between the reader thread and the exporter.
-fn reporting(monitor: Option<otlp::ExportMonitor>) -> Reporting {
+fn reporting(monitor: Option<otlp::ExportMonitor>, memory_limit: u64) -> Reporting {
     let counts = monitor.clone();
+    let shedder = monitor.clone();
     Reporting {
+        memory: memlimit::MemoryLimiter::new(memory_limit),
+        shed_exports: Box::new(move || shedder.as_ref().map_or(0, |m| m.shed_queued())),
         export_counts: Box::new(move || {
             counts
                 .as_ref()

@@ -232,10 +232,20 @@ fn sub(counter: &AtomicU64, n: u64) {
     counter.fetch_sub(n, Ordering::Relaxed);
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Shared {
     counters: Counters,
     agent_counters: Mutex<Vec<(&'static str, u64)>>,
+    /// The traces spool, once the exporter has one.
+    spool: std::sync::OnceLock<Arc<Spool>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -360,6 +370,19 @@ impl ExportMonitor {
     pub fn set_agent_counters(&self, counters: Vec<(&'static str, u64)>) {
         self.shared.set_agent_counters(counters);
     }
+
+    /// Drop the oldest three quarters of the spooled span requests (the memory limiter's
+    /// last resort), counted as dropped; returns the spans dropped.
+    pub fn shed_queued(&self) -> u64 {
+        let Some(spool) = self.shared.spool.get() else {
+            return 0;
+        };
+        let dropped = spool.shed();
+        let counters = &self.shared.counters;
+        sub(&counters.spans_pending, dropped);
+        add(&counters.spans_dropped, dropped);
+        dropped
+    }
 }
 
 /// Start exporting on `handle`'s runtime: returns the queue's sending end for the agent's
@@ -376,6 +399,7 @@ pub fn spawn(
     let mut workers = Vec::new();
     let spool = config.traces.clone().map(|signal| {
         let spool = Arc::new(Spool::new(config.spool_bytes));
+        let _ = shared.spool.set(Arc::clone(&spool));
         workers.push(handle.spawn(traces_worker(
             signal,
             config.retry,
