@@ -15,6 +15,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `service.name`
 pub const SERVICE_NAME: &str = "service.name";
+/// `service.namespace` (read from Resources for the Prometheus `job`; wirelens sets none)
+pub const SERVICE_NAMESPACE: &str = "service.namespace";
+/// `service.instance.id` (read from Resources for the Prometheus `instance`; wirelens sets none)
+pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 /// `process.pid`
 pub const PROCESS_PID: &str = "process.pid";
 /// `process.executable.name`
@@ -203,6 +207,8 @@ pub const DNS_LOOKUP_DURATION: &str = "dns.lookup.duration";
 pub const RPC_SERVER_CALL_DURATION: &str = "rpc.server.call.duration";
 /// Histogram: duration of RPCs made (seconds).
 pub const RPC_CLIENT_CALL_DURATION: &str = "rpc.client.call.duration";
+/// Set (`true`) on the one series per metric that takes what is past the series cap.
+pub const OTEL_METRIC_OVERFLOW: &str = "otel.metric.overflow";
 /// Unit of duration histograms.
 pub const UNIT_SECONDS: &str = "s";
 /// Unit of counters of events (the agent's own counters, unless they count bytes).

@@ -133,7 +133,9 @@ pub enum ConfigError {
         reason: String,
     },
     /// An unknown `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` value.
-    #[error("invalid {var}: unsupported exporter {value:?} (expected otlp or none)")]
+    #[error(
+        "invalid {var}: unsupported exporter {value:?} (expected otlp or none; for metrics also prometheus)"
+    )]
     Exporter {
         /// Where the value came from.
         var: String,
@@ -263,6 +265,34 @@ impl ExportConfig {
         if traces.is_none() && metrics.is_none() {
             return Ok(None);
         }
+        Ok(Some(Self {
+            traces,
+            metrics,
+            ..Self::settings(&get)?
+        }))
+    }
+
+    /// The settings with no OTLP destination, for metrics that are only served locally (the
+    /// Prometheus endpoint): the interval, queue and mapping settings read as in
+    /// [`from_env`](Self::from_env), `traces` and `metrics` both `None`.
+    pub fn without_otlp_from_env() -> Result<Self, ConfigError> {
+        Self::without_otlp_from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`without_otlp_from_env`](Self::without_otlp_from_env) with variables read through
+    /// `lookup`.
+    pub fn without_otlp_from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::settings(&|name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        })
+    }
+
+    /// Everything but the destinations.
+    fn settings(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let millis = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
             get(name).map_or(Ok(default), |v| parse_millis(name, &v))
         };
@@ -286,9 +316,9 @@ impl ExportConfig {
             DEFAULT_MAX_EXPORT_BATCH_SIZE,
         )?
         .min(max_queue_size);
-        Ok(Some(Self {
-            traces,
-            metrics,
+        Ok(Self {
+            traces: None,
+            metrics: None,
             metric_interval: millis("OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_METRIC_INTERVAL)?,
             schedule_delay: millis("OTEL_BSP_SCHEDULE_DELAY", DEFAULT_SCHEDULE_DELAY)?,
             max_queue_size,
@@ -299,7 +329,7 @@ impl ExportConfig {
                 raw_db_statements: get(RAW_DB_STATEMENTS_VAR)
                     .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             },
-        }))
+        })
     }
 
     /// One line for the startup log: where each signal goes.
@@ -321,16 +351,8 @@ fn signal_config(
     overrides: &Overrides,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<SignalConfig>, ConfigError> {
-    let exporter_var = signal.exporter_var;
-    match get(exporter_var).map(|v| v.to_ascii_lowercase()).as_deref() {
-        None | Some("otlp") => {}
-        Some("none") => return Ok(None),
-        Some(_) => {
-            return Err(ConfigError::Exporter {
-                var: exporter_var.to_owned(),
-                value: get(exporter_var).unwrap_or_default(),
-            });
-        }
+    if !exporters(signal, get)?.otlp {
+        return Ok(None);
     }
     let var = |setting: &str| format!("OTEL_EXPORTER_OTLP_{}_{setting}", signal.upper);
     // The first of (override, per-signal, generic) that is set, with the name it came from.
@@ -383,6 +405,58 @@ fn signal_config(
         timeout,
         compression,
     }))
+}
+
+/// Which exporters `OTEL_<SIGNAL>_EXPORTER` names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Exporters {
+    /// `otlp` (the default when the variable is not set).
+    pub otlp: bool,
+    /// `prometheus` (metrics only): served for scraping, see `OTEL_EXPORTER_PROMETHEUS_*`.
+    pub prometheus: bool,
+}
+
+/// `OTEL_METRICS_EXPORTER` from the process environment: a comma-separated list of `otlp`,
+/// `prometheus` and `none`; unset means `otlp`.
+pub fn metrics_exporters_from_env() -> Result<Exporters, ConfigError> {
+    metrics_exporters_from_lookup(|name| std::env::var(name).ok())
+}
+
+/// [`metrics_exporters_from_env`] with variables read through `lookup`.
+pub fn metrics_exporters_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Exporters, ConfigError> {
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    exporters(METRICS, &get)
+}
+
+fn exporters(signal: Signal, get: &impl Fn(&str) -> Option<String>) -> Result<Exporters, ConfigError> {
+    let var = signal.exporter_var;
+    let Some(value) = get(var) else {
+        return Ok(Exporters {
+            otlp: true,
+            prometheus: false,
+        });
+    };
+    let mut found = Exporters::default();
+    for name in value.split(',').map(|n| n.trim().to_ascii_lowercase()) {
+        match name.as_str() {
+            "otlp" => found.otlp = true,
+            "prometheus" if signal.upper == METRICS.upper => found.prometheus = true,
+            "none" | "" => {}
+            _ => {
+                return Err(ConfigError::Exporter {
+                    var: var.to_owned(),
+                    value: value.clone(),
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn parse_protocol(var: &str, value: &str) -> Result<Protocol, ConfigError> {
@@ -688,12 +762,61 @@ mod tests {
         ]);
         assert_eq!(c.traces, None);
         assert!(c.metrics.is_some());
+        let c = ok(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_METRICS_EXPORTER", "prometheus"),
+        ]);
+        assert_eq!(c.metrics, None, "prometheus alone: no OTLP metrics");
+        assert!(c.traces.is_some());
+        let c = ok(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_METRICS_EXPORTER", "otlp, prometheus"),
+        ]);
+        assert!(c.metrics.is_some());
         assert!(
             err(&[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
-                ("OTEL_METRICS_EXPORTER", "prometheus")
+                ("OTEL_TRACES_EXPORTER", "prometheus")
+            ])
+            .starts_with("invalid OTEL_TRACES_EXPORTER")
+        );
+        assert!(
+            err(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
+                ("OTEL_METRICS_EXPORTER", "statsd")
             ])
             .starts_with("invalid OTEL_METRICS_EXPORTER")
+        );
+    }
+
+    #[test]
+    fn metrics_exporter_list() {
+        let parse = |value: Option<&str>| {
+            metrics_exporters_from_lookup(|name| {
+                (name == "OTEL_METRICS_EXPORTER")
+                    .then(|| value.map(str::to_owned))
+                    .flatten()
+            })
+        };
+        let both = |otlp, prometheus| Ok(Exporters { otlp, prometheus });
+        assert_eq!(parse(None), both(true, false));
+        assert_eq!(parse(Some("prometheus")), both(false, true));
+        assert_eq!(parse(Some("Prometheus,otlp")), both(true, true));
+        assert_eq!(parse(Some("none")), both(false, false));
+        assert!(parse(Some("prometheus,zipkin")).is_err());
+    }
+
+    #[test]
+    fn settings_without_otlp() {
+        let c = ExportConfig::without_otlp_from_lookup(|name| {
+            (name == "OTEL_METRIC_EXPORT_INTERVAL").then(|| "1500".to_owned())
+        })
+        .expect("valid");
+        assert_eq!((c.traces, c.metrics), (None, None));
+        assert_eq!(c.metric_interval, Duration::from_millis(1500));
+        assert!(
+            ExportConfig::without_otlp_from_lookup(|_| Some("x".to_owned())).is_err(),
+            "bad values are still refused"
         );
     }
 

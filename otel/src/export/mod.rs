@@ -11,6 +11,12 @@
 //! The collector never waits for the network: when a worker is still busy, a full batch is
 //! dropped and counted (metrics keep aggregating every observation, and being cumulative they
 //! catch up at the next successful export). Failures are logged once per failure streak.
+//!
+//! A [`MetricsReader`] (from [`spawn_with_reader`]) asks the collector for the same cumulative
+//! request the metrics worker gets, at any time: the Prometheus endpoint renders it. With a
+//! reader, metrics are aggregated even when no OTLP metrics destination is set, and every
+//! `metric_interval` the series of processes that are gone are retired all the same
+//! ([`MetricsAggregator::retire`]).
 
 pub mod config;
 pub mod grpc;
@@ -34,8 +40,8 @@ use crate::metrics::{MetricsAggregator, point_count};
 use crate::{MappingOptions, Observation, ProcessInfo, semconv, traces};
 
 pub use config::{
-    Compression, ConfigError, ExportConfig, Overrides, Protocol, RAW_DB_STATEMENTS_VAR,
-    SignalConfig, profiles_from_env,
+    Compression, ConfigError, ExportConfig, Exporters, Overrides, Protocol,
+    RAW_DB_STATEMENTS_VAR, SignalConfig, metrics_exporters_from_env, profiles_from_env,
 };
 pub use grpc::{GrpcError, GrpcExporter};
 pub use http::{HttpError, HttpExporter};
@@ -343,6 +349,26 @@ impl ExportMonitor {
     }
 }
 
+/// Pending questions from [`MetricsReader`]s; the collector answers between observations.
+const READS_IN_FLIGHT: usize = 4;
+
+/// Asks a running exporter for its cumulative metrics as of now (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct MetricsReader {
+    tx: mpsc::Sender<oneshot::Sender<ExportMetricsServiceRequest>>,
+}
+
+impl MetricsReader {
+    /// Every series as the next OTLP metrics export would carry it, the agent's own counters
+    /// brought up to date. `None` once the exporter has stopped, or while more than a few
+    /// reads are already waiting.
+    pub async fn read(&self) -> Option<ExportMetricsServiceRequest> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.try_send(tx).ok()?;
+        rx.await.ok()
+    }
+}
+
 /// Start exporting on `handle`'s runtime: returns the queue's sending end for the agent's
 /// threads and the handle to read counters and shut down. Nothing here touches the network; a
 /// dead or slow backend only shows as failures and drops in [`ExportStats`].
@@ -351,6 +377,34 @@ pub fn spawn(
     agent: ProcessInfo,
     handle: &tokio::runtime::Handle,
 ) -> (ObservationSender, ExportHandle) {
+    let (sender, export, _) = start(config, agent, handle, false);
+    (sender, export)
+}
+
+/// As [`spawn`], with a [`MetricsReader`]: metrics are aggregated (and readable) even when
+/// `config` has no OTLP metrics destination.
+pub fn spawn_with_reader(
+    config: ExportConfig,
+    agent: ProcessInfo,
+    handle: &tokio::runtime::Handle,
+) -> (ObservationSender, ExportHandle, MetricsReader) {
+    let (sender, export, reader) = start(config, agent, handle, true);
+    let reader = match reader {
+        Some(reader) => reader,
+        // `start` makes one whenever asked; a closed one only answers `None`.
+        None => MetricsReader {
+            tx: mpsc::channel(1).0,
+        },
+    };
+    (sender, export, reader)
+}
+
+fn start(
+    config: ExportConfig,
+    agent: ProcessInfo,
+    handle: &tokio::runtime::Handle,
+    with_reader: bool,
+) -> (ObservationSender, ExportHandle, Option<MetricsReader>) {
     let shared = Arc::new(Shared::default());
     let (obs_tx, obs_rx) = mpsc::channel(config.max_queue_size.max(1));
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -377,14 +431,20 @@ pub fn spawn(
         tx
     });
     let traces_on = batches.is_some();
+    let (reader, reads) = if with_reader {
+        let (tx, rx) = mpsc::channel(READS_IN_FLIGHT);
+        (Some(MetricsReader { tx }), Some(rx))
+    } else {
+        (None, None)
+    };
     let collector = Collector {
-        aggregator: metric_requests
-            .is_some()
+        aggregator: (metric_requests.is_some() || reads.is_some())
             .then(|| MetricsAggregator::with_max_series(agent, config.max_metric_series)),
         batch: Vec::new(),
         max_batch: config.max_export_batch_size.max(1),
         batches,
         metric_requests,
+        reads,
         shared: Arc::clone(&shared),
         behind: false,
     };
@@ -407,7 +467,7 @@ pub fn spawn(
         queue: obs_tx.downgrade(),
         traces_on,
     };
-    (sender, export)
+    (sender, export, reader)
 }
 
 /// Takes observations off the queue: spans into batches, durations into metrics.
@@ -417,6 +477,8 @@ struct Collector {
     max_batch: usize,
     batches: Option<mpsc::Sender<Vec<Observation>>>,
     metric_requests: Option<mpsc::Sender<ExportMetricsServiceRequest>>,
+    /// Questions from [`MetricsReader`]s, when there is a reader.
+    reads: Option<mpsc::Receiver<oneshot::Sender<ExportMetricsServiceRequest>>>,
     shared: Arc<Shared>,
     /// The traces worker was busy at the last hand-off (log once per streak).
     behind: bool,
@@ -436,6 +498,7 @@ impl Collector {
         let mut export = interval_at(start + metric_interval, metric_interval);
         export.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut open = true;
+        let mut reads = self.reads.take();
         loop {
             tokio::select! {
                 biased;
@@ -443,6 +506,10 @@ impl Collector {
                 _ = &mut stop => break,
                 _ = flush.tick() => self.flush(false).await,
                 _ = export.tick() => self.export_metrics(false).await,
+                Some(answer) = recv_read(&mut reads) => {
+                    // The reader may have given up waiting; nothing to do then.
+                    let _ = answer.send(self.metrics_request());
+                }
                 received = rx.recv(), if open => match received {
                     Some(obs) => self.take(obs, false).await,
                     None => open = false,
@@ -506,11 +573,34 @@ impl Collector {
     }
 
     /// Build the cumulative metrics request and hand it to the metrics worker (skipped while it
-    /// is still busy with the previous one, except at shutdown).
+    /// is still busy with the previous one, except at shutdown); then retire the series of
+    /// processes that are gone.
     async fn export_metrics(&mut self, last: bool) {
-        let (Some(aggregator), Some(requests)) = (&mut self.aggregator, &self.metric_requests)
-        else {
-            return;
+        if self.metric_requests.is_some() {
+            let request = self.metrics_request();
+            let Some(requests) = &self.metric_requests else {
+                return;
+            };
+            if last {
+                // Fails only if the worker is gone; then there is no one to export anyway.
+                let _ = requests.send(request).await;
+            } else if requests.try_send(request).is_err() {
+                tracing::debug!("previous metrics export still running; this interval skipped");
+            }
+        }
+        if let Some(aggregator) = &mut self.aggregator {
+            let retired = aggregator.retire();
+            if retired > 0 {
+                tracing::debug!(series = retired, "series of exited processes dropped");
+            }
+        }
+    }
+
+    /// Every series now, with the agent's own counters brought up to date (empty without an
+    /// aggregator).
+    fn metrics_request(&mut self) -> ExportMetricsServiceRequest {
+        let Some(aggregator) = &mut self.aggregator else {
+            return ExportMetricsServiceRequest::default();
         };
         let mut counters = match self.shared.agent_counters.lock() {
             Ok(guard) => guard.clone(),
@@ -527,13 +617,23 @@ impl Collector {
             ),
         ]);
         aggregator.set_agent_counters(&counters);
-        let request = aggregator.export_request(crate::unix_now_ns());
-        if last {
-            // Fails only if the worker is gone; then there is no one to export anyway.
-            let _ = requests.send(request).await;
-        } else if requests.try_send(request).is_err() {
-            tracing::debug!("previous metrics export still running; this interval skipped");
-        }
+        aggregator.export_request(crate::unix_now_ns())
+    }
+}
+
+/// The next question from a reader; pending forever without one (or once all are gone).
+async fn recv_read(
+    reads: &mut Option<mpsc::Receiver<oneshot::Sender<ExportMetricsServiceRequest>>>,
+) -> Option<oneshot::Sender<ExportMetricsServiceRequest>> {
+    match reads {
+        Some(rx) => match rx.recv().await {
+            Some(answer) => Some(answer),
+            None => {
+                *reads = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 
