@@ -384,8 +384,13 @@ mod tests {
         let s = parse(&[]).expect("defaults resolve");
         assert_eq!(s.prometheus, None, "off by default");
         assert_eq!(s.max_metric_series, 10_000);
-        let s = parse(&["--prometheus-listen", "127.0.0.1:9464", "--max-metric-series", "50"])
-            .expect("resolves");
+        let s = parse(&[
+            "--prometheus-listen",
+            "127.0.0.1:9464",
+            "--max-metric-series",
+            "50",
+        ])
+        .expect("resolves");
         assert_eq!(
             s.prometheus.map(|p| p.listen.to_string()).as_deref(),
             Some("127.0.0.1:9464")

@@ -84,7 +84,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     .context("invalid OTLP export settings")?;
     if export.is_none() && settings.prometheus.is_some() {
         // Metrics are aggregated for the Prometheus endpoint even with nothing sent over OTLP.
-        export = Some(ExportConfig::without_otlp_from_env().context("invalid OTLP export settings")?);
+        export =
+            Some(ExportConfig::without_otlp_from_env().context("invalid OTLP export settings")?);
     }
     if let Some(config) = &mut export {
         config.max_metric_series = settings.max_metric_series;

@@ -203,7 +203,10 @@ impl MetricsAggregator {
         }
         if self.series >= self.max_series {
             self.overflow += 1;
-            let key = (name, vec![(semconv::OTEL_METRIC_OVERFLOW, AttrValue::Bool(true))]);
+            let key = (
+                name,
+                vec![(semconv::OTEL_METRIC_OVERFLOW, AttrValue::Bool(true))],
+            );
             if let Some(agent) = self.resources.get_mut(&AGENT) {
                 agent
                     .histograms
@@ -933,7 +936,11 @@ mod tests {
                 attr_map(&r.resource.as_ref().expect("resource").attributes)["process.pid"].clone()
             })
             .collect();
-        assert_eq!(pids, ["99", "1"], "the overflow series sits under the agent");
+        assert_eq!(
+            pids,
+            ["99", "1"],
+            "the overflow series sits under the agent"
+        );
         let points = histograms(&request);
         let overflow: Vec<_> = points
             .iter()
@@ -941,7 +948,10 @@ mod tests {
             .collect();
         assert_eq!(overflow.len(), 1, "one overflow series per metric");
         assert_eq!(overflow[0].0, "http.server.request.duration");
-        assert_eq!(overflow[0].1.count, 2, "every observation past the cap is in it");
+        assert_eq!(
+            overflow[0].1.count, 2,
+            "every observation past the cap is in it"
+        );
         let total: u64 = points.iter().map(|(_, p)| p.count).sum();
         assert_eq!(total, 5, "nothing observed is lost from the totals");
     }

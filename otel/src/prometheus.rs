@@ -148,10 +148,16 @@ impl Snapshot {
         snapshot
     }
 
-    fn add_metric(&mut self, metric: &opentelemetry_proto::tonic::metrics::v1::Metric, base: &Labels) {
+    fn add_metric(
+        &mut self,
+        metric: &opentelemetry_proto::tonic::metrics::v1::Metric,
+        base: &Labels,
+    ) {
         let cumulative = AggregationTemporality::Cumulative as i32;
         let (kind, points): (Kind, Vec<(Labels, Value)>) = match &metric.data {
-            Some(Data::Sum(sum)) if sum.is_monotonic && sum.aggregation_temporality == cumulative => {
+            Some(Data::Sum(sum))
+                if sum.is_monotonic && sum.aggregation_temporality == cumulative =>
+            {
                 (Kind::Counter, number_points(&sum.data_points, base))
             }
             Some(Data::Sum(sum)) if !sum.is_monotonic => {
@@ -214,7 +220,9 @@ impl Collector for Snapshot {
                 let mut point = metric.encode_family(labels)?;
                 match (family.kind, value) {
                     // Whole counts as integers (`5`, not `5.0`).
-                    (Kind::Counter, Value::Number(v)) if v.fract() == 0.0 && (0.0..9e15).contains(v) => {
+                    (Kind::Counter, Value::Number(v))
+                        if v.fract() == 0.0 && (0.0..9e15).contains(v) =>
+                    {
                         point.encode_counter::<NoLabelSet, _, f64>(&(*v as u64), None)?
                     }
                     (Kind::Counter, Value::Number(v)) => {
@@ -234,12 +242,8 @@ impl Collector for Snapshot {
             }
         }
         if !self.targets.is_empty() {
-            let mut info = encoder.encode_descriptor(
-                "target",
-                "Target metadata",
-                None,
-                MetricType::Info,
-            )?;
+            let mut info =
+                encoder.encode_descriptor("target", "Target metadata", None, MetricType::Info)?;
             for labels in &self.targets {
                 info.encode_info(labels)?;
             }
@@ -516,17 +520,26 @@ mod tests {
 
     #[test]
     fn names_follow_the_compatibility_spec() {
-        assert_eq!(sanitize("http.server.request.duration"), "http_server_request_duration");
+        assert_eq!(
+            sanitize("http.server.request.duration"),
+            "http_server_request_duration"
+        );
         assert_eq!(sanitize("a..b-c"), "a_b_c");
         assert_eq!(sanitize("9lives"), "_9lives");
-        assert_eq!(label_name("http.response.status_code"), "http_response_status_code");
+        assert_eq!(
+            label_name("http.response.status_code"),
+            "http_response_status_code"
+        );
         assert_eq!(label_name("_private"), "key_private");
         assert_eq!(label_name("2xx"), "key_2xx");
         assert_eq!(unit_word("s", Kind::Histogram).as_deref(), Some("seconds"));
         assert_eq!(unit_word("By", Kind::Counter).as_deref(), Some("bytes"));
         assert_eq!(unit_word("{event}", Kind::Counter), None);
         assert_eq!(unit_word("1", Kind::Gauge).as_deref(), Some("ratio"));
-        assert_eq!(unit_word("By/s", Kind::Gauge).as_deref(), Some("bytes_per_second"));
+        assert_eq!(
+            unit_word("By/s", Kind::Gauge).as_deref(),
+            Some("bytes_per_second")
+        );
     }
 
     #[test]
@@ -546,7 +559,12 @@ mod tests {
             .find(|l| l.starts_with("http_server_request_duration_seconds_count{"))
             .copied()
             .unwrap_or_default();
-        assert!(count.starts_with(&format!("http_server_request_duration_seconds_count{{{labels}")), "{count}");
+        assert!(
+            count.starts_with(&format!(
+                "http_server_request_duration_seconds_count{{{labels}"
+            )),
+            "{count}"
+        );
         assert!(count.ends_with("} 2"), "{count}");
         let inf = lines
             .iter()
@@ -572,7 +590,10 @@ mod tests {
         assert!(client.contains("job=\"svc2\"") && client.contains("instance=\"host/2\""));
         assert!(client.contains("error_type=\"404\""), "{client}");
         // One target_info per Resource, with the Resource's other attributes.
-        let targets: Vec<&&str> = lines.iter().filter(|l| l.starts_with("target_info{")).collect();
+        let targets: Vec<&&str> = lines
+            .iter()
+            .filter(|l| l.starts_with("target_info{"))
+            .collect();
         assert_eq!(targets.len(), 3, "{text}");
         assert!(targets.iter().any(|l| l.contains("instance=\"host/1\"")
             && l.contains("job=\"svc1\"")
@@ -585,10 +606,15 @@ mod tests {
     fn openmetrics_text() {
         let text = render(&sample(), Format::OpenMetrics);
         assert!(text.ends_with("# EOF\n"), "{text}");
-        assert!(text.contains("# UNIT http_server_request_duration_seconds seconds\n"), "{text}");
+        assert!(
+            text.contains("# UNIT http_server_request_duration_seconds seconds\n"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE target info\n"), "{text}");
         assert_eq!(
-            Format::from_accept(Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")),
+            Format::from_accept(Some(
+                "application/openmetrics-text;version=1.0.0,text/plain;q=0.5"
+            )),
             Format::OpenMetrics
         );
         assert_eq!(Format::from_accept(None), Format::Prometheus);

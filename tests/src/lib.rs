@@ -30,6 +30,7 @@ mod databases;
 mod messaging;
 mod nginx;
 mod otlp;
+mod prometheus;
 mod receiver;
 mod scenario;
 mod servers;
@@ -45,9 +46,10 @@ pub use databases::{
 pub use messaging::{Expect, PARENT_SPAN_ID, TRACE_ID, check_span, check_spans, python_script};
 pub use nginx::Nginx;
 pub use otlp::{
-    HTTP_DURATION_BOUNDS, MetricPoint, Span, histogram_count, histogram_series, sum_total,
-    summarize_spans,
+    HTTP_DURATION_BOUNDS, MetricPoint, Span, flatten_metrics_of, histogram_count, histogram_series,
+    sum_total, summarize_spans,
 };
+pub use prometheus::{Prometheus, Sample, http_get};
 pub use receiver::{Otlp, Receiver};
 pub use scenario::{Done, Scenario};
 pub use servers::{

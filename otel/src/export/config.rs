@@ -434,7 +434,10 @@ pub fn metrics_exporters_from_lookup(
     exporters(METRICS, &get)
 }
 
-fn exporters(signal: Signal, get: &impl Fn(&str) -> Option<String>) -> Result<Exporters, ConfigError> {
+fn exporters(
+    signal: Signal,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Exporters, ConfigError> {
     let var = signal.exporter_var;
     let Some(value) = get(var) else {
         return Ok(Exporters {

@@ -40,8 +40,8 @@ use crate::metrics::{MetricsAggregator, point_count};
 use crate::{MappingOptions, Observation, ProcessInfo, semconv, traces};
 
 pub use config::{
-    Compression, ConfigError, ExportConfig, Exporters, Overrides, Protocol,
-    RAW_DB_STATEMENTS_VAR, SignalConfig, metrics_exporters_from_env, profiles_from_env,
+    Compression, ConfigError, ExportConfig, Exporters, Overrides, Protocol, RAW_DB_STATEMENTS_VAR,
+    SignalConfig, metrics_exporters_from_env, profiles_from_env,
 };
 pub use grpc::{GrpcError, GrpcExporter};
 pub use http::{HttpError, HttpExporter};

@@ -50,7 +50,11 @@ impl PrometheusConfig {
         if !prometheus {
             return Ok(None);
         }
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let host = get("OTEL_EXPORTER_PROMETHEUS_HOST").unwrap_or_else(|| "localhost".into());
         let port = match get("OTEL_EXPORTER_PROMETHEUS_PORT") {
             None => DEFAULT_PORT,
@@ -89,7 +93,9 @@ fn parse_listen(name: &str, value: &str) -> Result<SocketAddr, ListenError> {
     let Some((host, port)) = value.rsplit_once(':') else {
         return Err(error("no port"));
     };
-    let port = port.parse::<u16>().map_err(|_| error("not a port number"))?;
+    let port = port
+        .parse::<u16>()
+        .map_err(|_| error("not a port number"))?;
     let ip = parse_host(host).ok_or_else(|| error("not an IP address or localhost"))?;
     Ok(SocketAddr::new(ip, port))
 }
@@ -136,7 +142,13 @@ mod tests {
         assert_eq!(addr("[::1]:9464"), "[::1]:9464");
         assert_eq!(addr("0.0.0.0:9464"), "0.0.0.0:9464");
         assert_eq!(addr("9100"), "127.0.0.1:9100");
-        for bad in ["", "nowhere", "example.com:9464", "127.0.0.1:99999", "127.0.0.1:"] {
+        for bad in [
+            "",
+            "nowhere",
+            "example.com:9464",
+            "127.0.0.1:99999",
+            "127.0.0.1:",
+        ] {
             let err = listen(bad).expect_err(bad).to_string();
             assert!(err.starts_with("--prometheus-listen "), "{err}");
         }
@@ -168,6 +180,9 @@ mod tests {
             true,
             env(&[("OTEL_EXPORTER_PROMETHEUS_PORT", "9999")]),
         );
-        assert_eq!(c.expect("valid").expect("on").listen.to_string(), "127.0.0.2:1");
+        assert_eq!(
+            c.expect("valid").expect("on").listen.to_string(),
+            "127.0.0.2:1"
+        );
     }
 }

@@ -84,11 +84,7 @@ pub fn serve(
 }
 
 async fn metrics(State(endpoint): State<Endpoint>, headers: HeaderMap) -> Response {
-    let format = Format::from_accept(
-        headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let Some(request) = endpoint.reader.read().await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "metrics not available\n").into_response();
     };
