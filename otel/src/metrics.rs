@@ -32,6 +32,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
 };
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use wirelens_parsers::{
     DbRecord, Detail, DnsRecord, HttpRecord, MessagingOperation, MessagingRecord, Role, RpcRecord,
 };
@@ -142,6 +143,8 @@ pub struct MetricsAggregator {
     max_series: usize,
     overflow: u64,
     created_ns: u64,
+    /// Added to the agent's own Resource (`OTEL_RESOURCE_ATTRIBUTES`), replacing its own.
+    agent_attributes: Vec<(String, String)>,
 }
 
 impl MetricsAggregator {
@@ -164,7 +167,14 @@ impl MetricsAggregator {
             max_series,
             overflow: 0,
             created_ns: crate::unix_now_ns(),
+            agent_attributes: Vec::new(),
         }
+    }
+
+    /// String attributes for the agent's own Resource, on top of (and replacing) those its
+    /// [`ProcessInfo`] gives.
+    pub fn set_agent_attributes(&mut self, attributes: Vec<(String, String)>) {
+        self.agent_attributes = attributes;
     }
 
     /// Add one observation's duration to its series. Returns `false` (and counts an overflow)
@@ -300,10 +310,10 @@ impl MetricsAggregator {
     pub fn export_request(&self, now_ns: u64) -> ExportMetricsServiceRequest {
         let resource_metrics = self
             .resources
-            .values()
-            .filter(|r| !r.histograms.is_empty() || !r.counters.is_empty())
-            .map(|r| ResourceMetrics {
-                resource: Some(r.process.to_resource()),
+            .iter()
+            .filter(|(_, r)| !r.histograms.is_empty() || !r.counters.is_empty())
+            .map(|(&id, r)| ResourceMetrics {
+                resource: Some(self.resource(id, r)),
                 scope_metrics: vec![ScopeMetrics {
                     scope: Some(crate::traces::scope()),
                     metrics: resource_metrics(r, now_ns),
@@ -313,6 +323,17 @@ impl MetricsAggregator {
             })
             .collect();
         ExportMetricsServiceRequest { resource_metrics }
+    }
+
+    fn resource(&self, id: u64, r: &ResourceEntry) -> Resource {
+        let mut resource = r.process.to_resource();
+        if id == AGENT {
+            for (key, value) in &self.agent_attributes {
+                resource.attributes.retain(|kv| kv.key != *key);
+                resource.attributes.push(kv::string(key, value.as_str()));
+            }
+        }
+        resource
     }
 
     fn find(&self, process: &Arc<ProcessInfo>) -> Option<u64> {
@@ -914,6 +935,24 @@ mod tests {
             ]
         );
         assert_eq!(point_count(&request), 4);
+        agg.set_agent_attributes(vec![
+            ("service.name".into(), "agent-a".into()),
+            ("deployment.environment.name".into(), "test".into()),
+        ]);
+        let request = agg.export_request(10_000);
+        let resources: Vec<BTreeMap<String, String>> = request
+            .resource_metrics
+            .iter()
+            .map(|r| attr_map(&r.resource.as_ref().expect("resource").attributes))
+            .collect();
+        assert_eq!(resources[0]["service.name"], "agent-a");
+        assert_eq!(resources[0]["deployment.environment.name"], "test");
+        assert_eq!(resources[0]["process.pid"], "99");
+        assert_eq!(
+            resources[1]["service.name"], "svc1",
+            "only the agent's own Resource"
+        );
+        assert!(!resources[1].contains_key("deployment.environment.name"));
     }
 
     #[test]

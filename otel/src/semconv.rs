@@ -230,6 +230,8 @@ pub const DB_DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1
 pub const WIRELENS_EXPORT_SPANS: &str = "wirelens.export.spans";
 /// Spans lost: observation queue full, batch queue full, or export failed.
 pub const WIRELENS_EXPORT_SPANS_DROPPED: &str = "wirelens.export.spans_dropped";
+/// Spans the sampler (`OTEL_TRACES_SAMPLER`) left out; metrics still count them.
+pub const WIRELENS_EXPORT_SPANS_SAMPLED_OUT: &str = "wirelens.export.spans_sampled_out";
 /// Export calls that failed after their retries (traces and metrics).
 pub const WIRELENS_EXPORT_FAILURES: &str = "wirelens.export.failures";
 /// Observations not aggregated into metrics because the series limit was reached.

@@ -74,6 +74,13 @@ pub struct ExportConfig {
     pub retry: RetryPolicy,
     /// How records become spans ([`RAW_DB_STATEMENTS_VAR`]).
     pub mapping: MappingOptions,
+    /// Which spans are exported (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`); metrics
+    /// count every observation.
+    pub sampler: super::Sampler,
+    /// Attributes added to the agent's own Resource (its counters, the overflow series), from
+    /// `OTEL_RESOURCE_ATTRIBUTES`; `service.name` left out when `OTEL_SERVICE_NAME` is set,
+    /// which wins. The traced processes' Resources are theirs, not changed by these.
+    pub resource_attributes: Vec<(String, String)>,
 }
 
 /// Values given on the command line; they win over the environment.
@@ -131,6 +138,26 @@ pub enum ConfigError {
         var: String,
         /// What is wrong with it.
         reason: String,
+    },
+    /// A malformed `OTEL_RESOURCE_ATTRIBUTES`.
+    #[error("invalid OTEL_RESOURCE_ATTRIBUTES: {reason}")]
+    ResourceAttributes {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An unknown `OTEL_TRACES_SAMPLER`.
+    #[error(
+        "invalid OTEL_TRACES_SAMPLER: unsupported sampler {value:?} (expected always_on, always_off, traceidratio or parentbased_ with one of them)"
+    )]
+    Sampler {
+        /// The value.
+        value: String,
+    },
+    /// An `OTEL_TRACES_SAMPLER_ARG` that is not a ratio.
+    #[error("invalid OTEL_TRACES_SAMPLER_ARG: {value:?} is not a ratio between 0 and 1")]
+    SamplerArg {
+        /// The value.
+        value: String,
     },
     /// An unknown `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` value.
     #[error(
@@ -238,6 +265,8 @@ impl ExportConfig {
     /// (default 60 s), `OTEL_BSP_SCHEDULE_DELAY` (default 1 s, not the spec's 5 s),
     /// `OTEL_BSP_MAX_QUEUE_SIZE` (2048) and `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512, at most the
     /// queue size) are read as the spec says; all durations are in milliseconds.
+    /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` choose the spans exported
+    /// ([`Sampler`](super::Sampler); default `parentbased_always_on`).
     ///
     /// One variable of wirelens's own: `WIRELENS_RAW_DB_STATEMENTS=true` exports database
     /// statements with their literals ([`MappingOptions::raw_db_statements`]); by default
@@ -329,6 +358,8 @@ impl ExportConfig {
                 raw_db_statements: get(RAW_DB_STATEMENTS_VAR)
                     .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             },
+            sampler: super::Sampler::from_lookup(get)?,
+            resource_attributes: resource_attributes(get)?,
         })
     }
 
@@ -521,6 +552,42 @@ fn parse_compression(var: &str, value: &str) -> Result<Option<Compression>, Conf
 
 /// `k=v,k2=v2`, keys and values percent-decoded and trimmed; names lowercased and checked to be
 /// valid HTTP header names (and, for gRPC, not binary `-bin` metadata).
+/// `OTEL_RESOURCE_ATTRIBUTES`: `key=value,…`, values percent-decoded; `service.name` dropped
+/// when `OTEL_SERVICE_NAME` is set.
+fn resource_attributes(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let Some(value) = get("OTEL_RESOURCE_ATTRIBUTES") else {
+        return Ok(Vec::new());
+    };
+    let error = |reason: String| ConfigError::ResourceAttributes { reason };
+    let service_name_set = get("OTEL_SERVICE_NAME").is_some();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for entry in value.split(',').filter(|e| !e.trim().is_empty()) {
+        let Some((k, v)) = entry.split_once('=') else {
+            return Err(error(format!("entry {:?} is not key=value", entry.trim())));
+        };
+        let key = k.trim().to_owned();
+        if key.is_empty() {
+            return Err(error(format!("entry {:?} has no key", entry.trim())));
+        }
+        let value = percent_encoding::percent_decode_str(v.trim())
+            .decode_utf8()
+            .map_err(|_| {
+                error(format!(
+                    "the value of {key:?} is not utf-8 once percent-decoded"
+                ))
+            })?
+            .into_owned();
+        if key == crate::semconv::SERVICE_NAME && service_name_set {
+            continue;
+        }
+        out.retain(|(old, _)| *old != key);
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
 fn parse_headers(
     var: &str,
     value: &str,
@@ -790,6 +857,55 @@ mod tests {
             ])
             .starts_with("invalid OTEL_METRICS_EXPORTER")
         );
+    }
+
+    #[test]
+    fn resource_attributes_of_the_agent() {
+        let get = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let attrs = resource_attributes(&get(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=prod, k8s.node.name=node%201,service.name=agent,a=1,a=2",
+        )]))
+        .expect("valid");
+        let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            attrs,
+            owned(&[
+                ("deployment.environment.name", "prod"),
+                ("k8s.node.name", "node 1"),
+                ("service.name", "agent"),
+                ("a", "2"),
+            ])
+        );
+        let attrs = resource_attributes(&get(&[
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=agent,team=x"),
+            ("OTEL_SERVICE_NAME", "wins"),
+        ]))
+        .expect("valid");
+        assert_eq!(attrs, owned(&[("team", "x")]), "OTEL_SERVICE_NAME wins");
+        for bad in ["novalue", "=x", "k=%ff"] {
+            let err = resource_attributes(&get(Box::leak(Box::new([(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                bad,
+            )]))))
+            .expect_err(bad);
+            assert!(
+                err.to_string()
+                    .starts_with("invalid OTEL_RESOURCE_ATTRIBUTES"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

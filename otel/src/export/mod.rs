@@ -23,6 +23,7 @@ pub mod grpc;
 pub mod http;
 pub mod profiles;
 pub mod retry;
+pub mod sampler;
 
 use std::error::Error as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,6 +47,7 @@ pub use config::{
 pub use grpc::{GrpcError, GrpcExporter};
 pub use http::{HttpError, HttpExporter};
 pub use retry::{RetryPolicy, Retryable};
+pub use sampler::Sampler;
 
 /// `User-Agent` of every export request.
 pub(crate) const USER_AGENT: &str = concat!("wirelens/", env!("CARGO_PKG_VERSION"));
@@ -179,8 +181,10 @@ pub struct ExportStats {
     pub metric_points: u64,
     /// Observations refused by [`ObservationSender::try_send`] because the queue was full.
     pub queue_full: u64,
-    /// Observations left out of metrics because the series cap was reached.
+    /// Observations that went to an overflow series because the series cap was reached.
     pub metric_series_overflow: u64,
+    /// Spans not exported because the sampler dropped them (not a loss: metrics count them).
+    pub spans_sampled_out: u64,
 }
 
 #[derive(Debug, Default)]
@@ -192,6 +196,7 @@ struct Counters {
     metric_points: AtomicU64,
     queue_full: AtomicU64,
     metric_series_overflow: AtomicU64,
+    spans_sampled_out: AtomicU64,
     /// Spans taken off the queue whose fate (exported or dropped) is not known yet.
     spans_pending: AtomicU64,
 }
@@ -207,6 +212,7 @@ impl Counters {
             metric_points: get(&self.metric_points),
             queue_full: get(&self.queue_full),
             metric_series_overflow: get(&self.metric_series_overflow),
+            spans_sampled_out: get(&self.spans_sampled_out),
         }
     }
 }
@@ -414,7 +420,7 @@ fn start(
         workers.push(handle.spawn(traces_worker(
             signal,
             config.retry,
-            config.mapping,
+            (config.mapping, config.sampler),
             rx,
             Arc::clone(&shared),
         )));
@@ -438,8 +444,12 @@ fn start(
         (None, None)
     };
     let collector = Collector {
-        aggregator: (metric_requests.is_some() || reads.is_some())
-            .then(|| MetricsAggregator::with_max_series(agent, config.max_metric_series)),
+        aggregator: (metric_requests.is_some() || reads.is_some()).then(|| {
+            let mut aggregator =
+                MetricsAggregator::with_max_series(agent, config.max_metric_series);
+            aggregator.set_agent_attributes(config.resource_attributes.clone());
+            aggregator
+        }),
         batch: Vec::new(),
         max_batch: config.max_export_batch_size.max(1),
         batches,
@@ -615,6 +625,10 @@ impl Collector {
                 semconv::WIRELENS_METRICS_SERIES_OVERFLOW,
                 own.metric_series_overflow,
             ),
+            (
+                semconv::WIRELENS_EXPORT_SPANS_SAMPLED_OUT,
+                own.spans_sampled_out,
+            ),
         ]);
         aggregator.set_agent_counters(&counters);
         aggregator.export_request(crate::unix_now_ns())
@@ -681,7 +695,7 @@ impl Streak {
 async fn traces_worker(
     config: SignalConfig,
     policy: RetryPolicy,
-    mapping: MappingOptions,
+    (mapping, sampler): (MappingOptions, Sampler),
     mut rx: mpsc::Receiver<Vec<Observation>>,
     shared: Arc<Shared>,
 ) {
@@ -696,14 +710,21 @@ async fn traces_worker(
         );
     }
     while let Some(batch) = rx.recv().await {
-        let n = batch.len() as u64;
-        let request = traces::spans_request_with(&batch, &mapping);
+        let pending = batch.len() as u64;
+        let mut request = traces::spans_request_with(&batch, &mapping);
         drop(batch);
+        let sampled_out = sampler.apply(&mut request);
+        add(&counters.spans_sampled_out, sampled_out);
+        let n = pending - sampled_out.min(pending);
+        if n == 0 {
+            sub(&counters.spans_pending, pending);
+            continue;
+        }
         let result = match &transport {
             Ok(t) => Some(t.export_traces(&request, &policy).await),
             Err(_) => None,
         };
-        sub(&counters.spans_pending, n);
+        sub(&counters.spans_pending, pending);
         match result {
             Some(Ok(partial)) => {
                 let rejected = partial.rejected.min(n);

@@ -231,6 +231,8 @@ fn config(traces: Option<SignalConfig>, metrics: Option<SignalConfig>) -> Export
             max_elapsed: Duration::from_secs(2),
         },
         mapping: MappingOptions::default(),
+        sampler: crate::export::Sampler::default(),
+        resource_attributes: Vec::new(),
     }
 }
 
