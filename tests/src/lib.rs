@@ -58,6 +58,6 @@ pub use servers::{
 };
 pub use setup::{Exchange, Finished, Setup};
 pub use util::{
-    comm, exe_name, fixture, free_port, host_name, python, wait_until, workspace_root,
-    write_actual, write_certificate,
+    MtlsFiles, comm, exe_name, fixture, free_port, host_name, python, wait_until, workspace_root,
+    write_actual, write_certificate, write_mtls_certificates,
 };

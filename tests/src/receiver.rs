@@ -12,6 +12,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::otlp::{self, MetricPoint, Span};
+use crate::util::MtlsFiles;
 use crate::util::{python, read_lossy, tail, terminate, wait_until};
 
 /// OTLP transport the agent is told to use.
@@ -45,16 +46,23 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver on free ports and waits for its `READY` line.
     pub fn start() -> Self {
-        Self::spawn(0, "all")
+        Self::spawn(0, "all", None)
     }
 
     /// Starts a receiver that answers its first `n` requests of `signal` (`traces`, `metrics`,
     /// `logs`, or `all`) with UNAVAILABLE / HTTP 503.
     pub fn start_failing_first(n: u32, signal: &str) -> Self {
-        Self::spawn(n, signal)
+        Self::spawn(n, signal, None)
     }
 
-    fn spawn(fail_first: u32, fail_signal: &str) -> Self {
+    /// Starts a receiver that speaks only TLS, with `certs`' server certificate, and refuses
+    /// clients without a certificate signed by `certs`' CA. Its endpoints are then
+    /// `https://127.0.0.1:<port>`.
+    pub fn start_mtls(certs: &MtlsFiles) -> Self {
+        Self::spawn(0, "all", Some(certs))
+    }
+
+    fn spawn(fail_first: u32, fail_signal: &str, tls: Option<&MtlsFiles>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("wirelens-receiver-")
             .tempdir()
@@ -72,6 +80,16 @@ impl Receiver {
                 "--fail-signal",
                 fail_signal,
             ])
+            .args(tls.map_or_else(Vec::new, |t| {
+                vec![
+                    "--tls-cert".as_ref(),
+                    t.server_cert.as_os_str(),
+                    "--tls-key".as_ref(),
+                    t.server_key.as_os_str(),
+                    "--tls-client-ca".as_ref(),
+                    t.ca.as_os_str(),
+                ]
+            }))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&log).expect("create receiver log"))

@@ -1,6 +1,8 @@
 //! The standard OpenTelemetry variables beyond endpoints: trace sampling
-//! (`OTEL_TRACES_SAMPLER`/`_ARG`, never applied to metrics), and the agent's own Resource
-//! (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`).
+//! (`OTEL_TRACES_SAMPLER`/`_ARG`, never applied to metrics), the agent's own Resource
+//! (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`), and TLS with a client certificate
+//! (`OTEL_EXPORTER_OTLP_CERTIFICATE`, `_CLIENT_CERTIFICATE`, `_CLIENT_KEY`) to a receiver
+//! that requires one.
 //!
 //! Needs root and a built agent; run one at a time (`-- --test-threads=1`).
 
@@ -9,6 +11,7 @@ use std::time::Duration;
 
 use wirelens_tests::{
     Agent, Nginx, Otlp, Receiver, curl, free_port, histogram_count, sum_total, wait_until,
+    write_mtls_certificates,
 };
 
 const REQUESTS: usize = 5_000;
@@ -99,4 +102,69 @@ fn resource_variables_name_the_agents_own_resource() {
         own.resource
     );
     agent.stop().assert_success();
+}
+
+#[test]
+fn tls_export_with_a_client_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certs = write_mtls_certificates(dir.path());
+    let receiver = Receiver::start_mtls(&certs);
+    let nginx = Nginx::start(free_port());
+    let port = nginx.port.to_string();
+    let https = |endpoint: String| endpoint.replacen("http://", "https://", 1);
+    let grpc = https(receiver.grpc_endpoint());
+    let http_traces = format!("{}/v1/traces", https(receiver.http_endpoint()));
+    let path = |p: &std::path::Path| p.to_str().expect("utf-8 path").to_owned();
+    let (ca, cert, key) = (
+        path(&certs.ca),
+        path(&certs.client_cert),
+        path(&certs.client_key),
+    );
+    // Metrics over gRPC, traces over HTTP, both with TLS and the client certificate.
+    let run = |cert: &str, key: &str| {
+        let env = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", grpc.as_str()),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", http_traces.as_str()),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", ca.as_str()),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", cert),
+            ("OTEL_EXPORTER_OTLP_CLIENT_KEY", key),
+        ];
+        let agent = Agent::start(&["--port", &port, "--output", "none"], &env);
+        for _ in 0..3 {
+            curl(&["-o", "/dev/null", &nginx.url("/index.html")]);
+        }
+        agent
+    };
+
+    let agent = run(&cert, &key);
+    let spans = receiver.wait_for_spans(6, Duration::from_secs(30));
+    assert!(
+        spans.iter().all(|s| s.transport == "http"),
+        "traces came over HTTP"
+    );
+    wait_until("metrics over gRPC", Duration::from_secs(30), || {
+        let points = receiver.metrics();
+        (histogram_count(&points, "http.server.request.duration") == 3
+            && points.iter().all(|p| p.transport == "grpc"))
+        .then_some(())
+    });
+    agent.stop().assert_success();
+
+    // A client certificate from a CA the receiver does not trust: refused, counted.
+    let before = receiver.requests().len();
+    let (stranger_cert, stranger_key) = (path(&certs.stranger_cert), path(&certs.stranger_key));
+    let agent = run(&stranger_cert, &stranger_key);
+    std::thread::sleep(Duration::from_secs(3));
+    let out = agent.stop();
+    out.assert_success();
+    assert_eq!(receiver.requests().len(), before, "nothing accepted");
+    let failures: u64 = out
+        .stderr
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("export_failures="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no export_failures in the summary:\n{}", out.stderr));
+    assert!(failures > 0, "{}", out.stderr);
 }

@@ -51,6 +51,8 @@ pub struct SignalConfig {
     pub timeout: Duration,
     /// Body compression, if any.
     pub compression: Option<Compression>,
+    /// CA and client certificate for `https://` endpoints.
+    pub tls: super::tls::TlsConfig,
 }
 
 /// Everything the exporter needs. Build it with [`ExportConfig::from_env`].
@@ -134,6 +136,14 @@ pub enum ConfigError {
     /// A malformed `key=value,…` header list.
     #[error("invalid {var}: {reason}")]
     Headers {
+        /// Where the value came from.
+        var: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A TLS setting that cannot be used (an unreadable file, a certificate without its key).
+    #[error("invalid {var}: {reason}")]
+    Tls {
         /// Where the value came from.
         var: String,
         /// What is wrong with it.
@@ -406,6 +416,19 @@ fn signal_config(
     else {
         return Ok(None);
     };
+    // The TLS settings: per-signal variable, else the generic one.
+    let pick_env = |setting: &str| pick(setting, None, "").map(|(name, value, _)| (name, value));
+    // A gRPC endpoint without a scheme is https unless OTEL_EXPORTER_OTLP_INSECURE=true.
+    let endpoint = if protocol == Protocol::Grpc && !endpoint.contains("://") {
+        let scheme = if super::tls::insecure(&pick_env)? {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{endpoint}")
+    } else {
+        endpoint
+    };
     let mut url = parse_endpoint(&endpoint_var, &endpoint)?;
     if is_base && protocol == Protocol::HttpProtobuf {
         let path = url.path().trim_end_matches('/').to_owned();
@@ -429,12 +452,15 @@ fn signal_config(
         None => None,
         Some((name, value, _)) => parse_compression(&name, &value)?,
     };
+    let tls = super::tls::tls_config(&pick_env)?;
+    super::tls::insecure(&pick_env)?;
     Ok(Some(SignalConfig {
         endpoint: url,
         protocol,
         headers,
         timeout,
         compression,
+        tls,
     }))
 }
 
@@ -906,6 +932,27 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn grpc_endpoint_without_scheme() {
+        let grpc = ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+        let c = ok(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"), grpc]);
+        assert_eq!(traces(&c).endpoint.as_str(), "https://collector:4317/");
+        let c = ok(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            grpc,
+            ("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "true"),
+        ]);
+        assert_eq!(traces(&c).endpoint.as_str(), "https://collector:4317/");
+        assert_eq!(metrics(&c).endpoint.as_str(), "http://collector:4317/");
+        assert!(
+            err(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                ("OTEL_EXPORTER_OTLP_INSECURE", "maybe")
+            ])
+            .starts_with("invalid OTEL_EXPORTER_OTLP_INSECURE")
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod http;
 pub mod profiles;
 pub mod retry;
 pub mod sampler;
+pub mod tls;
 
 use std::error::Error as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,6 +49,7 @@ pub use grpc::{GrpcError, GrpcExporter};
 pub use http::{HttpError, HttpExporter};
 pub use retry::{RetryPolicy, Retryable};
 pub use sampler::Sampler;
+pub use tls::{Pem, TlsConfig};
 
 /// `User-Agent` of every export request.
 pub(crate) const USER_AGENT: &str = concat!("wirelens/", env!("CARGO_PKG_VERSION"));

@@ -212,6 +212,7 @@ fn signal(url: &str, protocol: Protocol, gzip: bool) -> SignalConfig {
         headers: vec![("x-tenant".into(), "t1".into())],
         timeout: Duration::from_secs(5),
         compression: gzip.then_some(Compression::Gzip),
+        tls: crate::export::TlsConfig::default(),
     }
 }
 
