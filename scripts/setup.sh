@@ -230,8 +230,30 @@ else
     quiet "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS"
     quiet "$VENV/bin/python" -c 'import grpc, requests, google.protobuf, opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc'
     quiet "$VENV/bin/python" -c 'import psycopg, pymysql, redis, nats, pika, kafka, cassandra'
+    quiet "$VENV/bin/python" -c 'import helm_python; helm_python.helm_sdk_version()'
     cp "$REQUIREMENTS" "$stamp"
     step "python: $VENV installed from tests/receiver/requirements.txt"
+fi
+
+# --- the semantic-conventions registry for tests/semconv/check_semconv.mjs ----
+# The official @opentelemetry/semantic-conventions package from npm, at the version pinned in
+# tests/semconv/package.json (its lock file pins the integrity hash), installed with the
+# machine's Node.js and npm.
+SEMCONV=/opt/wirelens-semconv
+semconv_stamp="$SEMCONV/.wirelens-package-lock.json"
+if [[ -f $semconv_stamp ]] && cmp -s "$REPO_ROOT/tests/semconv/package-lock.json" "$semconv_stamp" &&
+    [[ -f $SEMCONV/node_modules/@opentelemetry/semantic-conventions/package.json ]]; then
+    step "semconv: $SEMCONV up to date"
+else
+    if ! command -v npm >/dev/null; then
+        echo "setup: npm not found (the machine's Node.js and npm are expected)" >&2
+        exit 1
+    fi
+    mkdir -p "$SEMCONV"
+    cp "$REPO_ROOT/tests/semconv/package.json" "$REPO_ROOT/tests/semconv/package-lock.json" "$SEMCONV/"
+    quiet npm ci --prefix "$SEMCONV" --no-audit --no-fund
+    cp "$REPO_ROOT/tests/semconv/package-lock.json" "$semconv_stamp"
+    step "semconv: $SEMCONV installed from tests/semconv/package-lock.json"
 fi
 
 # --- tracefs (the agent mounts it too) ------------------------------------

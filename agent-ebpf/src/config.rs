@@ -10,6 +10,13 @@ static AGENT_TGID: u32 = 0;
 #[unsafe(no_mangle)]
 static FILTERS: u32 = 0;
 
+/// Device and inode of the agent's pid namespace (`stat /proc/self/ns/pid`), read when the
+/// `PIDNS` filter is on.
+#[unsafe(no_mangle)]
+static PIDNS_DEV: u64 = 0;
+#[unsafe(no_mangle)]
+static PIDNS_INO: u64 = 0;
+
 /// Byte offset of `sk_protocol` (a `u16`) in `struct sock`, from the kernel's BTF; 0 when the
 /// agent could not find it (the protocol is then reported as unknown).
 #[unsafe(no_mangle)]
@@ -30,6 +37,16 @@ pub fn agent_tgid() -> u32 {
 
 pub fn filters() -> u32 {
     read(&FILTERS)
+}
+
+pub fn pidns() -> (u64, u64) {
+    // SAFETY: as `read`.
+    unsafe {
+        (
+            core::ptr::read_volatile(&PIDNS_DEV),
+            core::ptr::read_volatile(&PIDNS_INO),
+        )
+    }
 }
 
 pub fn sk_protocol_offset() -> u32 {

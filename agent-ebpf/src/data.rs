@@ -13,12 +13,13 @@
 //! socket's own local storage for per-connection state, which is cheaper than a hash map and
 //! freed by the kernel with the socket.
 
+use aya_ebpf::bindings::bpf_pidns_info;
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns,
         generated::{
-            bpf_get_current_task_btf, bpf_get_smp_processor_id, bpf_probe_read_user,
-            bpf_sk_storage_get, bpf_task_pt_regs,
+            bpf_get_current_task_btf, bpf_get_ns_current_pid_tgid, bpf_get_smp_processor_id,
+            bpf_probe_read_user, bpf_sk_storage_get, bpf_task_pt_regs,
         },
     },
     programs::BtfTracePointContext,
@@ -272,8 +273,9 @@ fn is_plain(syscall: u64) -> bool {
 fn fill_header(h: &mut DataHeader, call: &Call, regs: &SyscallRegs) {
     h.kind = EventKind::Data as u32;
     h.direction = call.dir;
-    h.tgid = (call.pid_tgid >> 32) as u32;
-    h.tid = call.pid_tgid as u32;
+    let ids = reported_pid_tgid(call.pid_tgid);
+    h.tgid = (ids >> 32) as u32;
+    h.tid = ids as u32;
     h.fd = regs.di as u32;
     h.syscall = regs.orig_ax as u32;
     h.flags = if call.ret == 0 { data_flags::EOF } else { 0 };
@@ -365,16 +367,21 @@ pub fn take_position(dir: u32, tx_pos: &mut u64, rx_pos: &mut u64, len: u64) -> 
     p
 }
 
-/// Whether the calling process passes the pid and comm filters (never the agent itself); its
-/// thread name when the comm filter is on (else zeros: user space names processes from /proc
-/// and exec events, and the name costs a helper call).
+/// Whether the calling process passes the pid-namespace, pid and comm filters (never the agent
+/// itself); its thread name when the comm filter is on (else zeros: user space names processes
+/// from /proc and exec events, and the name costs a helper call).
 #[inline(always)]
 pub fn process_filter(pid_tgid: u64) -> Option<[u64; 2]> {
-    let tgid = (pid_tgid >> 32) as u32;
+    let filters = config::filters();
+    // In pid-namespace mode the pids user space knows (ours included) are the namespace's.
+    let tgid = (if filters & filter::PIDNS != 0 {
+        ns_pid_tgid()?
+    } else {
+        pid_tgid
+    } >> 32) as u32;
     if tgid == config::agent_tgid() {
         return None;
     }
-    let filters = config::filters();
     // SAFETY: read-only lookups of plain values.
     if filters & filter::PID != 0 && unsafe { maps::PID_FILTER.get(&tgid) }.is_none() {
         return None;
@@ -390,6 +397,42 @@ pub fn process_filter(pid_tgid: u64) -> Option<[u64; 2]> {
     }
     // Two word stores, not a byte loop (`[0u8; 16]` becomes a BPF memset call).
     Some([0, 0])
+}
+
+/// The current task's (tgid, pid) in the agent's pid namespace, as a `pid_tgid`; `None` when
+/// the task is outside it.
+#[inline(always)]
+fn ns_pid_tgid() -> Option<u64> {
+    let (dev, ino) = config::pidns();
+    let mut ns = bpf_pidns_info { pid: 0, tgid: 0 };
+    // SAFETY: `ns` is a valid, writable `bpf_pidns_info` of the size passed.
+    let ret = unsafe {
+        bpf_get_ns_current_pid_tgid(
+            dev,
+            ino,
+            &mut ns,
+            core::mem::size_of::<bpf_pidns_info>() as u32,
+        )
+    };
+    (ret == 0).then_some(((ns.tgid as u64) << 32) | ns.pid as u64)
+}
+
+/// The `pid_tgid` to put in a record of the current task (which passed [`process_filter`]):
+/// the host's, or in pid-namespace mode the namespace's.
+#[inline(always)]
+pub fn reported_pid_tgid(pid_tgid: u64) -> u64 {
+    if config::filters() & filter::PIDNS != 0 {
+        ns_pid_tgid().unwrap_or(pid_tgid)
+    } else {
+        pid_tgid
+    }
+}
+
+/// Whether the current task is one user space can see: always, or in pid-namespace mode
+/// when it is in the agent's namespace.
+#[inline(always)]
+pub fn visible() -> bool {
+    config::filters() & filter::PIDNS == 0 || ns_pid_tgid().is_some()
 }
 
 // The word stores below depend on this layout.

@@ -308,6 +308,10 @@ pub mod filter {
     pub const PORT: u32 = 2;
     /// Only threads whose `comm` is in the `COMM_FILTER` map.
     pub const COMM: u32 = 4;
+    /// Only processes in the agent's own pid namespace (`PIDNS_DEV`/`PIDNS_INO`), reported
+    /// with the pids of that namespace: the agent in a container without the host's pids (a
+    /// sidecar) traces its pod and reads the pod's `/proc`.
+    pub const PIDNS: u32 = 8;
 }
 
 /// Indices of the per-CPU `COUNTERS` array: what the kernel side loses or skips. Events and

@@ -6,9 +6,9 @@ use aya_ebpf::{
     helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     programs::TracePointContext,
 };
-use wirelens_ebpf::{EventKind, ProcEvent};
+use wirelens_ebpf::{EventKind, ProcEvent, filter};
 
-use crate::maps;
+use crate::{config, data, maps};
 
 #[inline(always)]
 fn emit(kind: EventKind, tgid: u32, parent: u32, wakeup: u64) {
@@ -35,9 +35,12 @@ const NO_WAKEUP: u64 = 1;
 
 #[inline(always)]
 pub fn on_exec(_ctx: &TracePointContext) {
+    if !data::visible() {
+        return;
+    }
     emit(
         EventKind::ProcExec,
-        (bpf_get_current_pid_tgid() >> 32) as u32,
+        (data::reported_pid_tgid(bpf_get_current_pid_tgid()) >> 32) as u32,
         0,
         FORCE_WAKEUP,
     );
@@ -46,9 +49,13 @@ pub fn on_exec(_ctx: &TracePointContext) {
 /// A forked child runs the parent's image until it execs: user space copies the parent's
 /// metadata to it, read from the long-lived parent, so a child that serves one short session
 /// and exits (a PostgreSQL backend) still has a Resource. Thread creation fires this too; the
-/// child id is then a thread id, which user space never looks up as a process.
+/// child id is then a thread id, which user space never looks up as a process. In
+/// pid-namespace mode the child's pid in the namespace is unknown here: no event.
 #[inline(always)]
 pub fn on_fork(ctx: &TracePointContext) {
+    if config::filters() & filter::PIDNS != 0 {
+        return;
+    }
     // SAFETY: `child_pid` at offset 20 of the tracepoint's format (stable ABI).
     let child = unsafe { *((ctx.as_ptr() as *const u8).add(20) as *const i32) } as u32;
     let parent = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -64,7 +71,12 @@ pub fn on_exit(_ctx: &TracePointContext) {
     // `SSL_read`), and its entry must not stay in the map for good.
     maps::tls_call_remove(pid_tgid);
     // Only the thread-group leader's exit ends the process.
-    if pid_tgid as u32 == (pid_tgid >> 32) as u32 {
-        emit(EventKind::ProcExit, (pid_tgid >> 32) as u32, 0, NO_WAKEUP);
+    if pid_tgid as u32 == (pid_tgid >> 32) as u32 && data::visible() {
+        emit(
+            EventKind::ProcExit,
+            (data::reported_pid_tgid(pid_tgid) >> 32) as u32,
+            0,
+            NO_WAKEUP,
+        );
     }
 }

@@ -93,7 +93,7 @@ pub fn associate(call: &TlsCall, pid_tgid: u64, sk: u64, fd: u32, family: u16, v
     };
     entry.write(TlsAssocEvent {
         kind: EventKind::TlsAssoc as u32,
-        tgid,
+        tgid: (data::reported_pid_tgid(pid_tgid) >> 32) as u32,
         fd,
         _pad: 0,
         ssl: call.ssl,
@@ -231,8 +231,9 @@ pub fn on_return(ctx: &RetProbeContext) {
     let h = &mut ev.header;
     h.kind = wirelens_ebpf::EventKind::Data as u32;
     h.direction = dir;
-    h.tgid = tgid;
-    h.tid = pid_tgid as u32;
+    let ids = data::reported_pid_tgid(pid_tgid);
+    h.tgid = (ids >> 32) as u32;
+    h.tid = ids as u32;
     h.fd = fd;
     h.syscall = call.op;
     h.flags = data_flags::TLS;

@@ -96,6 +96,10 @@ pub struct Cli {
     /// Continuous CPU profiling: time covered by each exported profile (default 10s).
     #[arg(long, value_name = "DURATION", env = "WIRELENS_PROFILE_INTERVAL", value_parser = humantime::parse_duration)]
     pub profile_interval: Option<std::time::Duration>,
+    /// Export each process's command line as `process.command_line`: off (default) or redacted
+    /// (passwords, tokens, credentials in URLs and SQL literals replaced).
+    #[arg(long, value_enum, value_name = "MODE", env = "WIRELENS_COMMAND_LINE")]
+    pub command_line: Option<crate::metadata::process::CommandLine>,
     /// TOML config file with the same keys as the long flags (snake_case).
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -165,6 +169,7 @@ struct FileConfig {
     profile_interval: Option<std::time::Duration>,
     prometheus_listen: Option<String>,
     max_metric_series: Option<usize>,
+    command_line: Option<crate::metadata::process::CommandLine>,
 }
 
 /// `profile_interval = "10s"` in the config file.
@@ -214,6 +219,8 @@ pub struct Settings {
     pub prometheus: Option<PrometheusConfig>,
     /// Metric series cap.
     pub max_metric_series: usize,
+    /// Whether `process.command_line` is exported.
+    pub command_line: crate::metadata::process::CommandLine,
 }
 
 impl Cli {
@@ -253,6 +260,7 @@ impl Cli {
                 .max_metric_series
                 .or(file.max_metric_series)
                 .unwrap_or(wirelens_otel::metrics::DEFAULT_MAX_SERIES),
+            command_line: self.command_line.or(file.command_line).unwrap_or_default(),
         };
         settings.check()?;
         Ok(settings)
@@ -349,6 +357,27 @@ mod tests {
         assert_eq!(s.output, OutputFormat::Text);
         assert_eq!(s.capture_limit, 16384);
         assert!(s.ports.is_empty());
+        assert_eq!(
+            s.command_line,
+            crate::metadata::process::CommandLine::Off,
+            "command lines are not exported unless asked for"
+        );
+    }
+
+    #[test]
+    fn command_line_mode_from_flag_and_file() {
+        use crate::metadata::process::CommandLine;
+        let s = parse(&["--command-line", "redacted"]).expect("resolves");
+        assert_eq!(s.command_line, CommandLine::Redacted);
+        let err = parse(&["--command-line", "full"]).expect_err("rejected");
+        assert!(err.to_string().contains("--command-line"), "{err}");
+        let dir = std::env::temp_dir().join(format!("wirelens-cli-cl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "command_line = \"redacted\"\n").expect("write");
+        let path = file.to_string_lossy().to_string();
+        let s = parse(&["--config", &path]).expect("resolves");
+        assert_eq!(s.command_line, CommandLine::Redacted);
     }
 
     #[test]

@@ -9,7 +9,9 @@ mod clock;
 mod conntrack;
 mod lock;
 mod metadata;
+mod panics;
 mod pipeline;
+mod privileges;
 mod probes;
 mod profile;
 mod reader;
@@ -50,11 +52,15 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    panics::install();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             error!("{err:#}");
-            eprintln!("wirelens: error: {err:#}");
+            // One line each: a capability check names every missing capability on its own line.
+            for line in format!("{err:#}").lines() {
+                eprintln!("wirelens: error: {line}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -67,10 +73,12 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         return replay::run(args, &cli.resolve()?);
     }
     let settings = cli.resolve()?;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        bail!(
-            "wirelens must run as root: it loads eBPF programs into the kernel (try: sudo wirelens)"
+    // Capabilities, not root as such: a container gets exactly these (README, "Kubernetes").
+    let granted = privileges::check()?;
+    if let Some(cap) = granted.lacking_optional {
+        warn!(
+            "missing capability {}: needed for {}",
+            cap.name, cap.needed_for
         );
     }
     let _lock = lock::InstanceLock::acquire(&settings.lock_file)?;
@@ -100,7 +108,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
 
     // The exporter and the Prometheus endpoint start before the probes load, so that
     // `/readyz` answers (503) while they do.
-    let agent_process = agent_resource();
+    let agent_process = agent_resource(settings.command_line);
     let (otlp_sender, export_handle, mut self_ports, reader) = match &export {
         Some(config) => {
             let ports = local_endpoint_ports(config);
@@ -141,7 +149,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
 
     // Every running process is read before `ready`: connections that predate the agent
     // belong to processes no exec or fork event will announce.
-    let mut processes = metadata::process::ProcessCache::new();
+    let mut processes = metadata::process::ProcessCache::with_command_line(settings.command_line);
     let scanned = processes.scan_running();
     tracing::debug!(processes = scanned, "read the running processes");
 
@@ -175,6 +183,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         export = %export.as_ref().map(|c| c.describe()).unwrap_or_else(|| "off".into()),
         "wirelens ready: probes attached, tracing"
     );
+    panics::inject_if_asked();
 
     runtime.block_on(wait_for_signal())?;
     info!("stopping: flushing connections and exports");
@@ -217,6 +226,7 @@ fn start_profiler(
         interval: settings.profile_interval,
         pids: settings.pids.clone(),
         comms: settings.comms.clone(),
+        command_line: settings.command_line,
     };
     let profiler = profile::continuous::start(&config, &signal, runtime, stop)?;
     info!(
@@ -284,8 +294,8 @@ fn describe_filters(s: &Settings) -> String {
 }
 
 /// The Resource for the agent's own metrics.
-fn agent_resource() -> wirelens_otel::ProcessInfo {
-    let mut cache = metadata::process::ProcessCache::new();
+fn agent_resource(command_line: metadata::process::CommandLine) -> wirelens_otel::ProcessInfo {
+    let mut cache = metadata::process::ProcessCache::with_command_line(command_line);
     let mut comm = [0u8; 16];
     comm[..8].copy_from_slice(b"wirelens");
     let mut info = (*cache.get(std::process::id(), &comm)).clone();

@@ -45,13 +45,20 @@ pub(crate) fn namespace(db: &DbRecord) -> Option<&str> {
     present(db.namespace.as_deref())
 }
 
-/// `db.query.summary`: `{operation} {collection}` when the statement acts on one known table.
-///
-/// With one operation and one table this is what the conventions' summary generation yields;
-/// with none or several tables the record does not say enough to summarise (the parser only
-/// names a table when there is exactly one), so there is no summary.
+/// `db.query.summary`: `{operation} {collection}` when the statement acts on one known table;
+/// otherwise, for SQL and CQL, the summary generated from the statement's text (its operations
+/// and tables in order: `SELECT 1` → `SELECT`, a join → `SELECT a b`), as the conventions
+/// describe. Redis commands get none (the Redis conventions do not list the attribute), nor
+/// does an operation whose statement text is not on the wire.
 pub(crate) fn query_summary(db: &DbRecord) -> Option<String> {
-    Some(format!("{} {}", operation(db)?, collection(db)?))
+    let operation = operation(db)?;
+    if let Some(collection) = collection(db) {
+        return Some(format!("{operation} {collection}"));
+    }
+    if !is_sql(db.system) {
+        return None;
+    }
+    wirelens_parsers::sql::query_summary(present(db.query_text.as_deref())?)
 }
 
 /// The span name: `db.query.summary`, else `db.operation.name`, else `db.collection.name`,
@@ -127,7 +134,15 @@ mod tests {
         assert_eq!(query_summary(&db).as_deref(), Some("SELECT users"));
         db.collection = Some(" ".into());
         assert_eq!(span_name(&db), "SELECT");
-        assert_eq!(query_summary(&db), None);
+        assert_eq!(query_summary(&db), None, "no statement: no summary");
+        db.query_text = Some("SELECT a FROM x JOIN y ON x.i = y.i".into());
+        assert_eq!(query_summary(&db).as_deref(), Some("SELECT x y"));
+        db.query_text = Some("SELECT 1".into());
+        assert_eq!(query_summary(&db).as_deref(), Some("SELECT"));
+        let mut redis = record(DbSystem::Redis);
+        redis.operation = Some("PING".into());
+        redis.query_text = Some("PING".into());
+        assert_eq!(query_summary(&redis), None, "not for Redis");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //!   key}` (either alone when the other is empty, `amq.default` for a send with neither), as
 //!   `rabbitmq.md` asks, except for a `receive` (Basic.Get): its destination is the queue it
 //!   names, which is not an exchange to join the message's routing key to (the key stays in
-//!   `messaging.rabbitmq.destination.routing_key`). Generated names (NATS `_INBOX.` reply
+//!   `rabbitmq.destination.routing_key`). Generated names (NATS `_INBOX.` reply
 //!   subjects, RabbitMQ `amq.gen-` queues and `amq.rabbitmq.reply-to`) are flagged
 //!   anonymous/temporary, left out of the span name and of metrics (they are
 //!   high-cardinality).
@@ -69,7 +69,7 @@ pub(crate) fn operation_name(m: &MessagingRecord) -> &str {
         .unwrap_or(m.system.as_str())
 }
 
-/// `messaging.rabbitmq.destination.routing_key`, when not empty.
+/// `rabbitmq.destination.routing_key`, when not empty.
 pub(crate) fn routing_key(m: &MessagingRecord) -> Option<&str> {
     present(m.routing_key.as_deref())
 }

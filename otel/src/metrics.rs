@@ -3,7 +3,7 @@
 //!
 //! HTTP exchanges go to `http.{server,client}.request.duration`, database operations to
 //! `db.client.operation.duration` (the traced process called the database) or
-//! `db.server.operation.duration` (the traced process is the database), the latter with the
+//! `wirelens.db.server.operation.duration` (the traced process is the database), the latter with the
 //! client metric's attributes and buckets. Messaging operations the traced process started as
 //! a client go to `messaging.client.operation.duration` (not `process` deliveries: their
 //! handling time is not on the wire; not the broker's side: no convention), DNS lookups of a
@@ -405,7 +405,10 @@ fn http_series(obs: &Observation, http: &HttpRecord) -> (&'static str, AttrSet) 
     (name, attrs)
 }
 
-/// Metric name and attributes of a database operation.
+/// Metric name and attributes of a database operation: `db.client.operation.duration` with the
+/// conventions' attributes (`db.query.summary`, `network.peer.*` included), or, for the
+/// database's own side, `wirelens.db.server.operation.duration` with the same attributes but
+/// `network.peer.*`.
 fn db_series(obs: &Observation, db: &DbRecord) -> (&'static str, AttrSet) {
     use AttrValue::{Int, Str};
     let role = obs.record.role;
@@ -420,6 +423,9 @@ fn db_series(obs: &Observation, db: &DbRecord) -> (&'static str, AttrSet) {
     if let Some(namespace) = db_attrs::namespace(db) {
         attrs.push((semconv::DB_NAMESPACE, Str(namespace.to_owned())));
     }
+    if let Some(summary) = db_attrs::query_summary(db) {
+        attrs.push((semconv::DB_QUERY_SUMMARY, Str(summary)));
+    }
     if let Some(code) = db_attrs::status_code(db) {
         attrs.push((semconv::DB_RESPONSE_STATUS_CODE, Str(code.to_owned())));
     }
@@ -430,9 +436,16 @@ fn db_series(obs: &Observation, db: &DbRecord) -> (&'static str, AttrSet) {
         attrs.push((semconv::SERVER_ADDRESS, Str(server.ip().to_string())));
         attrs.push((semconv::SERVER_PORT, Int(i64::from(server.port()))));
     }
+    // The database node the client talked to (recommended on the client metric). On the
+    // database's own side the peer is a client's ephemeral port: left off, one series per
+    // connection would follow.
+    if let (Role::Client, Some(peer)) = (role, obs.peer) {
+        attrs.push((semconv::NETWORK_PEER_ADDRESS, Str(peer.ip().to_string())));
+        attrs.push((semconv::NETWORK_PEER_PORT, Int(i64::from(peer.port()))));
+    }
     let name = match role {
         Role::Client => semconv::DB_CLIENT_OPERATION_DURATION,
-        Role::Server => semconv::DB_SERVER_OPERATION_DURATION,
+        Role::Server => semconv::WIRELENS_DB_SERVER_OPERATION_DURATION,
     };
     (name, attrs)
 }
@@ -448,7 +461,10 @@ fn messaging_series(obs: &Observation, m: &MessagingRecord) -> Option<(&'static 
         return None;
     }
     let mut attrs: AttrSet = Vec::with_capacity(8);
-    attrs.push((semconv::MESSAGING_SYSTEM, Str(m.system.as_str().to_owned())));
+    attrs.push((
+        semconv::MESSAGING_SYSTEM_NAME,
+        Str(m.system.as_str().to_owned()),
+    ));
     attrs.push((
         semconv::MESSAGING_OPERATION_NAME,
         Str(messaging_attrs::operation_name(m).to_owned()),
@@ -458,6 +474,9 @@ fn messaging_series(obs: &Observation, m: &MessagingRecord) -> Option<(&'static 
     }
     if let Some(destination) = messaging_attrs::destination(m).filter(|d| d.is_named()) {
         attrs.push((semconv::MESSAGING_DESTINATION_NAME, Str(destination.name)));
+    }
+    if let Some(partition) = messaging_attrs::partition_id(m) {
+        attrs.push((semconv::MESSAGING_DESTINATION_PARTITION_ID, Str(partition)));
     }
     if let Some(group) = messaging_attrs::consumer_group(m) {
         attrs.push((
@@ -494,7 +513,7 @@ fn dns_series(obs: &Observation, dns: &DnsRecord) -> Option<(&'static str, AttrS
 }
 
 /// Metric name and attributes of an RPC: `rpc.{server,client}.call.duration` with
-/// `rpc.system.name`, `rpc.method`, `rpc.response.status_code`, `server.address`/`port` and
+/// `rpc.system.name`, `rpc.method`, `rpc.status_code`, `server.address`/`port` and
 /// `error.type`.
 fn rpc_series(obs: &Observation, rpc: &RpcRecord) -> (&'static str, AttrSet) {
     use AttrValue::{Int, Str};
@@ -509,7 +528,7 @@ fn rpc_series(obs: &Observation, rpc: &RpcRecord) -> (&'static str, AttrSet) {
         Str(rpc_attrs::method(rpc).into_owned()),
     ));
     if let Some(status) = rpc.status_name() {
-        attrs.push((semconv::RPC_RESPONSE_STATUS_CODE, Str(status.to_owned())));
+        attrs.push((semconv::RPC_STATUS_CODE, Str(status.to_owned())));
     }
     let endpoint = match role {
         Role::Server => obs.local,
@@ -534,7 +553,7 @@ fn rpc_series(obs: &Observation, rpc: &RpcRecord) -> (&'static str, AttrSet) {
 /// Explicit bucket boundaries of a histogram, by metric name.
 fn bounds(name: &str) -> &'static [f64] {
     match name {
-        semconv::DB_CLIENT_OPERATION_DURATION | semconv::DB_SERVER_OPERATION_DURATION => {
+        semconv::DB_CLIENT_OPERATION_DURATION | semconv::WIRELENS_DB_SERVER_OPERATION_DURATION => {
             &semconv::DB_DURATION_BUCKETS
         }
         _ => &semconv::DURATION_BUCKETS,
@@ -546,7 +565,7 @@ fn description(name: &str) -> &'static str {
         semconv::HTTP_SERVER_REQUEST_DURATION => "Duration of HTTP server requests.",
         semconv::HTTP_CLIENT_REQUEST_DURATION => "Duration of HTTP client requests.",
         semconv::DB_CLIENT_OPERATION_DURATION => "Duration of database client operations.",
-        semconv::DB_SERVER_OPERATION_DURATION => {
+        semconv::WIRELENS_DB_SERVER_OPERATION_DURATION => {
             "Duration of database operations, as served by the database."
         }
         semconv::MESSAGING_CLIENT_OPERATION_DURATION => {
@@ -826,7 +845,10 @@ mod tests {
                 ("db.collection.name", "users"),
                 ("db.namespace", "shop"),
                 ("db.operation.name", "SELECT"),
+                ("db.query.summary", "SELECT users"),
                 ("db.system.name", "postgresql"),
+                ("network.peer.address", "10.0.0.3"),
+                ("network.peer.port", "5432"),
                 ("server.address", "10.0.0.3"),
                 ("server.port", "5432"),
             ])
@@ -856,24 +878,25 @@ mod tests {
         assert_eq!(
             names,
             [
-                "db.server.operation.duration",
-                "db.server.operation.duration",
-                "http.server.request.duration"
+                "http.server.request.duration",
+                "wirelens.db.server.operation.duration",
+                "wirelens.db.server.operation.duration",
             ]
         );
-        for (_, p) in &points[..2] {
+        for (_, p) in &points[1..] {
             assert_eq!(p.explicit_bounds, semconv::DB_DURATION_BUCKETS.to_vec());
             assert_eq!(p.bucket_counts.len(), 10);
         }
         assert_eq!(
-            points[2].1.explicit_bounds,
+            points[0].1.explicit_bounds,
             semconv::DURATION_BUCKETS.to_vec()
         );
-        assert_eq!(points[2].1.bucket_counts.len(), 15);
-        let all: Vec<Vec<(String, String)>> = points[..2].iter().map(|(_, p)| pairs(p)).collect();
+        assert_eq!(points[0].1.bucket_counts.len(), 15);
+        let all: Vec<Vec<(String, String)>> = points[1..].iter().map(|(_, p)| pairs(p)).collect();
         assert!(all.contains(&owned(&[
             ("db.collection.name", "orders"),
             ("db.operation.name", "INSERT"),
+            ("db.query.summary", "INSERT orders"),
             ("db.response.status_code", "1146"),
             ("db.system.name", "mysql"),
             ("error.type", "1146"),
@@ -1091,7 +1114,7 @@ mod tests {
         assert_eq!(
             points.len(),
             3,
-            "partition and client id are not attributes"
+            "client id and body size are not attributes"
         );
         let by_attrs: Vec<Vec<(String, String)>> = points
             .iter()
@@ -1103,9 +1126,10 @@ mod tests {
             .collect();
         assert!(by_attrs.contains(&owned(&[
             ("messaging.destination.name", "orders"),
+            ("messaging.destination.partition.id", "1"),
             ("messaging.operation.name", "produce"),
             ("messaging.operation.type", "send"),
-            ("messaging.system", "kafka"),
+            ("messaging.system.name", "kafka"),
             ("server.address", "10.0.0.4"),
             ("server.port", "9092"),
         ])));
@@ -1115,7 +1139,7 @@ mod tests {
             ("messaging.destination.name", "orders"),
             ("messaging.operation.name", "fetch"),
             ("messaging.operation.type", "receive"),
-            ("messaging.system", "kafka"),
+            ("messaging.system.name", "kafka"),
             ("server.address", "10.0.0.4"),
             ("server.port", "9092"),
         ])));
@@ -1123,7 +1147,7 @@ mod tests {
             by_attrs.contains(&owned(&[
                 ("messaging.operation.name", "publish"),
                 ("messaging.operation.type", "send"),
-                ("messaging.system", "nats"),
+                ("messaging.system.name", "nats"),
                 ("server.address", "10.0.0.4"),
                 ("server.port", "4222"),
             ])),

@@ -3,7 +3,7 @@
 //!
 //! - `rpc.system.name` `grpc`; `rpc.method` the fully qualified `service/method`
 //!   (`wirelens.Echo/Unary`), `_OTHER` when `:path` was not decoded; the span is named by it.
-//! - `rpc.response.status_code` the status name (`OK`, `NOT_FOUND`...), when a status is
+//! - `rpc.status_code` the status name (`OK`, `NOT_FOUND`...), when a status is
 //!   known.
 //! - Errors (`error.type` = the status name, span status ERROR): every status but `OK` on a
 //!   client span; on a server span only `UNKNOWN`, `DEADLINE_EXCEEDED`, `UNIMPLEMENTED`,

@@ -1,10 +1,11 @@
 //! Every OpenTelemetry attribute and metric name wirelens emits, in one place.
 //!
-//! Names follow the stable semantic conventions (HTTP, database, server/client, network, URL,
-//! error) as of semconv 1.3x (the database conventions as stabilised in 1.33); resource names
-//! follow the `process`, `host`, `container`, `service` and `telemetry` groups. Messaging and DNS
-//! names follow the conventions still in development (messaging as of semconv 1.3x: operation
-//! type `send`, not the deprecated `publish`; DNS: the `dns` registry and `dns.lookup.duration`).
+//! Every name is checked against the semantic-conventions registry **v1.45.0** (the
+//! `@opentelemetry/semantic-conventions` 1.45.0 package, by `tests/semconv/check_semconv.mjs`):
+//! HTTP, database, RPC (stable since 1.45: `rpc.status_code`, no longer
+//! `rpc.response.status_code`), server/client, network, URL and error names are stable ones;
+//! messaging, DNS, TLS and the resource's `process`/`host`/`container`/`telemetry` names are in
+//! the registry's development part. Names of our own are under `wirelens.*`.
 
 /// Instrumentation scope name on every span and metric.
 pub const SCOPE_NAME: &str = "wirelens";
@@ -99,8 +100,9 @@ pub const DB_OPERATION_BATCH_SIZE: &str = "db.operation.batch.size";
 
 // Messaging span and metric attributes (development status).
 
-/// `messaging.system`: `kafka`, `nats`, `rabbitmq`.
-pub const MESSAGING_SYSTEM: &str = "messaging.system";
+/// `messaging.system.name`: `kafka`, `nats`, `rabbitmq` (semconv 1.45 renamed `messaging.system`
+/// to this).
+pub const MESSAGING_SYSTEM_NAME: &str = "messaging.system.name";
 /// `messaging.operation.name`: the system's own name for the operation (`send`, `ack`...).
 pub const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
 /// `messaging.operation.type`: `send`, `receive`, `process`, `settle` (or `create`).
@@ -113,9 +115,9 @@ pub const MESSAGING_DESTINATION_PARTITION_ID: &str = "messaging.destination.part
 pub const MESSAGING_DESTINATION_ANONYMOUS: &str = "messaging.destination.anonymous";
 /// `messaging.destination.temporary` (bool): the destination may be gone once used.
 pub const MESSAGING_DESTINATION_TEMPORARY: &str = "messaging.destination.temporary";
-/// `messaging.rabbitmq.destination.routing_key`
-pub const MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY: &str =
-    "messaging.rabbitmq.destination.routing_key";
+/// `rabbitmq.destination.routing_key` (semconv 1.45 renamed
+/// `messaging.rabbitmq.destination.routing_key` to this).
+pub const RABBITMQ_DESTINATION_ROUTING_KEY: &str = "rabbitmq.destination.routing_key";
 /// `messaging.client.id`
 pub const MESSAGING_CLIENT_ID: &str = "messaging.client.id";
 /// `messaging.consumer.group.name`: the Kafka consumer group.
@@ -132,13 +134,15 @@ pub const DNS_QUESTION_NAME: &str = "dns.question.name";
 /// `dns.answers` (string[]): the IPv4 and IPv6 addresses resolved.
 pub const DNS_ANSWERS: &str = "dns.answers";
 
-// RPC (release candidate conventions: `rpc.system.name`, fully qualified `rpc.method`).
+// RPC (stable conventions, semconv 1.45: `rpc.system.name`, fully qualified `rpc.method`,
+// `rpc.status_code`).
 /// `rpc.system.name`.
 pub const RPC_SYSTEM_NAME: &str = "rpc.system.name";
 /// `rpc.method`: `service/method`.
 pub const RPC_METHOD: &str = "rpc.method";
-/// `rpc.response.status_code`: the status name (`OK`, `NOT_FOUND`).
-pub const RPC_RESPONSE_STATUS_CODE: &str = "rpc.response.status_code";
+/// `rpc.status_code`: the status name (`OK`, `NOT_FOUND`). Semconv 1.45 renamed
+/// `rpc.response.status_code` (1.39–1.44) to this.
+pub const RPC_STATUS_CODE: &str = "rpc.status_code";
 /// gRPC messages the client sent in the call (wirelens' own attribute).
 pub const WIRELENS_RPC_REQUEST_MESSAGES: &str = "wirelens.rpc.request.messages";
 /// gRPC messages the server sent in the call (wirelens' own attribute).
@@ -195,9 +199,10 @@ pub const HTTP_CLIENT_REQUEST_DURATION: &str = "http.client.request.duration";
 /// Histogram of database client operation durations, seconds.
 pub const DB_CLIENT_OPERATION_DURATION: &str = "db.client.operation.duration";
 /// Histogram of database operation durations as the database process served them, seconds.
-/// Not in the semantic conventions (they only define the client side); named after it, with
-/// the same attributes and buckets.
-pub const DB_SERVER_OPERATION_DURATION: &str = "db.server.operation.duration";
+/// The semantic conventions define only the client side, so this is under our own namespace;
+/// it has the client metric's attributes (no `network.peer.*`: the peer is the client) and
+/// buckets.
+pub const WIRELENS_DB_SERVER_OPERATION_DURATION: &str = "wirelens.db.server.operation.duration";
 /// Histogram of messaging operations the traced process started as a producer or consumer
 /// client (everything but `process`), seconds.
 pub const MESSAGING_CLIENT_OPERATION_DURATION: &str = "messaging.client.operation.duration";

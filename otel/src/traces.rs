@@ -16,7 +16,7 @@
 //! spans (details in `messaging_attrs`).
 //!
 //! gRPC calls become CLIENT or SERVER spans named by `rpc.method` (`service/method`), with
-//! `rpc.system.name`, `rpc.response.status_code` and the message counts; a request
+//! `rpc.system.name`, `rpc.status_code` and the message counts; a request
 //! `traceparent` makes the server span the caller's child, as for HTTP (details in
 //! `rpc_attrs`). HTTP/2 exchanges are HTTP spans with `network.protocol.version` `2`.
 //!
@@ -260,7 +260,7 @@ fn rpc_span(span: &mut Span, role: Role, rpc: &RpcRecord, obs: &Observation) {
     a.push(kv::string(semconv::RPC_SYSTEM_NAME, rpc.system.as_str()));
     a.push(kv::string(semconv::RPC_METHOD, method));
     if let Some(status) = rpc.status_name() {
-        a.push(kv::string(semconv::RPC_RESPONSE_STATUS_CODE, status));
+        a.push(kv::string(semconv::RPC_STATUS_CODE, status));
     }
     let endpoint = match role {
         Role::Server => obs.local,
@@ -375,7 +375,10 @@ fn messaging_span(
     span.kind = messaging_attrs::span_kind(role, m.operation) as i32;
     span.name = messaging_attrs::span_name(m);
     let a = &mut span.attributes;
-    a.push(kv::string(semconv::MESSAGING_SYSTEM, m.system.as_str()));
+    a.push(kv::string(
+        semconv::MESSAGING_SYSTEM_NAME,
+        m.system.as_str(),
+    ));
     a.push(kv::string(
         semconv::MESSAGING_OPERATION_NAME,
         messaging_attrs::operation_name(m),
@@ -402,10 +405,7 @@ fn messaging_span(
         ));
     }
     if let Some(key) = messaging_attrs::routing_key(m) {
-        a.push(kv::string(
-            semconv::MESSAGING_RABBITMQ_DESTINATION_ROUTING_KEY,
-            key,
-        ));
+        a.push(kv::string(semconv::RABBITMQ_DESTINATION_ROUTING_KEY, key));
     }
     if let Some(client) = messaging_attrs::client_id(m) {
         a.push(kv::string(semconv::MESSAGING_CLIENT_ID, client));
@@ -681,7 +681,7 @@ mod tests {
         let attrs = attr_map(&client.attributes);
         assert_eq!(attrs["rpc.system.name"], "grpc");
         assert_eq!(attrs["rpc.method"], "wirelens.Echo/Missing");
-        assert_eq!(attrs["rpc.response.status_code"], "NOT_FOUND");
+        assert_eq!(attrs["rpc.status_code"], "NOT_FOUND");
         assert_eq!(attrs["error.type"], "NOT_FOUND");
         assert_eq!(attrs["server.address"], "127.0.0.1");
         assert_eq!(attrs["server.port"], "50051");
@@ -1085,7 +1085,7 @@ mod tests {
                 ("messaging.message.body.size", "42"),
                 ("messaging.operation.name", "produce"),
                 ("messaging.operation.type", "send"),
-                ("messaging.system", "kafka"),
+                ("messaging.system.name", "kafka"),
                 ("network.peer.address", "10.0.0.4"),
                 ("network.peer.port", "9092"),
                 ("network.transport", "tcp"),
@@ -1241,11 +1241,11 @@ mod tests {
                 ("messaging.message.body.size", "5"),
                 ("messaging.operation.name", "publish"),
                 ("messaging.operation.type", "send"),
-                ("messaging.rabbitmq.destination.routing_key", "warning"),
-                ("messaging.system", "rabbitmq"),
+                ("messaging.system.name", "rabbitmq"),
                 ("network.peer.address", "10.0.0.5"),
                 ("network.peer.port", "40000"),
                 ("network.transport", "tcp"),
+                ("rabbitmq.destination.routing_key", "warning"),
                 ("server.address", "10.0.0.4"),
                 ("server.port", "5672"),
             ])

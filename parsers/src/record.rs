@@ -179,7 +179,7 @@ pub struct HttpRecord {
     pub response_body_len: u64,
 }
 
-/// Messaging system, as `messaging.system` spells it.
+/// Messaging system, as `messaging.system.name` spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum MessagingSystem {
     /// Apache Kafka (and compatible brokers).
@@ -191,7 +191,7 @@ pub enum MessagingSystem {
 }
 
 impl MessagingSystem {
-    /// The `messaging.system` value.
+    /// The `messaging.system.name` value.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Kafka => "kafka",

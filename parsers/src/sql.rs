@@ -404,6 +404,79 @@ pub fn summarize(sql: &str) -> (Option<String>, Option<String>) {
     (Some(verb), collection)
 }
 
+/// Longest query summary, as the conventions advise (255 characters).
+const MAX_SUMMARY: usize = 255;
+/// Verbs that start a (sub)statement inside another: `INSERT … SELECT`, `(SELECT …)`.
+const NESTED_VERBS: &[&str] = &["SELECT", "INSERT", "UPDATE", "DELETE", "MERGE"];
+/// Words after which a statement's operation starts again (`… UNION SELECT …`).
+const SET_WORDS: &[&str] = &["UNION", "INTERSECT", "EXCEPT", "ALL", "DISTINCT"];
+/// Words followed by a table (or a list of tables).
+const TARGET_WORDS: &[&str] = &["FROM", "JOIN", "INTO", "TABLE", "UPDATE"];
+
+/// `db.query.summary` of the first statement, following the conventions' summary generation:
+/// its operations and the tables they act on, in the order they appear (`SELECT 1` →
+/// `SELECT`, `SELECT … FROM a JOIN b` → `SELECT a b`, `INSERT INTO t SELECT … FROM u` →
+/// `INSERT t SELECT u`, `BEGIN` → `BEGIN`), at most 255 characters, cut at a word. `None`
+/// for no statement, and for `WITH` (whose common table expressions are not tables).
+pub fn query_summary(sql: &str) -> Option<String> {
+    let toks = first_statement(sql);
+    let Some(Tok::Word(first)) = toks.first() else {
+        return None;
+    };
+    let verb = first.to_ascii_uppercase();
+    if verb == "WITH" {
+        return None;
+    }
+    let mut parts = vec![verb.clone()];
+    // From the verb itself: `UPDATE t` names its table right after it.
+    let mut i = 0;
+    while let Some(t) = toks.get(i) {
+        i += 1;
+        let Tok::Word(w) = t else { continue };
+        let up = w.to_ascii_uppercase();
+        let after = toks.get(i.wrapping_sub(2));
+        if NESTED_VERBS.contains(&up.as_str())
+            && (matches!(after, Some(Tok::Punct(b'(')))
+                || after.is_some_and(|p| SET_WORDS.iter().any(|k| is_kw(p, k)))
+                || (up == "SELECT" && matches!(verb.as_str(), "INSERT" | "REPLACE" | "CREATE")))
+        {
+            parts.push(up);
+        } else if TARGET_WORDS.contains(&up.as_str()) {
+            // One table, or a comma-separated list of them (each maybe with an alias).
+            let mut at = skip_words(&toks, i, &["ONLY", "IF", "NOT", "EXISTS"]);
+            while let Some((name, next)) = name_at(&toks, at) {
+                parts.push(name);
+                at = next;
+                if toks.get(at).is_some_and(|t| is_kw(t, "AS")) {
+                    at += 1;
+                }
+                if let Some(Tok::Word(alias) | Tok::Quoted(alias)) = toks.get(at)
+                    && !CLAUSE_WORDS.iter().any(|k| k.eq_ignore_ascii_case(alias))
+                    && !is_kw(&Tok::Word(alias), "JOIN")
+                {
+                    at += 1;
+                }
+                if toks.get(at) != Some(&Tok::Punct(b',')) || up != "FROM" {
+                    break;
+                }
+                at += 1;
+            }
+            i = at.max(i);
+        }
+    }
+    let mut summary = String::new();
+    for part in parts {
+        if summary.len() + 1 + part.len() > MAX_SUMMARY {
+            break;
+        }
+        if !summary.is_empty() {
+            summary.push(' ');
+        }
+        summary.push_str(&part);
+    }
+    Some(summary).filter(|s| !s.is_empty())
+}
+
 fn is_kw(t: &Tok<'_>, kw: &str) -> bool {
     matches!(t, Tok::Word(w) if w.eq_ignore_ascii_case(kw))
 }
@@ -657,6 +730,50 @@ mod tests {
         assert_eq!(sanitize(&long), "SELECT ? …");
         let multibyte = "é".repeat(40_000);
         assert!(sanitize(&multibyte).ends_with(" …"));
+    }
+
+    #[test]
+    fn query_summaries() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("SELECT 1", Some("SELECT")),
+            ("begin", Some("BEGIN")),
+            (" COMMIT;", Some("COMMIT")),
+            ("SET search_path = 'a'", Some("SET")),
+            ("SELECT * FROM t WHERE a = 1", Some("SELECT t")),
+            (
+                "select a from public.t x join u on x.i = u.i",
+                Some("SELECT public.t u"),
+            ),
+            ("SELECT * FROM a, b AS bb, c WHERE 1", Some("SELECT a b c")),
+            (
+                "SELECT * FROM songs WHERE id IN (SELECT id FROM artists)",
+                Some("SELECT songs SELECT artists"),
+            ),
+            (
+                "INSERT INTO t (a) SELECT a FROM u",
+                Some("INSERT t SELECT u"),
+            ),
+            ("UPDATE t SET a = 1", Some("UPDATE t")),
+            ("DELETE FROM t", Some("DELETE t")),
+            (
+                "SELECT a FROM x UNION ALL SELECT a FROM y",
+                Some("SELECT x SELECT y"),
+            ),
+            ("CREATE TABLE IF NOT EXISTS t (a int)", Some("CREATE t")),
+            ("WITH c AS (SELECT 1) SELECT * FROM c", None),
+            ("", None),
+            ("-- only a comment", None),
+            ("'text'", None),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(query_summary(sql).as_deref(), *want, "{sql}");
+        }
+        let long = format!("SELECT * FROM {}", vec!["t123456789"; 40].join(" JOIN "));
+        let summary = query_summary(&long).expect("summary");
+        assert!(
+            summary.len() <= 255 && summary.ends_with("t123456789"),
+            "{summary}"
+        );
     }
 
     #[test]

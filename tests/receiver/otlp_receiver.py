@@ -11,6 +11,10 @@ Every accepted export request is appended to --out as one JSON line:
     {"signal": "traces"|"metrics"|"profiles", "transport": "grpc"|"http",
      "request": MessageToDict(request, preserving_proto_field_name=True)}
 
+With --raw FILE, the protobuf bytes of every request (logs too; an HTTP body
+after its Content-Encoding is undone, a gRPC message as serialized) are
+appended to FILE, so a test can search everything that was exported.
+
 Requests refused because of --fail-first (optionally only those of one
 signal, --fail-signal) are written too, with
 "rejected": true, so a test can count retries. Logs are accepted and
@@ -76,9 +80,10 @@ def log(msg):
 class Sink:
     """Writes requests to the output file, and refuses the first N."""
 
-    def __init__(self, path, fail_first, fail_signal):
+    def __init__(self, path, fail_first, fail_signal, raw_path=None):
         self._lock = threading.Lock()
         self._out = open(path, "a", encoding="utf-8")
+        self._raw = open(raw_path, "ab") if raw_path else None
         self._fail_left = fail_first
         self._fail_signal = fail_signal
 
@@ -88,6 +93,9 @@ class Sink:
             refuse = self._fail_left > 0 and self._fail_signal in ("all", signal_name)
             if refuse:
                 self._fail_left -= 1
+            if self._raw is not None:
+                self._raw.write(request.SerializeToString())
+                self._raw.flush()
             if signal_name == "logs":
                 return not refuse
             line = {
@@ -106,6 +114,8 @@ class Sink:
         """Takes the lock for good (no line is half written after this) and closes the file."""
         self._lock.acquire()
         self._out.close()
+        if self._raw is not None:
+            self._raw.close()
 
 
 def grpc_servicer(base, signal_name, sink):
@@ -276,6 +286,7 @@ def main():
         default="all",
         help="count and refuse only requests of this signal for --fail-first",
     )
+    parser.add_argument("--raw", help="file the requests' protobuf bytes are appended to")
     parser.add_argument("--tls-cert", help="serve TLS with this certificate (PEM)")
     parser.add_argument("--tls-key", help="and this key (PEM)")
     parser.add_argument(
@@ -287,7 +298,7 @@ def main():
     tls = args if args.tls_cert else None
     if tls and not (args.tls_key and args.tls_client_ca):
         raise SystemExit("otlp_receiver: --tls-cert needs --tls-key and --tls-client-ca")
-    sink = Sink(args.out, args.fail_first, args.fail_signal)
+    sink = Sink(args.out, args.fail_first, args.fail_signal, args.raw)
     grpc_server, grpc_port = start_grpc(args.grpc_port, sink, tls)
     http_server, http_port = start_http(args.http_port, sink, tls)
     print(f"READY grpc={grpc_port} http={http_port}", flush=True)

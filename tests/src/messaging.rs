@@ -50,7 +50,12 @@ pub fn check_span(done: &Done, span: &Span, want: &Expect<'_>, system: &str) {
     };
     assert_eq!(span.kind, want.kind, "{}", context());
     assert_eq!(span.name, want.name, "{}", context());
-    assert_eq!(span.str_attr("messaging.system"), system, "{}", context());
+    assert_eq!(
+        span.str_attr("messaging.system.name"),
+        system,
+        "{}",
+        context()
+    );
     assert_eq!(
         span.str_attr("messaging.operation.name"),
         want.operation,

@@ -46,33 +46,55 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver on free ports and waits for its `READY` line.
     pub fn start() -> Self {
-        Self::spawn(0, "all", None)
+        Self::spawn(0, "all")
     }
 
     /// Starts a receiver that answers its first `n` requests of `signal` (`traces`, `metrics`,
     /// `logs`, or `all`) with UNAVAILABLE / HTTP 503.
     pub fn start_failing_first(n: u32, signal: &str) -> Self {
-        Self::spawn(n, signal, None)
+        Self::spawn(n, signal)
     }
 
     /// Starts a receiver that speaks only TLS, with `certs`' server certificate, and refuses
     /// clients without a certificate signed by `certs`' CA. Its endpoints are then
     /// `https://127.0.0.1:<port>`.
     pub fn start_mtls(certs: &MtlsFiles) -> Self {
-        Self::spawn(0, "all", Some(certs))
+        Self::spawn_on(0, 0, "all", Some(certs))
     }
 
-    fn spawn(fail_first: u32, fail_signal: &str, tls: Option<&MtlsFiles>) -> Self {
+    /// Starts a receiver whose OTLP/gRPC side listens on `grpc_port` (say, where an agent has
+    /// been exporting to nothing).
+    pub fn start_on(grpc_port: u16) -> Self {
+        Self::spawn_on(grpc_port, 0, "all", None)
+    }
+
+    fn spawn(fail_first: u32, fail_signal: &str) -> Self {
+        Self::spawn_on(0, fail_first, fail_signal, None)
+    }
+
+    fn spawn_on(
+        grpc_port: u16,
+        fail_first: u32,
+        fail_signal: &str,
+        tls: Option<&MtlsFiles>,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("wirelens-receiver-")
             .tempdir()
             .expect("create receiver temp dir");
         let out = dir.path().join("requests.jsonl");
+        let raw = dir.path().join("raw.bin");
         let log = dir.path().join("receiver.log");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("receiver/otlp_receiver.py");
         let mut child = Command::new(python())
             .arg(&script)
-            .args(["--grpc-port", "0", "--http-port", "0", "--out"])
+            .args([
+                "--grpc-port",
+                &grpc_port.to_string(),
+                "--http-port",
+                "0",
+                "--out",
+            ])
             .arg(&out)
             .args([
                 "--fail-first",
@@ -80,6 +102,8 @@ impl Receiver {
                 "--fail-signal",
                 fail_signal,
             ])
+            .arg("--raw")
+            .arg(&raw)
             .args(tls.map_or_else(Vec::new, |t| {
                 vec![
                     "--tls-cert".as_ref(),
@@ -141,6 +165,12 @@ impl Receiver {
             ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint),
             ("OTEL_EXPORTER_OTLP_PROTOCOL".into(), protocol.into()),
         ]
+    }
+
+    /// The protobuf bytes of every request received so far (every signal, refused ones too),
+    /// one after another: what the agent put on the wire, to search for what must not be there.
+    pub fn raw_bytes(&self) -> Vec<u8> {
+        fs::read(self.dir.path().join("raw.bin")).unwrap_or_default()
     }
 
     /// Every accepted export request so far, as the receiver wrote it:

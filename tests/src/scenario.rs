@@ -27,9 +27,16 @@ pub struct Scenario {
 impl Scenario {
     /// Starts a receiver and the agent with `args` (say `--port 53`), exporting over gRPC.
     pub fn start(name: &str, args: &[&str]) -> Self {
+        Self::start_with_env(name, args, &[])
+    }
+
+    /// Like [`Scenario::start`] with extra agent environment (say, `WIRELENS_LOG=debug`).
+    pub fn start_with_env(name: &str, args: &[&str], extra_env: &[(&str, &str)]) -> Self {
         let receiver = Receiver::start();
         let env = receiver.env(Otlp::Grpc);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut env: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        env.extend_from_slice(extra_env);
         let agent = Agent::start(args, &env);
         Scenario {
             name: name.to_string(),
@@ -65,6 +72,7 @@ impl Scenario {
             name,
             spans,
             metrics: receiver.metrics(),
+            raw: receiver.raw_bytes(),
             output,
             receiver_log: receiver.log(),
         };
@@ -82,6 +90,8 @@ pub struct Done {
     pub spans: Vec<Span>,
     /// Every metric data point received.
     pub metrics: Vec<MetricPoint>,
+    /// The protobuf bytes of every export request received, every signal.
+    pub raw: Vec<u8>,
     /// The agent's exit status and output.
     pub output: AgentOutput,
     receiver_log: String,

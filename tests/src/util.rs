@@ -205,7 +205,7 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> O
 }
 
 /// Polls `check` every 20 ms until it holds or `timeout` passes; returns whether it held.
-pub(crate) fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if check() {
@@ -235,7 +235,7 @@ pub(crate) fn read_lossy(path: &Path) -> String {
 }
 
 /// The last `n` lines of `text`, for panic messages.
-pub(crate) fn tail(text: &str, n: usize) -> String {
+pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
@@ -260,7 +260,7 @@ pub(crate) fn strip_ansi(text: &str) -> String {
 }
 
 /// Sends `signal` to `pid`; errors (already gone) are ignored.
-pub(crate) fn send_signal(pid: u32, signal: libc::c_int) {
+pub fn send_signal(pid: u32, signal: libc::c_int) {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return;
     };

@@ -1,5 +1,5 @@
-//! Start-up and failure behaviour of the `wirelens` binary: not root, a second instance, an
-//! OTLP endpoint where nothing listens.
+//! Start-up and failure behaviour of the `wirelens` binary: no capabilities, a second instance,
+//! an OTLP endpoint where nothing listens. (Each capability on its own: tests/tests/privileges.rs.)
 //!
 //! Needs root and a built agent; run one at a time (`-- --test-threads=1`).
 
@@ -8,10 +8,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 use std::time::Duration;
 
-use wirelens_tests::{Agent, Nginx, curl, free_port, wait_until};
+use wirelens_tests::{Agent, Nginx, curl, documented_capabilities, free_port, wait_until};
 
 #[test]
-fn refuses_to_start_without_root() {
+fn refuses_to_start_without_capabilities() {
     // A copy in a world-readable directory, so `nobody` can run it wherever the tree lives.
     let dir = tempfile::tempdir().expect("temp dir");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -39,9 +39,18 @@ fn refuses_to_start_without_root() {
         "started as nobody; stderr:\n{}",
         out.stderr
     );
+    // One line per capability, naming it; `nobody` has none of them.
+    for cap in documented_capabilities().required {
+        let line = format!("wirelens: error: missing capability {cap}: needed for ");
+        assert!(
+            out.stderr.contains(&line),
+            "the error should name {cap}; stderr:\n{}",
+            out.stderr
+        );
+    }
     assert!(
-        out.stderr.to_lowercase().contains("root"),
-        "the error should say it needs root; stderr:\n{}",
+        out.stderr.contains("run wirelens as root"),
+        "the error should say how to run it; stderr:\n{}",
         out.stderr
     );
 }

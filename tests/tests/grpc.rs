@@ -142,11 +142,7 @@ fn check(s: &Span, w: &Want<'_>, client: bool) {
     assert_eq!(opt_int(sent), Some(want_sent), "{sent}: {what}");
     if client {
         // The status comes to the client, whole.
-        assert_eq!(
-            opt_str("rpc.response.status_code"),
-            Some(w.status),
-            "{what}"
-        );
+        assert_eq!(opt_str("rpc.status_code"), Some(w.status), "{what}");
         // Its traceparent went out in the request headers: the client span is its child.
         assert_eq!(s.trace_id, TRACE_ID, "{what}");
         assert_eq!(s.parent_span_id, PARENT_SPAN_ID, "{what}");
@@ -154,11 +150,7 @@ fn check(s: &Span, w: &Want<'_>, client: bool) {
         // The server received the request whole: the caller's context is its parent.
         assert_eq!(s.trace_id, TRACE_ID, "{what}");
         assert_eq!(s.parent_span_id, PARENT_SPAN_ID, "{what}");
-        assert_eq!(
-            opt_str("rpc.response.status_code"),
-            Some(w.status),
-            "{what}"
-        );
+        assert_eq!(opt_str("rpc.status_code"), Some(w.status), "{what}");
         // NOT_FOUND is no server error (the gRPC conventions name the server errors).
         assert_eq!(s.status_code, "STATUS_CODE_UNSET", "{what}");
     }
@@ -254,7 +246,7 @@ fn run_cases(name: &str, tls: Option<&Path>) {
         }
         let failed: u64 = points
             .iter()
-            .filter(|p| p.attr_str("rpc.response.status_code") == Some("NOT_FOUND"))
+            .filter(|p| p.attr_str("rpc.status_code") == Some("NOT_FOUND"))
             .map(|p| p.count)
             .sum();
         assert_eq!(failed, 1, "{metric}\n{d}");

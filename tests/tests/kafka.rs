@@ -38,7 +38,12 @@ fn client_spans<'a>(done: &'a Done, run: &ClientRun, client_id: &str, port: u16)
     for span in &spans {
         let context = || format!("{}: {}", done.name, span.summary());
         assert!(!span.is_server(), "{}", context());
-        assert_eq!(span.str_attr("messaging.system"), "kafka", "{}", context());
+        assert_eq!(
+            span.str_attr("messaging.system.name"),
+            "kafka",
+            "{}",
+            context()
+        );
         assert_eq!(
             span.str_attr("messaging.client.id"),
             client_id,
@@ -259,7 +264,7 @@ fn kafka_python_against_tansu() {
     assert_eq!(names(&served), names(&clients), "{}", done.diagnostics());
     for span in &served {
         assert_eq!(span.res_str("process.executable.name"), "tansu");
-        assert_eq!(span.str_attr("messaging.system"), "kafka");
+        assert_eq!(span.str_attr("messaging.system.name"), "kafka");
     }
 
     // One duration per client operation.
@@ -267,7 +272,7 @@ fn kafka_python_against_tansu() {
     let total: u64 = points.iter().map(|p| p.count).sum();
     assert_eq!(total, clients.len() as u64, "{}", done.diagnostics());
     for p in &points {
-        assert_eq!(p.attr_str("messaging.system"), Some("kafka"));
+        assert_eq!(p.attr_str("messaging.system.name"), Some("kafka"));
         assert_eq!(p.unit, "s");
     }
     let failures: u64 = points

@@ -117,6 +117,6 @@ fn nats_publish_subscribe_headers_and_errors() {
     let total: u64 = points.iter().map(|p| p.count).sum();
     assert_eq!(total, 6, "{}", done.diagnostics());
     for p in &points {
-        assert_eq!(p.attr_str("messaging.system"), Some("nats"));
+        assert_eq!(p.attr_str("messaging.system.name"), Some("nats"));
     }
 }

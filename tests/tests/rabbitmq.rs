@@ -218,7 +218,7 @@ fn check(
         check_span(done, span, &expect, "rabbitmq");
         let get = |key: &str| span.attributes.get(key);
         assert_eq!(
-            get("messaging.rabbitmq.destination.routing_key").and_then(Value::as_str),
+            get("rabbitmq.destination.routing_key").and_then(Value::as_str),
             w.routing_key,
             "{}",
             context()
@@ -444,7 +444,11 @@ fn rabbitmq_pika_and_amqp_tools() {
     }
     let mut got_series = BTreeMap::new();
     for p in done.points("messaging.client.operation.duration") {
-        assert_eq!(p.attr_str("messaging.system"), Some("rabbitmq"), "{p:?}");
+        assert_eq!(
+            p.attr_str("messaging.system.name"),
+            Some("rabbitmq"),
+            "{p:?}"
+        );
         assert_eq!(p.attr_str("server.address"), Some("127.0.0.1"), "{p:?}");
         assert_eq!(p.attr_int("server.port"), Some(i64::from(port)), "{p:?}");
         let pid = p.resource.get("process.pid").and_then(Value::as_i64);

@@ -12,7 +12,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use wirelens_otel::ProcessInfo;
+use wirelens_otel::{ProcessInfo, redact::redact_command_line};
+
+/// Whether a process's command line is exported (`process.command_line`), and how.
+///
+/// Off by default: command lines carry passwords (`mysql -pPASSWORD`), credentials in URLs and
+/// SQL literals (`psql -c "INSERT ... 'secret'"`), and they would go out in every Resource.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandLine {
+    /// Not read, not exported (the executable's name and path still are).
+    #[default]
+    Off,
+    /// Exported with its secrets replaced by the rules of `wirelens_otel::redact`.
+    Redacted,
+}
 
 /// How long an exited process's metadata stays cached.
 const KEEP_AFTER_EXIT: Duration = Duration::from_secs(30);
@@ -34,6 +48,7 @@ const KEEP_INHERITED: Duration = Duration::from_secs(600);
 pub struct ProcessCache {
     entries: HashMap<u32, Entry>,
     host_name: String,
+    command_line: CommandLine,
 }
 
 impl Default for ProcessCache {
@@ -43,11 +58,17 @@ impl Default for ProcessCache {
 }
 
 impl ProcessCache {
-    /// An empty cache for this host.
+    /// An empty cache for this host; command lines are not read.
     pub fn new() -> Self {
+        Self::with_command_line(CommandLine::Off)
+    }
+
+    /// An empty cache for this host that reads command lines as `command_line` says.
+    pub fn with_command_line(command_line: CommandLine) -> Self {
         Self {
             entries: HashMap::new(),
             host_name: host_name(),
+            command_line,
         }
     }
 
@@ -129,7 +150,7 @@ impl ProcessCache {
     }
 
     fn resolve(&mut self, pid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
-        let info = Arc::new(read_process(pid, comm, &self.host_name));
+        let info = Arc::new(read_process(pid, comm, &self.host_name, self.command_line));
         if info.executable_name.is_empty() {
             // Gone before we looked, and no name from the kernel: nothing worth caching.
             return info;
@@ -157,7 +178,12 @@ pub fn comm_str(comm: &[u8; 16]) -> String {
     String::from_utf8_lossy(&comm[..end]).into_owned()
 }
 
-fn read_process(pid: u32, comm: &[u8; 16], host_name: &str) -> ProcessInfo {
+fn read_process(
+    pid: u32,
+    comm: &[u8; 16],
+    host_name: &str,
+    command_line: CommandLine,
+) -> ProcessInfo {
     let comm = comm_str(comm);
     let proc = procfs::process::Process::new(pid as i32).ok();
     let exe = proc.as_ref().and_then(|p| p.exe().ok());
@@ -166,11 +192,14 @@ fn read_process(pid: u32, comm: &[u8; 16], host_name: &str) -> ProcessInfo {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| comm.clone());
-    let command_line = proc
-        .as_ref()
-        .and_then(|p| p.cmdline().ok())
-        .map(|args| args.join(" "))
-        .unwrap_or_default();
+    let command_line = match command_line {
+        CommandLine::Off => String::new(),
+        CommandLine::Redacted => proc
+            .as_ref()
+            .and_then(|p| p.cmdline().ok())
+            .map(|args| redact_command_line(&args))
+            .unwrap_or_default(),
+    };
     let service_from_env = proc
         .as_ref()
         .and_then(|p| p.environ().ok())
@@ -246,8 +275,45 @@ mod tests {
         let mut cache = ProcessCache::new();
         let me = cache.get(std::process::id(), b"fallback\0\0\0\0\0\0\0\0");
         assert_eq!(me.pid, std::process::id());
-        assert!(!me.command_line.is_empty());
+        assert!(
+            me.command_line.is_empty(),
+            "command lines are off by default"
+        );
         assert_ne!(me.executable_name, "fallback");
+        assert!(me.executable_path.is_some());
+    }
+
+    #[test]
+    fn command_line_only_when_asked_and_redacted() {
+        // `sh -c` with two commands stays `sh` (it does not exec the last one).
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; true", "sh", "--password=hunter2"])
+            .spawn()
+            .expect("start sh");
+        let pid = child.id();
+        let mut cache = ProcessCache::with_command_line(CommandLine::Redacted);
+        // `spawn` returns once the exec began, maybe before the kernel set up the arguments.
+        for _ in 0..100 {
+            if std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| !c.is_empty()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let info = cache.get(pid, &[0; 16]);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(
+            info.command_line.ends_with("sh --password=REDACTED"),
+            "{}",
+            info.command_line
+        );
+        assert!(!info.command_line.contains("hunter2"));
+        let mut off = ProcessCache::new();
+        assert!(
+            off.get(std::process::id(), &[0; 16])
+                .command_line
+                .is_empty()
+        );
     }
 
     #[test]
@@ -266,7 +332,7 @@ mod tests {
         let parent = cache.get(me, &[0; 16]);
         assert_eq!(child.pid, u32::MAX - 2);
         assert_eq!(child.executable_name, parent.executable_name);
-        assert_eq!(child.command_line, parent.command_line);
+        assert_eq!(child.executable_path, parent.executable_path);
     }
 
     #[test]

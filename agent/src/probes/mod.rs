@@ -53,7 +53,7 @@ const UPROBE_PROGRAMS: &[&str] = &["ssl_enter", "ssl_return", "ssl_free", "mmsg_
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
     /// The object did not load (verifier, permissions, missing BTF).
-    #[error("loading the eBPF object failed (is this kernel ≥ 6.5 with BTF, and are we root?)")]
+    #[error("loading the eBPF object failed (is this kernel ≥ 6.5 with BTF?)")]
     Load(#[source] Box<aya::EbpfError>),
     /// A program is missing from the object: a build problem.
     #[error("program {0} is missing from the eBPF object (was the kernel object built?)")]
@@ -87,7 +87,10 @@ pub enum ProbeError {
         source: Box<aya::maps::MapError>,
     },
     /// Mounting tracefs failed.
-    #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed")]
+    #[error(
+        "tracefs is not mounted at /sys/kernel/tracing and mounting it failed (in a container, \
+         mount the host's /sys/kernel/tracing)"
+    )]
     Tracefs(#[source] std::io::Error),
     /// The kernel's BTF could not be read (needed for the `tp_btf` programs).
     #[error(
@@ -126,6 +129,16 @@ impl Probes {
         if !settings.comms.is_empty() {
             filters |= filter::COMM;
         }
+        let pidns = own_pid_namespace();
+        if let Some((_, ino)) = pidns {
+            filters |= filter::PIDNS;
+            tracing::info!(
+                pidns = ino,
+                "in a pid namespace of its own (a container without the host's pids): tracing \
+                 only the processes of this namespace"
+            );
+        }
+        let (pidns_dev, pidns_ino) = pidns.unwrap_or_default();
         // Without it, sockets carry no protocol and UDP (DNS) is not told apart from TCP.
         let sk_protocol = btf::kernel_member_offset("sock", "sk_protocol").unwrap_or_else(|e| {
             tracing::warn!("struct sock has no readable sk_protocol ({e}): UDP not traced");
@@ -136,6 +149,8 @@ impl Probes {
             .override_global("CAPTURE_LIMIT", &settings.capture_limit, true)
             .override_global("AGENT_TGID", &agent, true)
             .override_global("FILTERS", &filters, true)
+            .override_global("PIDNS_DEV", &pidns_dev, true)
+            .override_global("PIDNS_INO", &pidns_ino, true)
             .override_global("SK_PROTOCOL_OFFSET", &sk_protocol, true)
             .map_max_entries("EVENTS", settings.ring_size)
             .map_max_entries("SCRATCH", cpus);
@@ -279,6 +294,25 @@ fn fill_filters(ebpf: &mut Ebpf, settings: &Settings) -> Result<(), ProbeError> 
 }
 
 /// aya finds tracepoint ids through tracefs; mount it where a fresh machine may lack it.
+/// The inode of the initial pid namespace (`PROC_PID_INIT_INO`), the same on every kernel.
+const INITIAL_PIDNS_INO: u64 = 0xEFFF_FFFC;
+
+/// Our pid namespace as the kernel's `bpf_get_ns_current_pid_tgid` names it (device in the
+/// kernel's encoding, inode), unless it is the host's: then pids need no translation.
+fn own_pid_namespace() -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata("/proc/self/ns/pid")
+        .map_err(|e| tracing::warn!(%e, "cannot read /proc/self/ns/pid: assuming the host's"))
+        .ok()?;
+    if meta.ino() == INITIAL_PIDNS_INO {
+        return None;
+    }
+    let dev = meta.dev();
+    // The kernel's dev_t: major in the top 12 bits of 32, minor in the low 20.
+    let kernel_dev = (u64::from(libc::major(dev)) << 20) | u64::from(libc::minor(dev));
+    Some((kernel_dev, meta.ino()))
+}
+
 fn ensure_tracefs() -> Result<(), ProbeError> {
     let root = Path::new("/sys/kernel/tracing");
     if root.join("events").exists() || Path::new("/sys/kernel/debug/tracing/events").exists() {

@@ -38,6 +38,8 @@ pub struct ContinuousConfig {
     pub pids: Vec<u32>,
     /// Command-name filter (empty: all).
     pub comms: Vec<String>,
+    /// Whether the profiles' Resources carry `process.command_line`.
+    pub command_line: crate::metadata::process::CommandLine,
 }
 
 /// The running profiler thread and its export task.
@@ -65,6 +67,7 @@ pub fn start(
         ring_size: 4 << 20,
     };
     let interval = config.interval;
+    let command_line = config.command_line;
     // The symbolizer is not `Send`: the collector is made on its thread, which reports back
     // whether the sampler started.
     let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
@@ -73,7 +76,7 @@ pub fn start(
         .spawn(move || match Collector::start(&sampler) {
             Ok(mut collector) => {
                 let _ = started_tx.send(Ok(()));
-                run(&mut collector, &sender, interval, &stop)
+                run(&mut collector, &sender, interval, command_line, &stop)
             }
             Err(e) => {
                 let _ = started_tx.send(Err(e));
@@ -113,9 +116,10 @@ fn run(
     collector: &mut Collector,
     sender: &ProfilesSender,
     interval: Duration,
+    command_line: crate::metadata::process::CommandLine,
     stop: &AtomicBool,
 ) -> ProfilerStats {
-    let mut processes = ProcessCache::new();
+    let mut processes = ProcessCache::with_command_line(command_line);
     let mut last = Instant::now();
     loop {
         std::thread::sleep(POLL_INTERVAL);

@@ -10,7 +10,7 @@ use std::{
 };
 
 use serde_json::json;
-use wirelens_otel::Observation;
+use wirelens_otel::{Observation, redact::redact_target};
 use wirelens_parsers::{Detail, Role};
 
 use crate::{cli::OutputFormat, conntrack::role_name, stats::Stats};
@@ -82,7 +82,11 @@ pub fn text_line(obs: &Observation) -> String {
                 .status
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "-".into());
-            format!("{} {} -> {status}", http.method, http.target)
+            format!(
+                "{} {} -> {status}",
+                http.method,
+                redact_target(&http.target)
+            )
         }
         Detail::Db(db) => {
             let what = db.operation.as_deref().unwrap_or("?");
@@ -152,7 +156,7 @@ pub fn json_line(obs: &Observation) -> String {
     match &r.detail {
         Detail::Http(http) => {
             v["method"] = json!(http.method);
-            v["target"] = json!(http.target);
+            v["target"] = json!(redact_target(&http.target));
             v["status"] = json!(http.status);
             v["version"] = json!(http.version.map(|v| v.as_str()));
             v["host"] = json!(http.host);

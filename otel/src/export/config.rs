@@ -72,6 +72,9 @@ pub struct ExportConfig {
     pub max_export_batch_size: usize,
     /// Histogram series kept before new ones overflow.
     pub max_metric_series: usize,
+    /// Encoded bytes of span requests kept for a backend that is down or slow
+    /// (`WIRELENS_EXPORT_BUFFER_BYTES`); past it the oldest are dropped and counted.
+    pub spool_bytes: usize,
     /// Retries of failed exports.
     pub retry: RetryPolicy,
     /// How records become spans ([`RAW_DB_STATEMENTS_VAR`]).
@@ -192,6 +195,11 @@ pub const DEFAULT_SCHEDULE_DELAY: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_QUEUE_SIZE: usize = 2048;
 /// Default `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`.
 pub const DEFAULT_MAX_EXPORT_BATCH_SIZE: usize = 512;
+/// Default [`ExportConfig::spool_bytes`]: 32 MiB of encoded spans (about 64 MiB in memory),
+/// minutes of a busy node's spans.
+pub const DEFAULT_SPOOL_BYTES: usize = 32 << 20;
+/// The variable that sets [`ExportConfig::spool_bytes`].
+pub const SPOOL_BYTES_VAR: &str = "WIRELENS_EXPORT_BUFFER_BYTES";
 
 /// Name used in errors for the `--endpoint`-style override.
 const OVERRIDE_ENDPOINT: &str = "command-line otlp endpoint";
@@ -363,6 +371,7 @@ impl ExportConfig {
             max_queue_size,
             max_export_batch_size,
             max_metric_series: crate::metrics::DEFAULT_MAX_SERIES,
+            spool_bytes: count(SPOOL_BYTES_VAR, DEFAULT_SPOOL_BYTES)?,
             retry: RetryPolicy::default(),
             mapping: MappingOptions {
                 raw_db_statements: get(RAW_DB_STATEMENTS_VAR)

@@ -2,21 +2,24 @@
 //! over gRPC or HTTP with retries.
 //!
 //! ```text
-//!  agent threads ──try_send──▶ [queue: max_queue_size] ──▶ collector task ──▶ [2 batches] ──▶ traces worker ──▶ backend
-//!   (never block; a full                                   │ every observation                  (spans_request, retry)
-//!    queue counts a drop)                                  │ feeds MetricsAggregator
+//!  agent threads ──try_send──▶ [queue: max_queue_size] ──▶ collector task ──▶ [spool: bytes] ──▶ traces worker ──▶ backend
+//!   (never block; a full                                   │ every observation  (oldest dropped    (retry; put back
+//!    queue counts a drop)                                  │ feeds MetricsAggregator past the limit)  while it is down)
 //!                                                          └── every metric_interval ──▶ [1 request] ──▶ metrics worker ──▶ backend
 //! ```
 //!
-//! The collector never waits for the network: when a worker is still busy, a full batch is
-//! dropped and counted (metrics keep aggregating every observation, and being cumulative they
-//! catch up at the next successful export). Failures are logged once per failure streak.
+//! The collector never waits for the network: span batches become requests in the byte-bounded
+//! [`spool`], which keeps them through a backend outage or stall and delivers them when it
+//! answers again; past its limit the oldest are dropped and counted. Metrics keep aggregating
+//! every observation and, being cumulative, catch up at the next successful export. Failures
+//! are logged once per failure streak.
 //!
 //! A [`MetricsReader`] (from [`spawn_with_reader`]) asks the collector for the same cumulative
 //! request the metrics worker gets, at any time: the Prometheus endpoint renders it. With a
 //! reader, metrics are aggregated even when no OTLP metrics destination is set, and every
 //! `metric_interval` the series of processes that are gone are retired all the same
-//! ([`MetricsAggregator::retire`]).
+//! ([`MetricsAggregator::retire`]). Spans are sampled ([`Sampler`]) as a batch becomes a
+//! request; metrics count every observation.
 
 pub mod config;
 pub mod grpc;
@@ -24,6 +27,7 @@ pub mod http;
 pub mod profiles;
 pub mod retry;
 pub mod sampler;
+mod spool;
 pub mod tls;
 
 use std::error::Error as _;
@@ -40,6 +44,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval_at};
 
 use crate::metrics::{MetricsAggregator, point_count};
 use crate::{MappingOptions, Observation, ProcessInfo, semconv, traces};
+use spool::{Spool, Spooled};
 
 pub use config::{
     Compression, ConfigError, ExportConfig, Exporters, Overrides, Protocol, RAW_DB_STATEMENTS_VAR,
@@ -54,8 +59,8 @@ pub use tls::{Pem, TlsConfig};
 /// `User-Agent` of every export request.
 pub(crate) const USER_AGENT: &str = concat!("wirelens/", env!("CARGO_PKG_VERSION"));
 
-/// Span batches waiting for the traces worker; past this, batches are dropped.
-const BATCHES_IN_FLIGHT: usize = 2;
+/// Longest wait between two tries of a spooled request while the backend is down.
+const SPOOL_RETRY_MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// What a backend said it did not accept, in an otherwise successful answer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -98,6 +103,21 @@ impl Retryable for ExportError {
         match self {
             Self::Grpc(e) => e.retry_after(),
             Self::Http(e) => e.retry_after(),
+        }
+    }
+}
+
+impl ExportError {
+    /// Whether a spooled request should be kept for a later try: every retryable error, and
+    /// over gRPC also `UNKNOWN` and `INTERNAL`, which is what a connection broken mid-call
+    /// (a backend restarting, a stalled one closing) comes back as. Only answers that say the
+    /// request itself is wrong (`INVALID_ARGUMENT`, HTTP 400...) or a broken set-up drop it.
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Grpc(GrpcError::Status { code, .. }) => {
+                self.is_retryable() || matches!(code, tonic::Code::Unknown | tonic::Code::Internal)
+            }
+            _ => self.is_retryable(),
         }
     }
 }
@@ -417,16 +437,15 @@ fn start(
     let (obs_tx, obs_rx) = mpsc::channel(config.max_queue_size.max(1));
     let (stop_tx, stop_rx) = oneshot::channel();
     let mut workers = Vec::new();
-    let batches = config.traces.clone().map(|signal| {
-        let (tx, rx) = mpsc::channel(BATCHES_IN_FLIGHT);
+    let spool = config.traces.clone().map(|signal| {
+        let spool = Arc::new(Spool::new(config.spool_bytes));
         workers.push(handle.spawn(traces_worker(
             signal,
             config.retry,
-            (config.mapping, config.sampler),
-            rx,
+            Arc::clone(&spool),
             Arc::clone(&shared),
         )));
-        tx
+        spool
     });
     let metric_requests = config.metrics.clone().map(|signal| {
         let (tx, rx) = mpsc::channel(1);
@@ -438,7 +457,7 @@ fn start(
         )));
         tx
     });
-    let traces_on = batches.is_some();
+    let traces_on = spool.is_some();
     let (reader, reads) = if with_reader {
         let (tx, rx) = mpsc::channel(READS_IN_FLIGHT);
         (Some(MetricsReader { tx }), Some(rx))
@@ -454,11 +473,12 @@ fn start(
         }),
         batch: Vec::new(),
         max_batch: config.max_export_batch_size.max(1),
-        batches,
+        spool,
+        mapping: config.mapping,
+        sampler: config.sampler,
         metric_requests,
         reads,
         shared: Arc::clone(&shared),
-        behind: false,
     };
     let mut tasks = vec![handle.spawn(collector.run(
         obs_rx,
@@ -487,13 +507,13 @@ struct Collector {
     aggregator: Option<MetricsAggregator>,
     batch: Vec<Observation>,
     max_batch: usize,
-    batches: Option<mpsc::Sender<Vec<Observation>>>,
+    spool: Option<Arc<Spool>>,
+    mapping: MappingOptions,
+    sampler: Sampler,
     metric_requests: Option<mpsc::Sender<ExportMetricsServiceRequest>>,
     /// Questions from [`MetricsReader`]s, when there is a reader.
     reads: Option<mpsc::Receiver<oneshot::Sender<ExportMetricsServiceRequest>>>,
     shared: Arc<Shared>,
-    /// The traces worker was busy at the last hand-off (log once per streak).
-    behind: bool,
 }
 
 impl Collector {
@@ -533,6 +553,9 @@ impl Collector {
             self.take(obs, true).await;
         }
         self.flush(true).await;
+        if let Some(spool) = &self.spool {
+            spool.close();
+        }
         self.export_metrics(true).await;
     }
 
@@ -542,7 +565,7 @@ impl Collector {
         {
             add(&self.shared.counters.metric_series_overflow, 1);
         }
-        if self.batches.is_some() {
+        if self.spool.is_some() {
             add(&self.shared.counters.spans_pending, 1);
             self.batch.push(obs);
             if self.batch.len() >= self.max_batch {
@@ -551,36 +574,31 @@ impl Collector {
         }
     }
 
-    /// Hand the current batch to the traces worker. While running, a busy worker means the batch
-    /// is dropped; at shutdown (`last`) we wait for it.
-    async fn flush(&mut self, last: bool) {
-        let Some(batches) = &self.batches else { return };
+    /// Turn the current batch into a request for the spool (which never waits: past its byte
+    /// limit it drops the oldest requests, counted here).
+    async fn flush(&mut self, _last: bool) {
+        let Some(spool) = &self.spool else { return };
         if self.batch.is_empty() {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.max_batch));
-        let n = batch.len() as u64;
-        let sent = if last {
-            batches.send(batch).await.is_ok()
-        } else {
-            match batches.try_send(batch) {
-                Ok(()) => {
-                    self.behind = false;
-                    true
-                }
-                Err(_) => {
-                    if !self.behind {
-                        tracing::warn!("otlp traces exporter is behind; {n} spans dropped");
-                        self.behind = true;
-                    }
-                    false
-                }
-            }
-        };
-        if !sent {
+        let mut request = traces::spans_request_with(&batch, &self.mapping);
+        let pending = batch.len() as u64;
+        let sampled_out = self.sampler.apply(&mut request).min(pending);
+        if sampled_out > 0 {
             let counters = &self.shared.counters;
-            sub(&counters.spans_pending, n);
-            add(&counters.spans_dropped, n);
+            sub(&counters.spans_pending, sampled_out);
+            add(&counters.spans_sampled_out, sampled_out);
+        }
+        if sampled_out == pending {
+            return;
+        }
+        let dropped = spool.push(Spooled::new(request, pending - sampled_out));
+        if dropped > 0 {
+            let counters = &self.shared.counters;
+            sub(&counters.spans_pending, dropped);
+            add(&counters.spans_dropped, dropped);
+            tracing::debug!("otlp traces spool full; {dropped} older spans dropped");
         }
     }
 
@@ -697,8 +715,7 @@ impl Streak {
 async fn traces_worker(
     config: SignalConfig,
     policy: RetryPolicy,
-    (mapping, sampler): (MappingOptions, Sampler),
-    mut rx: mpsc::Receiver<Vec<Observation>>,
+    spool: Arc<Spool>,
     shared: Arc<Shared>,
 ) {
     let counters = &shared.counters;
@@ -711,24 +728,17 @@ async fn traces_worker(
             one_line(e)
         );
     }
-    while let Some(batch) = rx.recv().await {
-        let pending = batch.len() as u64;
-        let mut request = traces::spans_request_with(&batch, &mapping);
-        drop(batch);
-        let sampled_out = sampler.apply(&mut request);
-        add(&counters.spans_sampled_out, sampled_out);
-        let n = pending - sampled_out.min(pending);
-        if n == 0 {
-            sub(&counters.spans_pending, pending);
-            continue;
-        }
+    // Tries of the same request since the backend last answered.
+    let mut down_for = 0u32;
+    while let Some(item) = spool.pop().await {
+        let n = item.spans;
         let result = match &transport {
-            Ok(t) => Some(t.export_traces(&request, &policy).await),
+            Ok(t) => Some(t.export_traces(&item.request, &policy).await),
             Err(_) => None,
         };
-        sub(&counters.spans_pending, pending);
         match result {
             Some(Ok(partial)) => {
+                sub(&counters.spans_pending, n);
                 let rejected = partial.rejected.min(n);
                 add(&counters.spans_exported, n - rejected);
                 add(&counters.spans_dropped, rejected);
@@ -741,13 +751,29 @@ async fn traces_worker(
                     );
                 }
                 streak.succeeded("spans dropped");
+                down_for = 0;
+            }
+            Some(Err(e)) if e.is_transient() && !spool.is_closed() => {
+                // Down or stalled: keep the request (it goes out first when the backend is
+                // back) and wait before the next try.
+                add(&counters.export_failures, 1);
+                let (_, queued) = spool.depth();
+                streak.failed(&one_line(&e), queued + n, "spans spooled, not lost yet");
+                let dropped = spool.push_front(item);
+                sub(&counters.spans_pending, dropped);
+                add(&counters.spans_dropped, dropped);
+                let wait = policy.backoff(down_for.min(16)).min(SPOOL_RETRY_MAX_WAIT);
+                down_for = down_for.saturating_add(1);
+                tokio::time::sleep(wait).await;
             }
             Some(Err(e)) => {
+                sub(&counters.spans_pending, n);
                 add(&counters.export_failures, 1);
                 add(&counters.spans_dropped, n);
                 streak.failed(&one_line(&e), n, "spans dropped");
             }
             None => {
+                sub(&counters.spans_pending, n);
                 add(&counters.export_failures, 1);
                 add(&counters.spans_dropped, n);
             }

@@ -225,6 +225,7 @@ fn config(traces: Option<SignalConfig>, metrics: Option<SignalConfig>) -> Export
         max_queue_size: 64,
         max_export_batch_size: 2,
         max_metric_series: 100,
+        spool_bytes: 1 << 20,
         retry: RetryPolicy {
             max_attempts: 3,
             initial_backoff: Duration::from_millis(10),

@@ -7,7 +7,7 @@
 //! their byte count, whatever the split, and counted, never kept, but for the first
 //! [`MAX_HEADERS`] header bytes (looked through for `traceparent`).
 //!
-//! Records (`Detail::Messaging`, `messaging.system` `nats`), role Client when the traced process
+//! Records (`Detail::Messaging`, `messaging.system.name` `nats`), role Client when the traced process
 //! sent CONNECT/PUB/SUB, Server when it sent INFO/MSG:
 //! - PUB/HPUB → `Send`, operation name `publish`; MSG/HMSG → `Process`, `process`. Destination is
 //!   the subject, `body_size` the payload bytes without headers (captured or not),
