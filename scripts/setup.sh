@@ -39,6 +39,8 @@ APT_PACKAGES=(
     docker-compose
     # the profiler tests' independent pprof decoder (tests/profilee/decode_pprof.py)
     protobuf-compiler python3-protobuf
+    # the Prometheus endpoint's test scrapes it with a real Prometheus (tests/tests/prometheus.rs)
+    prometheus
 )
 
 step() { printf 'setup: %s\n' "$*"; }
@@ -131,7 +133,13 @@ for pidfile in /run/postgresql/*.pid; do
 done
 if stop_server mariadb /run/mysqld/mysqld.pid mariadbd; then db_stopped+=(mariadb); fi
 if stop_server redis /run/redis/redis-server.pid redis-server; then db_stopped+=(redis); fi
-for service in postgresql mariadb redis-server rabbitmq-server dnsmasq nats-server; do
+# Debian's prometheus (port 9090) writes no pid file; the tests run their own.
+if pid=$(pgrep -x -u prometheus prometheus | head -n 1) && [[ -n $pid ]]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do [[ -e /proc/$pid ]] || break; sleep 0.1; done
+    db_stopped+=(prometheus)
+fi
+for service in postgresql mariadb redis-server rabbitmq-server dnsmasq nats-server prometheus; do
     if [[ -d /run/systemd/system ]]; then
         systemctl disable --now "$service" >/dev/null 2>&1 || true
     else

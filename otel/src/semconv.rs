@@ -16,6 +16,10 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `service.name`
 pub const SERVICE_NAME: &str = "service.name";
+/// `service.namespace` (read from Resources for the Prometheus `job`; wirelens sets none)
+pub const SERVICE_NAMESPACE: &str = "service.namespace";
+/// `service.instance.id` (read from Resources for the Prometheus `instance`; wirelens sets none)
+pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 /// `process.pid`
 pub const PROCESS_PID: &str = "process.pid";
 /// `process.executable.name`
@@ -229,6 +233,8 @@ pub const DNS_LOOKUP_DURATION: &str = "dns.lookup.duration";
 pub const RPC_SERVER_CALL_DURATION: &str = "rpc.server.call.duration";
 /// Histogram: duration of RPCs made (seconds).
 pub const RPC_CLIENT_CALL_DURATION: &str = "rpc.client.call.duration";
+/// Set (`true`) on the one series per metric that takes what is past the series cap.
+pub const OTEL_METRIC_OVERFLOW: &str = "otel.metric.overflow";
 /// Unit of duration histograms.
 pub const UNIT_SECONDS: &str = "s";
 /// Unit of counters of events (the agent's own counters, unless they count bytes).
@@ -250,6 +256,8 @@ pub const DB_DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1
 pub const WIRELENS_EXPORT_SPANS: &str = "wirelens.export.spans";
 /// Spans lost: observation queue full, batch queue full, or export failed.
 pub const WIRELENS_EXPORT_SPANS_DROPPED: &str = "wirelens.export.spans_dropped";
+/// Spans the sampler (`OTEL_TRACES_SAMPLER`) left out; metrics still count them.
+pub const WIRELENS_EXPORT_SPANS_SAMPLED_OUT: &str = "wirelens.export.spans_sampled_out";
 /// Export calls that failed after their retries (traces and metrics).
 pub const WIRELENS_EXPORT_FAILURES: &str = "wirelens.export.failures";
 /// Observations not aggregated into metrics because the series limit was reached.
