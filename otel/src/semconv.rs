@@ -16,10 +16,6 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `service.name`
 pub const SERVICE_NAME: &str = "service.name";
-/// `service.namespace` (read from Resources for the Prometheus `job`; wirelens sets none)
-pub const SERVICE_NAMESPACE: &str = "service.namespace";
-/// `service.instance.id` (read from Resources for the Prometheus `instance`; wirelens sets none)
-pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 /// `process.pid`
 pub const PROCESS_PID: &str = "process.pid";
 /// `process.executable.name`
@@ -49,9 +45,11 @@ pub const K8S_POD_UID: &str = "k8s.pod.uid";
 pub const K8S_NAMESPACE_NAME: &str = "k8s.namespace.name";
 /// `k8s.container.name`
 pub const K8S_CONTAINER_NAME: &str = "k8s.container.name";
-/// `service.namespace`: the pod's namespace, for Kubernetes workloads.
+/// `service.namespace`: the pod's namespace, for Kubernetes workloads (also part of the
+/// Prometheus `job`).
 pub const SERVICE_NAMESPACE: &str = "service.namespace";
-/// `service.instance.id`: `<namespace>.<pod>.<container>` for Kubernetes workloads.
+/// `service.instance.id`: `<namespace>.<pod>.<container>` for Kubernetes workloads (the
+/// Prometheus `instance` when set).
 pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 /// `telemetry.distro.name`: who produced the telemetry (we are not an SDK inside the process).
 pub const TELEMETRY_DISTRO_NAME: &str = "telemetry.distro.name";
