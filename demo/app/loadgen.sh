@@ -1,0 +1,12 @@
+#!/bin/sh
+# Demo load: a few requests a second to the frontend, mostly orders, some to a missing page.
+# Rate: LOADGEN_INTERVAL seconds between rounds (default 0.5).
+set -u
+target=${FRONTEND_URL:-http://frontend:8080}
+interval=${LOADGEN_INTERVAL:-0.5}
+while true; do
+    curl -s -o /dev/null "$target/order" || true
+    curl -s -o /dev/null "$target/order" || true
+    curl -s -o /dev/null "$target/missing" || true
+    sleep "$interval"
+done
