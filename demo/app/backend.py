@@ -14,10 +14,15 @@ import redis
 
 from nats_client import Nats
 
+HOST = os.environ.get("HOST", "0.0.0.0")
 PORT = int(os.environ.get("PORT", "8081"))
 PG_DSN = os.environ.get("PG_DSN", "host=postgres dbname=shop user=shop password=shop")
 REDIS_HOST = os.environ.get("REDIS_HOST", "redis")
+REDIS_PORT = int(os.environ.get("REDIS_PORT", "6379"))
 NATS_HOST = os.environ.get("NATS_HOST", "nats")
+NATS_PORT = int(os.environ.get("NATS_PORT", "4222"))
+NATS_USER = os.environ.get("NATS_USER")
+NATS_PASS = os.environ.get("NATS_PASS")
 ORDER = re.compile(r"^/api/orders/(\d+)$")
 
 local = threading.local()
@@ -28,8 +33,8 @@ def connections():
     if not hasattr(local, "pg"):
         local.pg = psycopg2.connect(PG_DSN)
         local.pg.autocommit = True
-        local.redis = redis.Redis(host=REDIS_HOST, port=6379)
-        local.nats = Nats(NATS_HOST, name="backend")
+        local.redis = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+        local.nats = Nats(NATS_HOST, NATS_PORT, "backend", NATS_USER, NATS_PASS)
     return local.pg, local.redis, local.nats
 
 
@@ -96,4 +101,4 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     setup()
-    ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()
+    ThreadingHTTPServer((HOST, PORT), Handler).serve_forever()

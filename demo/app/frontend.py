@@ -6,10 +6,13 @@ import os
 import random
 import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BACKEND = os.environ.get("BACKEND_URL", "http://backend:8081")
+BACKEND_HOST = urllib.parse.urlsplit(BACKEND).hostname
+HOST = os.environ.get("HOST", "0.0.0.0")
 PORT = int(os.environ.get("PORT", "8080"))
 
 
@@ -20,7 +23,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/order"):
             item = random.randint(1, 20)
             # A lookup of its own, so the DNS panels show the frontend resolving its peer.
-            socket.getaddrinfo("backend", 8081, type=socket.SOCK_STREAM)
+            socket.getaddrinfo(BACKEND_HOST, None, type=socket.SOCK_STREAM)
             try:
                 with urllib.request.urlopen(f"{BACKEND}/api/orders/{item}", timeout=5) as r:
                     status, body = r.status, r.read()
@@ -43,4 +46,4 @@ class Handler(BaseHTTPRequestHandler):
 
 
 if __name__ == "__main__":
-    ThreadingHTTPServer(("0.0.0.0", PORT), Handler).serve_forever()
+    ThreadingHTTPServer((HOST, PORT), Handler).serve_forever()

@@ -1,19 +1,23 @@
 """The few NATS protocol lines the demo needs (CONNECT, PUB, SUB, PING), over a plain socket:
 Debian packages no NATS client for Python."""
 
+import json
 import socket
 
 
 class Nats:
     """One connection to a NATS server, used by one thread."""
 
-    def __init__(self, host, port=4222, name="demo"):
+    def __init__(self, host, port=4222, name="demo", user=None, password=None):
         self.sock = socket.create_connection((host, port), timeout=10)
         self.file = self.sock.makefile("rb")
         info = self.file.readline()
         if not info.startswith(b"INFO "):
             raise ConnectionError(f"not a NATS server: {info!r}")
-        self._send(f'CONNECT {{"verbose":false,"name":"{name}"}}\r\n'.encode())
+        options = {"verbose": False, "name": name}
+        if user:
+            options.update(user=user, **{"pass": password or ""})
+        self._send(b"CONNECT " + json.dumps(options).encode() + b"\r\n")
 
     def _send(self, data):
         self.sock.sendall(data)

@@ -8,18 +8,25 @@
 //! labels the agent really exports, translated the way the collector's Prometheus exporter
 //! names them: those come from a real run (the agent tracing nginx under curl, exporting to
 //! the independent receiver) and from `wirelens replay` of the parsers' recorded fixtures
-//! (databases, messaging, DNS, gRPC).
+//! (databases, messaging, DNS, gRPC). The application itself runs too, outside containers:
+//! its frontend, backend, worker and load generator on Debian's python3 (the libraries its
+//! image installs) against the suite's PostgreSQL, Redis and nats-server, and the agent sees
+//! each service's HTTP, database and NATS spans under its own `service.name`.
 //!
-//! Needs `scripts/setup.sh` (Debian's `docker-compose` and `prometheus`, the receiver's venv)
-//! and a built agent; run under the integration-test lock (it loads the agent).
+//! Needs `scripts/setup.sh` (Debian's `docker-compose`, `prometheus`, `python3-psycopg2`,
+//! `python3-redis`, the database servers, the receiver's venv) and a built agent; run under
+//! the integration-test lock (it loads the agent).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 use wirelens_tests::{
-    Agent, MetricPoint, Otlp, Receiver, Setup, curl, workspace_root, write_fixture_pcaps,
+    Agent, DB_NAME, Daemon, DbServer, MetricPoint, Otlp, Receiver, Setup, Span, curl, free_port,
+    nats_server, poll, workspace_root, write_fixture_pcaps,
 };
 
 fn compose(args: &[&str]) -> String {
@@ -710,4 +717,153 @@ fn prometheus_names_follow_the_collector() {
         ["wirelens_captured_bytes_total"]
     );
     assert_eq!(prometheus_label("db.system.name"), "db_system_name");
+}
+
+/// What one span of the demo application is: its service, kind, and the attribute that tells
+/// the protocol (with its value).
+fn describe(span: &Span) -> (String, String, String) {
+    let service = span.res_str("service.name").to_string();
+    let attr = |k: &str| span.attributes.get(k).and_then(Value::as_str);
+    let what = if let Some(system) = attr("db.system.name") {
+        system.to_string()
+    } else if let Some(system) = attr("messaging.system.name") {
+        format!(
+            "{system} {}",
+            attr("messaging.destination.name").unwrap_or("?")
+        )
+    } else if let Some(status) = span.attributes.get("http.response.status_code") {
+        format!("http {}", status.as_i64().unwrap_or(0))
+    } else {
+        span.name.clone()
+    };
+    (service, span.kind.clone(), what)
+}
+
+#[test]
+fn demo_application_runs_and_the_agent_sees_each_service() {
+    // The shop's programs, run here with Debian's python3 (the packages the image installs)
+    // against the test suite's PostgreSQL, Redis and nats-server, traced by the agent.
+    let [pg_port, redis_port, nats_port, backend_port, frontend_port] =
+        [(); 5].map(|()| free_port());
+    let _pg = DbServer::postgres(pg_port);
+    let _redis = DbServer::redis(redis_port);
+    let _nats = nats_server(nats_port);
+    let receiver = Receiver::start();
+    let env = receiver.env(Otlp::Grpc);
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let ports = [pg_port, redis_port, nats_port, backend_port, frontend_port]
+        .map(|p| p.to_string())
+        .join(",");
+    let agent = Agent::start(&["--port", &ports, "--output", "none"], &envs);
+
+    let app = workspace_root().join("demo/app");
+    let (pg, redis, nats, backend, frontend) = (
+        pg_port.to_string(),
+        redis_port.to_string(),
+        nats_port.to_string(),
+        backend_port.to_string(),
+        frontend_port.to_string(),
+    );
+    let dsn = format!("host=127.0.0.1 port={pg} dbname={DB_NAME} user=postgres");
+    let backend_url = format!("http://localhost:{backend}");
+    let frontend_url = format!("http://127.0.0.1:{frontend}");
+    let common = [
+        ("REDIS_HOST", "127.0.0.1"),
+        ("REDIS_PORT", redis.as_str()),
+        ("NATS_HOST", "127.0.0.1"),
+        ("NATS_PORT", nats.as_str()),
+        ("NATS_USER", "app"),
+        ("NATS_PASS", "secret"),
+    ];
+    let spawn = |service: &'static str, script: &str, extra: &[(&str, &str)]| {
+        let mut envs = common.to_vec();
+        envs.push(("OTEL_SERVICE_NAME", service));
+        envs.push(("HOST", "127.0.0.1"));
+        envs.extend_from_slice(extra);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let argv = [
+            "/usr/bin/python3".to_string(),
+            app.join(script).display().to_string(),
+        ];
+        Daemon::spawn(service, dir, &argv, &envs)
+    };
+    let mut worker = spawn("worker", "worker.py", &[]);
+    let mut backend_daemon = spawn(
+        "backend",
+        "backend.py",
+        &[("PORT", backend.as_str()), ("PG_DSN", dsn.as_str())],
+    );
+    backend_daemon.wait_listening(Ipv4Addr::LOCALHOST, backend_port);
+    let mut frontend_daemon = spawn(
+        "frontend",
+        "frontend.py",
+        &[
+            ("PORT", frontend.as_str()),
+            ("BACKEND_URL", backend_url.as_str()),
+        ],
+    );
+    frontend_daemon.wait_listening(Ipv4Addr::LOCALHOST, frontend_port);
+    worker.assert_running();
+
+    // Six rounds of the load generator: 12 orders (items at random: some 404 and 500 from the
+    // backend, turned into 502 by the frontend) and 6 requests for a missing page.
+    let load = Command::new("sh")
+        .arg(app.join("loadgen.sh"))
+        .envs([
+            ("FRONTEND_URL", frontend_url.as_str()),
+            ("LOADGEN_ROUNDS", "6"),
+            ("LOADGEN_INTERVAL", "0.2"),
+            ("OTEL_SERVICE_NAME", "loadgen"),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run loadgen.sh");
+    assert!(load.status.success(), "{load:?}");
+
+    let expected: [(&str, &str, &str); 9] = [
+        ("loadgen", "SPAN_KIND_CLIENT", "http 404"),
+        ("frontend", "SPAN_KIND_SERVER", "http 404"),
+        ("frontend", "SPAN_KIND_CLIENT", "http 200"),
+        ("backend", "SPAN_KIND_SERVER", "http 200"),
+        ("backend", "SPAN_KIND_CLIENT", "postgresql"),
+        ("backend", "SPAN_KIND_CLIENT", "redis"),
+        ("backend", "SPAN_KIND_PRODUCER", "nats orders.created"),
+        ("worker", "SPAN_KIND_CONSUMER", "nats orders.created"),
+        ("worker", "SPAN_KIND_CLIENT", "redis"),
+    ];
+    let seen = || -> BTreeSet<(String, String, String)> {
+        receiver.spans().iter().map(describe).collect()
+    };
+    let complete = poll(Duration::from_secs(30), || {
+        expected
+            .iter()
+            .all(|(s, k, w)| seen().contains(&(s.to_string(), k.to_string(), w.to_string())))
+    });
+    let out = agent.stop();
+    out.assert_success();
+    let seen = seen();
+    assert!(
+        complete,
+        "missing: {:?}\nseen: {seen:#?}\nbackend log: {}\nworker log: {}\nfrontend log: {}",
+        expected
+            .iter()
+            .filter(|(s, k, w)| !seen.contains(&(s.to_string(), k.to_string(), w.to_string())))
+            .collect::<Vec<_>>(),
+        backend_daemon.log(),
+        worker.log(),
+        frontend_daemon.log()
+    );
+    // The orders were real: the backend answered 200 to the frontend at least once and
+    // PostgreSQL got the INSERTs.
+    let inserts = receiver
+        .spans()
+        .iter()
+        .filter(|s| {
+            s.attributes
+                .get("db.operation.name")
+                .and_then(Value::as_str)
+                == Some("INSERT")
+        })
+        .count();
+    assert!(inserts >= 1, "no INSERT span");
 }
