@@ -318,6 +318,15 @@ fn demo_app_compiles_and_its_image_holds_every_file() {
         );
     }
     assert!(dockerfile.starts_with('#') && dockerfile.contains("FROM debian:bookworm-slim"));
+    // The libraries the application test runs it with (scripts/setup.sh installs the same).
+    let setup = read("scripts/setup.sh");
+    for package in ["python3-psycopg2", "python3-redis"] {
+        assert!(dockerfile.contains(package), "the image installs {package}");
+        assert!(
+            setup.contains(package),
+            "scripts/setup.sh installs {package}"
+        );
+    }
 }
 
 /// Prometheus names of an exported metric, as the collector's Prometheus exporter builds
@@ -779,6 +788,7 @@ fn demo_application_runs_and_the_agent_sees_each_service() {
         let mut envs = common.to_vec();
         envs.push(("OTEL_SERVICE_NAME", service));
         envs.push(("HOST", "127.0.0.1"));
+        envs.push(("PYTHONDONTWRITEBYTECODE", "1"));
         envs.extend_from_slice(extra);
         let dir = tempfile::tempdir().expect("temp dir");
         let argv = [
