@@ -215,11 +215,16 @@ fi
 # BoringSSL), run by /usr/bin/python3. tests/tests/profile.rs: Go's `go tool pprof` reads the
 # profiler's files. tests/tests/containers.rs: podman with runc (crun 1.8 refuses this host's
 # hybrid cgroup layout), containerd with ctr, and busybox-static, the test images' shell.
+# tests/tests/demo_stack.rs: promtool (Debian ships it in `prometheus`) checks the demo's
+# Prometheus configuration and dashboard queries; the demo application runs on Debian's
+# python3 with the libraries its image installs (python3-psycopg2, python3-redis).
 TEST_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools
-    golang-go podman runc containerd busybox-static)
+    golang-go podman runc containerd busybox-static
+    prometheus python3-psycopg2 python3-redis)
 if ((with_tests)); then
     apt_install "test-only peers" "${TEST_PACKAGES[@]}"
     quiet /usr/bin/python3 -c 'import grpc'
+    quiet /usr/bin/python3 -c 'import psycopg2, redis'
 fi
 
 # --- Python venv for the OTLP receiver and the python clients ---------------
