@@ -131,6 +131,28 @@ impl ClientProcess {
         Self::spawn(&argv, envs)
     }
 
+    /// `clients.py hold`: one keep-alive connection to `port` that makes a first GET now and a
+    /// second (`/index.html?second`) once the file `go` exists; waits for the first and
+    /// returns the client with the connection's local port. `extra` goes to clients.py.
+    pub fn hold(port: u16, go: &Path, extra: &[&str]) -> (Self, i64) {
+        let port = port.to_string();
+        let mut args = vec![
+            "hold",
+            "--port",
+            &port,
+            "--go",
+            go.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        let mut client = Self::python(&args, &[]);
+        let first: serde_json::Value =
+            serde_json::from_str(&client.wait_lines(1, Duration::from_secs(30))[0])
+                .expect("the hold client's first report");
+        assert_eq!(first["status"], 200, "the hold client's first GET");
+        let local_port = first["local_port"].as_i64().expect("local_port");
+        (client, local_port)
+    }
+
     /// The client's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("client running").id()

@@ -102,20 +102,7 @@ fn kill_9_leaves_nothing_and_a_restart_traces_again() {
     // restart and must be traced.
     let dir = tempfile::tempdir().expect("temp dir");
     let go = dir.path().join("go");
-    let mut client = ClientProcess::python(
-        &[
-            "hold",
-            "--port",
-            &port,
-            "--go",
-            go.to_str().expect("utf-8 path"),
-        ],
-        &[],
-    );
-    let first: Value = serde_json::from_str(&client.wait_lines(1, Duration::from_secs(30))[0])
-        .expect("first report");
-    assert_eq!(first["status"], 200);
-    let local_port = first["local_port"].as_i64().expect("local_port");
+    let (client, local_port) = ClientProcess::hold(nginx.port, &go, &[]);
 
     let receiver = Receiver::start();
     let env = receiver.env(Otlp::Grpc);

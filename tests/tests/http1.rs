@@ -553,23 +553,7 @@ fn connection_opened_before_the_agent() {
     let receiver = Receiver::start();
     let dir = tempfile::tempdir().expect("temp dir");
     let go = dir.path().join("go");
-    let port = nginx.port.to_string();
-    let mut client = ClientProcess::python(
-        &[
-            "hold",
-            "--port",
-            &port,
-            "--go",
-            go.to_str().expect("utf-8 path"),
-            "--user-agent",
-            UA,
-        ],
-        &[],
-    );
-    let first: Value = serde_json::from_str(&client.wait_lines(1, Duration::from_secs(30))[0])
-        .expect("first report");
-    assert_eq!(first["status"], 200);
-    let local_port = first["local_port"].as_i64().expect("local_port");
+    let (client, local_port) = ClientProcess::hold(nginx.port, &go, &["--user-agent", UA]);
 
     // The agent starts with the connection already open and idle; only the second request is
     // made while it runs.
