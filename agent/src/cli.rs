@@ -107,6 +107,29 @@ pub struct Cli {
     /// (passwords, tokens, credentials in URLs and SQL literals replaced).
     #[arg(long, value_enum, value_name = "MODE", env = "WIRELENS_COMMAND_LINE")]
     pub command_line: Option<crate::metadata::process::CommandLine>,
+    /// Kubernetes API URL reached without credentials (a `kubectl proxy`); by default the
+    /// in-cluster service account (`KUBERNETES_SERVICE_HOST`) or `KUBECONFIG` is used when set.
+    #[arg(long, value_name = "URL", env = "WIRELENS_KUBE_API")]
+    pub kube_api: Option<String>,
+    /// This node's name (the downward API's `spec.nodeName`): only its pods are watched.
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Pod labels exported as `k8s.pod.label.<key>` (comma-separated keys).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "WIRELENS_K8S_POD_LABELS",
+        value_delimiter = ','
+    )]
+    pub k8s_pod_labels: Vec<String>,
+    /// Pod annotations exported as `k8s.pod.annotation.<key>` (comma-separated keys).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "WIRELENS_K8S_POD_ANNOTATIONS",
+        value_delimiter = ','
+    )]
+    pub k8s_pod_annotations: Vec<String>,
     /// TOML config file with the same keys as the long flags (snake_case).
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -177,6 +200,10 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde_opt")]
     profile_interval: Option<std::time::Duration>,
     command_line: Option<crate::metadata::process::CommandLine>,
+    kube_api: Option<String>,
+    node_name: Option<String>,
+    k8s_pod_labels: Option<Vec<String>>,
+    k8s_pod_annotations: Option<Vec<String>>,
 }
 
 /// `profile_interval = "10s"` in the config file.
@@ -228,6 +255,8 @@ pub struct Settings {
     pub profile_interval: std::time::Duration,
     /// Whether `process.command_line` is exported.
     pub command_line: crate::metadata::process::CommandLine,
+    /// Kubernetes API metadata, when an API is configured or discoverable.
+    pub kubernetes: Option<crate::metadata::kubernetes::KubeConfig>,
 }
 
 impl Cli {
@@ -265,6 +294,14 @@ impl Cli {
                 .or(file.profile_interval)
                 .unwrap_or(crate::profile::CONTINUOUS_INTERVAL),
             command_line: self.command_line.or(file.command_line).unwrap_or_default(),
+            kubernetes: crate::metadata::kubernetes::KubeConfig::resolve(
+                self.kube_api.or(file.kube_api).as_deref(),
+                self.node_name.or(file.node_name).as_deref(),
+                crate::metadata::kubernetes::Selection {
+                    labels: pick_vec(self.k8s_pod_labels, file.k8s_pod_labels),
+                    annotations: pick_vec(self.k8s_pod_annotations, file.k8s_pod_annotations),
+                },
+            )?,
         };
         settings.check()?;
         Ok(settings)

@@ -182,6 +182,14 @@ pub fn run(
                 stats
                     .container_metadata_failures
                     .store(cx.processes.container_failures(), Ordering::Relaxed);
+                if let Some(pods) = cx.processes.pods() {
+                    stats
+                        .k8s_metadata_misses
+                        .store(pods.misses(), Ordering::Relaxed);
+                    stats
+                        .k8s_api_failures
+                        .store(pods.api_failures(), Ordering::Relaxed);
+                }
             }
             if stopping {
                 tracker.close_all(clock.to_unix(Clock::monotonic_now()), &mut cx);

@@ -38,6 +38,11 @@ pub struct Stats {
     pub tls_ciphertext: AtomicU64,
     /// Container metadata lookups that failed (runtime state unreadable or not found).
     pub container_metadata_failures: AtomicU64,
+    /// Processes in a pod the Kubernetes API had not (yet) described when their Resource was
+    /// built.
+    pub k8s_metadata_misses: AtomicU64,
+    /// Kubernetes API calls that failed (list, watch, owner lookups).
+    pub k8s_api_failures: AtomicU64,
     /// Parser losses, by [`Loss`].
     pub parse_losses: [AtomicU64; Loss::ALL.len()],
     /// `replay`: packets read from the capture.
@@ -86,6 +91,8 @@ impl Stats {
             self_traffic: get(&self.self_traffic),
             tls_ciphertext: get(&self.tls_ciphertext),
             container_metadata_failures: get(&self.container_metadata_failures),
+            k8s_metadata_misses: get(&self.k8s_metadata_misses),
+            k8s_api_failures: get(&self.k8s_api_failures),
             parse_losses: Loss::ALL.map(|l| {
                 let i = Loss::ALL.iter().position(|x| *x == l).unwrap_or(0);
                 (l, get(&self.parse_losses[i]))
@@ -140,6 +147,10 @@ pub struct Snapshot {
     pub tls_ciphertext: u64,
     /// Container metadata lookups that failed.
     pub container_metadata_failures: u64,
+    /// Processes whose pod the Kubernetes API had not described yet.
+    pub k8s_metadata_misses: u64,
+    /// Failed Kubernetes API calls.
+    pub k8s_api_failures: u64,
     /// Parser losses.
     pub parse_losses: [(Loss, u64); Loss::ALL.len()],
     /// Exporter counts.
@@ -201,6 +212,8 @@ impl Snapshot {
                 "wirelens.container.metadata_failures",
                 self.container_metadata_failures,
             ),
+            ("wirelens.k8s.metadata_misses", self.k8s_metadata_misses),
+            ("wirelens.k8s.api_failures", self.k8s_api_failures),
             ("wirelens.live_dropped", self.live_dropped),
             // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
             ("wirelens.export.queue_dropped", self.export_queue_dropped),
