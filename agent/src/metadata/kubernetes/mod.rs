@@ -33,7 +33,8 @@ pub struct KubeConfig {
 impl KubeConfig {
     /// The configuration, or `None` when no API is configured or discoverable: `api` from
     /// `--kube-api`, else in-cluster (`KUBERNETES_SERVICE_HOST`) or a kubeconfig (`KUBECONFIG`).
-    /// With an API but no node name, the error says so.
+    /// With `--kube-api` but no node name, the error says so; an API only discovered (in a
+    /// sidecar, say) without a node name is left alone, with a warning.
     pub fn resolve(
         api: Option<&str>,
         node_name: Option<&str>,
@@ -51,6 +52,12 @@ impl KubeConfig {
             None => return Ok(None),
         };
         let Some(node_name) = node_name.filter(|n| !n.is_empty()) else {
+            if api.is_none() {
+                tracing::warn!(
+                    "kubernetes api found but no NODE_NAME: pod metadata from the api is off"
+                );
+                return Ok(None);
+            }
             return Err(KubeError::NoNodeName);
         };
         Ok(Some(Self {
