@@ -122,6 +122,29 @@ pub struct Cli {
     /// exports): 256MiB by default, 0 for no limit.
     #[arg(long, value_name = "BYTES", env = "WIRELENS_MEMORY_LIMIT", value_parser = crate::memlimit::parse_bytes)]
     pub memory_limit: Option<u64>,
+    /// Kubernetes API URL reached without credentials (a `kubectl proxy`); by default the
+    /// in-cluster service account (`KUBERNETES_SERVICE_HOST`) or `KUBECONFIG` is used when set.
+    #[arg(long, value_name = "URL", env = "WIRELENS_KUBE_API")]
+    pub kube_api: Option<String>,
+    /// This node's name (the downward API's `spec.nodeName`): only its pods are watched.
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Pod labels exported as `k8s.pod.label.<key>` (comma-separated keys).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "WIRELENS_K8S_POD_LABELS",
+        value_delimiter = ','
+    )]
+    pub k8s_pod_labels: Vec<String>,
+    /// Pod annotations exported as `k8s.pod.annotation.<key>` (comma-separated keys).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "WIRELENS_K8S_POD_ANNOTATIONS",
+        value_delimiter = ','
+    )]
+    pub k8s_pod_annotations: Vec<String>,
     /// TOML config file with the same keys as the long flags (snake_case).
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -195,6 +218,10 @@ struct FileConfig {
     max_metric_series: Option<usize>,
     command_line: Option<crate::metadata::process::CommandLine>,
     memory_limit: Option<String>,
+    kube_api: Option<String>,
+    node_name: Option<String>,
+    k8s_pod_labels: Option<Vec<String>>,
+    k8s_pod_annotations: Option<Vec<String>>,
 }
 
 /// `profile_interval = "10s"` in the config file.
@@ -252,6 +279,8 @@ pub struct Settings {
     pub command_line: crate::metadata::process::CommandLine,
     /// Resident-memory limit in bytes (0: none).
     pub memory_limit: u64,
+    /// Kubernetes API metadata, when an API is configured or discoverable.
+    pub kubernetes: Option<crate::metadata::kubernetes::KubeConfig>,
 }
 
 /// `--memory-limit` by default: what a DaemonSet pod is usually given.
@@ -303,6 +332,14 @@ impl Cli {
                     .map_err(|e| anyhow::anyhow!("memory_limit in the config file: {e}"))?,
                 (None, None) => DEFAULT_MEMORY_LIMIT,
             },
+            kubernetes: crate::metadata::kubernetes::KubeConfig::resolve(
+                self.kube_api.or(file.kube_api).as_deref(),
+                self.node_name.or(file.node_name).as_deref(),
+                crate::metadata::kubernetes::Selection {
+                    labels: pick_vec(self.k8s_pod_labels, file.k8s_pod_labels),
+                    annotations: pick_vec(self.k8s_pod_annotations, file.k8s_pod_annotations),
+                },
+            )?,
         };
         settings.check()?;
         Ok(settings)

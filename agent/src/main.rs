@@ -151,6 +151,11 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     // Every running process is read before `ready`: connections that predate the agent
     // belong to processes no exec or fork event will announce.
     let mut processes = metadata::process::ProcessCache::with_command_line(settings.command_line);
+    if let Some(config) = settings.kubernetes.clone() {
+        let node = config.node_name.clone();
+        processes.set_pods(metadata::kubernetes::spawn(config)?);
+        info!(node = %node, "watching this node's pods on the kubernetes api");
+    }
     let scanned = processes.scan_running();
     tracing::debug!(processes = scanned, "read the running processes");
 

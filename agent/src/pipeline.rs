@@ -192,6 +192,14 @@ pub fn run(
                 if let Some(limiter) = &reporting.memory {
                     shed_if_pressed(limiter, &mut tracker, &reporting, &stats, &mut pressed);
                 }
+                if let Some(pods) = cx.processes.pods() {
+                    stats
+                        .k8s_metadata_misses
+                        .store(pods.misses(), Ordering::Relaxed);
+                    stats
+                        .k8s_api_failures
+                        .store(pods.api_failures(), Ordering::Relaxed);
+                }
             }
             if stopping {
                 tracker.close_all(clock.to_unix(Clock::monotonic_now()), &mut cx);

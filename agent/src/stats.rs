@@ -42,6 +42,11 @@ pub struct Stats {
     pub memory_shed_connections: AtomicU64,
     /// Queued spans dropped by the memory limiter.
     pub memory_shed_spans: AtomicU64,
+    /// Processes in a pod the Kubernetes API had not (yet) described when their Resource was
+    /// built.
+    pub k8s_metadata_misses: AtomicU64,
+    /// Kubernetes API calls that failed (list, watch, owner lookups).
+    pub k8s_api_failures: AtomicU64,
     /// Parser losses, by [`Loss`].
     pub parse_losses: [AtomicU64; Loss::ALL.len()],
     /// `replay`: packets read from the capture.
@@ -92,6 +97,8 @@ impl Stats {
             container_metadata_failures: get(&self.container_metadata_failures),
             memory_shed_connections: get(&self.memory_shed_connections),
             memory_shed_spans: get(&self.memory_shed_spans),
+            k8s_metadata_misses: get(&self.k8s_metadata_misses),
+            k8s_api_failures: get(&self.k8s_api_failures),
             parse_losses: Loss::ALL.map(|l| {
                 let i = Loss::ALL.iter().position(|x| *x == l).unwrap_or(0);
                 (l, get(&self.parse_losses[i]))
@@ -150,6 +157,10 @@ pub struct Snapshot {
     pub memory_shed_connections: u64,
     /// Queued spans dropped by the memory limiter.
     pub memory_shed_spans: u64,
+    /// Processes whose pod the Kubernetes API had not described yet.
+    pub k8s_metadata_misses: u64,
+    /// Failed Kubernetes API calls.
+    pub k8s_api_failures: u64,
     /// Parser losses.
     pub parse_losses: [(Loss, u64); Loss::ALL.len()],
     /// Exporter counts.
@@ -216,6 +227,8 @@ impl Snapshot {
                 self.memory_shed_connections,
             ),
             ("wirelens.memory.shed_spans", self.memory_shed_spans),
+            ("wirelens.k8s.metadata_misses", self.k8s_metadata_misses),
+            ("wirelens.k8s.api_failures", self.k8s_api_failures),
             ("wirelens.live_dropped", self.live_dropped),
             // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
             ("wirelens.export.queue_dropped", self.export_queue_dropped),

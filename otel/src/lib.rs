@@ -69,7 +69,7 @@ pub mod semconv;
 mod test_util;
 pub mod traces;
 
-pub use resource::{ContainerInfo, ProcessInfo};
+pub use resource::{ContainerInfo, PodInfo, ProcessInfo};
 
 /// One parsed exchange, with where it happened.
 #[derive(Clone, Debug, PartialEq)]

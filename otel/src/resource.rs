@@ -24,6 +24,62 @@ pub struct ProcessInfo {
     pub host_name: String,
     /// The container the process runs in, if any (shared by its processes).
     pub container: Option<Arc<ContainerInfo>>,
+    /// What the Kubernetes API says of the container's pod, if the agent watches it.
+    pub pod: Option<Arc<PodInfo>>,
+}
+
+/// What the Kubernetes API says of a pod: its node, its owners (the controller chain, walked
+/// up to the Deployment or CronJob), and the labels and annotations configuration asked for.
+/// Empty strings are unknown.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PodInfo {
+    /// `k8s.pod.name`.
+    pub name: String,
+    /// `k8s.pod.uid`.
+    pub uid: String,
+    /// `k8s.namespace.name`.
+    pub namespace: String,
+    /// `k8s.node.name`.
+    pub node_name: String,
+    /// `(k8s.<kind>.name, name)` of each owner, the pod's controller first
+    /// (`k8s.replicaset.name`, then `k8s.deployment.name`).
+    pub owners: Vec<(&'static str, String)>,
+    /// `(attribute key, value)` for the labels and annotations chosen by configuration
+    /// (`k8s.pod.label.<key>`, `k8s.pod.annotation.<key>`).
+    pub attributes: Vec<(String, String)>,
+    /// `service.name` by the OpenTelemetry Kubernetes rules, when the pod decides it: the
+    /// `resource.opentelemetry.io/service.name` annotation, else the `app.kubernetes.io/name`
+    /// label, else the top owner's name (the container name comes after, per process).
+    pub service_name: Option<String>,
+}
+
+impl PodInfo {
+    fn push_attributes(&self, container: Option<&ContainerInfo>, attributes: &mut Vec<KeyValue>) {
+        let known = |f: fn(&ContainerInfo) -> &str| container.is_some_and(|c| !f(c).is_empty());
+        let mut string = |key: &str, value: &str| {
+            if !value.is_empty() {
+                attributes.push(kv::string(key, value));
+            }
+        };
+        // The CRI annotations already named the pod; the API fills what they did not.
+        if !known(|c| &c.k8s_pod_name) {
+            string(semconv::K8S_POD_NAME, &self.name);
+        }
+        if !known(|c| &c.k8s_pod_uid) {
+            string(semconv::K8S_POD_UID, &self.uid);
+        }
+        if !known(|c| &c.k8s_namespace) {
+            string(semconv::K8S_NAMESPACE_NAME, &self.namespace);
+            string(semconv::SERVICE_NAMESPACE, &self.namespace);
+        }
+        string(semconv::K8S_NODE_NAME, &self.node_name);
+        for (key, name) in &self.owners {
+            string(key, name);
+        }
+        for (key, value) in &self.attributes {
+            string(key, value);
+        }
+    }
 }
 
 /// What the agent knows about a container: its id from the cgroup, the rest from the
@@ -124,6 +180,9 @@ impl ProcessInfo {
         if let Some(container) = &self.container {
             container.push_attributes(&mut attributes);
         }
+        if let Some(pod) = &self.pod {
+            pod.push_attributes(self.container.as_deref(), &mut attributes);
+        }
         attributes.push(kv::string(
             semconv::TELEMETRY_DISTRO_NAME,
             semconv::SCOPE_NAME,
@@ -155,6 +214,7 @@ mod tests {
             service_name: "curl".into(),
             host_name: "h".into(),
             container: None,
+            pod: None,
         };
         let attrs = attr_map(&info.to_resource().attributes);
         let keys: Vec<&str> = attrs.keys().map(String::as_str).collect();
@@ -231,5 +291,50 @@ mod tests {
         assert_eq!(attrs["k8s.container.name"], "web");
         assert_eq!(attrs["service.namespace"], "shop");
         assert_eq!(attrs["service.instance.id"], "shop.web-7d9f.web");
+    }
+
+    #[test]
+    fn pod_attributes_fill_what_the_container_did_not_say() {
+        let info = ProcessInfo {
+            container: Some(Arc::new(ContainerInfo {
+                id: "c0ffee".into(),
+                k8s_pod_name: "web-7d9f".into(),
+                k8s_namespace: "shop".into(),
+                k8s_container_name: "web".into(),
+                ..ContainerInfo::default()
+            })),
+            pod: Some(Arc::new(PodInfo {
+                name: "web-7d9f".into(),
+                uid: "u1".into(),
+                namespace: "shop".into(),
+                node_name: "n1".into(),
+                owners: vec![
+                    (semconv::K8S_REPLICASET_NAME, "web-7d9f8c".into()),
+                    (semconv::K8S_DEPLOYMENT_NAME, "web".into()),
+                ],
+                attributes: vec![("k8s.pod.label.tier".into(), "front".into())],
+                service_name: Some("web".into()),
+            })),
+            ..ProcessInfo::default()
+        };
+        let resource = info.to_resource();
+        let names: Vec<&str> = resource
+            .attributes
+            .iter()
+            .map(|kv| kv.key.as_str())
+            .collect();
+        for unique in ["k8s.pod.name", "k8s.namespace.name", "service.namespace"] {
+            assert_eq!(
+                names.iter().filter(|n| **n == unique).count(),
+                1,
+                "{unique}"
+            );
+        }
+        let attrs = attr_map(&resource.attributes);
+        assert_eq!(attrs["k8s.pod.uid"], "u1");
+        assert_eq!(attrs["k8s.node.name"], "n1");
+        assert_eq!(attrs["k8s.replicaset.name"], "web-7d9f8c");
+        assert_eq!(attrs["k8s.deployment.name"], "web");
+        assert_eq!(attrs["k8s.pod.label.tier"], "front");
     }
 }

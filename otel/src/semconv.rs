@@ -45,6 +45,24 @@ pub const K8S_POD_UID: &str = "k8s.pod.uid";
 pub const K8S_NAMESPACE_NAME: &str = "k8s.namespace.name";
 /// `k8s.container.name`
 pub const K8S_CONTAINER_NAME: &str = "k8s.container.name";
+/// `k8s.node.name`.
+pub const K8S_NODE_NAME: &str = "k8s.node.name";
+/// `k8s.deployment.name`.
+pub const K8S_DEPLOYMENT_NAME: &str = "k8s.deployment.name";
+/// `k8s.replicaset.name`.
+pub const K8S_REPLICASET_NAME: &str = "k8s.replicaset.name";
+/// `k8s.statefulset.name`.
+pub const K8S_STATEFULSET_NAME: &str = "k8s.statefulset.name";
+/// `k8s.daemonset.name`.
+pub const K8S_DAEMONSET_NAME: &str = "k8s.daemonset.name";
+/// `k8s.job.name`.
+pub const K8S_JOB_NAME: &str = "k8s.job.name";
+/// `k8s.cronjob.name`.
+pub const K8S_CRONJOB_NAME: &str = "k8s.cronjob.name";
+/// Prefix of `k8s.pod.label.<key>`.
+pub const K8S_POD_LABEL_PREFIX: &str = "k8s.pod.label.";
+/// Prefix of `k8s.pod.annotation.<key>`.
+pub const K8S_POD_ANNOTATION_PREFIX: &str = "k8s.pod.annotation.";
 /// `service.namespace`: the pod's namespace, for Kubernetes workloads (also part of the
 /// Prometheus `job`).
 pub const SERVICE_NAMESPACE: &str = "service.namespace";

@@ -37,6 +37,7 @@ pub(crate) fn process(pid: u32) -> ProcessInfo {
         service_name: format!("svc{pid}"),
         host_name: "host".into(),
         container: None,
+        pod: None,
     }
 }
 

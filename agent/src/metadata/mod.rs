@@ -2,6 +2,7 @@
 
 pub mod cgroup;
 pub mod container;
+pub mod kubernetes;
 pub mod process;
 pub mod runtime;
 pub mod sockets;

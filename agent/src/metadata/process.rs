@@ -29,6 +29,7 @@ pub enum CommandLine {
 }
 
 use super::container::ContainerCache;
+use super::kubernetes::PodStore;
 use super::runtime::Roots;
 
 /// How long an exited process's metadata stays cached.
@@ -42,6 +43,11 @@ struct Entry {
     /// Set for entries copied from a parent at fork: thread creation makes those too, and
     /// threads never report an exit, so they age out.
     inherited: Option<Instant>,
+    /// The pod's API metadata was not known yet: the store's generation at the last try.
+    waiting_pod: Option<u64>,
+    /// `service.name` came from the process's own `OTEL_SERVICE_NAME` (the pod does not
+    /// override it).
+    service_from_env: bool,
 }
 
 /// How long an inherited entry lives (it is re-read from /proc at the next exec).
@@ -53,6 +59,7 @@ pub struct ProcessCache {
     host_name: String,
     command_line: CommandLine,
     containers: ContainerCache,
+    pods: Option<PodStore>,
 }
 
 impl Default for ProcessCache {
@@ -81,7 +88,18 @@ impl ProcessCache {
             host_name: host_name(),
             command_line,
             containers: ContainerCache::new(roots),
+            pods: None,
         }
+    }
+
+    /// Enrich Resources with what the Kubernetes API says of each container's pod.
+    pub fn set_pods(&mut self, pods: PodStore) {
+        self.pods = Some(pods);
+    }
+
+    /// The Kubernetes metadata store, if the API is watched.
+    pub fn pods(&self) -> Option<&PodStore> {
+        self.pods.as_ref()
     }
 
     /// Container metadata lookups that failed so far (see [`ContainerCache::failures`]).
@@ -91,7 +109,10 @@ impl ProcessCache {
 
     /// Metadata for `pid`, read from /proc on first use; `comm` is the fallback name.
     pub fn get(&mut self, pid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
-        if let Some(e) = self.entries.get(&pid) {
+        if let Some(e) = self.entries.get_mut(&pid) {
+            if let (Some(seen), Some(pods)) = (e.waiting_pod, &self.pods) {
+                retry_pod(e, seen, pods);
+            }
             return e.info.clone();
         }
         self.resolve(pid, comm)
@@ -137,6 +158,11 @@ impl ProcessCache {
         if parent_info.executable_name.is_empty() {
             return;
         }
+        let (waiting_pod, service_from_env) = self
+            .entries
+            .get(&parent)
+            .map(|e| (e.waiting_pod, e.service_from_env))
+            .unwrap_or_default();
         let mut info = (*parent_info).clone();
         info.pid = child;
         self.entries.insert(
@@ -145,6 +171,8 @@ impl ProcessCache {
                 info: Arc::new(info),
                 exited: None,
                 inherited: Some(Instant::now()),
+                waiting_pod,
+                service_from_env,
             },
         );
     }
@@ -172,13 +200,24 @@ impl ProcessCache {
     }
 
     fn resolve(&mut self, pid: u32, comm: &[u8; 16]) -> Arc<ProcessInfo> {
-        let info = Arc::new(read_process(
+        let (mut info, service_from_env) = read_process(
             pid,
             comm,
             &self.host_name,
             self.command_line,
             &mut self.containers,
-        ));
+        );
+        let waiting_pod = self.pods.as_ref().and_then(|pods| {
+            let generation = pods.generation();
+            match attach_pod(&mut info, service_from_env, pods)? {
+                true => None,
+                false => {
+                    pods.count_miss();
+                    Some(generation)
+                }
+            }
+        });
+        let info = Arc::new(info);
         if info.executable_name.is_empty() {
             // Gone before we looked, and no name from the kernel: nothing worth caching.
             return info;
@@ -193,10 +232,46 @@ impl ProcessCache {
                     info: info.clone(),
                     exited: None,
                     inherited: None,
+                    waiting_pod,
+                    service_from_env,
                 },
             );
         }
         info
+    }
+}
+
+/// Look the pod of `info`'s container up in `pods`: `None` when the process is in no pod,
+/// else whether the pod was known (its metadata is then in `info`). The pod's service name
+/// replaces the container-name fallback, never the process's own `OTEL_SERVICE_NAME`.
+fn attach_pod(info: &mut ProcessInfo, service_from_env: bool, pods: &PodStore) -> Option<bool> {
+    let uid = info
+        .container
+        .as_ref()
+        .map(|c| c.k8s_pod_uid.as_str())
+        .filter(|u| !u.is_empty())?;
+    let Some(pod) = pods.get(uid) else {
+        return Some(false);
+    };
+    if !service_from_env && let Some(name) = &pod.service_name {
+        info.service_name = name.clone();
+    }
+    info.pod = Some(pod);
+    Some(true)
+}
+
+/// A process whose pod was unknown: look again if the store changed since `seen`.
+fn retry_pod(entry: &mut Entry, seen: u64, pods: &PodStore) {
+    let generation = pods.generation();
+    if generation == seen {
+        return;
+    }
+    let mut info = (*entry.info).clone();
+    if attach_pod(&mut info, entry.service_from_env, pods) == Some(true) {
+        entry.info = Arc::new(info);
+        entry.waiting_pod = None;
+    } else {
+        entry.waiting_pod = Some(generation);
     }
 }
 
@@ -212,7 +287,7 @@ fn read_process(
     host_name: &str,
     command_line: CommandLine,
     containers: &mut ContainerCache,
-) -> ProcessInfo {
+) -> (ProcessInfo, bool) {
     let comm = comm_str(comm);
     let proc = procfs::process::Process::new(pid as i32).ok();
     let exe = proc.as_ref().and_then(|p| p.exe().ok());
@@ -252,7 +327,8 @@ fn read_process(
             executable_name.clone()
         }
     };
-    ProcessInfo {
+    let from_env = service_from_env.is_some();
+    let info = ProcessInfo {
         pid,
         service_name: service_from_env.unwrap_or_else(fallback),
         executable_name,
@@ -260,7 +336,9 @@ fn read_process(
         command_line,
         host_name: host_name.to_string(),
         container,
-    }
+        pod: None,
+    };
+    (info, from_env)
 }
 
 fn host_name() -> String {
@@ -343,6 +421,57 @@ mod tests {
         let mut cache = ProcessCache::new();
         let info = cache.get(u32::MAX - 3, &[0; 16]);
         assert_eq!(info.service_name, "unknown_service");
+    }
+
+    #[test]
+    fn pod_unknown_at_first_is_attached_once_the_store_changes() {
+        let pods = PodStore::default();
+        let info = ProcessInfo {
+            pid: 5,
+            service_name: "web".into(),
+            container: Some(Arc::new(wirelens_otel::ContainerInfo {
+                k8s_pod_uid: "u1".into(),
+                k8s_container_name: "web".into(),
+                ..Default::default()
+            })),
+            ..ProcessInfo::default()
+        };
+        let mut missing = info.clone();
+        assert_eq!(attach_pod(&mut missing, false, &pods), Some(false));
+        let mut entry = Entry {
+            info: Arc::new(missing),
+            exited: None,
+            inherited: None,
+            waiting_pod: Some(pods.generation()),
+            service_from_env: false,
+        };
+        let seen = pods.generation();
+        retry_pod(&mut entry, seen, &pods);
+        assert!(
+            entry.info.pod.is_none(),
+            "nothing changed, nothing attached"
+        );
+        pods.apply(wirelens_otel::PodInfo {
+            uid: "u1".into(),
+            node_name: "n1".into(),
+            service_name: Some("shop-web".into()),
+            ..Default::default()
+        });
+        retry_pod(&mut entry, seen, &pods);
+        assert_eq!(entry.waiting_pod, None);
+        assert_eq!(entry.info.service_name, "shop-web");
+        assert_eq!(
+            entry.info.pod.as_ref().map(|p| p.node_name.as_str()),
+            Some("n1")
+        );
+        // The process's own OTEL_SERVICE_NAME wins over the pod's.
+        let mut own = info.clone();
+        own.service_name = "from-env".into();
+        assert_eq!(attach_pod(&mut own, true, &pods), Some(true));
+        assert_eq!(own.service_name, "from-env");
+        // A process in no pod is not a miss.
+        let mut host = ProcessInfo::default();
+        assert_eq!(attach_pod(&mut host, false, &pods), None);
     }
 
     #[test]

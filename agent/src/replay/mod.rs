@@ -101,6 +101,7 @@ pub fn run(args: &ReplayArgs, settings: &Settings) -> anyhow::Result<()> {
             service_name: service,
             host_name: String::new(),
             container: None,
+            pod: None,
         }),
         ports: settings.ports.clone(),
         format: settings.output,
