@@ -207,8 +207,9 @@ fi
 # BoringSSL), run by /usr/bin/python3. tests/tests/profile.rs: Go's `go tool pprof` reads the
 # profiler's files. tests/tests/containers.rs: podman with runc (crun 1.8 refuses this host's
 # hybrid cgroup layout), containerd with ctr, and busybox-static, the test images' shell.
+# tests/tests/jvm.rs: javac and java from Debian's OpenJDK 17.
 TEST_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools
-    golang-go podman runc containerd busybox-static)
+    golang-go podman runc containerd busybox-static openjdk-17-jdk-headless)
 if ((with_tests)); then
     apt_install "test-only peers" "${TEST_PACKAGES[@]}"
     quiet /usr/bin/python3 -c 'import grpc'

@@ -107,6 +107,10 @@ pub struct Cli {
     /// (passwords, tokens, credentials in URLs and SQL literals replaced).
     #[arg(long, value_enum, value_name = "MODE", env = "WIRELENS_COMMAND_LINE")]
     pub command_line: Option<crate::metadata::process::CommandLine>,
+    /// JVM metrics from each Java process's hsperfdata file (default true; exported only when
+    /// an OTLP endpoint is set, every metric export interval).
+    #[arg(long, value_name = "BOOL", env = "WIRELENS_JVM_METRICS")]
+    pub jvm_metrics: Option<bool>,
     /// TOML config file with the same keys as the long flags (snake_case).
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -177,6 +181,7 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde_opt")]
     profile_interval: Option<std::time::Duration>,
     command_line: Option<crate::metadata::process::CommandLine>,
+    jvm_metrics: Option<bool>,
 }
 
 /// `profile_interval = "10s"` in the config file.
@@ -228,6 +233,8 @@ pub struct Settings {
     pub profile_interval: std::time::Duration,
     /// Whether `process.command_line` is exported.
     pub command_line: crate::metadata::process::CommandLine,
+    /// Whether JVM metrics are read and exported.
+    pub jvm_metrics: bool,
 }
 
 impl Cli {
@@ -265,6 +272,7 @@ impl Cli {
                 .or(file.profile_interval)
                 .unwrap_or(crate::profile::CONTINUOUS_INTERVAL),
             command_line: self.command_line.or(file.command_line).unwrap_or_default(),
+            jvm_metrics: self.jvm_metrics.or(file.jvm_metrics).unwrap_or(true),
         };
         settings.check()?;
         Ok(settings)

@@ -7,6 +7,7 @@
 mod cli;
 mod clock;
 mod conntrack;
+mod jvm;
 mod lock;
 mod metadata;
 mod panics;
@@ -146,6 +147,19 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     };
 
     let profiler = start_profiler(&settings, runtime.handle(), stop.clone())?;
+    let jvm = match (&export, &export_handle) {
+        (Some(config), Some(handle)) if settings.jvm_metrics => {
+            let config = jvm::JvmConfig {
+                interval: config.metric_interval,
+                command_line: settings.command_line,
+            };
+            Some(
+                jvm::spawn(config, handle.monitor(), stop.clone())
+                    .context("cannot start the JVM metrics thread")?,
+            )
+        }
+        _ => None,
+    };
 
     info!(
         filters = %describe_filters(&settings),
@@ -162,6 +176,11 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         Err(_) => bail!("the reader thread panicked"),
     };
     let mut snapshot = snapshot;
+    if let Some(jvm) = jvm
+        && jvm.join().is_err()
+    {
+        warn!("the JVM metrics thread panicked");
+    }
     if let Some(profiler) = profiler {
         eprintln!("{}", profiler.finish(&runtime, FLUSH_TIMEOUT));
     }

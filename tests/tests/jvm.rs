@@ -1,0 +1,178 @@
+//! JVM metrics from hsperfdata: a real Java program (Debian's OpenJDK 17) keeps 64 MiB more
+//! heap reachable when told to, and the agent's `jvm.memory.used` follows it, under the
+//! Resource of the java process.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use wirelens_tests::{Agent, MetricPoint, Otlp, Receiver, wait_until};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// `tests/java/HeapGrow.java` compiled into a temporary directory and running.
+struct Java {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+    pid: u32,
+    _dir: tempfile::TempDir,
+}
+
+impl Java {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/HeapGrow.java");
+        let javac = Command::new("javac")
+            .arg("-d")
+            .arg(dir.path())
+            .arg(&source)
+            .status()
+            .expect("run javac (openjdk-17-jdk-headless)");
+        assert!(javac.success(), "javac failed");
+        let mut child = Command::new("java")
+            .args(["-Xmx512m", "-cp"])
+            .arg(dir.path())
+            .arg("HeapGrow")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run java");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("read java's first line");
+        let pid = line
+            .strip_prefix("ready ")
+            .and_then(|p| p.trim().parse().ok())
+            .unwrap_or_else(|| panic!("java said {line:?}"));
+        assert_eq!(pid, child.id());
+        Self {
+            child,
+            stdin,
+            stdout,
+            pid,
+            _dir: dir,
+        }
+    }
+
+    /// Keep 64 MiB more reachable; returns when the program says it has.
+    fn grow(&mut self) {
+        writeln!(self.stdin).expect("write to java");
+        self.stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read java");
+        assert!(line.starts_with("grown "), "java said {line:?}");
+    }
+}
+
+impl Drop for Java {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The points of `name` under the Resource of `pid`.
+fn of_pid(points: &[MetricPoint], name: &str, pid: u32) -> Vec<MetricPoint> {
+    points
+        .iter()
+        .filter(|p| p.name == name)
+        .filter(|p| p.resource.get("process.pid").and_then(|v| v.as_i64()) == Some(i64::from(pid)))
+        .cloned()
+        .collect()
+}
+
+/// Heap used (summed over heap pools) of the latest export that has it, and that export's time.
+fn latest_heap_used(points: &[MetricPoint], pid: u32) -> Option<(u64, f64)> {
+    let used = of_pid(points, "jvm.memory.used", pid);
+    let time = used.iter().map(|p| p.time_ns).max()?;
+    let heap = used
+        .iter()
+        .filter(|p| p.time_ns == time && p.attr_str("jvm.memory.type") == Some("heap"))
+        .filter_map(|p| p.value)
+        .sum();
+    Some((time, heap))
+}
+
+fn latest_sum(points: &[MetricPoint], name: &str, pid: u32) -> f64 {
+    let of = of_pid(points, name, pid);
+    let time = of.iter().map(|p| p.time_ns).max().unwrap_or(0);
+    of.iter()
+        .filter(|p| p.time_ns == time)
+        .filter_map(|p| p.value)
+        .sum()
+}
+
+#[test]
+fn heap_growth_shows_in_jvm_memory_used() {
+    let receiver = Receiver::start();
+    let mut env = receiver.env(Otlp::Grpc);
+    env.push(("OTEL_METRIC_EXPORT_INTERVAL".into(), "1000".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut java = Java::start();
+    let agent = Agent::start(&["--output", "none", "--port", "1"], &env);
+    let pid = java.pid;
+
+    let (before_time, before) = wait_until(
+        "a first jvm.memory.used export",
+        Duration::from_secs(30),
+        || latest_heap_used(&receiver.metrics(), pid),
+    );
+    java.grow();
+    let grown_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64;
+    let after = wait_until(
+        "a jvm.memory.used export after the growth",
+        Duration::from_secs(30),
+        || {
+            latest_heap_used(&receiver.metrics(), pid)
+                .filter(|&(time, _)| time > grown_at && time > before_time)
+                .map(|(_, heap)| heap)
+        },
+    );
+    let points = receiver.metrics();
+    agent.stop().assert_success();
+
+    let grew = (after - before) / MIB;
+    assert!(
+        grew >= 64.0,
+        "heap used grew by {grew:.1} MiB ({before} -> {after} bytes), expected at least 64"
+    );
+
+    let used = of_pid(&points, "jvm.memory.used", pid);
+    let sample = used.last().expect("points");
+    assert_eq!(sample.kind, "sum");
+    assert_eq!(sample.unit, "By");
+    assert!(!sample.monotonic);
+    assert_eq!(sample.res_str("process.executable.name"), Some("java"));
+    assert!(
+        used.iter()
+            .any(|p| p.attr_str("jvm.memory.pool.name") == Some("Metaspace")
+                && p.attr_str("jvm.memory.type") == Some("non_heap")),
+        "a Metaspace pool"
+    );
+    assert!(!of_pid(&points, "jvm.memory.committed", pid).is_empty());
+    assert!(!of_pid(&points, "jvm.memory.limit", pid).is_empty());
+    assert!(
+        latest_sum(&points, "jvm.thread.count", pid) > 0.0,
+        "threads"
+    );
+    assert!(
+        latest_sum(&points, "jvm.class.loaded", pid) > 0.0,
+        "classes loaded"
+    );
+    assert!(
+        latest_sum(&points, "jvm.class.count", pid) > 0.0,
+        "class count"
+    );
+    let gc = of_pid(&points, "wirelens.jvm.gc.count", pid);
+    assert!(
+        gc.iter()
+            .all(|p| p.monotonic && p.attr_str("jvm.gc.name").is_some())
+    );
+    assert!(!gc.is_empty(), "GC counts per collector");
+}
