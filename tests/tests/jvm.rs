@@ -22,6 +22,11 @@ struct Java {
 
 impl Java {
     fn start() -> Self {
+        Self::start_under(&[])
+    }
+
+    /// Runs `java` under `wrapper` (e.g. `unshare ...`), whose last process is the JVM.
+    fn start_under(wrapper: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("java/HeapGrow.java");
         let javac = Command::new("javac")
@@ -31,7 +36,15 @@ impl Java {
             .status()
             .expect("run javac (openjdk-17-jdk-headless)");
         assert!(javac.success(), "javac failed");
-        let mut child = Command::new("java")
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("java");
+                c
+            }
+            None => Command::new("java"),
+        };
+        let mut child = command
             .args(["-Xmx512m", "-cp"])
             .arg(dir.path())
             .arg("HeapGrow")
@@ -47,7 +60,9 @@ impl Java {
             .strip_prefix("ready ")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("java said {line:?}"));
-        assert_eq!(pid, child.id());
+        if wrapper.is_empty() {
+            assert_eq!(pid, child.id());
+        }
         Self {
             child,
             stdin,
@@ -138,6 +153,7 @@ fn heap_growth_shows_in_jvm_memory_used() {
     agent.stop().assert_success();
 
     let grew = (after - before) / MIB;
+    eprintln!("jvm heap used: {before} -> {after} bytes ({grew:.1} MiB)");
     assert!(
         grew >= 64.0,
         "heap used grew by {grew:.1} MiB ({before} -> {after} bytes), expected at least 64"
@@ -175,4 +191,40 @@ fn heap_growth_shows_in_jvm_memory_used() {
             .all(|p| p.monotonic && p.attr_str("jvm.gc.name").is_some())
     );
     assert!(!gc.is_empty(), "GC counts per collector");
+}
+
+/// A JVM in its own pid namespace (pid 1 there, so its file is `hsperfdata_root/1`) is found
+/// by its `NSpid` and reported under its host pid.
+#[test]
+fn jvm_in_a_pid_namespace_is_reported_under_its_host_pid() {
+    let receiver = Receiver::start();
+    let mut env = receiver.env(Otlp::Grpc);
+    env.push(("OTEL_METRIC_EXPORT_INTERVAL".into(), "1000".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let java = Java::start_under(&["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"]);
+    assert_eq!(java.pid, 1, "java sees itself as pid 1");
+    let unshare = java.child.id();
+    let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
+        .expect("unshare's children");
+    let host_pid: u32 = children
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("unshare has no child: {children:?}"));
+    let agent = Agent::start(&["--output", "none", "--port", "1"], &env);
+    let (_, heap) = wait_until(
+        "jvm.memory.used under the host pid",
+        Duration::from_secs(30),
+        || latest_heap_used(&receiver.metrics(), host_pid),
+    );
+    let points = receiver.metrics();
+    agent.stop().assert_success();
+    assert!(heap >= 0.0);
+    let used = of_pid(&points, "jvm.memory.used", host_pid);
+    assert_eq!(used[0].res_str("process.executable.name"), Some("java"));
+    assert!(
+        of_pid(&points, "jvm.memory.used", 1).is_empty(),
+        "nothing under the namespace's pid"
+    );
+    assert!(latest_sum(&points, "jvm.thread.count", host_pid) > 0.0);
 }
