@@ -39,6 +39,8 @@ APT_PACKAGES=(
     docker-compose
     # the profiler tests' independent pprof decoder (tests/profilee/decode_pprof.py)
     protobuf-compiler python3-protobuf
+    # the Prometheus endpoint's test scrapes it with a real Prometheus (tests/tests/prometheus.rs)
+    prometheus
 )
 
 step() { printf 'setup: %s\n' "$*"; }
@@ -131,7 +133,13 @@ for pidfile in /run/postgresql/*.pid; do
 done
 if stop_server mariadb /run/mysqld/mysqld.pid mariadbd; then db_stopped+=(mariadb); fi
 if stop_server redis /run/redis/redis-server.pid redis-server; then db_stopped+=(redis); fi
-for service in postgresql mariadb redis-server rabbitmq-server dnsmasq nats-server; do
+# Debian's prometheus (port 9090) writes no pid file; the tests run their own.
+if pid=$(pgrep -x -u prometheus prometheus | head -n 1) && [[ -n $pid ]]; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do [[ -e /proc/$pid ]] || break; sleep 0.1; done
+    db_stopped+=(prometheus)
+fi
+for service in postgresql mariadb redis-server rabbitmq-server dnsmasq nats-server prometheus; do
     if [[ -d /run/systemd/system ]]; then
         systemctl disable --now "$service" >/dev/null 2>&1 || true
     else
@@ -207,12 +215,17 @@ fi
 # BoringSSL), run by /usr/bin/python3. tests/tests/profile.rs: Go's `go tool pprof` reads the
 # profiler's files. tests/tests/containers.rs: podman with runc (crun 1.8 refuses this host's
 # hybrid cgroup layout), containerd with ctr, and busybox-static, the test images' shell.
+# tests/tests/demo_stack.rs: promtool (Debian ships it in `prometheus`) checks the demo's
+# Prometheus configuration and dashboard queries; the demo application runs on Debian's
+# python3 with the libraries its image installs (python3-psycopg2, python3-redis).
 # tests/tests/jvm.rs: javac and java from Debian's OpenJDK 17.
 TEST_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools
-    golang-go podman runc containerd busybox-static openjdk-17-jdk-headless)
+    golang-go podman runc containerd busybox-static
+    prometheus python3-psycopg2 python3-redis openjdk-17-jdk-headless)
 if ((with_tests)); then
     apt_install "test-only peers" "${TEST_PACKAGES[@]}"
     quiet /usr/bin/python3 -c 'import grpc'
+    quiet /usr/bin/python3 -c 'import psycopg2, redis'
 fi
 
 # --- Python venv for the OTLP receiver and the python clients ---------------
@@ -235,13 +248,15 @@ fi
 # machine's Node.js and npm.
 SEMCONV=/opt/wirelens-semconv
 semconv_stamp="$SEMCONV/.wirelens-package-lock.json"
-if [[ -f $semconv_stamp ]] && cmp -s "$REPO_ROOT/tests/semconv/package-lock.json" "$semconv_stamp" &&
+if ((!with_tests)); then
+    : # only the tests read it
+elif [[ -f $semconv_stamp ]] && cmp -s "$REPO_ROOT/tests/semconv/package-lock.json" "$semconv_stamp" &&
     [[ -f $SEMCONV/node_modules/@opentelemetry/semantic-conventions/package.json ]]; then
     step "semconv: $SEMCONV up to date"
 else
     if ! command -v npm >/dev/null; then
-        echo "setup: npm not found (the machine's Node.js and npm are expected)" >&2
-        exit 1
+        # A plain Debian 12 has neither: its own packages do (Node.js 18).
+        apt_install "Node.js and npm" nodejs npm
     fi
     mkdir -p "$SEMCONV"
     cp "$REPO_ROOT/tests/semconv/package.json" "$REPO_ROOT/tests/semconv/package-lock.json" "$SEMCONV/"

@@ -11,6 +11,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
+use crate::sinks::prometheus::PrometheusConfig;
+
 /// How records are printed on standard output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -96,6 +98,15 @@ pub struct Cli {
     /// OTLP protocol: grpc or http/protobuf (overrides OTEL_EXPORTER_OTLP_PROTOCOL).
     #[arg(long, value_name = "PROTOCOL", global = true)]
     pub otlp_protocol: Option<String>,
+    /// Serve metrics for Prometheus on ADDRESS:PORT (off by default; e.g. 127.0.0.1:9464),
+    /// with /healthz and /readyz for probes. OTEL_METRICS_EXPORTER=prometheus also turns it
+    /// on (OTEL_EXPORTER_PROMETHEUS_HOST/PORT, default localhost:9464).
+    #[arg(long, value_name = "ADDRESS", env = "WIRELENS_PROMETHEUS_LISTEN")]
+    pub prometheus_listen: Option<String>,
+    /// Most metric series kept (default 10000); past it, observations go to one overflow
+    /// series per metric (otel.metric.overflow=true).
+    #[arg(long, value_name = "N", env = "WIRELENS_MAX_METRIC_SERIES")]
+    pub max_metric_series: Option<usize>,
     /// Continuous CPU profiling, samples per second per CPU (default 19; 0 turns it off). On
     /// only when an OTLP endpoint is set: profiles go out as OTLP profiles.
     #[arg(long, value_name = "HZ", env = "WIRELENS_PROFILE_FREQUENCY")]
@@ -111,6 +122,10 @@ pub struct Cli {
     /// an OTLP endpoint is set, every metric export interval).
     #[arg(long, value_name = "BOOL", env = "WIRELENS_JVM_METRICS")]
     pub jvm_metrics: Option<bool>,
+    /// Resident memory the agent keeps under by shedding work (connections first, then queued
+    /// exports): 256MiB by default, 0 for no limit.
+    #[arg(long, value_name = "BYTES", env = "WIRELENS_MEMORY_LIMIT", value_parser = crate::memlimit::parse_bytes)]
+    pub memory_limit: Option<u64>,
     /// TOML config file with the same keys as the long flags (snake_case).
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -180,8 +195,11 @@ struct FileConfig {
     profile_frequency: Option<u64>,
     #[serde(default, with = "humantime_serde_opt")]
     profile_interval: Option<std::time::Duration>,
+    prometheus_listen: Option<String>,
+    max_metric_series: Option<usize>,
     command_line: Option<crate::metadata::process::CommandLine>,
     jvm_metrics: Option<bool>,
+    memory_limit: Option<String>,
 }
 
 /// `profile_interval = "10s"` in the config file.
@@ -231,11 +249,20 @@ pub struct Settings {
     pub profile_frequency: u64,
     /// Continuous profiling interval.
     pub profile_interval: std::time::Duration,
+    /// The Prometheus endpoint, when on.
+    pub prometheus: Option<PrometheusConfig>,
+    /// Metric series cap.
+    pub max_metric_series: usize,
     /// Whether `process.command_line` is exported.
     pub command_line: crate::metadata::process::CommandLine,
     /// Whether JVM metrics are read and exported.
     pub jvm_metrics: bool,
+    /// Resident-memory limit in bytes (0: none).
+    pub memory_limit: u64,
 }
+
+/// `--memory-limit` by default: what a DaemonSet pod is usually given.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 256 << 20;
 
 impl Cli {
     /// Merge with the config file and check values.
@@ -271,8 +298,19 @@ impl Cli {
                 .profile_interval
                 .or(file.profile_interval)
                 .unwrap_or(crate::profile::CONTINUOUS_INTERVAL),
+            prometheus: prometheus_config(self.prometheus_listen, file.prometheus_listen)?,
+            max_metric_series: self
+                .max_metric_series
+                .or(file.max_metric_series)
+                .unwrap_or(wirelens_otel::metrics::DEFAULT_MAX_SERIES),
             command_line: self.command_line.or(file.command_line).unwrap_or_default(),
             jvm_metrics: self.jvm_metrics.or(file.jvm_metrics).unwrap_or(true),
+            memory_limit: match (self.memory_limit, file.memory_limit) {
+                (Some(flag), _) => flag,
+                (None, Some(text)) => crate::memlimit::parse_bytes(&text)
+                    .map_err(|e| anyhow::anyhow!("memory_limit in the config file: {e}"))?,
+                (None, None) => DEFAULT_MEMORY_LIMIT,
+            },
         };
         settings.check()?;
         Ok(settings)
@@ -303,8 +341,17 @@ impl Settings {
         if self.profile_interval < std::time::Duration::from_secs(1) {
             bail!("--profile-interval must be at least 1s");
         }
+        if self.memory_limit != 0 && self.memory_limit < 16 << 20 {
+            bail!(
+                "--memory-limit must be 0 (no limit) or at least 16MiB, got {} bytes",
+                self.memory_limit
+            );
+        }
         if self.max_connections == 0 {
             bail!("--max-connections must be at least 1");
+        }
+        if self.max_metric_series == 0 {
+            bail!("--max-metric-series must be at least 1");
         }
         for comm in &self.comms {
             if comm.is_empty() || comm.len() > 15 {
@@ -313,6 +360,26 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// The Prometheus endpoint from the flag (or its variable), the file, or
+/// `OTEL_METRICS_EXPORTER=prometheus`.
+fn prometheus_config(
+    flag: Option<String>,
+    file: Option<String>,
+) -> anyhow::Result<Option<PrometheusConfig>> {
+    let (listen, name) = match (flag, file) {
+        (Some(v), _) => (Some(v), "--prometheus-listen"),
+        (None, Some(v)) => (Some(v), "prometheus_listen (config file)"),
+        (None, None) => (None, "--prometheus-listen"),
+    };
+    let exporters = wirelens_otel::export::metrics_exporters_from_env()?;
+    Ok(PrometheusConfig::resolve(
+        listen.as_deref(),
+        name,
+        exporters.prometheus,
+        |var| std::env::var(var).ok(),
+    )?)
 }
 
 /// A repeatable flag wins when given at all; otherwise the file's list.
@@ -351,6 +418,26 @@ mod tests {
             crate::metadata::process::CommandLine::Off,
             "command lines are not exported unless asked for"
         );
+    }
+
+    #[test]
+    fn memory_limit_values() {
+        assert_eq!(parse(&[]).expect("defaults").memory_limit, 256 << 20);
+        assert_eq!(
+            parse(&["--memory-limit", "1GiB"])
+                .expect("resolves")
+                .memory_limit,
+            1 << 30
+        );
+        assert_eq!(
+            parse(&["--memory-limit", "0"])
+                .expect("resolves")
+                .memory_limit,
+            0
+        );
+        let err = parse(&["--memory-limit", "1MiB"]).expect_err("rejected");
+        assert!(err.to_string().contains("--memory-limit"), "{err}");
+        assert!(parse(&["--memory-limit", "lots"]).is_err());
     }
 
     #[test]
@@ -410,6 +497,29 @@ mod tests {
         assert!(parse(&["--port", "http"]).is_err());
         let err = parse(&["--comm", "a-very-long-command-name"]).expect_err("rejected");
         assert!(err.to_string().contains("15 bytes"));
+    }
+
+    #[test]
+    fn prometheus_flags() {
+        let s = parse(&[]).expect("defaults resolve");
+        assert_eq!(s.prometheus, None, "off by default");
+        assert_eq!(s.max_metric_series, 10_000);
+        let s = parse(&[
+            "--prometheus-listen",
+            "127.0.0.1:9464",
+            "--max-metric-series",
+            "50",
+        ])
+        .expect("resolves");
+        assert_eq!(
+            s.prometheus.map(|p| p.listen.to_string()).as_deref(),
+            Some("127.0.0.1:9464")
+        );
+        assert_eq!(s.max_metric_series, 50);
+        let err = parse(&["--prometheus-listen", "9464x"]).expect_err("rejected");
+        assert!(err.to_string().contains("--prometheus-listen"), "{err}");
+        let err = parse(&["--max-metric-series", "0"]).expect_err("rejected");
+        assert!(err.to_string().contains("--max-metric-series"), "{err}");
     }
 
     #[test]

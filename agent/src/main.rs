@@ -9,6 +9,7 @@ mod clock;
 mod conntrack;
 mod jvm;
 mod lock;
+mod memlimit;
 mod metadata;
 mod panics;
 mod pipeline;
@@ -86,11 +87,19 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     if let Some(cli::Command::Profile(args)) = &command {
         return profile::command::run(args);
     }
-    let export = ExportConfig::from_env(&Overrides {
+    let mut export = ExportConfig::from_env(&Overrides {
         endpoint: settings.otlp_endpoint.clone(),
         protocol: settings.otlp_protocol.clone(),
     })
     .context("invalid OTLP export settings")?;
+    if export.is_none() && settings.prometheus.is_some() {
+        // Metrics are aggregated for the Prometheus endpoint even with nothing sent over OTLP.
+        export =
+            Some(ExportConfig::without_otlp_from_env().context("invalid OTLP export settings")?);
+    }
+    if let Some(config) = &mut export {
+        config.max_metric_series = settings.max_metric_series;
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -99,18 +108,38 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
 
+    // The exporter and the Prometheus endpoint start before the probes load, so that
+    // `/readyz` answers (503) while they do.
+    let agent_process = agent_resource(settings.command_line);
+    let (otlp_sender, export_handle, mut self_ports, reader) = match &export {
+        Some(config) => {
+            let ports = local_endpoint_ports(config);
+            let (tx, handle, reader) = if settings.prometheus.is_some() {
+                let (tx, handle, reader) =
+                    otlp::spawn_with_reader(config.clone(), agent_process, runtime.handle());
+                (tx, handle, Some(reader))
+            } else {
+                let (tx, handle) = otlp::spawn(config.clone(), agent_process, runtime.handle());
+                (tx, handle, None)
+            };
+            (Some(tx), Some(handle), ports, reader)
+        }
+        None => (None, None, Vec::new(), None),
+    };
+    let prometheus = match (&settings.prometheus, reader) {
+        (Some(config), Some(reader)) => {
+            let (bound, health) = sinks::prometheus::serve(config, reader, runtime.handle())?;
+            info!(listen = %bound, "prometheus endpoint: /metrics, /healthz, /readyz");
+            // Scrapes of our own endpoint are not traced.
+            self_ports.push(bound.port());
+            Some(health)
+        }
+        _ => None,
+    };
+
     let probes = probes::Probes::load(&settings)?;
     let stats = Arc::new(Stats::default());
 
-    let agent_process = agent_resource(settings.command_line);
-    let (otlp_sender, export_handle, self_ports) = match &export {
-        Some(config) => {
-            let ports = local_endpoint_ports(config);
-            let (tx, handle) = otlp::spawn(config.clone(), agent_process, runtime.handle());
-            (Some(tx), Some(handle), ports)
-        }
-        None => (None, None, Vec::new()),
-    };
     let (live, printer) = match settings.output {
         OutputFormat::None => (None, None),
         format => {
@@ -127,7 +156,10 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     tracing::debug!(processes = scanned, "read the running processes");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let reporting = reporting(export_handle.as_ref().map(|h| h.monitor()));
+    let reporting = reporting(
+        export_handle.as_ref().map(|h| h.monitor()),
+        settings.memory_limit,
+    );
     let reader = {
         let stats = stats.clone();
         let stop = stop.clone();
@@ -160,6 +192,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    if let Some(health) = &prometheus {
+        health.set_ready();
+    }
 
     info!(
         filters = %describe_filters(&settings),
@@ -235,9 +270,12 @@ fn export_counts(s: otlp::ExportStats) -> ExportCounts {
 }
 
 /// Counter plumbing between the reader thread and the exporter.
-fn reporting(monitor: Option<otlp::ExportMonitor>) -> Reporting {
+fn reporting(monitor: Option<otlp::ExportMonitor>, memory_limit: u64) -> Reporting {
     let counts = monitor.clone();
+    let shedder = monitor.clone();
     Reporting {
+        memory: memlimit::MemoryLimiter::new(memory_limit),
+        shed_exports: Box::new(move || shedder.as_ref().map_or(0, |m| m.shed_queued())),
         export_counts: Box::new(move || {
             counts
                 .as_ref()

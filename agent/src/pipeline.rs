@@ -28,6 +28,7 @@ use wirelens_otel::{Observation, ProcessInfo, export::ObservationSender};
 use crate::{
     clock::Clock,
     conntrack::{ConnTracker, Context},
+    memlimit::{MemoryLimiter, Pressure, release_freed_memory},
     metadata::{process::ProcessCache, sockets},
     probes::{Probes, cgroup_filter::CgroupFilter, uprobes::UprobeThread},
     reader::{Event, decode},
@@ -61,6 +62,10 @@ pub struct Sinks {
 
 /// Hooks for counters: the exporter's counts in, snapshots out.
 pub struct Reporting {
+    /// The memory limiter, if `--memory-limit` is not 0.
+    pub memory: Option<MemoryLimiter>,
+    /// Drops most queued exports (the memory limiter's last resort); returns the spans dropped.
+    pub shed_exports: Box<dyn Fn() -> u64 + Send>,
     /// Current exporter counts.
     pub export_counts: Box<dyn Fn() -> ExportCounts + Send>,
     /// Called with a fresh snapshot every second.
@@ -154,6 +159,8 @@ pub fn run(
     let mut last_tick = Instant::now();
     let mut last_publish = Instant::now();
     let mut rate = EventRate::new(Instant::now());
+    // Whether the last check found memory pressure (log once per episode).
+    let mut pressed = false;
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         {
@@ -182,6 +189,9 @@ pub fn run(
                 stats
                     .container_metadata_failures
                     .store(cx.processes.container_failures(), Ordering::Relaxed);
+                if let Some(limiter) = &reporting.memory {
+                    shed_if_pressed(limiter, &mut tracker, &reporting, &stats, &mut pressed);
+                }
             }
             if stopping {
                 tracker.close_all(clock.to_unix(Clock::monotonic_now()), &mut cx);
@@ -205,6 +215,39 @@ pub fn run(
         // SAFETY: one valid pollfd; a failed or interrupted poll just means drain again.
         unsafe { libc::poll(&mut pfd, 1, rate.poll_timeout().as_millis() as i32) };
     }
+}
+
+/// The memory limiter's check: shed connections (and at the hard limit queued exports too)
+/// when the agent presses against `--memory-limit`.
+fn shed_if_pressed(
+    limiter: &MemoryLimiter,
+    tracker: &mut ConnTracker,
+    reporting: &Reporting,
+    stats: &Stats,
+    pressed: &mut bool,
+) {
+    let pressure = limiter.pressure();
+    if pressure == Pressure::None {
+        if *pressed {
+            tracing::info!("memory back under the limiter's soft limit");
+        }
+        *pressed = false;
+        return;
+    }
+    let hard = pressure == Pressure::Hard;
+    let conns = tracker.shed(hard);
+    Stats::add(&stats.memory_shed_connections, conns);
+    let spans = if hard { (reporting.shed_exports)() } else { 0 };
+    Stats::add(&stats.memory_shed_spans, spans);
+    release_freed_memory();
+    if !*pressed {
+        tracing::warn!(
+            resident = limiter.resident(),
+            hard,
+            "memory limit pressed: {conns} connections and {spans} queued spans shed"
+        );
+    }
+    *pressed = true;
 }
 
 /// The ring's event rate, judged once per [`RATE_WINDOW`], and the sleep it calls for.

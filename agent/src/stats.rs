@@ -38,6 +38,10 @@ pub struct Stats {
     pub tls_ciphertext: AtomicU64,
     /// Container metadata lookups that failed (runtime state unreadable or not found).
     pub container_metadata_failures: AtomicU64,
+    /// Connections dropped by the memory limiter.
+    pub memory_shed_connections: AtomicU64,
+    /// Queued spans dropped by the memory limiter.
+    pub memory_shed_spans: AtomicU64,
     /// Parser losses, by [`Loss`].
     pub parse_losses: [AtomicU64; Loss::ALL.len()],
     /// `replay`: packets read from the capture.
@@ -86,6 +90,8 @@ impl Stats {
             self_traffic: get(&self.self_traffic),
             tls_ciphertext: get(&self.tls_ciphertext),
             container_metadata_failures: get(&self.container_metadata_failures),
+            memory_shed_connections: get(&self.memory_shed_connections),
+            memory_shed_spans: get(&self.memory_shed_spans),
             parse_losses: Loss::ALL.map(|l| {
                 let i = Loss::ALL.iter().position(|x| *x == l).unwrap_or(0);
                 (l, get(&self.parse_losses[i]))
@@ -140,6 +146,10 @@ pub struct Snapshot {
     pub tls_ciphertext: u64,
     /// Container metadata lookups that failed.
     pub container_metadata_failures: u64,
+    /// Connections dropped by the memory limiter.
+    pub memory_shed_connections: u64,
+    /// Queued spans dropped by the memory limiter.
+    pub memory_shed_spans: u64,
     /// Parser losses.
     pub parse_losses: [(Loss, u64); Loss::ALL.len()],
     /// Exporter counts.
@@ -201,6 +211,11 @@ impl Snapshot {
                 "wirelens.container.metadata_failures",
                 self.container_metadata_failures,
             ),
+            (
+                "wirelens.memory.shed_connections",
+                self.memory_shed_connections,
+            ),
+            ("wirelens.memory.shed_spans", self.memory_shed_spans),
             ("wirelens.live_dropped", self.live_dropped),
             // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
             ("wirelens.export.queue_dropped", self.export_queue_dropped),
@@ -223,7 +238,7 @@ impl Snapshot {
             "wirelens counters: events={} bytes={} drops={} records={} export_failures={} \
              spans_exported={} ring_full={} truncated={} gaps={} decode_errors={} \
              live_dropped={} export_queue_dropped={} spans_dropped={} unknown_protocol={} \
-             self_traffic={} parse_losses=[{}]",
+             self_traffic={} memory_shed_connections={} parse_losses=[{}]",
             self.events,
             self.captured_bytes,
             self.drops(),
@@ -239,6 +254,7 @@ impl Snapshot {
             self.export.spans_dropped,
             self.unknown_protocol,
             self.self_traffic,
+            self.memory_shed_connections,
             losses.join(" "),
         );
         if self.replay_packets > 0 {

@@ -61,6 +61,7 @@ mod kv;
 mod messaging_attrs;
 pub mod metrics;
 pub mod profiles;
+pub mod prometheus;
 pub mod redact;
 pub mod resource;
 mod rpc_attrs;

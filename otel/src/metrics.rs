@@ -10,9 +10,18 @@
 //! resolver to `dns.lookup.duration`; both with the conventions' default buckets.
 //!
 //! Only low-cardinality attributes go on metrics (no `url.path`, no client addresses, no
-//! `db.query.text`), and the
-//! number of series is capped: past the cap, observations that would open a new series are
-//! counted as overflow and dropped.
+//! `db.query.text`), and the number of series is bounded two ways:
+//!
+//! - **Series of processes that are gone are dropped after their last export.** A Resource
+//!   whose [`ProcessInfo`] nobody else holds any more (the agent's process cache let it go
+//!   after the exit, its connections are closed, no observation of it is queued: no new point
+//!   can come) is marked at one [`MetricsAggregator::retire`] and removed at the next, so its
+//!   final values were exported (and scrapable) for one whole interval.
+//! - **Past the cap, new series go to one overflow series per metric**, under the agent's own
+//!   Resource, with the single attribute `otel.metric.overflow=true`, as the OpenTelemetry
+//!   metrics SDK specification describes for its cardinality limit: nothing observed is lost
+//!   from the totals. The cap counts regular series; the overflow series (at most one per
+//!   metric name) come on top of it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -23,6 +32,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
 };
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use wirelens_parsers::{
     DbRecord, Detail, DnsRecord, HttpRecord, MessagingOperation, MessagingRecord, Role, RpcRecord,
 };
@@ -40,6 +50,7 @@ pub const DEFAULT_MAX_SERIES: usize = 10_000;
 enum AttrValue {
     Str(String),
     Int(i64),
+    Bool(bool),
 }
 
 /// Attributes of one series, in the order they are added (fixed per metric).
@@ -100,6 +111,8 @@ struct ResourceEntry {
     process: Arc<ProcessInfo>,
     histograms: BTreeMap<(&'static str, AttrSet), Series>,
     counters: BTreeMap<&'static str, Counter>,
+    /// Nobody else held the process at the last [`MetricsAggregator::retire`].
+    gone: bool,
 }
 
 impl ResourceEntry {
@@ -108,9 +121,13 @@ impl ResourceEntry {
             process,
             histograms: BTreeMap::new(),
             counters: BTreeMap::new(),
+            gone: false,
         }
     }
 }
+
+/// The agent's own Resource: its counters and the overflow series; never retired.
+const AGENT: u64 = 0;
 
 /// Cumulative metrics for every process seen, plus the agent's own counters.
 ///
@@ -118,13 +135,16 @@ impl ResourceEntry {
 /// its first observation for its whole life.
 #[derive(Debug)]
 pub struct MetricsAggregator {
-    /// Index 0 is the agent's own Resource.
-    resources: Vec<ResourceEntry>,
-    by_pid: HashMap<u32, Vec<usize>>,
+    /// By id, in order of arrival; [`AGENT`] is the agent's own Resource.
+    resources: BTreeMap<u64, ResourceEntry>,
+    next_id: u64,
+    by_pid: HashMap<u32, Vec<u64>>,
     series: usize,
     max_series: usize,
     overflow: u64,
     created_ns: u64,
+    /// Added to the agent's own Resource (`OTEL_RESOURCE_ATTRIBUTES`), replacing its own.
+    agent_attributes: Vec<(String, String)>,
 }
 
 impl MetricsAggregator {
@@ -138,20 +158,29 @@ impl MetricsAggregator {
     pub fn with_max_series(agent: ProcessInfo, max_series: usize) -> Self {
         let agent = Arc::new(agent);
         let mut by_pid = HashMap::new();
-        by_pid.insert(agent.pid, vec![0]);
+        by_pid.insert(agent.pid, vec![AGENT]);
         Self {
-            resources: vec![ResourceEntry::new(agent)],
+            resources: BTreeMap::from([(AGENT, ResourceEntry::new(agent))]),
+            next_id: AGENT + 1,
             by_pid,
             series: 0,
             max_series,
             overflow: 0,
             created_ns: crate::unix_now_ns(),
+            agent_attributes: Vec::new(),
         }
     }
 
+    /// String attributes for the agent's own Resource, on top of (and replacing) those its
+    /// [`ProcessInfo`] gives.
+    pub fn set_agent_attributes(&mut self, attributes: Vec<(String, String)>) {
+        self.agent_attributes = attributes;
+    }
+
     /// Add one observation's duration to its series. Returns `false` (and counts an overflow)
-    /// when it needed a new series past the cap; `true` also when the observation has no
-    /// metric (messaging `process` and server-side messaging and DNS).
+    /// when it needed a new series past the cap: it went to the metric's overflow series
+    /// instead. `true` also when the observation has no metric (messaging `process` and
+    /// server-side messaging and DNS).
     pub fn record(&mut self, obs: &Observation) -> bool {
         let series = match &obs.record.detail {
             Detail::Http(http) => Some(http_series(obs, http)),
@@ -166,31 +195,95 @@ impl MetricsAggregator {
         };
         let seconds = obs.record.end_ns.saturating_sub(obs.record.start_ns) as f64 / 1e9;
         let found = self.find(&obs.process);
+        if let Some(r) = found.and_then(|id| self.resources.get_mut(&id))
+            && !Arc::ptr_eq(&r.process, &obs.process)
+        {
+            // An equal process handed out anew (the agent re-read it): follow the one in use,
+            // so that retiring sees whether that one is still held.
+            r.process = Arc::clone(&obs.process);
+        }
         let key = (name, attrs);
-        if let Some(series) = found.and_then(|i| self.resources[i].histograms.get_mut(&key)) {
+        if let Some(r) = found.and_then(|id| self.resources.get_mut(&id))
+            && let Some(series) = r.histograms.get_mut(&key)
+        {
             series.add(seconds);
+            // A late point: out for a whole interval again before the series may go.
+            r.gone = false;
             return true;
         }
         if self.series >= self.max_series {
             self.overflow += 1;
+            let key = (
+                name,
+                vec![(semconv::OTEL_METRIC_OVERFLOW, AttrValue::Bool(true))],
+            );
+            if let Some(agent) = self.resources.get_mut(&AGENT) {
+                agent
+                    .histograms
+                    .entry(key)
+                    .or_insert_with(|| Series::new(obs.record.start_ns, bounds(name)))
+                    .add(seconds);
+            }
             return false;
         }
-        let index = match found {
-            Some(i) => i,
+        let id = match found {
+            Some(id) => id,
             None => self.insert(Arc::clone(&obs.process)),
         };
         let mut series = Series::new(obs.record.start_ns, bounds(key.0));
         series.add(seconds);
-        self.resources[index].histograms.insert(key, series);
-        self.series += 1;
+        if let Some(r) = self.resources.get_mut(&id) {
+            r.histograms.insert(key, series);
+            r.gone = false;
+            self.series += 1;
+        }
         true
+    }
+
+    /// Drop the series of processes that are gone, once their final values have been out for
+    /// an interval; call right after each export. A Resource whose [`ProcessInfo`] only this
+    /// aggregator still holds is marked now and removed at the next call (if still unheld):
+    /// the exports in between carry its final values. Returns the series removed.
+    pub fn retire(&mut self) -> usize {
+        let mut removed = Vec::new();
+        for (&id, r) in self.resources.iter_mut() {
+            if id == AGENT {
+                continue;
+            }
+            let held_elsewhere = Arc::strong_count(&r.process) > 1;
+            if held_elsewhere {
+                r.gone = false;
+            } else if r.gone {
+                removed.push(id);
+            } else {
+                r.gone = true;
+            }
+        }
+        let mut series = 0;
+        for id in removed {
+            let Some(r) = self.resources.remove(&id) else {
+                continue;
+            };
+            series += r.histograms.len();
+            if let Some(ids) = self.by_pid.get_mut(&r.process.pid) {
+                ids.retain(|&i| i != id);
+                if ids.is_empty() {
+                    self.by_pid.remove(&r.process.pid);
+                }
+            }
+        }
+        self.series -= series;
+        series
     }
 
     /// Set the agent's own monotonic counters to these cumulative values. A counter that goes
     /// down starts a new series (its start time moves to now).
     pub fn set_agent_counters(&mut self, counters: &[(&'static str, u64)]) {
         let created = self.created_ns;
-        let agent = &mut self.resources[0].counters;
+        let Some(agent) = self.resources.get_mut(&AGENT) else {
+            return;
+        };
+        let agent = &mut agent.counters;
         for &(name, value) in counters {
             let counter = agent.entry(name).or_insert(Counter {
                 start_ns: created,
@@ -203,12 +296,12 @@ impl MetricsAggregator {
         }
     }
 
-    /// Observations dropped because the series cap was reached.
+    /// Observations that went to an overflow series because the series cap was reached.
     pub fn overflowed(&self) -> u64 {
         self.overflow
     }
 
-    /// Histogram series currently kept.
+    /// Regular histogram series currently kept (overflow series not counted).
     pub fn series(&self) -> usize {
         self.series
     }
@@ -218,9 +311,9 @@ impl MetricsAggregator {
         let resource_metrics = self
             .resources
             .iter()
-            .filter(|r| !r.histograms.is_empty() || !r.counters.is_empty())
-            .map(|r| ResourceMetrics {
-                resource: Some(r.process.to_resource()),
+            .filter(|(_, r)| !r.histograms.is_empty() || !r.counters.is_empty())
+            .map(|(&id, r)| ResourceMetrics {
+                resource: Some(self.resource(id, r)),
                 scope_metrics: vec![ScopeMetrics {
                     scope: Some(crate::traces::scope()),
                     metrics: resource_metrics(r, now_ns),
@@ -232,18 +325,31 @@ impl MetricsAggregator {
         ExportMetricsServiceRequest { resource_metrics }
     }
 
-    fn find(&self, process: &Arc<ProcessInfo>) -> Option<usize> {
-        self.by_pid.get(&process.pid)?.iter().copied().find(|&i| {
-            let p = &self.resources[i].process;
-            Arc::ptr_eq(p, process) || **p == **process
+    fn resource(&self, id: u64, r: &ResourceEntry) -> Resource {
+        let mut resource = r.process.to_resource();
+        if id == AGENT {
+            for (key, value) in &self.agent_attributes {
+                resource.attributes.retain(|kv| kv.key != *key);
+                resource.attributes.push(kv::string(key, value.as_str()));
+            }
+        }
+        resource
+    }
+
+    fn find(&self, process: &Arc<ProcessInfo>) -> Option<u64> {
+        self.by_pid.get(&process.pid)?.iter().copied().find(|id| {
+            self.resources
+                .get(id)
+                .is_some_and(|r| Arc::ptr_eq(&r.process, process) || *r.process == **process)
         })
     }
 
-    fn insert(&mut self, process: Arc<ProcessInfo>) -> usize {
-        let index = self.resources.len();
-        self.by_pid.entry(process.pid).or_default().push(index);
-        self.resources.push(ResourceEntry::new(process));
-        index
+    fn insert(&mut self, process: Arc<ProcessInfo>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_pid.entry(process.pid).or_default().push(id);
+        self.resources.insert(id, ResourceEntry::new(process));
+        id
     }
 }
 
@@ -491,6 +597,7 @@ fn key_values(attrs: &AttrSet) -> Vec<KeyValue> {
         .map(|(key, value)| match value {
             AttrValue::Str(s) => kv::string(key, s.as_str()),
             AttrValue::Int(i) => kv::int(key, *i),
+            AttrValue::Bool(b) => kv::bool(key, *b),
         })
         .collect()
 }
@@ -851,6 +958,24 @@ mod tests {
             ]
         );
         assert_eq!(point_count(&request), 4);
+        agg.set_agent_attributes(vec![
+            ("service.name".into(), "agent-a".into()),
+            ("deployment.environment.name".into(), "test".into()),
+        ]);
+        let request = agg.export_request(10_000);
+        let resources: Vec<BTreeMap<String, String>> = request
+            .resource_metrics
+            .iter()
+            .map(|r| attr_map(&r.resource.as_ref().expect("resource").attributes))
+            .collect();
+        assert_eq!(resources[0]["service.name"], "agent-a");
+        assert_eq!(resources[0]["deployment.environment.name"], "test");
+        assert_eq!(resources[0]["process.pid"], "99");
+        assert_eq!(
+            resources[1]["service.name"], "svc1",
+            "only the agent's own Resource"
+        );
+        assert!(!resources[1].contains_key("deployment.environment.name"));
     }
 
     #[test]
@@ -865,7 +990,73 @@ mod tests {
             "existing series still grow"
         );
         assert_eq!((agg.series(), agg.overflowed()), (2, 2));
-        assert_eq!(agg.export_request(1).resource_metrics.len(), 1);
+        let request = agg.export_request(1);
+        let pids: Vec<String> = request
+            .resource_metrics
+            .iter()
+            .map(|r| {
+                attr_map(&r.resource.as_ref().expect("resource").attributes)["process.pid"].clone()
+            })
+            .collect();
+        assert_eq!(
+            pids,
+            ["99", "1"],
+            "the overflow series sits under the agent"
+        );
+        let points = histograms(&request);
+        let overflow: Vec<_> = points
+            .iter()
+            .filter(|(_, p)| pairs(p) == owned(&[("otel.metric.overflow", "true")]))
+            .collect();
+        assert_eq!(overflow.len(), 1, "one overflow series per metric");
+        assert_eq!(overflow[0].0, "http.server.request.duration");
+        assert_eq!(
+            overflow[0].1.count, 2,
+            "every observation past the cap is in it"
+        );
+        let total: u64 = points.iter().map(|(_, p)| p.count).sum();
+        assert_eq!(total, 5, "nothing observed is lost from the totals");
+    }
+
+    #[test]
+    fn gone_processes_are_retired_after_one_more_export() {
+        let mut agg = MetricsAggregator::with_max_series(process(99), 2);
+        let live = client_obs(1, "GET", "/", Some(200));
+        let gone = server_obs(2, "GET", "/", Some(200));
+        // The caller (the agent's process cache) holds both processes.
+        let held = (Arc::clone(&live.process), Arc::clone(&gone.process));
+        agg.record(&live);
+        agg.record(&gone);
+        drop(gone);
+        assert_eq!(agg.retire(), 0);
+        assert_eq!(agg.series(), 2);
+        // Process 2 exits and is let go: marked now, still exported once more.
+        drop(held.1);
+        assert_eq!(agg.retire(), 0);
+        assert_eq!(agg.export_request(1).resource_metrics.len(), 2);
+        assert_eq!(agg.retire(), 1);
+        assert_eq!(agg.series(), 1);
+        let request = agg.export_request(1);
+        assert_eq!(request.resource_metrics.len(), 1);
+        // Its room is free again: a new series is regular, not overflow.
+        assert!(agg.record(&server_obs(3, "GET", "/", Some(200))));
+        assert_eq!((agg.series(), agg.overflowed()), (2, 0));
+        // Process 3 was held by no one else: marked now, removed at the next call.
+        drop(live);
+        assert_eq!(agg.retire(), 0);
+        assert_eq!(agg.retire(), 1);
+        // Process 1 let go, then handed out anew (an equal, re-read ProcessInfo) before its
+        // removal: kept, following the new one.
+        drop(held.0);
+        assert_eq!(agg.retire(), 0, "process 1 marked");
+        let again = client_obs(1, "GET", "/", Some(200));
+        agg.record(&again);
+        assert_eq!(agg.retire(), 0, "held again");
+        assert_eq!(agg.retire(), 0);
+        drop(again);
+        assert_eq!(agg.retire(), 0);
+        assert_eq!(agg.retire(), 1);
+        assert_eq!(agg.series(), 0);
     }
 
     fn messaging(

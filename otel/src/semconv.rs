@@ -45,9 +45,11 @@ pub const K8S_POD_UID: &str = "k8s.pod.uid";
 pub const K8S_NAMESPACE_NAME: &str = "k8s.namespace.name";
 /// `k8s.container.name`
 pub const K8S_CONTAINER_NAME: &str = "k8s.container.name";
-/// `service.namespace`: the pod's namespace, for Kubernetes workloads.
+/// `service.namespace`: the pod's namespace, for Kubernetes workloads (also part of the
+/// Prometheus `job`).
 pub const SERVICE_NAMESPACE: &str = "service.namespace";
-/// `service.instance.id`: `<namespace>.<pod>.<container>` for Kubernetes workloads.
+/// `service.instance.id`: `<namespace>.<pod>.<container>` for Kubernetes workloads (the
+/// Prometheus `instance` when set).
 pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
 /// `telemetry.distro.name`: who produced the telemetry (we are not an SDK inside the process).
 pub const TELEMETRY_DISTRO_NAME: &str = "telemetry.distro.name";
@@ -229,6 +231,8 @@ pub const DNS_LOOKUP_DURATION: &str = "dns.lookup.duration";
 pub const RPC_SERVER_CALL_DURATION: &str = "rpc.server.call.duration";
 /// Histogram: duration of RPCs made (seconds).
 pub const RPC_CLIENT_CALL_DURATION: &str = "rpc.client.call.duration";
+/// Set (`true`) on the one series per metric that takes what is past the series cap.
+pub const OTEL_METRIC_OVERFLOW: &str = "otel.metric.overflow";
 /// Unit of duration histograms.
 pub const UNIT_SECONDS: &str = "s";
 /// Unit of counters of events (the agent's own counters, unless they count bytes).
@@ -250,6 +254,8 @@ pub const DB_DURATION_BUCKETS: [f64; 9] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1
 pub const WIRELENS_EXPORT_SPANS: &str = "wirelens.export.spans";
 /// Spans lost: observation queue full, batch queue full, or export failed.
 pub const WIRELENS_EXPORT_SPANS_DROPPED: &str = "wirelens.export.spans_dropped";
+/// Spans the sampler (`OTEL_TRACES_SAMPLER`) left out; metrics still count them.
+pub const WIRELENS_EXPORT_SPANS_SAMPLED_OUT: &str = "wirelens.export.spans_sampled_out";
 /// Export calls that failed after their retries (traces and metrics).
 pub const WIRELENS_EXPORT_FAILURES: &str = "wirelens.export.failures";
 /// Observations not aggregated into metrics because the series limit was reached.

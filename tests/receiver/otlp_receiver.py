@@ -19,6 +19,10 @@ Requests refused because of --fail-first (optionally only those of one
 signal, --fail-signal) are written too, with
 "rejected": true, so a test can count retries. Logs are accepted and
 discarded. On start it prints `READY grpc=<port> http=<port>` on stdout.
+
+With --tls-cert/--tls-key/--tls-client-ca both servers speak TLS only and require a
+client certificate signed by that CA (grpcio's ssl_server_credentials with
+require_client_auth, the standard library's ssl with CERT_REQUIRED).
 """
 
 import argparse
@@ -26,6 +30,7 @@ import gzip
 import json
 import os
 import signal
+import ssl
 import sys
 import threading
 import zlib
@@ -125,7 +130,12 @@ def grpc_servicer(base, signal_name, sink):
     return Servicer()
 
 
-def start_grpc(port, sink):
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def start_grpc(port, sink, tls=None):
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=8),
         options=[
@@ -145,7 +155,15 @@ def start_grpc(port, sink):
     profiles_service_pb2_grpc.add_ProfilesServiceServicer_to_server(
         grpc_servicer(profiles_service_pb2_grpc.ProfilesServiceServicer, "profiles", sink), server
     )
-    bound = server.add_insecure_port(f"127.0.0.1:{port}")
+    if tls:
+        credentials = grpc.ssl_server_credentials(
+            [(read(tls.tls_key), read(tls.tls_cert))],
+            root_certificates=read(tls.tls_client_ca),
+            require_client_auth=True,
+        )
+        bound = server.add_secure_port(f"127.0.0.1:{port}", credentials)
+    else:
+        bound = server.add_insecure_port(f"127.0.0.1:{port}")
     if bound == 0:
         raise SystemExit(f"otlp_receiver: cannot bind gRPC port {port}")
     server.start()
@@ -236,9 +254,15 @@ def make_http_handler(sink):
     return Handler
 
 
-def start_http(port, sink):
+def start_http(port, sink, tls=None):
     server = ThreadingHTTPServer(("127.0.0.1", port), make_http_handler(sink))
     server.daemon_threads = True
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(tls.tls_cert, tls.tls_key)
+        context.load_verify_locations(tls.tls_client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, name="otlp-http", daemon=True)
     thread.start()
     return server, server.server_address[1]
@@ -263,11 +287,20 @@ def main():
         help="count and refuse only requests of this signal for --fail-first",
     )
     parser.add_argument("--raw", help="file the requests' protobuf bytes are appended to")
+    parser.add_argument("--tls-cert", help="serve TLS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="and this key (PEM)")
+    parser.add_argument(
+        "--tls-client-ca",
+        help="require a client certificate signed by this CA (PEM); with --tls-cert",
+    )
     args = parser.parse_args()
 
+    tls = args if args.tls_cert else None
+    if tls and not (args.tls_key and args.tls_client_ca):
+        raise SystemExit("otlp_receiver: --tls-cert needs --tls-key and --tls-client-ca")
     sink = Sink(args.out, args.fail_first, args.fail_signal, args.raw)
-    grpc_server, grpc_port = start_grpc(args.grpc_port, sink)
-    http_server, http_port = start_http(args.http_port, sink)
+    grpc_server, grpc_port = start_grpc(args.grpc_port, sink, tls)
+    http_server, http_port = start_http(args.http_port, sink, tls)
     print(f"READY grpc={grpc_port} http={http_port}", flush=True)
 
     stop = threading.Event()

@@ -33,6 +33,7 @@ mod messaging;
 mod nginx;
 mod otlp;
 mod privileges;
+mod prometheus;
 mod receiver;
 mod scenario;
 mod servers;
@@ -50,13 +51,14 @@ pub use fixture_pcap::write_fixture_pcaps;
 pub use messaging::{Expect, PARENT_SPAN_ID, TRACE_ID, check_span, check_spans, python_script};
 pub use nginx::Nginx;
 pub use otlp::{
-    HTTP_DURATION_BOUNDS, MetricPoint, Span, histogram_count, histogram_series, sum_total,
-    summarize_spans,
+    HTTP_DURATION_BOUNDS, MetricPoint, Span, flatten_metrics_of, histogram_count, histogram_series,
+    sum_total, summarize_spans,
 };
 pub use privileges::{
     DocumentedCapabilities, capability_mask, documented_capabilities, effective_capabilities,
     setpriv_args,
 };
+pub use prometheus::{Prometheus, Sample, http_get};
 pub use receiver::{Otlp, Receiver};
 pub use scenario::{Done, Scenario};
 pub use servers::{
@@ -65,6 +67,6 @@ pub use servers::{
 };
 pub use setup::{Exchange, Finished, Setup};
 pub use util::{
-    comm, exe_name, fixture, free_port, host_name, poll, python, send_signal, tail, wait_until,
-    workspace_root, write_actual, write_certificate,
+    MtlsFiles, comm, exe_name, fixture, free_port, host_name, poll, python, send_signal, tail,
+    wait_until, workspace_root, write_actual, write_certificate, write_mtls_certificates,
 };

@@ -357,6 +357,12 @@ pub(crate) fn flatten_spans(requests: &[Value]) -> Vec<Span> {
     out
 }
 
+/// Every metric data point of one receiver line (`{"signal": "metrics", "request": …}`);
+/// nothing for a line of another signal.
+pub fn flatten_metrics_of(request: &Value) -> Vec<MetricPoint> {
+    flatten_metrics(std::slice::from_ref(request))
+}
+
 pub(crate) fn flatten_metrics(requests: &[Value]) -> Vec<MetricPoint> {
     let mut out = Vec::new();
     for req in requests.iter().filter(|r| r["signal"] == "metrics") {

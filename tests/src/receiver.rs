@@ -12,6 +12,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::otlp::{self, MetricPoint, Span};
+use crate::util::MtlsFiles;
 use crate::util::{python, read_lossy, tail, terminate, wait_until};
 
 /// OTLP transport the agent is told to use.
@@ -54,17 +55,29 @@ impl Receiver {
         Self::spawn(n, signal)
     }
 
+    /// Starts a receiver that speaks only TLS, with `certs`' server certificate, and refuses
+    /// clients without a certificate signed by `certs`' CA. Its endpoints are then
+    /// `https://127.0.0.1:<port>`.
+    pub fn start_mtls(certs: &MtlsFiles) -> Self {
+        Self::spawn_on(0, 0, "all", Some(certs))
+    }
+
     /// Starts a receiver whose OTLP/gRPC side listens on `grpc_port` (say, where an agent has
     /// been exporting to nothing).
     pub fn start_on(grpc_port: u16) -> Self {
-        Self::spawn_on(grpc_port, 0, "all")
+        Self::spawn_on(grpc_port, 0, "all", None)
     }
 
     fn spawn(fail_first: u32, fail_signal: &str) -> Self {
-        Self::spawn_on(0, fail_first, fail_signal)
+        Self::spawn_on(0, fail_first, fail_signal, None)
     }
 
-    fn spawn_on(grpc_port: u16, fail_first: u32, fail_signal: &str) -> Self {
+    fn spawn_on(
+        grpc_port: u16,
+        fail_first: u32,
+        fail_signal: &str,
+        tls: Option<&MtlsFiles>,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("wirelens-receiver-")
             .tempdir()
@@ -91,6 +104,16 @@ impl Receiver {
             ])
             .arg("--raw")
             .arg(&raw)
+            .args(tls.map_or_else(Vec::new, |t| {
+                vec![
+                    "--tls-cert".as_ref(),
+                    t.server_cert.as_os_str(),
+                    "--tls-key".as_ref(),
+                    t.server_key.as_os_str(),
+                    "--tls-client-ca".as_ref(),
+                    t.ca.as_os_str(),
+                ]
+            }))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&log).expect("create receiver log"))

@@ -60,6 +60,109 @@ pub fn write_certificate(prefix: &Path) {
     );
 }
 
+/// A test CA and the certificates it signed, as PEM files: for TLS with client certificates.
+#[derive(Clone, Debug)]
+pub struct MtlsFiles {
+    /// The CA's certificate (what both sides trust).
+    pub ca: PathBuf,
+    /// The server's certificate (`localhost`, `127.0.0.1`) and key.
+    pub server_cert: PathBuf,
+    /// The server's key.
+    pub server_key: PathBuf,
+    /// A client certificate (`CN=wirelens-agent`, client auth) and key.
+    pub client_cert: PathBuf,
+    /// The client's key.
+    pub client_key: PathBuf,
+    /// A certificate and key for the same name from a CA nobody trusts.
+    pub stranger_cert: PathBuf,
+    /// The stranger's key.
+    pub stranger_key: PathBuf,
+}
+
+/// Makes a CA (openssl), a server certificate and a client certificate it signs, and a
+/// client certificate signed by another CA, all in `dir`.
+pub fn write_mtls_certificates(dir: &Path) -> MtlsFiles {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("run openssl (scripts/setup.sh installs it): {e}"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca = |name: &str| {
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ]);
+    };
+    let leaf = |name: &str, ca: &str, subject: &str, ext: &str| {
+        fs::write(dir.join(format!("{name}.ext")), ext).expect("write extensions");
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            subject,
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.pem"),
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
+    };
+    ca("ca");
+    ca("other-ca");
+    let server = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+                  extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n";
+    let client = "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n\
+                  extendedKeyUsage=clientAuth\n";
+    leaf("server", "ca", "/CN=localhost", server);
+    leaf("client", "ca", "/CN=wirelens-agent", client);
+    leaf("stranger", "other-ca", "/CN=wirelens-agent", client);
+    MtlsFiles {
+        ca: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
+        stranger_cert: dir.join("stranger.pem"),
+        stranger_key: dir.join("stranger.key"),
+    }
+}
+
 /// This machine's host name, as the kernel reports it.
 pub fn host_name() -> String {
     fs::read_to_string("/proc/sys/kernel/hostname")

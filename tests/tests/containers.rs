@@ -112,7 +112,11 @@ fn podman_containers_are_the_spans_resources() {
     busybox_image(IMAGE);
     let port = free_port();
     let port_arg = port.to_string();
-    let scenario = Scenario::start("containers_podman", &["--port", &port_arg]);
+    // Command lines on (redacted; these hold no secret): they show which process was read.
+    let scenario = Scenario::start(
+        "containers_podman",
+        &["--port", &port_arg, "--command-line", "redacted"],
+    );
     let server = server("wl-itest-server", port, &[]);
     let client = client(
         "wl-itest-client",

@@ -377,6 +377,36 @@ impl ConnTracker {
         }
     }
 
+    /// Drop tracked connections to free memory (the memory limiter): every one when `all`,
+    /// else the half holding the most buffered bytes. Nothing is flushed: their parser state
+    /// goes, and their next bytes start a connection that resynchronises like one joined
+    /// mid-stream. Returns how many were dropped.
+    pub fn shed(&mut self, all: bool) -> u64 {
+        let mut by_size: Vec<(usize, u64)> = self
+            .conns
+            .iter()
+            .map(|(&sk, c)| {
+                let held: usize = c.streams.iter().map(|s| s.held_bytes()).sum();
+                (held, sk)
+            })
+            .collect();
+        let n = if all {
+            by_size.len()
+        } else {
+            by_size.len().div_ceil(2)
+        };
+        by_size.sort_unstable_by(|a, b| b.cmp(a));
+        for &(held, sk) in by_size.iter().take(n) {
+            self.conns.remove(&sk);
+            self.held_total -= held;
+        }
+        if all {
+            self.conns.shrink_to_fit();
+            self.socks.shrink_to_fit();
+        }
+        n as u64
+    }
+
     /// Flush and forget every connection (shutdown).
     pub fn close_all(&mut self, ts: u64, cx: &mut impl Context) {
         let keys: Vec<u64> = self.conns.keys().copied().collect();

@@ -1,3 +1,5 @@
-//! Where observations go: the live view on stdout and the OTLP exporter.
+//! Where observations go: the live view on stdout, the OTLP exporter, and the Prometheus
+//! endpoint (which reads the exporter's metrics).
 
 pub mod live;
+pub mod prometheus;

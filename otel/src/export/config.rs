@@ -51,6 +51,8 @@ pub struct SignalConfig {
     pub timeout: Duration,
     /// Body compression, if any.
     pub compression: Option<Compression>,
+    /// CA and client certificate for `https://` endpoints.
+    pub tls: super::tls::TlsConfig,
 }
 
 /// Everything the exporter needs. Build it with [`ExportConfig::from_env`].
@@ -77,6 +79,13 @@ pub struct ExportConfig {
     pub retry: RetryPolicy,
     /// How records become spans ([`RAW_DB_STATEMENTS_VAR`]).
     pub mapping: MappingOptions,
+    /// Which spans are exported (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`); metrics
+    /// count every observation.
+    pub sampler: super::Sampler,
+    /// Attributes added to the agent's own Resource (its counters, the overflow series), from
+    /// `OTEL_RESOURCE_ATTRIBUTES`; `service.name` left out when `OTEL_SERVICE_NAME` is set,
+    /// which wins. The traced processes' Resources are theirs, not changed by these.
+    pub resource_attributes: Vec<(String, String)>,
 }
 
 /// Values given on the command line; they win over the environment.
@@ -135,8 +144,38 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A TLS setting that cannot be used (an unreadable file, a certificate without its key).
+    #[error("invalid {var}: {reason}")]
+    Tls {
+        /// Where the value came from.
+        var: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A malformed `OTEL_RESOURCE_ATTRIBUTES`.
+    #[error("invalid OTEL_RESOURCE_ATTRIBUTES: {reason}")]
+    ResourceAttributes {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An unknown `OTEL_TRACES_SAMPLER`.
+    #[error(
+        "invalid OTEL_TRACES_SAMPLER: unsupported sampler {value:?} (expected always_on, always_off, traceidratio or parentbased_ with one of them)"
+    )]
+    Sampler {
+        /// The value.
+        value: String,
+    },
+    /// An `OTEL_TRACES_SAMPLER_ARG` that is not a ratio.
+    #[error("invalid OTEL_TRACES_SAMPLER_ARG: {value:?} is not a ratio between 0 and 1")]
+    SamplerArg {
+        /// The value.
+        value: String,
+    },
     /// An unknown `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` value.
-    #[error("invalid {var}: unsupported exporter {value:?} (expected otlp or none)")]
+    #[error(
+        "invalid {var}: unsupported exporter {value:?} (expected otlp or none; for metrics also prometheus)"
+    )]
     Exporter {
         /// Where the value came from.
         var: String,
@@ -244,6 +283,8 @@ impl ExportConfig {
     /// (default 60 s), `OTEL_BSP_SCHEDULE_DELAY` (default 1 s, not the spec's 5 s),
     /// `OTEL_BSP_MAX_QUEUE_SIZE` (2048) and `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512, at most the
     /// queue size) are read as the spec says; all durations are in milliseconds.
+    /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG` choose the spans exported
+    /// ([`Sampler`](super::Sampler); default `parentbased_always_on`).
     ///
     /// One variable of wirelens's own: `WIRELENS_RAW_DB_STATEMENTS=true` exports database
     /// statements with their literals ([`MappingOptions::raw_db_statements`]); by default
@@ -271,6 +312,34 @@ impl ExportConfig {
         if traces.is_none() && metrics.is_none() {
             return Ok(None);
         }
+        Ok(Some(Self {
+            traces,
+            metrics,
+            ..Self::settings(&get)?
+        }))
+    }
+
+    /// The settings with no OTLP destination, for metrics that are only served locally (the
+    /// Prometheus endpoint): the interval, queue and mapping settings read as in
+    /// [`from_env`](Self::from_env), `traces` and `metrics` both `None`.
+    pub fn without_otlp_from_env() -> Result<Self, ConfigError> {
+        Self::without_otlp_from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`without_otlp_from_env`](Self::without_otlp_from_env) with variables read through
+    /// `lookup`.
+    pub fn without_otlp_from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::settings(&|name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        })
+    }
+
+    /// Everything but the destinations.
+    fn settings(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let millis = |name: &str, default: Duration| -> Result<Duration, ConfigError> {
             get(name).map_or(Ok(default), |v| parse_millis(name, &v))
         };
@@ -294,9 +363,9 @@ impl ExportConfig {
             DEFAULT_MAX_EXPORT_BATCH_SIZE,
         )?
         .min(max_queue_size);
-        Ok(Some(Self {
-            traces,
-            metrics,
+        Ok(Self {
+            traces: None,
+            metrics: None,
             metric_interval: millis("OTEL_METRIC_EXPORT_INTERVAL", DEFAULT_METRIC_INTERVAL)?,
             schedule_delay: millis("OTEL_BSP_SCHEDULE_DELAY", DEFAULT_SCHEDULE_DELAY)?,
             max_queue_size,
@@ -308,7 +377,9 @@ impl ExportConfig {
                 raw_db_statements: get(RAW_DB_STATEMENTS_VAR)
                     .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             },
-        }))
+            sampler: super::Sampler::from_lookup(get)?,
+            resource_attributes: resource_attributes(get)?,
+        })
     }
 
     /// One line for the startup log: where each signal goes.
@@ -330,16 +401,8 @@ fn signal_config(
     overrides: &Overrides,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<Option<SignalConfig>, ConfigError> {
-    let exporter_var = signal.exporter_var;
-    match get(exporter_var).map(|v| v.to_ascii_lowercase()).as_deref() {
-        None | Some("otlp") => {}
-        Some("none") => return Ok(None),
-        Some(_) => {
-            return Err(ConfigError::Exporter {
-                var: exporter_var.to_owned(),
-                value: get(exporter_var).unwrap_or_default(),
-            });
-        }
+    if !exporters(signal, get)?.otlp {
+        return Ok(None);
     }
     let var = |setting: &str| format!("OTEL_EXPORTER_OTLP_{}_{setting}", signal.upper);
     // The first of (override, per-signal, generic) that is set, with the name it came from.
@@ -361,6 +424,19 @@ fn signal_config(
         pick("ENDPOINT", overrides.endpoint.as_ref(), OVERRIDE_ENDPOINT)
     else {
         return Ok(None);
+    };
+    // The TLS settings: per-signal variable, else the generic one.
+    let pick_env = |setting: &str| pick(setting, None, "").map(|(name, value, _)| (name, value));
+    // A gRPC endpoint without a scheme is https unless OTEL_EXPORTER_OTLP_INSECURE=true.
+    let endpoint = if protocol == Protocol::Grpc && !endpoint.contains("://") {
+        let scheme = if super::tls::insecure(&pick_env)? {
+            "http"
+        } else {
+            "https"
+        };
+        format!("{scheme}://{endpoint}")
+    } else {
+        endpoint
     };
     let mut url = parse_endpoint(&endpoint_var, &endpoint)?;
     if is_base && protocol == Protocol::HttpProtobuf {
@@ -385,13 +461,71 @@ fn signal_config(
         None => None,
         Some((name, value, _)) => parse_compression(&name, &value)?,
     };
+    let tls = super::tls::tls_config(&pick_env)?;
+    super::tls::insecure(&pick_env)?;
     Ok(Some(SignalConfig {
         endpoint: url,
         protocol,
         headers,
         timeout,
         compression,
+        tls,
     }))
+}
+
+/// Which exporters `OTEL_<SIGNAL>_EXPORTER` names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Exporters {
+    /// `otlp` (the default when the variable is not set).
+    pub otlp: bool,
+    /// `prometheus` (metrics only): served for scraping, see `OTEL_EXPORTER_PROMETHEUS_*`.
+    pub prometheus: bool,
+}
+
+/// `OTEL_METRICS_EXPORTER` from the process environment: a comma-separated list of `otlp`,
+/// `prometheus` and `none`; unset means `otlp`.
+pub fn metrics_exporters_from_env() -> Result<Exporters, ConfigError> {
+    metrics_exporters_from_lookup(|name| std::env::var(name).ok())
+}
+
+/// [`metrics_exporters_from_env`] with variables read through `lookup`.
+pub fn metrics_exporters_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Exporters, ConfigError> {
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    exporters(METRICS, &get)
+}
+
+fn exporters(
+    signal: Signal,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Exporters, ConfigError> {
+    let var = signal.exporter_var;
+    let Some(value) = get(var) else {
+        return Ok(Exporters {
+            otlp: true,
+            prometheus: false,
+        });
+    };
+    let mut found = Exporters::default();
+    for name in value.split(',').map(|n| n.trim().to_ascii_lowercase()) {
+        match name.as_str() {
+            "otlp" => found.otlp = true,
+            "prometheus" if signal.upper == METRICS.upper => found.prometheus = true,
+            "none" | "" => {}
+            _ => {
+                return Err(ConfigError::Exporter {
+                    var: var.to_owned(),
+                    value: value.clone(),
+                });
+            }
+        }
+    }
+    Ok(found)
 }
 
 fn parse_protocol(var: &str, value: &str) -> Result<Protocol, ConfigError> {
@@ -453,6 +587,42 @@ fn parse_compression(var: &str, value: &str) -> Result<Option<Compression>, Conf
 
 /// `k=v,k2=v2`, keys and values percent-decoded and trimmed; names lowercased and checked to be
 /// valid HTTP header names (and, for gRPC, not binary `-bin` metadata).
+/// `OTEL_RESOURCE_ATTRIBUTES`: `key=value,…`, values percent-decoded; `service.name` dropped
+/// when `OTEL_SERVICE_NAME` is set.
+fn resource_attributes(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let Some(value) = get("OTEL_RESOURCE_ATTRIBUTES") else {
+        return Ok(Vec::new());
+    };
+    let error = |reason: String| ConfigError::ResourceAttributes { reason };
+    let service_name_set = get("OTEL_SERVICE_NAME").is_some();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for entry in value.split(',').filter(|e| !e.trim().is_empty()) {
+        let Some((k, v)) = entry.split_once('=') else {
+            return Err(error(format!("entry {:?} is not key=value", entry.trim())));
+        };
+        let key = k.trim().to_owned();
+        if key.is_empty() {
+            return Err(error(format!("entry {:?} has no key", entry.trim())));
+        }
+        let value = percent_encoding::percent_decode_str(v.trim())
+            .decode_utf8()
+            .map_err(|_| {
+                error(format!(
+                    "the value of {key:?} is not utf-8 once percent-decoded"
+                ))
+            })?
+            .into_owned();
+        if key == crate::semconv::SERVICE_NAME && service_name_set {
+            continue;
+        }
+        out.retain(|(old, _)| *old != key);
+        out.push((key, value));
+    }
+    Ok(out)
+}
+
 fn parse_headers(
     var: &str,
     value: &str,
@@ -697,12 +867,131 @@ mod tests {
         ]);
         assert_eq!(c.traces, None);
         assert!(c.metrics.is_some());
+        let c = ok(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_METRICS_EXPORTER", "prometheus"),
+        ]);
+        assert_eq!(c.metrics, None, "prometheus alone: no OTLP metrics");
+        assert!(c.traces.is_some());
+        let c = ok(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_METRICS_EXPORTER", "otlp, prometheus"),
+        ]);
+        assert!(c.metrics.is_some());
         assert!(
             err(&[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
-                ("OTEL_METRICS_EXPORTER", "prometheus")
+                ("OTEL_TRACES_EXPORTER", "prometheus")
+            ])
+            .starts_with("invalid OTEL_TRACES_EXPORTER")
+        );
+        assert!(
+            err(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c"),
+                ("OTEL_METRICS_EXPORTER", "statsd")
             ])
             .starts_with("invalid OTEL_METRICS_EXPORTER")
+        );
+    }
+
+    #[test]
+    fn resource_attributes_of_the_agent() {
+        let get = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let attrs = resource_attributes(&get(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment.name=prod, k8s.node.name=node%201,service.name=agent,a=1,a=2",
+        )]))
+        .expect("valid");
+        let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            attrs,
+            owned(&[
+                ("deployment.environment.name", "prod"),
+                ("k8s.node.name", "node 1"),
+                ("service.name", "agent"),
+                ("a", "2"),
+            ])
+        );
+        let attrs = resource_attributes(&get(&[
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=agent,team=x"),
+            ("OTEL_SERVICE_NAME", "wins"),
+        ]))
+        .expect("valid");
+        assert_eq!(attrs, owned(&[("team", "x")]), "OTEL_SERVICE_NAME wins");
+        for bad in ["novalue", "=x", "k=%ff"] {
+            let err = resource_attributes(&get(Box::leak(Box::new([(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                bad,
+            )]))))
+            .expect_err(bad);
+            assert!(
+                err.to_string()
+                    .starts_with("invalid OTEL_RESOURCE_ATTRIBUTES"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn grpc_endpoint_without_scheme() {
+        let grpc = ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc");
+        let c = ok(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"), grpc]);
+        assert_eq!(traces(&c).endpoint.as_str(), "https://collector:4317/");
+        let c = ok(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            grpc,
+            ("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "true"),
+        ]);
+        assert_eq!(traces(&c).endpoint.as_str(), "https://collector:4317/");
+        assert_eq!(metrics(&c).endpoint.as_str(), "http://collector:4317/");
+        assert!(
+            err(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                ("OTEL_EXPORTER_OTLP_INSECURE", "maybe")
+            ])
+            .starts_with("invalid OTEL_EXPORTER_OTLP_INSECURE")
+        );
+    }
+
+    #[test]
+    fn metrics_exporter_list() {
+        let parse = |value: Option<&str>| {
+            metrics_exporters_from_lookup(|name| {
+                (name == "OTEL_METRICS_EXPORTER")
+                    .then(|| value.map(str::to_owned))
+                    .flatten()
+            })
+        };
+        let both = |otlp, prometheus| Ok(Exporters { otlp, prometheus });
+        assert_eq!(parse(None), both(true, false));
+        assert_eq!(parse(Some("prometheus")), both(false, true));
+        assert_eq!(parse(Some("Prometheus,otlp")), both(true, true));
+        assert_eq!(parse(Some("none")), both(false, false));
+        assert!(parse(Some("prometheus,zipkin")).is_err());
+    }
+
+    #[test]
+    fn settings_without_otlp() {
+        let c = ExportConfig::without_otlp_from_lookup(|name| {
+            (name == "OTEL_METRIC_EXPORT_INTERVAL").then(|| "1500".to_owned())
+        })
+        .expect("valid");
+        assert_eq!((c.traces, c.metrics), (None, None));
+        assert_eq!(c.metric_interval, Duration::from_millis(1500));
+        assert!(
+            ExportConfig::without_otlp_from_lookup(|_| Some("x".to_owned())).is_err(),
+            "bad values are still refused"
         );
     }
 

@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use thiserror::Error;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Status};
 
 use super::config::{Compression, SignalConfig};
@@ -124,9 +124,14 @@ impl GrpcExporter {
             .timeout(config.timeout)
             .connect_timeout(config.timeout);
         if config.endpoint.scheme() == "https" {
-            builder = builder
-                .tls_config(ClientTlsConfig::new().with_enabled_roots())
-                .map_err(error)?;
+            let mut tls = ClientTlsConfig::new().with_enabled_roots();
+            if let Some(ca) = &config.tls.ca {
+                tls = tls.ca_certificate(Certificate::from_pem(&ca.0));
+            }
+            if let Some((cert, key)) = &config.tls.identity {
+                tls = tls.identity(Identity::from_pem(&cert.0, &key.0));
+            }
+            builder = builder.tls_config(tls).map_err(error)?;
         }
         let mut metadata = MetadataMap::new();
         for (name, value) in &config.headers {

@@ -90,12 +90,21 @@ pub struct HttpExporter {
 impl HttpExporter {
     /// A client for `config`; nothing is connected until the first export.
     pub fn new(config: &SignalConfig) -> Result<Self, HttpError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .user_agent(USER_AGENT)
-            .build()
-            .map_err(HttpError::Client)?;
+            .user_agent(USER_AGENT);
+        if let Some(ca) = &config.tls.ca {
+            for cert in reqwest::Certificate::from_pem_bundle(&ca.0).map_err(HttpError::Client)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some((cert, key)) = &config.tls.identity {
+            let both = [cert.0.as_slice(), b"\n", key.0.as_slice()].concat();
+            builder =
+                builder.identity(reqwest::Identity::from_pem(&both).map_err(HttpError::Client)?);
+        }
+        let client = builder.build().map_err(HttpError::Client)?;
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
             let bad = || HttpError::Header { name: name.clone() };

@@ -13,13 +13,22 @@
 //! answers again; past its limit the oldest are dropped and counted. Metrics keep aggregating
 //! every observation and, being cumulative, catch up at the next successful export. Failures
 //! are logged once per failure streak.
+//!
+//! A [`MetricsReader`] (from [`spawn_with_reader`]) asks the collector for the same cumulative
+//! request the metrics worker gets, at any time: the Prometheus endpoint renders it. With a
+//! reader, metrics are aggregated even when no OTLP metrics destination is set, and every
+//! `metric_interval` the series of processes that are gone are retired all the same
+//! ([`MetricsAggregator::retire`]). Spans are sampled ([`Sampler`]) as a batch becomes a
+//! request; metrics count every observation.
 
 pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod profiles;
 pub mod retry;
+pub mod sampler;
 mod spool;
+pub mod tls;
 
 use std::error::Error as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,12 +48,14 @@ use crate::{MappingOptions, Observation, ProcessInfo, semconv, traces};
 use spool::{Spool, Spooled};
 
 pub use config::{
-    Compression, ConfigError, ExportConfig, Overrides, Protocol, RAW_DB_STATEMENTS_VAR,
-    SignalConfig, profiles_from_env,
+    Compression, ConfigError, ExportConfig, Exporters, Overrides, Protocol, RAW_DB_STATEMENTS_VAR,
+    SignalConfig, metrics_exporters_from_env, profiles_from_env,
 };
 pub use grpc::{GrpcError, GrpcExporter};
 pub use http::{HttpError, HttpExporter};
 pub use retry::{RetryPolicy, Retryable};
+pub use sampler::Sampler;
+pub use tls::{Pem, TlsConfig};
 
 /// `User-Agent` of every export request.
 pub(crate) const USER_AGENT: &str = concat!("wirelens/", env!("CARGO_PKG_VERSION"));
@@ -193,8 +204,10 @@ pub struct ExportStats {
     pub metric_points: u64,
     /// Observations refused by [`ObservationSender::try_send`] because the queue was full.
     pub queue_full: u64,
-    /// Observations left out of metrics because the series cap was reached.
+    /// Observations that went to an overflow series because the series cap was reached.
     pub metric_series_overflow: u64,
+    /// Spans not exported because the sampler dropped them (not a loss: metrics count them).
+    pub spans_sampled_out: u64,
 }
 
 #[derive(Debug, Default)]
@@ -206,6 +219,7 @@ struct Counters {
     metric_points: AtomicU64,
     queue_full: AtomicU64,
     metric_series_overflow: AtomicU64,
+    spans_sampled_out: AtomicU64,
     /// Spans taken off the queue whose fate (exported or dropped) is not known yet.
     spans_pending: AtomicU64,
 }
@@ -221,6 +235,7 @@ impl Counters {
             metric_points: get(&self.metric_points),
             queue_full: get(&self.queue_full),
             metric_series_overflow: get(&self.metric_series_overflow),
+            spans_sampled_out: get(&self.spans_sampled_out),
         }
     }
 }
@@ -233,12 +248,22 @@ fn sub(counter: &AtomicU64, n: u64) {
     counter.fetch_sub(n, Ordering::Relaxed);
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Shared {
     counters: Counters,
     agent_counters: Mutex<Vec<(&'static str, u64)>>,
     /// The latest metrics of each source outside the aggregator (JVM...), by source name.
     source_metrics: Mutex<Vec<(&'static str, Vec<ResourceMetrics>)>>,
+    /// The traces spool, once the exporter has one.
+    spool: std::sync::OnceLock<Arc<Spool>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Shared {
@@ -399,6 +424,39 @@ impl ExportMonitor {
     pub fn set_source_metrics(&self, source: &'static str, metrics: Vec<ResourceMetrics>) {
         self.shared.set_source_metrics(source, metrics);
     }
+
+    /// Drop the oldest three quarters of the spooled span requests (the memory limiter's
+    /// last resort), counted as dropped; returns the spans dropped.
+    pub fn shed_queued(&self) -> u64 {
+        let Some(spool) = self.shared.spool.get() else {
+            return 0;
+        };
+        let dropped = spool.shed();
+        let counters = &self.shared.counters;
+        sub(&counters.spans_pending, dropped);
+        add(&counters.spans_dropped, dropped);
+        dropped
+    }
+}
+
+/// Pending questions from [`MetricsReader`]s; the collector answers between observations.
+const READS_IN_FLIGHT: usize = 4;
+
+/// Asks a running exporter for its cumulative metrics as of now (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct MetricsReader {
+    tx: mpsc::Sender<oneshot::Sender<ExportMetricsServiceRequest>>,
+}
+
+impl MetricsReader {
+    /// Every series as the next OTLP metrics export would carry it, the agent's own counters
+    /// brought up to date. `None` once the exporter has stopped, or while more than a few
+    /// reads are already waiting.
+    pub async fn read(&self) -> Option<ExportMetricsServiceRequest> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.try_send(tx).ok()?;
+        rx.await.ok()
+    }
 }
 
 /// Start exporting on `handle`'s runtime: returns the queue's sending end for the agent's
@@ -409,12 +467,41 @@ pub fn spawn(
     agent: ProcessInfo,
     handle: &tokio::runtime::Handle,
 ) -> (ObservationSender, ExportHandle) {
+    let (sender, export, _) = start(config, agent, handle, false);
+    (sender, export)
+}
+
+/// As [`spawn`], with a [`MetricsReader`]: metrics are aggregated (and readable) even when
+/// `config` has no OTLP metrics destination.
+pub fn spawn_with_reader(
+    config: ExportConfig,
+    agent: ProcessInfo,
+    handle: &tokio::runtime::Handle,
+) -> (ObservationSender, ExportHandle, MetricsReader) {
+    let (sender, export, reader) = start(config, agent, handle, true);
+    let reader = match reader {
+        Some(reader) => reader,
+        // `start` makes one whenever asked; a closed one only answers `None`.
+        None => MetricsReader {
+            tx: mpsc::channel(1).0,
+        },
+    };
+    (sender, export, reader)
+}
+
+fn start(
+    config: ExportConfig,
+    agent: ProcessInfo,
+    handle: &tokio::runtime::Handle,
+    with_reader: bool,
+) -> (ObservationSender, ExportHandle, Option<MetricsReader>) {
     let shared = Arc::new(Shared::default());
     let (obs_tx, obs_rx) = mpsc::channel(config.max_queue_size.max(1));
     let (stop_tx, stop_rx) = oneshot::channel();
     let mut workers = Vec::new();
     let spool = config.traces.clone().map(|signal| {
         let spool = Arc::new(Spool::new(config.spool_bytes));
+        let _ = shared.spool.set(Arc::clone(&spool));
         workers.push(handle.spawn(traces_worker(
             signal,
             config.retry,
@@ -434,15 +521,26 @@ pub fn spawn(
         tx
     });
     let traces_on = spool.is_some();
+    let (reader, reads) = if with_reader {
+        let (tx, rx) = mpsc::channel(READS_IN_FLIGHT);
+        (Some(MetricsReader { tx }), Some(rx))
+    } else {
+        (None, None)
+    };
     let collector = Collector {
-        aggregator: metric_requests
-            .is_some()
-            .then(|| MetricsAggregator::with_max_series(agent, config.max_metric_series)),
+        aggregator: (metric_requests.is_some() || reads.is_some()).then(|| {
+            let mut aggregator =
+                MetricsAggregator::with_max_series(agent, config.max_metric_series);
+            aggregator.set_agent_attributes(config.resource_attributes.clone());
+            aggregator
+        }),
         batch: Vec::new(),
         max_batch: config.max_export_batch_size.max(1),
         spool,
         mapping: config.mapping,
+        sampler: config.sampler,
         metric_requests,
+        reads,
         shared: Arc::clone(&shared),
     };
     let mut tasks = vec![handle.spawn(collector.run(
@@ -464,7 +562,7 @@ pub fn spawn(
         queue: obs_tx.downgrade(),
         traces_on,
     };
-    (sender, export)
+    (sender, export, reader)
 }
 
 /// Takes observations off the queue: spans into batches, durations into metrics.
@@ -474,7 +572,10 @@ struct Collector {
     max_batch: usize,
     spool: Option<Arc<Spool>>,
     mapping: MappingOptions,
+    sampler: Sampler,
     metric_requests: Option<mpsc::Sender<ExportMetricsServiceRequest>>,
+    /// Questions from [`MetricsReader`]s, when there is a reader.
+    reads: Option<mpsc::Receiver<oneshot::Sender<ExportMetricsServiceRequest>>>,
     shared: Arc<Shared>,
 }
 
@@ -492,6 +593,7 @@ impl Collector {
         let mut export = interval_at(start + metric_interval, metric_interval);
         export.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut open = true;
+        let mut reads = self.reads.take();
         loop {
             tokio::select! {
                 biased;
@@ -499,6 +601,10 @@ impl Collector {
                 _ = &mut stop => break,
                 _ = flush.tick() => self.flush(false).await,
                 _ = export.tick() => self.export_metrics(false).await,
+                Some(answer) = recv_read(&mut reads) => {
+                    // The reader may have given up waiting; nothing to do then.
+                    let _ = answer.send(self.metrics_request());
+                }
                 received = rx.recv(), if open => match received {
                     Some(obs) => self.take(obs, false).await,
                     None => open = false,
@@ -539,8 +645,18 @@ impl Collector {
             return;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.max_batch));
-        let request = traces::spans_request_with(&batch, &self.mapping);
-        let dropped = spool.push(Spooled::new(request, batch.len() as u64));
+        let mut request = traces::spans_request_with(&batch, &self.mapping);
+        let pending = batch.len() as u64;
+        let sampled_out = self.sampler.apply(&mut request).min(pending);
+        if sampled_out > 0 {
+            let counters = &self.shared.counters;
+            sub(&counters.spans_pending, sampled_out);
+            add(&counters.spans_sampled_out, sampled_out);
+        }
+        if sampled_out == pending {
+            return;
+        }
+        let dropped = spool.push(Spooled::new(request, pending - sampled_out));
         if dropped > 0 {
             let counters = &self.shared.counters;
             sub(&counters.spans_pending, dropped);
@@ -550,11 +666,34 @@ impl Collector {
     }
 
     /// Build the cumulative metrics request and hand it to the metrics worker (skipped while it
-    /// is still busy with the previous one, except at shutdown).
+    /// is still busy with the previous one, except at shutdown); then retire the series of
+    /// processes that are gone.
     async fn export_metrics(&mut self, last: bool) {
-        let (Some(aggregator), Some(requests)) = (&mut self.aggregator, &self.metric_requests)
-        else {
-            return;
+        if self.metric_requests.is_some() {
+            let request = self.metrics_request();
+            let Some(requests) = &self.metric_requests else {
+                return;
+            };
+            if last {
+                // Fails only if the worker is gone; then there is no one to export anyway.
+                let _ = requests.send(request).await;
+            } else if requests.try_send(request).is_err() {
+                tracing::debug!("previous metrics export still running; this interval skipped");
+            }
+        }
+        if let Some(aggregator) = &mut self.aggregator {
+            let retired = aggregator.retire();
+            if retired > 0 {
+                tracing::debug!(series = retired, "series of exited processes dropped");
+            }
+        }
+    }
+
+    /// Every series now, with the agent's own counters brought up to date (empty without an
+    /// aggregator).
+    fn metrics_request(&mut self) -> ExportMetricsServiceRequest {
+        let Some(aggregator) = &mut self.aggregator else {
+            return ExportMetricsServiceRequest::default();
         };
         let mut counters = match self.shared.agent_counters.lock() {
             Ok(guard) => guard.clone(),
@@ -569,18 +708,34 @@ impl Collector {
                 semconv::WIRELENS_METRICS_SERIES_OVERFLOW,
                 own.metric_series_overflow,
             ),
+            (
+                semconv::WIRELENS_EXPORT_SPANS_SAMPLED_OUT,
+                own.spans_sampled_out,
+            ),
         ]);
         aggregator.set_agent_counters(&counters);
         let mut request = aggregator.export_request(crate::unix_now_ns());
+        // Sources with their own cumulative state (the JVM reader) go out as they are.
         request
             .resource_metrics
             .extend(self.shared.source_metrics());
-        if last {
-            // Fails only if the worker is gone; then there is no one to export anyway.
-            let _ = requests.send(request).await;
-        } else if requests.try_send(request).is_err() {
-            tracing::debug!("previous metrics export still running; this interval skipped");
-        }
+        request
+    }
+}
+
+/// The next question from a reader; pending forever without one (or once all are gone).
+async fn recv_read(
+    reads: &mut Option<mpsc::Receiver<oneshot::Sender<ExportMetricsServiceRequest>>>,
+) -> Option<oneshot::Sender<ExportMetricsServiceRequest>> {
+    match reads {
+        Some(rx) => match rx.recv().await {
+            Some(answer) => Some(answer),
+            None => {
+                *reads = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
     }
 }
 

@@ -109,6 +109,25 @@ impl Spool {
         dropped
     }
 
+    /// Drop the oldest requests until a quarter of what is spooled is left (the memory
+    /// limiter's last resort); returns the spans dropped.
+    pub fn shed(&self) -> u64 {
+        let mut inner = self.lock();
+        let keep = inner.bytes / 4;
+        let mut dropped = 0;
+        while inner.bytes > keep {
+            match inner.queue.pop_front() {
+                Some(old) => {
+                    inner.bytes -= old.bytes;
+                    dropped += old.spans;
+                }
+                None => break,
+            }
+        }
+        inner.queue.shrink_to_fit();
+        dropped
+    }
+
     /// The oldest request; waits for one. `None` once the spool is closed and empty.
     pub async fn pop(&self) -> Option<Spooled> {
         loop {
@@ -205,6 +224,16 @@ mod tests {
         spool.push(request(1, 100));
         assert_eq!(spool.push_front(head), 1);
         assert_eq!(spool.depth(), (2 * one, 2));
+    }
+
+    #[test]
+    fn shed_keeps_the_newest_quarter() {
+        let spool = Spool::new(1 << 20);
+        for _ in 0..8 {
+            spool.push(request(1, 100));
+        }
+        assert_eq!(spool.shed(), 6);
+        assert_eq!(spool.depth().1, 2);
     }
 
     #[tokio::test]

@@ -212,6 +212,7 @@ fn signal(url: &str, protocol: Protocol, gzip: bool) -> SignalConfig {
         headers: vec![("x-tenant".into(), "t1".into())],
         timeout: Duration::from_secs(5),
         compression: gzip.then_some(Compression::Gzip),
+        tls: crate::export::TlsConfig::default(),
     }
 }
 
@@ -232,6 +233,8 @@ fn config(traces: Option<SignalConfig>, metrics: Option<SignalConfig>) -> Export
             max_elapsed: Duration::from_secs(2),
         },
         mapping: MappingOptions::default(),
+        sampler: crate::export::Sampler::default(),
+        resource_attributes: Vec::new(),
     }
 }
 
