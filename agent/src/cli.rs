@@ -118,8 +118,8 @@ pub struct Cli {
     /// (passwords, tokens, credentials in URLs and SQL literals replaced).
     #[arg(long, value_enum, value_name = "MODE", env = "WIRELENS_COMMAND_LINE")]
     pub command_line: Option<crate::metadata::process::CommandLine>,
-    /// JVM metrics from each Java process's hsperfdata file (default true; exported only when
-    /// an OTLP endpoint is set, every metric export interval).
+    /// JVM metrics from each Java process's hsperfdata file (default true; read every metric
+    /// export interval when metrics go out over OTLP or the Prometheus endpoint).
     #[arg(long, value_name = "BOOL", env = "WIRELENS_JVM_METRICS")]
     pub jvm_metrics: Option<bool>,
     /// Resident memory the agent keeps under by shedding work (connections first, then queued

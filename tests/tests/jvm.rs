@@ -127,7 +127,18 @@ fn heap_growth_shows_in_jvm_memory_used() {
     env.push(("OTEL_METRIC_EXPORT_INTERVAL".into(), "1000".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut java = Java::start();
-    let agent = Agent::start(&["--output", "none", "--port", "1"], &env);
+    let prometheus = format!("127.0.0.1:{}", wirelens_tests::free_port());
+    let agent = Agent::start(
+        &[
+            "--output",
+            "none",
+            "--port",
+            "1",
+            "--prometheus-listen",
+            &prometheus,
+        ],
+        &env,
+    );
     let pid = java.pid;
 
     let (before_time, before) = wait_until(
@@ -151,7 +162,17 @@ fn heap_growth_shows_in_jvm_memory_used() {
     );
     let points = receiver.metrics();
     let requests = receiver.requests();
+    // The Prometheus endpoint serves the same JVM series.
+    let (status, body) =
+        wirelens_tests::http_get(&prometheus, "/metrics").expect("scrape /metrics");
     agent.stop().assert_success();
+    assert_eq!(status, 200);
+    let pid_label = format!("/{pid}\"");
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("jvm_memory_used") && l.contains(&pid_label)),
+        "no jvm_memory_used series for {pid} in:\n{body}"
+    );
 
     let grew = (after - before) / MIB;
     eprintln!("jvm heap used: {before} -> {after} bytes ({grew:.1} MiB)");
