@@ -218,9 +218,10 @@ fi
 # tests/tests/demo_stack.rs: promtool (Debian ships it in `prometheus`) checks the demo's
 # Prometheus configuration and dashboard queries; the demo application runs on Debian's
 # python3 with the libraries its image installs (python3-psycopg2, python3-redis).
+# tests/tests/jvm.rs: javac and java from Debian's OpenJDK 17.
 TEST_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools
     golang-go podman runc containerd busybox-static
-    prometheus python3-psycopg2 python3-redis)
+    prometheus python3-psycopg2 python3-redis openjdk-17-jdk-headless)
 if ((with_tests)); then
     apt_install "test-only peers" "${TEST_PACKAGES[@]}"
     quiet /usr/bin/python3 -c 'import grpc'

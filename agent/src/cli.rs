@@ -118,6 +118,10 @@ pub struct Cli {
     /// (passwords, tokens, credentials in URLs and SQL literals replaced).
     #[arg(long, value_enum, value_name = "MODE", env = "WIRELENS_COMMAND_LINE")]
     pub command_line: Option<crate::metadata::process::CommandLine>,
+    /// JVM metrics from each Java process's hsperfdata file (default true; read every metric
+    /// export interval when metrics go out over OTLP or the Prometheus endpoint).
+    #[arg(long, value_name = "BOOL", env = "WIRELENS_JVM_METRICS")]
+    pub jvm_metrics: Option<bool>,
     /// Resident memory the agent keeps under by shedding work (connections first, then queued
     /// exports): 256MiB by default, 0 for no limit.
     #[arg(long, value_name = "BYTES", env = "WIRELENS_MEMORY_LIMIT", value_parser = crate::memlimit::parse_bytes)]
@@ -217,6 +221,7 @@ struct FileConfig {
     prometheus_listen: Option<String>,
     max_metric_series: Option<usize>,
     command_line: Option<crate::metadata::process::CommandLine>,
+    jvm_metrics: Option<bool>,
     memory_limit: Option<String>,
     kube_api: Option<String>,
     node_name: Option<String>,
@@ -277,6 +282,8 @@ pub struct Settings {
     pub max_metric_series: usize,
     /// Whether `process.command_line` is exported.
     pub command_line: crate::metadata::process::CommandLine,
+    /// Whether JVM metrics are read and exported.
+    pub jvm_metrics: bool,
     /// Resident-memory limit in bytes (0: none).
     pub memory_limit: u64,
     /// Kubernetes API metadata, when an API is configured or discoverable.
@@ -326,6 +333,7 @@ impl Cli {
                 .or(file.max_metric_series)
                 .unwrap_or(wirelens_otel::metrics::DEFAULT_MAX_SERIES),
             command_line: self.command_line.or(file.command_line).unwrap_or_default(),
+            jvm_metrics: self.jvm_metrics.or(file.jvm_metrics).unwrap_or(true),
             memory_limit: match (self.memory_limit, file.memory_limit) {
                 (Some(flag), _) => flag,
                 (None, Some(text)) => crate::memlimit::parse_bytes(&text)

@@ -7,6 +7,7 @@
 mod cli;
 mod clock;
 mod conntrack;
+mod jvm;
 mod lock;
 mod memlimit;
 mod metadata;
@@ -183,6 +184,19 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     };
 
     let profiler = start_profiler(&settings, runtime.handle(), stop.clone())?;
+    let jvm = match (&export, &export_handle) {
+        (Some(config), Some(handle)) if settings.jvm_metrics => {
+            let config = jvm::JvmConfig {
+                interval: config.metric_interval,
+                command_line: settings.command_line,
+            };
+            Some(
+                jvm::spawn(config, handle.monitor(), stop.clone())
+                    .context("cannot start the JVM metrics thread")?,
+            )
+        }
+        _ => None,
+    };
     if let Some(health) = &prometheus {
         health.set_ready();
     }
@@ -202,6 +216,11 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         Err(_) => bail!("the reader thread panicked"),
     };
     let mut snapshot = snapshot;
+    if let Some(jvm) = jvm
+        && jvm.join().is_err()
+    {
+        warn!("the JVM metrics thread panicked");
+    }
     if let Some(profiler) = profiler {
         eprintln!("{}", profiler.finish(&runtime, FLUSH_TIMEOUT));
     }

@@ -56,6 +56,7 @@ mod db_attrs;
 mod dns_attrs;
 pub mod export;
 mod http_attrs;
+pub mod jvm_metrics;
 mod kv;
 mod messaging_attrs;
 pub mod metrics;

@@ -278,3 +278,34 @@ pub const WIRELENS_EXPORT_SPANS_SAMPLED_OUT: &str = "wirelens.export.spans_sampl
 pub const WIRELENS_EXPORT_FAILURES: &str = "wirelens.export.failures";
 /// Observations not aggregated into metrics because the series limit was reached.
 pub const WIRELENS_METRICS_SERIES_OVERFLOW: &str = "wirelens.metrics.series_overflow";
+
+// JVM metrics, read from hsperfdata (`jvm_metrics.rs`). The `jvm.*` names are the stable JVM
+// runtime conventions; GC counts and time are our own, see `jvm_metrics.rs` for why.
+
+/// `jvm.memory.used` (By, up-down)
+pub const JVM_MEMORY_USED: &str = "jvm.memory.used";
+/// `jvm.memory.committed` (By, up-down)
+pub const JVM_MEMORY_COMMITTED: &str = "jvm.memory.committed";
+/// `jvm.memory.limit` (By, up-down)
+pub const JVM_MEMORY_LIMIT: &str = "jvm.memory.limit";
+/// `jvm.memory.type`: `heap` or `non_heap`
+pub const JVM_MEMORY_TYPE: &str = "jvm.memory.type";
+/// `jvm.memory.pool.name`
+pub const JVM_MEMORY_POOL_NAME: &str = "jvm.memory.pool.name";
+/// `jvm.thread.count` ({thread}, up-down)
+pub const JVM_THREAD_COUNT: &str = "jvm.thread.count";
+/// `jvm.thread.daemon`
+pub const JVM_THREAD_DAEMON: &str = "jvm.thread.daemon";
+/// `jvm.class.loaded` ({class}, monotonic)
+pub const JVM_CLASS_LOADED: &str = "jvm.class.loaded";
+/// `jvm.class.unloaded` ({class}, monotonic)
+pub const JVM_CLASS_UNLOADED: &str = "jvm.class.unloaded";
+/// `jvm.class.count` ({class}, up-down)
+pub const JVM_CLASS_COUNT: &str = "jvm.class.count";
+/// `jvm.gc.name`
+pub const JVM_GC_NAME: &str = "jvm.gc.name";
+/// Collections per collector ({collection}, monotonic): `jvm.gc.duration` is a histogram of
+/// pauses, which cumulative counters cannot give.
+pub const WIRELENS_JVM_GC_COUNT: &str = "wirelens.jvm.gc.count";
+/// Time spent in collections per collector (s, monotonic).
+pub const WIRELENS_JVM_GC_TIME: &str = "wirelens.jvm.gc.time";

@@ -26,6 +26,7 @@
 pub mod amqp;
 pub mod cassandra;
 pub mod dns;
+pub mod hsperfdata;
 pub mod http1;
 pub mod http2;
 pub mod kafka;

@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -251,6 +252,8 @@ fn sub(counter: &AtomicU64, n: u64) {
 struct Shared {
     counters: Counters,
     agent_counters: Mutex<Vec<(&'static str, u64)>>,
+    /// The latest metrics of each source outside the aggregator (JVM...), by source name.
+    source_metrics: Mutex<Vec<(&'static str, Vec<ResourceMetrics>)>>,
     /// The traces spool, once the exporter has one.
     spool: std::sync::OnceLock<Arc<Spool>>,
 }
@@ -264,6 +267,30 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// Replace `source`'s metrics.
+    fn set_source_metrics(&self, source: &'static str, metrics: Vec<ResourceMetrics>) {
+        let mut current = match self.source_metrics.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match current.iter_mut().find(|(n, _)| *n == source) {
+            Some(slot) => slot.1 = metrics,
+            None => current.push((source, metrics)),
+        }
+    }
+
+    /// Every source's latest metrics.
+    fn source_metrics(&self) -> Vec<ResourceMetrics> {
+        let current = match self.source_metrics.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        current
+            .iter()
+            .flat_map(|(_, m)| m.iter().cloned())
+            .collect()
+    }
+
     /// Merge `counters` into the agent's counters by name.
     fn set_agent_counters(&self, counters: Vec<(&'static str, u64)>) {
         let mut current = match self.agent_counters.lock() {
@@ -327,6 +354,13 @@ impl ExportHandle {
         self.shared.set_agent_counters(counters);
     }
 
+    /// Set the metrics of a source that keeps its own cumulative state (the JVM reader): they
+    /// replace that source's previous ones and go out, as they are, with every metrics export
+    /// until replaced again.
+    pub fn set_source_metrics(&self, source: &'static str, metrics: Vec<ResourceMetrics>) {
+        self.shared.set_source_metrics(source, metrics);
+    }
+
     /// A view of this exporter that other threads can hold.
     pub fn monitor(&self) -> ExportMonitor {
         ExportMonitor {
@@ -384,6 +418,11 @@ impl ExportMonitor {
     /// As [`ExportHandle::set_agent_counters`].
     pub fn set_agent_counters(&self, counters: Vec<(&'static str, u64)>) {
         self.shared.set_agent_counters(counters);
+    }
+
+    /// As [`ExportHandle::set_source_metrics`].
+    pub fn set_source_metrics(&self, source: &'static str, metrics: Vec<ResourceMetrics>) {
+        self.shared.set_source_metrics(source, metrics);
     }
 
     /// Drop the oldest three quarters of the spooled span requests (the memory limiter's
@@ -675,7 +714,12 @@ impl Collector {
             ),
         ]);
         aggregator.set_agent_counters(&counters);
-        aggregator.export_request(crate::unix_now_ns())
+        let mut request = aggregator.export_request(crate::unix_now_ns());
+        // Sources with their own cumulative state (the JVM reader) go out as they are.
+        request
+            .resource_metrics
+            .extend(self.shared.source_metrics());
+        request
     }
 }
 

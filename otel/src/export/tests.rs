@@ -15,7 +15,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
 };
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::{Metric, ScopeMetrics, metric::Data};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -302,6 +302,21 @@ async fn deliver_all(traces: SignalConfig, metrics: SignalConfig, got: &Shared<R
         assert!(sender.try_send(obs));
     }
     handle.set_agent_counters(vec![("wirelens.events", 7)]);
+    // A source's metrics replace its previous ones and go out as they are.
+    let source = |name: &str| ResourceMetrics {
+        scope_metrics: vec![ScopeMetrics {
+            metrics: vec![Metric {
+                name: name.into(),
+                ..Metric::default()
+            }],
+            ..ScopeMetrics::default()
+        }],
+        ..ResourceMetrics::default()
+    };
+    handle.set_source_metrics("jvm", vec![source("jvm.replaced")]);
+    handle
+        .monitor()
+        .set_source_metrics("jvm", vec![source("jvm.memory.used")]);
     let stats = handle.shutdown(Duration::from_secs(5)).await;
     assert_eq!(stats.spans_exported, 3, "{stats:?}");
     assert_eq!(stats.spans_dropped, 0, "{stats:?}");
@@ -321,12 +336,14 @@ async fn deliver_all(traces: SignalConfig, metrics: SignalConfig, got: &Shared<R
         "http.server.request.duration",
         "wirelens.events",
         "wirelens.export.spans",
+        "jvm.memory.used",
     ] {
         assert!(
             names.iter().any(|n| n == name),
             "{name} missing from {names:?}"
         );
     }
+    assert!(!names.iter().any(|n| n == "jvm.replaced"), "{names:?}");
     let server = got.metrics[0]
         .resource_metrics
         .iter()
