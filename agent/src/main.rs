@@ -4,21 +4,6 @@
 //! request; with an OTLP endpoint configured it also exports spans and metrics. See `cli.rs`
 //! for flags and their precedence, `pipeline.rs` for the data path.
 
-mod cli;
-mod clock;
-mod conntrack;
-mod lock;
-mod metadata;
-mod panics;
-mod pipeline;
-mod privileges;
-mod probes;
-mod profile;
-mod reader;
-mod replay;
-mod sinks;
-mod stats;
-
 use std::{
     process::ExitCode,
     sync::{
@@ -33,9 +18,11 @@ use clap::Parser as _;
 use tracing::{error, info, warn};
 use wirelens_otel::export::{self as otlp, ExportConfig, Overrides};
 
-use crate::{
-    cli::{Cli, OutputFormat, Settings},
-    pipeline::{Reporting, Sinks},
+use wirelens::{
+    cli::{self, Cli, OutputFormat, Settings},
+    lock, metadata, panics,
+    pipeline::{self, Reporting, Sinks},
+    privileges, probes, profile, replay, sinks,
     stats::{ExportCounts, Stats},
 };
 
