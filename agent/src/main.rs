@@ -30,7 +30,17 @@ use wirelens::{
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => match cli::one_line(&err) {
+            // --help, --version: clap prints them and exits 0.
+            None => err.exit(),
+            Some(line) => {
+                eprintln!("wirelens: error: {line}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

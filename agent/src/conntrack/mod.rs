@@ -29,7 +29,7 @@ use inference::{Inferring, MAX_TRIES as MAX_INFER_TRIES, MIN_CONFIDENCE, Verdict
 use stream::{Piece, Stream};
 
 /// Most bytes held for reordering over all connections; past it a stream stops waiting.
-const MAX_TOTAL_HELD: usize = 64 << 20;
+pub const MAX_TOTAL_HELD: usize = 64 << 20;
 /// Records kept per connection while its addresses are unknown and a port filter is on.
 const MAX_PENDING_RECORDS: usize = 256;
 /// A connection with no event for this long is flushed and forgotten.
@@ -100,6 +100,40 @@ impl ConnTracker {
             out: Output::default(),
             stats,
         }
+    }
+
+    /// Connections tracked now (at most the `max_conns` given to [`ConnTracker::new`]).
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Whether no connection is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Bytes held for reordering over all connections, as the tracker accounts them.
+    pub fn held_bytes(&self) -> usize {
+        self.held_total
+    }
+
+    /// Bytes held for reordering, counted afresh from every stream (checks the account).
+    pub fn held_bytes_recounted(&self) -> usize {
+        self.conns
+            .values()
+            .flat_map(|c| c.streams.iter())
+            .map(Stream::held_bytes)
+            .sum()
+    }
+
+    /// Largest bytes held by one direction of one connection, counted afresh.
+    pub fn held_bytes_max_stream(&self) -> usize {
+        self.conns
+            .values()
+            .flat_map(|c| c.streams.iter())
+            .map(Stream::held_bytes)
+            .max()
+            .unwrap_or(0)
     }
 
     /// A data event (`ts` already in Unix ns).

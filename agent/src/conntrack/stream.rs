@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 /// Most events held while waiting for a missing range.
-const MAX_HELD_EVENTS: usize = 64;
+pub const MAX_HELD_EVENTS: usize = 64;
 /// Most bytes held while waiting for a missing range, per direction.
-const MAX_HELD_BYTES: usize = 256 << 10;
+pub const MAX_HELD_BYTES: usize = 256 << 10;
 /// How long (event time) a missing range is waited for.
 pub const HOLD_NS: u64 = 50_000_000;
 
