@@ -45,7 +45,7 @@ for crate in parsers agent; do
         fi
         seconds=$(($(date +%s) - started))
         # libFuzzer's final stats: stat::number_of_executed_units.
-        execs=$(awk -F: '/stat::number_of_executed_units/ { n += $2 } END { print n + 0 }' "$log")
+        execs=$(awk -F: '/stat::number_of_executed_units/ { n += $NF } END { print n + 0 }' "$log")
         units=$(find "$corpus" -type f | wc -l)
         echo "campaign: $crate/$target: $execs executions in ${seconds}s, corpus $units inputs"
         summary+=("$(printf '%-10s %-12s %12s %8ss %8s' "$crate" "$target" "$execs" "$seconds" "$units")")
