@@ -359,24 +359,31 @@ impl Settings {
         let max = wirelens_ebpf::MAX_CAPTURE as u32;
         if self.capture_limit == 0 || self.capture_limit > max {
             bail!(
-                "--capture-limit must be between 1 and {max} bytes, got {}",
+                "invalid {}: {}; accepted: 1 to {max} bytes",
+                names("capture-limit"),
                 self.capture_limit
             );
         }
         if !self.ring_size.is_power_of_two() || self.ring_size < 4096 {
             bail!(
-                "--ring-size must be a power of two of at least 4096 bytes, got {}",
+                "invalid {}: {}; accepted: a power of two of at least 4096 bytes",
+                names("ring-size"),
                 self.ring_size
             );
         }
         if self.profile_frequency > 10_000 {
             bail!(
-                "--profile-frequency must be at most 10000 Hz (0 turns profiling off), got {}",
+                "invalid {}: {}; accepted: 0 (off) to 10000 Hz",
+                names("profile-frequency"),
                 self.profile_frequency
             );
         }
         if self.profile_interval < std::time::Duration::from_secs(1) {
-            bail!("--profile-interval must be at least 1s");
+            bail!(
+                "invalid {}: {}; accepted: a duration of at least 1s",
+                names("profile-interval"),
+                humantime::format_duration(self.profile_interval)
+            );
         }
         if self.memory_limit != 0 && self.memory_limit < 16 << 20 {
             bail!(
@@ -385,14 +392,20 @@ impl Settings {
             );
         }
         if self.max_connections == 0 {
-            bail!("--max-connections must be at least 1");
+            bail!(
+                "invalid {}: 0; accepted: 1 or more",
+                names("max-connections")
+            );
         }
         if self.max_metric_series == 0 {
             bail!("--max-metric-series must be at least 1");
         }
         for comm in &self.comms {
             if comm.is_empty() || comm.len() > 15 {
-                bail!("--comm {comm:?}: a command name has 1 to 15 bytes (the kernel's comm)");
+                bail!(
+                    "invalid {}: {comm:?}; accepted: a command name of 1 to 15 bytes (the kernel's comm)",
+                    names("comm")
+                );
             }
         }
         Ok(())
@@ -419,6 +432,89 @@ fn prometheus_config(
     )?)
 }
 
+/// Every name a setting goes by: `--flag`, `WIRELENS_FLAG` (where it has one) and the config
+/// file key, so an error names the one the user set whichever it was.
+fn names(flag: &str) -> String {
+    let key = flag.replace('-', "_");
+    match env_of(flag) {
+        Some(env) => format!("--{flag} ({env}, config key {key})"),
+        None => format!("--{flag} (config key {key})"),
+    }
+}
+
+/// The environment variable of the top-level flag `--long`, as clap declares it.
+fn env_of(long: &str) -> Option<String> {
+    use clap::CommandFactory as _;
+    let command = Cli::command();
+    let arg = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))?;
+    arg.get_env().map(|e| e.to_string_lossy().into_owned())
+}
+
+/// What a flag accepts, for the error line when clap rejects its value (value enums list
+/// their values themselves).
+fn accepted(long: &str) -> Option<&'static str> {
+    Some(match long {
+        "pid" => "process ids (positive integers), comma-separated",
+        "port" => "port numbers 0 to 65535, comma-separated",
+        "capture-limit" => "1 to 32768 bytes",
+        "ring-size" => "a power of two of at least 4096 bytes",
+        "max-connections" => "1 or more",
+        "profile-frequency" => "0 (off) to 10000 Hz",
+        "profile-interval" | "duration" => "a duration such as 500ms, 10s, 1m",
+        _ => return None,
+    })
+}
+
+/// A clap error as the one line `wirelens: error:` prints: what was wrong, the flag and its
+/// environment variable, the accepted values. `None` for `--help` and `--version`, which are
+/// not errors.
+pub fn one_line(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return None;
+    }
+    let rendered = err.render().to_string();
+    let mut line = rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if let Some(rest) = line.strip_prefix("error: ") {
+        line = rest.to_owned();
+    }
+    let long = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg
+            .split_whitespace()
+            .next()
+            .and_then(|a| a.strip_prefix("--"))
+            .map(str::to_owned),
+        _ => None,
+    };
+    if let Some(long) = long {
+        if let Some(env) = env_of(&long) {
+            line.push_str(&format!(" (the flag, or {env})"));
+        }
+        if matches!(
+            err.kind(),
+            ErrorKind::ValueValidation | ErrorKind::InvalidValue
+        ) && let Some(accepted) = accepted(&long)
+            && !line.contains("possible values")
+        {
+            line.push_str(&format!("; accepted: {accepted}"));
+        }
+    }
+    Some(line)
+}
+
 /// A repeatable flag wins when given at all; otherwise the file's list.
 fn pick_vec<T>(flag: Vec<T>, file: Option<Vec<T>>) -> Vec<T> {
     if flag.is_empty() {
@@ -431,7 +527,29 @@ fn pick_vec<T>(flag: Vec<T>, file: Option<Vec<T>>) -> Vec<T> {
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    toml::from_str(&text).map_err(|err| {
+        // One line: toml's own message quotes the file with carets over several.
+        let at = err
+            .span()
+            .map(|span| {
+                let start = span.start.min(text.len());
+                let number = text.get(..start).unwrap_or("").matches('\n').count() + 1;
+                // The key of that line, when the value is what is wrong.
+                let key = text
+                    .lines()
+                    .nth(number - 1)
+                    .and_then(|l| l.split_once('='))
+                    .map(|(k, _)| format!(" key {}:", k.trim()))
+                    .unwrap_or_default();
+                format!(" line {number}:{key}")
+            })
+            .unwrap_or_default();
+        anyhow::anyhow!(
+            "invalid config file {}:{at} {}",
+            path.display(),
+            err.message().trim().replace('\n', "; ")
+        )
+    })
 }
 
 #[cfg(test)]
@@ -525,15 +643,153 @@ mod tests {
         assert_eq!(s.k8s_namespaces, ["prod"]);
     }
 
+    /// The error line for `args`: from clap (flag syntax and types) or from the checks.
+    fn error_line(args: &[&str]) -> String {
+        let mut all = vec!["wirelens"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all) {
+            Err(err) => one_line(&err).expect("an error, not help"),
+            Ok(cli) => format!("{:#}", cli.resolve().expect_err("rejected")),
+        }
+    }
+
+    fn assert_names(line: &str, parts: &[&str]) {
+        assert!(!line.contains('\n'), "one line: {line:?}");
+        for part in parts {
+            assert!(line.contains(part), "{part:?} missing from {line:?}");
+        }
+    }
+
     #[test]
     fn bad_values_are_clear_errors() {
-        let err = parse(&["--capture-limit", "0"]).expect_err("rejected");
-        assert!(err.to_string().contains("--capture-limit"));
-        let err = parse(&["--ring-size", "1000"]).expect_err("rejected");
-        assert!(err.to_string().contains("power of two"));
-        assert!(parse(&["--port", "http"]).is_err());
-        let err = parse(&["--comm", "a-very-long-command-name"]).expect_err("rejected");
-        assert!(err.to_string().contains("15 bytes"));
+        let cases: &[(&[&str], &[&str])] = &[
+            (
+                &["--capture-limit", "0"],
+                &[
+                    "--capture-limit",
+                    "WIRELENS_CAPTURE_LIMIT",
+                    "capture_limit",
+                    "1 to 32768",
+                ],
+            ),
+            (
+                &["--capture-limit", "99999"],
+                &["--capture-limit", "99999", "1 to 32768"],
+            ),
+            (
+                &["--capture-limit", "lots"],
+                &[
+                    "'lots'",
+                    "--capture-limit",
+                    "WIRELENS_CAPTURE_LIMIT",
+                    "1 to 32768",
+                ],
+            ),
+            (
+                &["--ring-size", "1000"],
+                &["--ring-size", "WIRELENS_RING_SIZE", "power of two"],
+            ),
+            (
+                &["--port", "http"],
+                &["'http'", "--port", "WIRELENS_PORT", "0 to 65535"],
+            ),
+            (&["--port", "70000"], &["--port", "0 to 65535"]),
+            (&["--pid", "x"], &["--pid", "WIRELENS_PID", "process ids"]),
+            (
+                &["--comm", "a-very-long-command-name"],
+                &["--comm", "WIRELENS_COMM", "1 to 15 bytes"],
+            ),
+            (
+                &["--output", "xml"],
+                &[
+                    "'xml'",
+                    "--output",
+                    "WIRELENS_OUTPUT",
+                    "text",
+                    "json",
+                    "none",
+                ],
+            ),
+            (
+                &["--command-line", "full"],
+                &["--command-line", "WIRELENS_COMMAND_LINE", "off", "redacted"],
+            ),
+            (
+                &["--max-connections", "0"],
+                &["--max-connections", "WIRELENS_MAX_CONNECTIONS", "1 or more"],
+            ),
+            (
+                &["--profile-frequency", "20000"],
+                &["--profile-frequency", "10000 Hz"],
+            ),
+            (
+                &["--profile-interval", "soon"],
+                &[
+                    "--profile-interval",
+                    "WIRELENS_PROFILE_INTERVAL",
+                    "duration",
+                ],
+            ),
+            (
+                &["--profile-interval", "10ms"],
+                &["--profile-interval", "at least 1s"],
+            ),
+            (&["--bogus"], &["--bogus"]),
+            (
+                &["replay", "x.pcap", "--side", "middle"],
+                &["--side", "client", "server", "both"],
+            ),
+        ];
+        for (args, parts) in cases {
+            assert_names(&error_line(args), parts);
+        }
+    }
+
+    #[test]
+    fn help_and_version_are_not_errors() {
+        for flag in ["--help", "--version"] {
+            let err = Cli::try_parse_from(["wirelens", flag]).expect_err("exits early");
+            assert!(one_line(&err).is_none(), "{flag}");
+        }
+    }
+
+    #[test]
+    fn bad_config_files_name_the_key() {
+        let dir = std::env::temp_dir().join(format!("wirelens-cli-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "port = [80]\nbogus = 1\n",
+                &["line 2", "bogus", "port", "max_connections"],
+            ),
+            (
+                "capture_limit = \"big\"\n",
+                &["line 1", "capture_limit", "u32"],
+            ),
+            (
+                "output = \"xml\"\n",
+                &["output", "xml", "text", "json", "none"],
+            ),
+            (
+                "capture_limit = 0\n",
+                &["--capture-limit", "capture_limit", "1 to 32768"],
+            ),
+            ("profile_interval = \"soon\"\n", &["profile_interval"]),
+            ("port = [\n", &["invalid config file"]),
+        ];
+        for (i, (text, parts)) in cases.iter().enumerate() {
+            let file = dir.join(format!("c{i}.toml"));
+            std::fs::write(&file, text).expect("write");
+            let path = file.to_string_lossy().to_string();
+            let err = parse(&["--config", &path]).expect_err("rejected");
+            let line = format!("{err:#}");
+            if !text.starts_with("capture_limit = 0") {
+                assert!(line.contains(&path), "the file is named: {line}");
+            }
+            assert_names(&line, parts);
+        }
+        let err = parse(&["--config", "/nonexistent/wirelens.toml"]).expect_err("rejected");
+        assert!(format!("{err:#}").contains("/nonexistent/wirelens.toml"));
     }
 
     #[test]

@@ -16,6 +16,12 @@ fn now(clock: libc::clockid_t) -> i128 {
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
 }
 
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Clock {
     /// Measure the offset now; call again periodically to follow clock adjustments.
     pub fn new() -> Self {

@@ -4,23 +4,6 @@
 //! request; with an OTLP endpoint configured it also exports spans and metrics. See `cli.rs`
 //! for flags and their precedence, `pipeline.rs` for the data path.
 
-mod cli;
-mod clock;
-mod conntrack;
-mod jvm;
-mod lock;
-mod memlimit;
-mod metadata;
-mod panics;
-mod pipeline;
-mod privileges;
-mod probes;
-mod profile;
-mod reader;
-mod replay;
-mod sinks;
-mod stats;
-
 use std::{
     process::ExitCode,
     sync::{
@@ -35,9 +18,11 @@ use clap::Parser as _;
 use tracing::{error, info, warn};
 use wirelens_otel::export::{self as otlp, ExportConfig, Overrides};
 
-use crate::{
-    cli::{Cli, OutputFormat, Settings},
-    pipeline::{Reporting, Sinks},
+use wirelens::{
+    cli::{self, Cli, OutputFormat, Settings},
+    jvm, lock, memlimit, metadata, panics,
+    pipeline::{self, Reporting, Sinks},
+    privileges, probes, profile, replay, sinks,
     stats::{ExportCounts, Stats},
 };
 
@@ -45,7 +30,17 @@ use crate::{
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => match cli::one_line(&err) {
+            // --help, --version: clap prints them and exits 0.
+            None => err.exit(),
+            Some(line) => {
+                eprintln!("wirelens: error: {line}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -1,5 +1,6 @@
 //! Start-up and failure behaviour of the `wirelens` binary: no capabilities, a second instance,
-//! an OTLP endpoint where nothing listens. (Each capability on its own: tests/tests/privileges.rs.)
+//! an OTLP endpoint where nothing listens; bad flags, variables and config keys each give one
+//! error line naming them and the accepted values. (Each capability on its own: tests/tests/privileges.rs.)
 //!
 //! Needs root and a built agent; run one at a time (`-- --test-threads=1`).
 
@@ -134,4 +135,64 @@ fn failure_line(stderr: &str, endpoint: &str) -> bool {
     stderr
         .lines()
         .any(|l| l.contains(endpoint) && l.to_lowercase().contains("failed"))
+}
+
+/// The agent's error line for a bad setting: it exits non-zero before loading anything, with
+/// one `wirelens: error:` line naming the setting and what it accepts.
+fn bad_setting_error(args: &[&str], envs: &[(&str, &str)]) -> String {
+    let out = Agent::spawn(args, envs).wait_exit(Duration::from_secs(30));
+    assert!(!out.status.success(), "accepted; stderr:\n{}", out.stderr);
+    assert!(!out.stderr.contains("ready"), "started: {}", out.stderr);
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("wirelens: error:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one error line: {}", out.stderr);
+    lines[0].to_owned()
+}
+
+fn assert_mentions(line: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(line.contains(part), "{part:?} missing from {line:?}");
+    }
+}
+
+#[test]
+fn bad_flags_variables_and_config_keys_are_named() {
+    let line = bad_setting_error(&["--port", "http"], &[]);
+    assert_mentions(&line, &["'http'", "--port", "WIRELENS_PORT", "0 to 65535"]);
+
+    let line = bad_setting_error(&[], &[("WIRELENS_OUTPUT", "xml")]);
+    assert_mentions(&line, &["'xml'", "WIRELENS_OUTPUT", "text", "json", "none"]);
+
+    let line = bad_setting_error(&[], &[("WIRELENS_RING_SIZE", "1000")]);
+    assert_mentions(&line, &["WIRELENS_RING_SIZE", "1000", "power of two"]);
+
+    let line = bad_setting_error(
+        &[],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+        ],
+    );
+    assert_mentions(
+        &line,
+        &[
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "carrier-pigeon",
+            "grpc",
+            "http/protobuf",
+        ],
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("wirelens.toml");
+    fs::write(&config, "port = [80]\nmax_conections = 10\n").expect("write");
+    let path = config.to_str().expect("utf-8 path");
+    let line = bad_setting_error(&["--config", path], &[]);
+    assert_mentions(
+        &line,
+        &[path, "line 2", "max_conections", "max_connections"],
+    );
 }

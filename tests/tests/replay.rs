@@ -1,6 +1,9 @@
 //! `wirelens replay <capture>`: a capture recorded here (tshark on lo while curl fetches from
 //! Python's http.server) gives exactly its client records; every file of the shared capture
-//! corpus replays without a panic; truncated and non-capture files fail cleanly.
+//! corpus replays without a panic; truncated and non-capture files fail cleanly; a 200 MB
+//! capture of 2000 interleaved flows replays whole (and within `--max-connections`), and
+//! captures with 4 GB record lengths, bogus pcapng block lengths or random bytes end with an
+//! error or a counted stop, never a panic or a hang.
 //!
 //! Needs a built agent (`cargo build --release -p wirelens`, or `WIRELENS_BIN`); the recording
 //! test needs root (tshark on lo), tshark, curl and python3. Replay itself needs no root.
@@ -315,5 +318,305 @@ fn replay_exports_client_spans_over_otlp() {
         assert!(span.is_client(), "{}", span.summary());
         assert_eq!(span.res_str("service.name"), "pipelined-requests");
         assert_eq!(span.str_attr("http.request.method"), "GET");
+    }
+}
+
+/// Run `wirelens replay` and wait at most `limit` for it: past it, the replay hangs.
+fn replay_bounded(path: &Path, args: &[&str], limit: Duration) -> wirelens_tests::AgentOutput {
+    let mut all = vec!["replay", path.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let cmd = Agent::command(&Agent::binary(), &all, &[]);
+    let out = Agent::spawn_command(cmd).wait_exit(limit);
+    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+    out
+}
+
+/// A classic little-endian µs pcap header; link type 101 (raw IP).
+fn pcap_header() -> Vec<u8> {
+    let mut h = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+    h.extend_from_slice(&[0; 8]);
+    h.extend_from_slice(&65535u32.to_le_bytes());
+    h.extend_from_slice(&101u32.to_le_bytes());
+    h
+}
+
+/// One pcap record: an IPv4/TCP packet from port `sport` to `dport` of 127.0.0.1.
+#[allow(clippy::too_many_arguments)]
+fn tcp_record(
+    out: &mut Vec<u8>,
+    ts_us: u64,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    payload: &[u8],
+) {
+    let total = 40 + payload.len();
+    let mut p = Vec::with_capacity(total);
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&(total as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ack.to_be_bytes());
+    p.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    p.extend_from_slice(payload);
+    out.extend_from_slice(&((ts_us / 1_000_000) as u32).to_le_bytes());
+    out.extend_from_slice(&((ts_us % 1_000_000) as u32).to_le_bytes());
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    out.extend_from_slice(&(total as u32).to_le_bytes());
+    out.extend_from_slice(&p);
+}
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH_ACK: u8 = 0x18;
+const FIN_ACK: u8 = 0x11;
+
+/// Writes a capture of `flows` HTTP/1.1 connections to port 80, open at once, each carrying
+/// `exchanges` request/response pairs of about 1.5 KB; returns its size.
+fn write_big_capture(path: &Path, flows: u16, exchanges: u32) -> u64 {
+    use std::io::Write as _;
+    let file = fs::File::create(path).expect("create the capture");
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    w.write_all(&pcap_header()).expect("write");
+    let body = vec![b'x'; 1400];
+    let response = [
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(),
+        body,
+    ]
+    .concat();
+    let mut ts = 1_700_000_000_000_000u64;
+    let mut buf = Vec::with_capacity(1 << 16);
+    // Sequence numbers: client 1000 + sent, server 5000 + sent (both after their SYN).
+    let (c0, s0) = (1000u32, 5000u32);
+    let mut sent = vec![(0u32, 0u32); usize::from(flows)];
+    let port = |f: u16| 10_000 + f;
+    for f in 0..flows {
+        tcp_record(&mut buf, ts, port(f), 80, c0 - 1, 0, SYN, b"");
+        tcp_record(&mut buf, ts + 1, 80, port(f), s0 - 1, c0, SYN | ACK, b"");
+        tcp_record(&mut buf, ts + 2, port(f), 80, c0, s0, ACK, b"");
+        ts += 3;
+        w.write_all(&buf).expect("write");
+        buf.clear();
+    }
+    for round in 0..exchanges {
+        for f in 0..flows {
+            let (c, s) = &mut sent[usize::from(f)];
+            let request = format!("GET /{f}/{round} HTTP/1.1\r\nHost: big\r\n\r\n").into_bytes();
+            tcp_record(
+                &mut buf,
+                ts,
+                port(f),
+                80,
+                c0 + *c,
+                s0 + *s,
+                PSH_ACK,
+                &request,
+            );
+            *c += request.len() as u32;
+            tcp_record(
+                &mut buf,
+                ts + 1,
+                80,
+                port(f),
+                s0 + *s,
+                c0 + *c,
+                PSH_ACK,
+                &response,
+            );
+            *s += response.len() as u32;
+            ts += 2;
+            w.write_all(&buf).expect("write");
+            buf.clear();
+        }
+    }
+    for f in 0..flows {
+        let (c, s) = sent[usize::from(f)];
+        tcp_record(&mut buf, ts, port(f), 80, c0 + c, s0 + s, FIN_ACK, b"");
+        tcp_record(
+            &mut buf,
+            ts + 1,
+            80,
+            port(f),
+            s0 + s,
+            c0 + c + 1,
+            FIN_ACK,
+            b"",
+        );
+        ts += 2;
+        w.write_all(&buf).expect("write");
+        buf.clear();
+    }
+    w.flush().expect("flush");
+    fs::metadata(path).expect("stat").len()
+}
+
+#[test]
+fn huge_capture_replays_whole_and_within_the_connection_bound() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("big.pcap");
+    let (flows, exchanges) = (2000u16, 70u32);
+    let size = write_big_capture(&path, flows, exchanges);
+    assert!(size > 200 << 20, "the capture has {size} bytes");
+    let packets = u64::from(flows) * (5 + 2 * u64::from(exchanges));
+
+    let out = replay_bounded(&path, &["--output", "none"], Duration::from_secs(600));
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(
+        counter(&out.stderr, "packets"),
+        Some(packets),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        counter(&out.stderr, "records"),
+        Some(u64::from(flows) * u64::from(exchanges)),
+        "every exchange of every flow: {}",
+        out.stderr
+    );
+    assert_eq!(counter(&out.stderr, "drops"), Some(0), "{}", out.stderr);
+
+    // At most 100 flows at once: the first 100 give their records, the rest are counted.
+    let out = replay_bounded(
+        &path,
+        &["--output", "none", "--max-connections", "100"],
+        Duration::from_secs(600),
+    );
+    assert!(out.status.success(), "{}", out.stderr);
+    assert_eq!(
+        counter(&out.stderr, "records"),
+        Some(100 * u64::from(exchanges)),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        counter(&out.stderr, "drops").is_some_and(|n| n >= u64::from(flows) - 100),
+        "the rejected flows are counted: {}",
+        out.stderr
+    );
+}
+
+/// Deterministic noise (xorshift64).
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+/// A pcapng section header and one raw-IP interface.
+fn pcapng_start() -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0x0a0d_0d0au32.to_le_bytes());
+    b.extend_from_slice(&28u32.to_le_bytes());
+    b.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+    b.extend_from_slice(&[1, 0, 0, 0]);
+    b.extend_from_slice(&u64::MAX.to_le_bytes());
+    b.extend_from_slice(&28u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes());
+    b.extend_from_slice(&20u32.to_le_bytes());
+    b.extend_from_slice(&101u16.to_le_bytes());
+    b.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    b.extend_from_slice(&20u32.to_le_bytes());
+    b
+}
+
+#[test]
+fn malformed_captures_end_with_an_error_or_a_counted_stop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let limit = Duration::from_secs(60);
+    let mut one_packet = pcap_header();
+    tcp_record(
+        &mut one_packet,
+        1,
+        40000,
+        80,
+        1,
+        1,
+        PSH_ACK,
+        b"GET / HTTP/1.1\r\n\r\n",
+    );
+
+    // A record header claiming 4 GB after one good packet: a stop, reported.
+    let mut huge = one_packet.clone();
+    huge.extend_from_slice(&[0; 8]);
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    huge.extend_from_slice(&u32::MAX.to_le_bytes());
+    huge.extend_from_slice(&noise(4096, 7));
+    // pcapng blocks claiming 4 GB, 0 and 5 bytes.
+    let bogus_block = |len: u32| {
+        let mut b = pcapng_start();
+        b.extend_from_slice(&6u32.to_le_bytes());
+        b.extend_from_slice(&len.to_le_bytes());
+        b.extend_from_slice(&noise(256, 11));
+        b
+    };
+    let stopped: Vec<(&str, Vec<u8>)> = vec![
+        ("huge-record.pcap", huge),
+        (
+            "cut-header.pcap",
+            one_packet[..one_packet.len() - 30].to_vec(),
+        ),
+        ("huge-block.pcapng", bogus_block(0xffff_fff0)),
+        ("zero-block.pcapng", bogus_block(0)),
+        ("odd-block.pcapng", bogus_block(5)),
+    ];
+    for (name, bytes) in stopped {
+        let path = dir.path().join(name);
+        fs::write(&path, bytes).expect("write");
+        let out = replay_bounded(&path, &["--output", "json"], limit);
+        assert!(out.status.success(), "{name}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("stopped after"),
+            "{name}: the stop is reported: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("wirelens counters:"),
+            "{name}: {}",
+            out.stderr
+        );
+    }
+
+    // Random bytes after a good header: frames of noise, each decoded or counted.
+    let mut noisy = pcap_header();
+    noisy.extend_from_slice(&noise(1 << 20, 3));
+    let path = dir.path().join("noise-after-header.pcap");
+    fs::write(&path, noisy).expect("write");
+    let out = replay_bounded(&path, &[], limit);
+    assert!(out.status.success(), "{}", out.stderr);
+
+    // Not a capture at all: random bytes, an empty file, a directory, a device.
+    let random = dir.path().join("random.pcap");
+    fs::write(&random, noise(1 << 20, 5)).expect("write");
+    let empty = dir.path().join("empty.pcap");
+    fs::write(&empty, b"").expect("write");
+    for (path, says) in [
+        (random.as_path(), "not a pcap or pcapng"),
+        (empty.as_path(), "not a pcap or pcapng"),
+        (dir.path(), "not a regular file"),
+        (Path::new("/dev/zero"), "not a regular file"),
+    ] {
+        let out = replay_bounded(path, &[], limit);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}: {}",
+            path.display(),
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains(says),
+            "{}: {}",
+            path.display(),
+            out.stderr
+        );
     }
 }

@@ -29,7 +29,7 @@ use inference::{Inferring, MAX_TRIES as MAX_INFER_TRIES, MIN_CONFIDENCE, Verdict
 use stream::{Piece, Stream};
 
 /// Most bytes held for reordering over all connections; past it a stream stops waiting.
-const MAX_TOTAL_HELD: usize = 64 << 20;
+pub const MAX_TOTAL_HELD: usize = 64 << 20;
 /// Records kept per connection while its addresses are unknown and a port filter is on.
 const MAX_PENDING_RECORDS: usize = 256;
 /// A connection with no event for this long is flushed and forgotten.
@@ -100,6 +100,40 @@ impl ConnTracker {
             out: Output::default(),
             stats,
         }
+    }
+
+    /// Connections tracked now (at most the `max_conns` given to [`ConnTracker::new`]).
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Whether no connection is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Bytes held for reordering over all connections, as the tracker accounts them.
+    pub fn held_bytes(&self) -> usize {
+        self.held_total
+    }
+
+    /// Bytes held for reordering, counted afresh from every held event (checks the account).
+    pub fn held_bytes_recounted(&self) -> usize {
+        self.conns
+            .values()
+            .flat_map(|c| c.streams.iter())
+            .map(Stream::held_bytes_recounted)
+            .sum()
+    }
+
+    /// Largest bytes held by one direction of one connection, counted afresh.
+    pub fn held_bytes_max_stream(&self) -> usize {
+        self.conns
+            .values()
+            .flat_map(|c| c.streams.iter())
+            .map(Stream::held_bytes)
+            .max()
+            .unwrap_or(0)
     }
 
     /// A data event (`ts` already in Unix ns).
@@ -185,7 +219,7 @@ impl ConnTracker {
         Stats::add(&self.stats.reordered, report.held);
         if matches!(conn.slot, Slot::Unrecognised) {
             Stats::add(&self.stats.unknown_protocol, 1);
-            self.conns.remove(&h.sk);
+            self.forget(h.sk);
             self.ignore(h.sk, ts, cx);
             self.drain(h.sk, cx);
             return;
@@ -252,7 +286,7 @@ impl ConnTracker {
                     *tries += 1;
                     if *tries >= MAX_INFER_TRIES {
                         Stats::add(&self.stats.unknown_protocol, 1);
-                        self.conns.remove(&h.sk);
+                        self.forget(h.sk);
                         self.ignore(h.sk, ts, cx);
                     }
                     return;
@@ -270,7 +304,7 @@ impl ConnTracker {
     /// A TLS connection whose plaintext came keyed by its `SSL *` (OpenSSL over memory BIOs)
     /// is socket `ev.sk`: move it there and learn its addresses.
     pub fn on_tls_assoc(&mut self, ev: &TlsAssocEvent, cx: &mut impl Context) {
-        let Some(mut conn) = self.conns.remove(&ev.ssl) else {
+        let Some(mut conn) = self.forget(ev.ssl) else {
             return;
         };
         tracing::debug!(
@@ -279,11 +313,8 @@ impl ConnTracker {
             pid = ev.tgid,
             "TLS connection found its socket"
         );
-        if let Some(old) = self.conns.remove(&ev.sk) {
-            // Whatever was seen of the socket itself was ciphertext.
-            let held: usize = old.streams.iter().map(Stream::held_bytes).sum();
-            self.held_total = self.held_total.saturating_sub(held);
-        }
+        // Whatever was seen of the socket itself was ciphertext.
+        self.forget(ev.sk);
         self.ignored.remove(&ev.sk);
         if conn.local.is_none() {
             let addrs = match self.socks.get(&ev.sk) {
@@ -301,6 +332,7 @@ impl ConnTracker {
                 self.out.records.splice(0..0, pending);
             }
         }
+        self.held_total += conn.streams.iter().map(Stream::held_bytes).sum::<usize>();
         self.conns.insert(ev.sk, conn);
         self.drain(ev.sk, cx);
     }
@@ -329,7 +361,7 @@ impl ConnTracker {
                 self.out.records.splice(0..0, pending);
                 self.drain(ev.sk, cx);
             } else {
-                self.conns.remove(&ev.sk);
+                self.forget(ev.sk);
                 self.ignore(ev.sk, ts, cx);
                 return;
             }
@@ -430,7 +462,7 @@ impl ConnTracker {
             p.close(ts, &mut self.out);
         }
         self.drain(sk, cx);
-        self.conns.remove(&sk);
+        self.forget(sk);
     }
 
     /// A TLS plaintext record for `sk`: whatever was seen of it before was ciphertext (the
@@ -439,12 +471,16 @@ impl ConnTracker {
     fn on_tls_start(&mut self, sk: u64) {
         self.ignored.remove(&sk);
         if self.conns.get(&sk).is_some_and(|c| !c.tls) {
-            let held = self.conns.get(&sk).map_or(0, |c| {
-                c.streams.iter().map(Stream::held_bytes).sum::<usize>()
-            });
-            self.held_total = self.held_total.saturating_sub(held);
-            self.conns.remove(&sk);
+            self.forget(sk);
         }
+    }
+
+    /// Remove a connection, and its held bytes from the total.
+    fn forget(&mut self, sk: u64) -> Option<Conn> {
+        let conn = self.conns.remove(&sk)?;
+        let held: usize = conn.streams.iter().map(Stream::held_bytes).sum();
+        self.held_total = self.held_total.saturating_sub(held);
+        Some(conn)
     }
 
     fn ignore(&mut self, sk: u64, ts: u64, _cx: &mut impl Context) {

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 /// Most events held while waiting for a missing range.
-const MAX_HELD_EVENTS: usize = 64;
+pub const MAX_HELD_EVENTS: usize = 64;
 /// Most bytes held while waiting for a missing range, per direction.
-const MAX_HELD_BYTES: usize = 256 << 10;
+pub const MAX_HELD_BYTES: usize = 256 << 10;
 /// How long (event time) a missing range is waited for.
 pub const HOLD_NS: u64 = 50_000_000;
 
@@ -85,12 +85,13 @@ impl Stream {
         let next = *self.next.get_or_insert(pos);
         if pos == next {
             emit(bytes, len, end, ts, deliver);
-            self.next = Some(pos + len);
+            // Saturating: a length is whatever the event claims, up to u64::MAX.
+            self.next = Some(pos.saturating_add(len));
             self.release_ready(deliver);
         } else if pos > next {
             report.held = 1;
             self.held_bytes += bytes.len();
-            self.held.insert(
+            let replaced = self.held.insert(
                 pos,
                 Held {
                     bytes: bytes.to_vec(),
@@ -99,6 +100,10 @@ impl Stream {
                     end,
                 },
             );
+            if let Some(old) = replaced {
+                // A duplicate of a held event: the newer copy stays.
+                self.held_bytes -= old.bytes.len();
+            }
             if self.held.len() > MAX_HELD_EVENTS || self.held_bytes > MAX_HELD_BYTES {
                 report.gaps += self.give_up(deliver);
             }
@@ -110,13 +115,13 @@ impl Stream {
             deliver(Piece::Gap { len: None, ts });
             emit(bytes, len, end, ts, deliver);
             self.next = Some(len);
-        } else if pos + len > next {
+        } else if pos.saturating_add(len) > next {
             // Overlaps what was delivered: hand over only the new tail.
             let skip = (next - pos) as usize;
             let tail = bytes.get(skip..).unwrap_or(&[]);
-            let tail_len = pos + len - next;
+            let tail_len = pos.saturating_add(len) - next;
             emit(tail, tail_len, end, ts, deliver);
-            self.next = Some(pos + len);
+            self.next = Some(pos.saturating_add(len));
             self.release_ready(deliver);
         } else {
             report.stale = 1;
@@ -142,6 +147,11 @@ impl Stream {
         self.held_bytes
     }
 
+    /// Bytes held, counted afresh from the held events (checks [`Stream::held_bytes`]).
+    pub fn held_bytes_recounted(&self) -> usize {
+        self.held.values().map(|h| h.bytes.len()).sum()
+    }
+
     /// Stop waiting now: report missing ranges as gaps and release everything held.
     pub fn flush(&mut self, deliver: &mut impl FnMut(Piece<'_>)) -> u64 {
         self.give_up(deliver)
@@ -154,7 +164,7 @@ impl Stream {
             };
             self.held_bytes -= h.bytes.len();
             emit(&h.bytes, h.len, h.end, h.ts, deliver);
-            self.next = Some(next + h.len);
+            self.next = Some(next.saturating_add(h.len));
         }
     }
 
@@ -163,6 +173,13 @@ impl Stream {
         let mut gaps = 0;
         while let Some((&pos, _)) = self.held.first_key_value() {
             let next = self.next.unwrap_or(pos);
+            if pos < next {
+                // Overtaken by an event that covered it: already delivered.
+                if let Some(h) = self.held.remove(&pos) {
+                    self.held_bytes -= h.bytes.len();
+                }
+                continue;
+            }
             if pos > next {
                 let ts = self.held.get(&pos).map(|h| h.ts).unwrap_or(0);
                 deliver(Piece::Gap {

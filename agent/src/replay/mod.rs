@@ -19,7 +19,8 @@
 //! conntrack's timers (held events, idle connections) run on capture time.
 
 mod packet;
-mod pcap;
+pub mod pcap;
+mod source;
 mod tcp;
 
 use std::{
@@ -64,8 +65,9 @@ const S2C: usize = 1;
 /// Run `wirelens replay`.
 pub fn run(args: &ReplayArgs, settings: &Settings) -> anyhow::Result<()> {
     let path = &args.path;
-    let data = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    pcap::detect(&data).with_context(|| format!("{}", path.display()))?;
+    let data = source::open(path)?;
+    let data: &[u8] = &data;
+    pcap::detect(data).with_context(|| format!("{}", path.display()))?;
     let export = ExportConfig::from_env(&Overrides {
         endpoint: settings.otlp_endpoint.clone(),
         protocol: settings.otlp_protocol.clone(),
@@ -110,10 +112,8 @@ pub fn run(args: &ReplayArgs, settings: &Settings) -> anyhow::Result<()> {
         otlp: otlp_sender,
         stats: stats.clone(),
     };
-    let mut replayer = Replayer::new(args.side, settings.max_connections, stats.clone());
-    let end = pcap::read(&data, |frame| replayer.on_frame(&frame, &mut cx))
+    let end = replay_bytes(data, args.side, settings.max_connections, &stats, &mut cx)
         .with_context(|| format!("{}", path.display()))?;
-    replayer.finish(&mut cx);
     if !cx.out_failed {
         cx.out.flush().context("cannot write to standard output")?;
     }
@@ -137,6 +137,21 @@ pub fn run(args: &ReplayArgs, settings: &Settings) -> anyhow::Result<()> {
     }
     eprintln!("{}", snapshot.summary());
     Ok(())
+}
+
+/// Every frame of the capture `data` through flows, reassembly and conntrack into `cx`, then
+/// every flow closed: what `run` does once the file is read (also the `replay` fuzz target).
+pub fn replay_bytes(
+    data: &[u8],
+    side: Side,
+    max_connections: usize,
+    stats: &Arc<Stats>,
+    cx: &mut impl Context,
+) -> Result<pcap::ReadEnd, pcap::OpenError> {
+    let mut replayer = Replayer::new(side, max_connections, stats.clone());
+    let end = pcap::read(data, |frame| replayer.on_frame(&frame, cx))?;
+    replayer.finish(cx);
+    Ok(end)
 }
 
 /// The Resource for the exporter's own metrics during a replay.
@@ -242,6 +257,8 @@ impl Flow {
 struct Replayer {
     side: Side,
     flows: HashMap<FlowKey, Flow>,
+    /// Most flows reassembled at once (`--max-connections`).
+    max_flows: usize,
     tracker: ConnTracker,
     stats: Arc<Stats>,
     /// Generation per 4-tuple, so a reused tuple is a new socket id.
@@ -256,6 +273,7 @@ impl Replayer {
         Self {
             side,
             flows: HashMap::new(),
+            max_flows: max_conns,
             tracker: ConnTracker::new(max_conns, stats.clone()),
             stats,
             generation: 0,
@@ -424,6 +442,12 @@ impl Replayer {
         ts: u64,
         cx: &mut impl Context,
     ) {
+        if self.flows.len() >= self.max_flows {
+            // Bounded like the live connection table: the packets of the flow are counted,
+            // not reassembled.
+            Stats::add(&self.stats.conns_rejected, 1);
+            return;
+        }
         let sk = self.new_sk(&key);
         for (traced_sk, local, peer, old) in self.ends(sk, client, server) {
             let ev = sock_event(traced_sk, local, peer, old, tcp_state::ESTABLISHED, ts);

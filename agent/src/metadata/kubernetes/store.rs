@@ -67,6 +67,11 @@ impl PodStore {
             .len()
     }
 
+    /// Whether no pod is known.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Changes so far.
     pub fn generation(&self) -> u64 {
         self.shared.generation.load(Ordering::Acquire)
