@@ -270,6 +270,16 @@ fn has_ready_line(stderr: &str) -> bool {
     })
 }
 
+/// The counter `name` from the `wirelens counters:` line of `stderr` (of a `replay`, say), if
+/// the line and the counter are there.
+pub fn stderr_counter(stderr: &str, name: &str) -> Option<u64> {
+    let line = stderr.lines().rev().find_map(|l| {
+        l.find("wirelens counters:")
+            .map(|i| &l[i + "wirelens counters:".len()..])
+    })?;
+    parse_counters(line).get(name).copied()
+}
+
 fn parse_counters(line: &str) -> BTreeMap<String, u64> {
     line.split(|c: char| c.is_whitespace() || c == ',')
         .filter_map(|kv| kv.split_once('='))

@@ -40,7 +40,7 @@ mod servers;
 mod setup;
 mod util;
 
-pub use agent::{Agent, AgentOutput};
+pub use agent::{Agent, AgentOutput, stderr_counter};
 pub use clients::{ClientProcess, ClientRun, curl, python_client};
 pub use containers::{Container, Containerd, CtrTask, OCI_RUNTIME, Rootfs, busybox_image, podman};
 pub use databases::{
@@ -67,6 +67,7 @@ pub use servers::{
 };
 pub use setup::{Exchange, Finished, Setup};
 pub use util::{
-    MtlsFiles, comm, exe_name, fixture, free_port, host_name, poll, python, send_signal, tail,
-    wait_until, workspace_root, write_actual, write_certificate, write_mtls_certificates,
+    MtlsFiles, comm, corpus_captures, exe_name, fixture, free_port, host_name, poll, python,
+    send_signal, tail, wait_until, workspace_root, write_actual, write_certificate,
+    write_mtls_certificates,
 };

@@ -330,6 +330,34 @@ pub(crate) fn children_of(parent: u32) -> Vec<u32> {
     out
 }
 
+/// The public capture corpus (`../shared/captures`, beside the repository): every `.pcap` and
+/// `.pcapng` file below it, sorted. Panics if the folder or its captures are missing.
+pub fn corpus_captures() -> Vec<PathBuf> {
+    fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                collect(&path, out);
+            } else if matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            ) {
+                out.push(path);
+            }
+        }
+    }
+    let dir = workspace_root().join("../shared/captures");
+    assert!(dir.is_dir(), "{} not found", dir.display());
+    let mut files = Vec::new();
+    collect(&dir, &mut files);
+    files.sort();
+    assert!(!files.is_empty(), "no captures under {}", dir.display());
+    files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

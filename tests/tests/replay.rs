@@ -34,16 +34,6 @@ fn json_lines(out: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// The value of `name=` in the `wirelens counters:` line.
-fn counter(stderr: &str, name: &str) -> Option<u64> {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("wirelens counters:"))?;
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.parse().ok())
-}
-
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -158,8 +148,16 @@ fn recorded_capture_gives_exactly_its_client_records() {
         assert_eq!(r["pid"], 0);
         assert_eq!(r["service"], "recorded");
     }
-    assert_eq!(counter(&stderr, "records"), Some(2), "{stderr}");
-    assert_eq!(counter(&stderr, "malformed_packets"), Some(0), "{stderr}");
+    assert_eq!(
+        wirelens_tests::stderr_counter(&stderr, "records"),
+        Some(2),
+        "{stderr}"
+    );
+    assert_eq!(
+        wirelens_tests::stderr_counter(&stderr, "malformed_packets"),
+        Some(0),
+        "{stderr}"
+    );
 
     // The server end: the same exchanges, server role.
     let out = replay(&pcap, &["--output", "json", "--side", "server"]);
@@ -172,31 +170,10 @@ fn captures_dir() -> PathBuf {
     workspace_root().join("../shared/captures")
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect(&path, out);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("pcap" | "pcapng")
-        ) {
-            out.push(path);
-        }
-    }
-}
-
 #[test]
 fn every_corpus_capture_replays_without_panic() {
+    let files = wirelens_tests::corpus_captures();
     let dir = captures_dir();
-    assert!(dir.is_dir(), "{} not found", dir.display());
-    let mut files = Vec::new();
-    collect(&dir, &mut files);
-    files.sort();
-    assert!(!files.is_empty(), "no captures under {}", dir.display());
     let started = Instant::now();
     // Records per (capture, protocol).
     let mut found = std::collections::BTreeMap::<(String, String), usize>::new();
@@ -220,15 +197,15 @@ fn every_corpus_capture_replays_without_panic() {
         assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
         let records = json_lines(&out);
         assert_eq!(
-            counter(&stderr, "records"),
+            wirelens_tests::stderr_counter(&stderr, "records"),
             Some(records.len() as u64),
             "{name}: {stderr}"
         );
         println!(
             "{name:<60} {:>8} {:>8} {:>10}",
             records.len(),
-            counter(&stderr, "packets").unwrap_or(0),
-            counter(&stderr, "malformed_packets").unwrap_or(0)
+            wirelens_tests::stderr_counter(&stderr, "packets").unwrap_or(0),
+            wirelens_tests::stderr_counter(&stderr, "malformed_packets").unwrap_or(0)
         );
         for r in &records {
             let protocol = r["protocol"].as_str().unwrap_or("?").to_string();
@@ -276,7 +253,7 @@ fn truncated_and_non_capture_files_fail_cleanly() {
     assert!(out.status.success(), "truncated capture: {stderr}");
     assert!(stderr.contains("truncated"), "no warning: {stderr}");
     assert!(
-        counter(&stderr, "packets").is_some_and(|n| n > 0),
+        wirelens_tests::stderr_counter(&stderr, "packets").is_some_and(|n| n > 0),
         "{stderr}"
     );
 
@@ -311,7 +288,11 @@ fn replay_exports_client_spans_over_otlp() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(out.stdout.is_empty(), "--output none printed something");
-    assert_eq!(counter(&stderr, "spans_exported"), Some(5), "{stderr}");
+    assert_eq!(
+        wirelens_tests::stderr_counter(&stderr, "spans_exported"),
+        Some(5),
+        "{stderr}"
+    );
     let spans = receiver.wait_for_spans(5, Duration::from_secs(10));
     assert_eq!(spans.len(), 5, "{}", receiver.log());
     for span in &spans {
@@ -466,18 +447,23 @@ fn huge_capture_replays_whole_and_within_the_connection_bound() {
     let out = replay_bounded(&path, &["--output", "none"], Duration::from_secs(600));
     assert!(out.status.success(), "{}", out.stderr);
     assert_eq!(
-        counter(&out.stderr, "packets"),
+        wirelens_tests::stderr_counter(&out.stderr, "packets"),
         Some(packets),
         "{}",
         out.stderr
     );
     assert_eq!(
-        counter(&out.stderr, "records"),
+        wirelens_tests::stderr_counter(&out.stderr, "records"),
         Some(u64::from(flows) * u64::from(exchanges)),
         "every exchange of every flow: {}",
         out.stderr
     );
-    assert_eq!(counter(&out.stderr, "drops"), Some(0), "{}", out.stderr);
+    assert_eq!(
+        wirelens_tests::stderr_counter(&out.stderr, "drops"),
+        Some(0),
+        "{}",
+        out.stderr
+    );
 
     // At most 100 flows at once: the first 100 give their records, the rest are counted.
     let out = replay_bounded(
@@ -487,13 +473,14 @@ fn huge_capture_replays_whole_and_within_the_connection_bound() {
     );
     assert!(out.status.success(), "{}", out.stderr);
     assert_eq!(
-        counter(&out.stderr, "records"),
+        wirelens_tests::stderr_counter(&out.stderr, "records"),
         Some(100 * u64::from(exchanges)),
         "{}",
         out.stderr
     );
     assert!(
-        counter(&out.stderr, "drops").is_some_and(|n| n >= u64::from(flows) - 100),
+        wirelens_tests::stderr_counter(&out.stderr, "drops")
+            .is_some_and(|n| n >= u64::from(flows) - 100),
         "the rejected flows are counted: {}",
         out.stderr
     );

@@ -14,7 +14,7 @@
 //! `scripts/setup.sh` (the receiver's venv and the registry package). Replay needs no root.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use serde_json::{Value, json};
@@ -43,33 +43,6 @@ fn check(requests: &Path) -> (Output, Value) {
         });
     let summary = serde_json::from_str(summary).expect("SUMMARY is JSON");
     (out, summary)
-}
-
-/// The value of `name=` in replay's `wirelens counters:` line.
-fn counter(stderr: &str, name: &str) -> Option<u64> {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("wirelens counters:"))?;
-    line.split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.parse().ok())
-}
-
-fn collect_captures(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            collect_captures(&path, out);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("pcap" | "pcapng")
-        ) {
-            out.push(path);
-        }
-    }
 }
 
 fn string_attr(key: &str, value: &str) -> Value {
@@ -182,16 +155,7 @@ fn replayed_corpus_and_fixtures_follow_the_conventions() {
     let dir = tempfile::tempdir().expect("temp dir");
     let fixtures = write_fixture_pcaps(&workspace_root().join("parsers/testdata"), dir.path());
     assert!(fixtures.len() >= 60, "only {} fixtures", fixtures.len());
-    let corpus_dir = workspace_root().join("../shared/captures");
-    assert!(corpus_dir.is_dir(), "{} not found", corpus_dir.display());
-    let mut corpus = Vec::new();
-    collect_captures(&corpus_dir, &mut corpus);
-    corpus.sort();
-    assert!(
-        !corpus.is_empty(),
-        "no captures under {}",
-        corpus_dir.display()
-    );
+    let corpus = wirelens_tests::corpus_captures();
 
     let receiver = Receiver::start();
     let env = receiver.env(Otlp::Grpc);
@@ -211,11 +175,11 @@ fn replayed_corpus_and_fixtures_follow_the_conventions() {
         assert!(out.status.success(), "{path}: {stderr}");
         assert!(!stderr.contains("panicked"), "{path}: {stderr}");
         assert_eq!(
-            counter(&stderr, "spans_dropped").unwrap_or(0),
+            wirelens_tests::stderr_counter(&stderr, "spans_dropped").unwrap_or(0),
             0,
             "{path}: {stderr}"
         );
-        exported += counter(&stderr, "spans_exported")
+        exported += wirelens_tests::stderr_counter(&stderr, "spans_exported")
             .unwrap_or_else(|| panic!("{path}: no spans_exported counter: {stderr}"));
     }
 
