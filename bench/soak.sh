@@ -15,6 +15,12 @@
 # SOAK_RSS_GROWTH_PCT % of RSS (default 10, and at least 4 MiB), SOAK_FD_GROWTH fds (default 8)
 # or SOAK_SERIES_GROWTH_PCT % of metric series (default 50).
 #
+# SOAK_PAUSE (default 1) is the pause in seconds between traffic rounds. The agent also exports
+# its levels as gauges (wirelens.connections.tracked, .buffered_bytes, wirelens.processes.cached,
+# wirelens.export.spool.bytes, wirelens.export.queue.observations): they go into the CSV, and the
+# summary prints every column's curve in eight buckets. WIRELENS_LOCK_FILE lets a soak run beside
+# another agent.
+#
 # Needs root, a release build (cargo build --release -p wirelens) and scripts/setup.sh --tests.
 # Not for CI: hours. SOAK_SECONDS=600 checks the script in ten minutes.
 set -euo pipefail
@@ -25,6 +31,7 @@ INTERVAL=${SOAK_INTERVAL:-10}
 RSS_PCT=${SOAK_RSS_GROWTH_PCT:-10}
 FD_GROWTH=${SOAK_FD_GROWTH:-8}
 SERIES_PCT=${SOAK_SERIES_GROWTH_PCT:-50}
+PAUSE=${SOAK_PAUSE:-1}
 AGENT=${WIRELENS_BIN:-$ROOT/target/release/wirelens}
 PY=${WIRELENS_PYTHON:-/opt/wirelens-venv/bin/python}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -89,7 +96,7 @@ traffic() {
         pgbench -h 127.0.0.1 -p "$PG_PORT" -U postgres -C -c 2 -t 20 -n postgres >/dev/null 2>&1 || true
         psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAtc "select $i" postgres >/dev/null 2>&1 || true
         for _ in 1 2 3 4 5; do dig +short +tries=1 +time=1 @127.0.0.1 -p "$DNS_PORT" "n$i.soak.test" >/dev/null 2>&1 || true; done
-        sleep 1
+        sleep "$PAUSE"
     done
 }
 traffic &
@@ -101,6 +108,10 @@ window() {
 import json, sys
 series, counters = set(), {}
 names = ["wirelens.export.spans", "wirelens.drops", "wirelens.connections_rejected", "wirelens.stream_gaps"]
+gauge_names = ["wirelens.connections.tracked", "wirelens.connections.buffered_bytes",
+               "wirelens.processes.cached", "wirelens.export.spool.bytes",
+               "wirelens.export.queue.observations"]
+gauges = {}
 def attrs(items):
     return tuple(sorted((a["key"], json.dumps(a.get("value"), sort_keys=True)) for a in items or []))
 for line in open(sys.argv[1], encoding="utf-8"):
@@ -117,15 +128,19 @@ for line in open(sys.argv[1], encoding="utf-8"):
                 for kind in ("sum", "gauge", "histogram", "exponential_histogram", "summary"):
                     for dp in m.get(kind, {}).get("data_points", []):
                         series.add((res, m["name"], attrs(dp.get("attributes"))))
+                        v = float(dp.get("as_int", dp.get("as_double", 0)))
                         if m["name"] in names:
-                            v = float(dp.get("as_int", dp.get("as_double", 0)))
                             counters[m["name"]] = max(counters.get(m["name"], 0), v)
-print(",".join([str(len(series))] + [str(int(counters.get(n, -1))) for n in names]))
+                        elif m["name"] in gauge_names:
+                            # The last export of the window wins: a level, not a count.
+                            gauges[m["name"]] = v
+print(",".join([str(len(series))] + [str(int(counters.get(n, -1))) for n in names]
+               + [str(int(gauges.get(n, -1))) for n in gauge_names]))
 PY
     : >"$WORK/otlp.jsonl"
 }
 
-echo "seconds,rss_kib,fds,metric_series,spans_exported,drops,connections_rejected,stream_gaps" >"$CSV"
+echo "seconds,rss_kib,fds,metric_series,spans_exported,drops,connections_rejected,stream_gaps,tracked_connections,buffered_bytes,cached_processes,spool_bytes,queued_observations" >"$CSV"
 start=$(date +%s)
 while :; do
     sleep "$INTERVAL"
@@ -154,6 +169,19 @@ verdict=$(awk -F, -v rss_pct="$RSS_PCT" -v fd_growth="$FD_GROWTH" -v series_pct=
         if (s4 > s2 * (1 + series_pct / 100) && s4 - s2 > 10) print "FAIL: metric series grow"
     }' "$CSV")
 echo "soak: $verdict" | sed '2,$s/^/soak: /'
+# The curves, in eight buckets of the run (means): what the README's soak table shows.
+awk -F, 'NR > 1 { n++; for (c = 1; c <= NF; c++) v[n, c] = $c }
+    END {
+        if (n < 8) exit
+        print "soak: until_s  rss_MiB  fds  series  tracked_conns  buffered_KiB  processes  spool_KiB  queued"
+        b = n / 8
+        for (k = 0; k < 8; k++) {
+            lo = int(k * b) + 1; hi = int((k + 1) * b); m = hi - lo + 1
+            for (c = 1; c <= 13; c++) sum[c] = 0
+            for (i = lo; i <= hi; i++) for (c = 1; c <= 13; c++) sum[c] += v[i, c]
+            printf "soak: %7d  %7.1f  %3.0f  %6.0f  %13.0f  %12.1f  %9.0f  %9.1f  %6.0f\n", v[hi, 1], sum[2] / m / 1024, sum[3] / m, sum[4] / m, sum[9] / m, sum[10] / m / 1024, sum[11] / m, sum[12] / m / 1024, sum[13] / m
+        }
+    }' "$CSV"
 echo "soak: samples in $CSV"
 if grep -q -e FAIL -e "too few" <<<"$verdict"; then
     exit 1

@@ -285,6 +285,7 @@ fn reporting(monitor: Option<otlp::ExportMonitor>, memory_limit: u64) -> Reporti
         publish: Box::new(move |snap| {
             if let Some(m) = &monitor {
                 m.set_agent_counters(snap.metrics());
+                m.set_agent_gauges(snap.levels.gauges());
             }
         }),
     }

@@ -45,10 +45,7 @@ impl MemoryLimiter {
 
     /// The agent's resident bytes now (0 if `/proc/self/statm` cannot be read).
     pub fn resident(&self) -> u64 {
-        std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map_or(0, |pages| pages * self.page)
+        resident_pages().map_or(0, |pages| pages * self.page)
     }
 
     /// The pressure at `resident` bytes.
@@ -66,6 +63,20 @@ impl MemoryLimiter {
     pub fn pressure(&self) -> Pressure {
         self.pressure_at(self.resident())
     }
+}
+
+/// The agent's resident pages now, from `/proc/self/statm`.
+fn resident_pages() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+}
+
+/// The agent's resident bytes now, with or without a limit (0 if unreadable).
+pub fn resident_bytes() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    resident_pages().map_or(0, |pages| pages * page)
 }
 
 /// Hand freed heap memory back to the system, so that shedding shows in the resident size.

@@ -28,12 +28,12 @@ use wirelens_otel::{Observation, ProcessInfo, export::ObservationSender};
 use crate::{
     clock::Clock,
     conntrack::{ConnTracker, Context},
-    memlimit::{MemoryLimiter, Pressure, release_freed_memory},
+    memlimit::{self, MemoryLimiter, Pressure, release_freed_memory},
     metadata::{process::ProcessCache, sockets},
     probes::{Probes, cgroup_filter::CgroupFilter, uprobes::UprobeThread},
     reader::{Event, decode},
     sinks::live::LiveSender,
-    stats::{ExportCounts, Snapshot, Stats},
+    stats::{ExportCounts, Levels, Snapshot, Stats},
 };
 
 /// How long the reader sleeps between drains of a quiet ring.
@@ -207,7 +207,13 @@ pub fn run(
         }
         if last_publish.elapsed() >= PUBLISH || stopping {
             last_publish = Instant::now();
-            let snap = stats.snapshot(kernel_counters(&counters), (reporting.export_counts)());
+            let mut snap = stats.snapshot(kernel_counters(&counters), (reporting.export_counts)());
+            snap.levels = Levels {
+                tracked_connections: tracker.len() as u64,
+                buffered_bytes: tracker.held_bytes() as u64,
+                cached_processes: processes.len() as u64,
+                rss_bytes: memlimit::resident_bytes(),
+            };
             (reporting.publish)(&snap);
             if stopping {
                 // Detaches every program.

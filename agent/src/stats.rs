@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use wirelens_ebpf::counter;
+use wirelens_otel::semconv;
 use wirelens_parsers::Loss;
 
 /// User-space counters, shared between the reader thread and the rest.
@@ -107,6 +108,7 @@ impl Stats {
             replay_packets: get(&self.replay_packets),
             replay_malformed: get(&self.replay_malformed),
             replay_skipped: get(&self.replay_skipped),
+            levels: Levels::default(),
         }
     }
 }
@@ -171,6 +173,40 @@ pub struct Snapshot {
     pub replay_malformed: u64,
     /// `replay`: packets neither TCP nor UDP.
     pub replay_skipped: u64,
+    /// Levels now (gauges), filled in by the reader loop.
+    pub levels: Levels,
+}
+
+/// What the agent holds now: exported as gauges, so that a soak can plot them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Levels {
+    /// Connections tracked.
+    pub tracked_connections: u64,
+    /// Bytes buffered in tracked connections, not yet parsed.
+    pub buffered_bytes: u64,
+    /// Processes in the process cache.
+    pub cached_processes: u64,
+    /// The agent's resident memory.
+    pub rss_bytes: u64,
+}
+
+impl Levels {
+    /// The gauges under their exported names.
+    pub fn gauges(&self) -> Vec<(&'static str, i64)> {
+        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        vec![
+            (
+                semconv::WIRELENS_CONNECTIONS_TRACKED,
+                g(self.tracked_connections),
+            ),
+            (
+                semconv::WIRELENS_CONNECTIONS_BUFFERED_BYTES,
+                g(self.buffered_bytes),
+            ),
+            (semconv::WIRELENS_PROCESSES_CACHED, g(self.cached_processes)),
+            (semconv::WIRELENS_MEMORY_RSS_BYTES, g(self.rss_bytes)),
+        ]
+    }
 }
 
 impl Snapshot {

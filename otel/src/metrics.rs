@@ -29,7 +29,7 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
+    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
     ResourceMetrics, ScopeMetrics, Sum, metric::Data, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -111,6 +111,8 @@ struct ResourceEntry {
     process: Arc<ProcessInfo>,
     histograms: BTreeMap<(&'static str, AttrSet), Series>,
     counters: BTreeMap<&'static str, Counter>,
+    /// Values that go up and down (the agent's own: tracked connections, queued bytes).
+    gauges: BTreeMap<&'static str, i64>,
     /// Nobody else held the process at the last [`MetricsAggregator::retire`].
     gone: bool,
 }
@@ -121,6 +123,7 @@ impl ResourceEntry {
             process,
             histograms: BTreeMap::new(),
             counters: BTreeMap::new(),
+            gauges: BTreeMap::new(),
             gone: false,
         }
     }
@@ -296,6 +299,17 @@ impl MetricsAggregator {
         }
     }
 
+    /// Set the agent's own gauges (values now, not cumulative) by name; gauges not named keep
+    /// their last value.
+    pub fn set_agent_gauges(&mut self, gauges: &[(&'static str, i64)]) {
+        let Some(agent) = self.resources.get_mut(&AGENT) else {
+            return;
+        };
+        for &(name, value) in gauges {
+            agent.gauges.insert(name, value);
+        }
+    }
+
     /// Observations that went to an overflow series because the series cap was reached.
     pub fn overflowed(&self) -> u64 {
         self.overflow
@@ -311,7 +325,9 @@ impl MetricsAggregator {
         let resource_metrics = self
             .resources
             .iter()
-            .filter(|(_, r)| !r.histograms.is_empty() || !r.counters.is_empty())
+            .filter(|(_, r)| {
+                !r.histograms.is_empty() || !r.counters.is_empty() || !r.gauges.is_empty()
+            })
             .map(|(&id, r)| ResourceMetrics {
                 resource: Some(self.resource(id, r)),
                 scope_metrics: vec![ScopeMetrics {
@@ -658,7 +674,34 @@ fn resource_metrics(r: &ResourceEntry, now_ns: u64) -> Vec<Metric> {
             ..Metric::default()
         });
     }
+    for (name, value) in &r.gauges {
+        metrics.push(Metric {
+            name: (*name).to_owned(),
+            unit: gauge_unit(name).to_owned(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    time_unix_nano: now_ns,
+                    value: Some(number_data_point::Value::AsInt(*value)),
+                    ..NumberDataPoint::default()
+                }],
+            })),
+            ..Metric::default()
+        });
+    }
     metrics
+}
+
+/// Unit of an agent gauge, from its name (`...bytes`, `...connections...`, ...).
+fn gauge_unit(name: &str) -> &'static str {
+    if name.ends_with("bytes") {
+        semconv::UNIT_BYTES
+    } else if name.contains("connections") {
+        "{connection}"
+    } else if name.contains("processes") {
+        "{process}"
+    } else {
+        semconv::UNIT_EVENTS
+    }
 }
 
 /// Data points in a metrics request (histogram and number points).
@@ -910,6 +953,44 @@ mod tests {
             ("server.address", "10.0.0.3"),
             ("server.port", "6379"),
         ])));
+    }
+
+    #[test]
+    fn agent_gauges_are_gauges_with_their_last_value() {
+        let mut agg = MetricsAggregator::new(process(99));
+        agg.set_agent_gauges(&[
+            ("wirelens.connections.tracked", 40),
+            ("wirelens.export.spool.bytes", 1),
+        ]);
+        agg.set_agent_gauges(&[("wirelens.connections.tracked", 3)]);
+        let request = agg.export_request(10_000);
+        assert_eq!(
+            request.resource_metrics.len(),
+            1,
+            "the agent's Resource only"
+        );
+        let gauges: Vec<(&str, &str, i64)> = request.resource_metrics[0].scope_metrics[0]
+            .metrics
+            .iter()
+            .map(|m| match &m.data {
+                Some(Data::Gauge(g)) => {
+                    let v = match g.data_points[0].value {
+                        Some(number_data_point::Value::AsInt(v)) => v,
+                        _ => -1,
+                    };
+                    assert_eq!(g.data_points[0].time_unix_nano, 10_000);
+                    (m.name.as_str(), m.unit.as_str(), v)
+                }
+                _ => ("not a gauge", "", 0),
+            })
+            .collect();
+        assert_eq!(
+            gauges,
+            [
+                ("wirelens.connections.tracked", "{connection}", 3),
+                ("wirelens.export.spool.bytes", "By", 1)
+            ]
+        );
     }
 
     #[test]

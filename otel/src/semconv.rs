@@ -309,3 +309,18 @@ pub const JVM_GC_NAME: &str = "jvm.gc.name";
 pub const WIRELENS_JVM_GC_COUNT: &str = "wirelens.jvm.gc.count";
 /// Time spent in collections per collector (s, monotonic).
 pub const WIRELENS_JVM_GC_TIME: &str = "wirelens.jvm.gc.time";
+
+/// Gauge: encoded bytes of span requests waiting in the export spool.
+pub const WIRELENS_EXPORT_SPOOL_BYTES: &str = "wirelens.export.spool.bytes";
+/// Gauge: span requests waiting in the export spool.
+pub const WIRELENS_EXPORT_SPOOL_REQUESTS: &str = "wirelens.export.spool.requests";
+/// Gauge: observations waiting in the exporter's queue.
+pub const WIRELENS_EXPORT_QUEUE_OBSERVATIONS: &str = "wirelens.export.queue.observations";
+/// Gauge: connections the agent tracks now.
+pub const WIRELENS_CONNECTIONS_TRACKED: &str = "wirelens.connections.tracked";
+/// Gauge: bytes buffered in tracked connections (not yet parsed).
+pub const WIRELENS_CONNECTIONS_BUFFERED_BYTES: &str = "wirelens.connections.buffered_bytes";
+/// Gauge: processes in the agent's process cache.
+pub const WIRELENS_PROCESSES_CACHED: &str = "wirelens.processes.cached";
+/// Gauge: the agent's resident memory.
+pub const WIRELENS_MEMORY_RSS_BYTES: &str = "wirelens.memory.rss_bytes";

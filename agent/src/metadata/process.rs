@@ -177,7 +177,17 @@ impl ProcessCache {
         );
     }
 
-    /// Every process cached now.
+    /// Processes cached now.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no process is cached.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every cached process.
     pub fn all(&self) -> Vec<Arc<ProcessInfo>> {
         self.entries.values().map(|e| e.info.clone()).collect()
     }

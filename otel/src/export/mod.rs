@@ -244,6 +244,10 @@ fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn sub(counter: &AtomicU64, n: u64) {
     counter.fetch_sub(n, Ordering::Relaxed);
 }
@@ -252,6 +256,8 @@ fn sub(counter: &AtomicU64, n: u64) {
 struct Shared {
     counters: Counters,
     agent_counters: Mutex<Vec<(&'static str, u64)>>,
+    /// The agent's own gauges (values now), by name.
+    agent_gauges: Mutex<Vec<(&'static str, i64)>>,
     /// The latest metrics of each source outside the aggregator (JVM...), by source name.
     source_metrics: Mutex<Vec<(&'static str, Vec<ResourceMetrics>)>>,
     /// The traces spool, once the exporter has one.
@@ -289,6 +295,20 @@ impl Shared {
             .iter()
             .flat_map(|(_, m)| m.iter().cloned())
             .collect()
+    }
+
+    /// Merge `gauges` into the agent's gauges by name.
+    fn set_agent_gauges(&self, gauges: Vec<(&'static str, i64)>) {
+        let mut current = match self.agent_gauges.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (name, value) in gauges {
+            match current.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = value,
+                None => current.push((name, value)),
+            }
+        }
     }
 
     /// Merge `counters` into the agent's counters by name.
@@ -352,6 +372,13 @@ impl ExportHandle {
     /// the agent's Resource at each metrics export. Counters not named keep their last value.
     pub fn set_agent_counters(&self, counters: Vec<(&'static str, u64)>) {
         self.shared.set_agent_counters(counters);
+    }
+
+    /// Set the agent's own gauges (`wirelens.*` values now: tracked connections, cached
+    /// processes), exported as gauges under the agent's Resource at each metrics export.
+    /// Gauges not named keep their last value.
+    pub fn set_agent_gauges(&self, gauges: Vec<(&'static str, i64)>) {
+        self.shared.set_agent_gauges(gauges);
     }
 
     /// Set the metrics of a source that keeps its own cumulative state (the JVM reader): they
@@ -418,6 +445,11 @@ impl ExportMonitor {
     /// As [`ExportHandle::set_agent_counters`].
     pub fn set_agent_counters(&self, counters: Vec<(&'static str, u64)>) {
         self.shared.set_agent_counters(counters);
+    }
+
+    /// As [`ExportHandle::set_agent_gauges`].
+    pub fn set_agent_gauges(&self, gauges: Vec<(&'static str, i64)>) {
+        self.shared.set_agent_gauges(gauges);
     }
 
     /// As [`ExportHandle::set_source_metrics`].
@@ -542,6 +574,7 @@ fn start(
         metric_requests,
         reads,
         shared: Arc::clone(&shared),
+        queued: 0,
     };
     let mut tasks = vec![handle.spawn(collector.run(
         obs_rx,
@@ -577,6 +610,8 @@ struct Collector {
     /// Questions from [`MetricsReader`]s, when there is a reader.
     reads: Option<mpsc::Receiver<oneshot::Sender<ExportMetricsServiceRequest>>>,
     shared: Arc<Shared>,
+    /// Observations waiting in the queue when the last metrics request was built.
+    queued: usize,
 }
 
 impl Collector {
@@ -600,8 +635,12 @@ impl Collector {
                 // A dropped ExportHandle stops the exporter too.
                 _ = &mut stop => break,
                 _ = flush.tick() => self.flush(false).await,
-                _ = export.tick() => self.export_metrics(false).await,
+                _ = export.tick() => {
+                    self.queued = rx.len();
+                    self.export_metrics(false).await;
+                }
                 Some(answer) = recv_read(&mut reads) => {
+                    self.queued = rx.len();
                     // The reader may have given up waiting; nothing to do then.
                     let _ = answer.send(self.metrics_request());
                 }
@@ -714,6 +753,27 @@ impl Collector {
             ),
         ]);
         aggregator.set_agent_counters(&counters);
+        let mut gauges = match self.shared.agent_gauges.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let (spooled_bytes, spooled_requests) = self
+            .shared
+            .spool
+            .get()
+            .map_or((0, 0), |spool| spool.occupancy());
+        gauges.extend([
+            (semconv::WIRELENS_EXPORT_SPOOL_BYTES, to_i64(spooled_bytes)),
+            (
+                semconv::WIRELENS_EXPORT_SPOOL_REQUESTS,
+                to_i64(spooled_requests),
+            ),
+            (
+                semconv::WIRELENS_EXPORT_QUEUE_OBSERVATIONS,
+                to_i64(self.queued),
+            ),
+        ]);
+        aggregator.set_agent_gauges(&gauges);
         let mut request = aggregator.export_request(crate::unix_now_ns());
         // Sources with their own cumulative state (the JVM reader) go out as they are.
         request

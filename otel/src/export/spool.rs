@@ -67,6 +67,12 @@ impl Spool {
         }
     }
 
+    /// Encoded bytes and requests held now.
+    pub fn occupancy(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.bytes, inner.queue.len())
+    }
+
     /// Append `item` (newest last); returns the spans dropped to keep the byte limit (the
     /// oldest requests, or `item` itself when it alone is larger than the limit).
     pub fn push(&self, item: Spooled) -> u64 {
