@@ -161,6 +161,7 @@ pub fn run(
     let mut rate = EventRate::new(Instant::now());
     // Whether the last check found memory pressure (log once per episode).
     let mut pressed = false;
+    let mut trim = TrimAfterShrink::default();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         {
@@ -185,6 +186,9 @@ pub fn run(
                 last_tick = now;
                 clock = Clock::new();
                 tracker.tick(clock.to_unix(Clock::monotonic_now()), &mut cx);
+                if trim.shrunk(tracker.len()) {
+                    release_freed_memory();
+                }
                 cx.processes.expire(now);
                 stats
                     .container_metadata_failures
@@ -233,6 +237,29 @@ pub fn run(
 
 /// The memory limiter's check: shed connections (and at the hard limit queued exports too)
 /// when the agent presses against `--memory-limit`.
+/// Says when the connection table has shrunk enough since its peak that the memory freed is
+/// worth handing back to the system (glibc keeps freed heap otherwise: after 10,000
+/// connections closed, the resident set would stay at its peak).
+#[derive(Debug, Default)]
+struct TrimAfterShrink {
+    peak: usize,
+}
+
+impl TrimAfterShrink {
+    /// Connections gone since the peak before a trim is worth its cost.
+    const MIN_GONE: usize = 1000;
+
+    /// Note `tracked` now; true when a trim is due (then the peak starts again from here).
+    fn shrunk(&mut self, tracked: usize) -> bool {
+        self.peak = self.peak.max(tracked);
+        if self.peak - tracked >= Self::MIN_GONE && tracked <= self.peak / 2 {
+            self.peak = tracked;
+            return true;
+        }
+        false
+    }
+}
+
 fn shed_if_pressed(
     limiter: &MemoryLimiter,
     tracker: &mut ConnTracker,
@@ -336,6 +363,20 @@ fn drain(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn trims_once_after_the_table_halves() {
+        let mut trim = super::TrimAfterShrink::default();
+        assert!(!trim.shrunk(10_000));
+        assert!(!trim.shrunk(6_000), "not yet half");
+        assert!(trim.shrunk(4_000));
+        assert!(!trim.shrunk(3_000), "the peak restarts at 4,000");
+        assert!(
+            trim.shrunk(500),
+            "3,500 gone since the last trim, and below half"
+        );
+        assert!(!trim.shrunk(100), "fewer than 1,000 gone since");
+    }
+
     use super::*;
 
     #[test]
