@@ -26,8 +26,8 @@ use aya_ebpf::{
 };
 use wirelens_ebpf::{
     ConnState, DATA_HEADER_LEN, DataEvent, DataHeader, EventKind, MAX_CAPTURE, MAX_IOV,
-    SMALL_CAPTURE, SmallDataEvent, TINY_CAPTURE, counter, data_flags, direction, filter, ip_proto,
-    syscall_nr as nr, tls_op, tls_state, verdict,
+    SMALL_CAPTURE, SmallDataEvent, SockStateEvent, TINY_CAPTURE, counter, data_flags, direction,
+    filter, ip_proto, syscall_nr as nr, tls_op, tls_state, verdict,
 };
 
 use crate::{config, maps};
@@ -94,6 +94,9 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
     }
     let pid_tgid = bpf_get_current_pid_tgid();
     let Some(comm) = process_filter(pid_tgid) else {
+        if is_agent(pid_tgid) {
+            note_agent_socket(sk, family);
+        }
         maps::count(counter::FILTERED, 1);
         return;
     };
@@ -365,6 +368,93 @@ pub fn take_position(dir: u32, tx_pos: &mut u64, rx_pos: &mut u64, len: u64) -> 
     let p = *pos;
     *pos = p + len;
     p
+}
+
+/// Whether the calling thread belongs to the agent itself.
+#[inline(always)]
+fn is_agent(pid_tgid: u64) -> bool {
+    let tgid = (if config::filters() & filter::PIDNS != 0 {
+        match ns_pid_tgid() {
+            Some(id) => id,
+            None => return false,
+        }
+    } else {
+        pid_tgid
+    } >> 32) as u32;
+    tgid == config::agent_tgid()
+}
+
+/// The agent's own socket, seen for the first time: mark it ignored and tell user space its
+/// local end, so that the other end (a collector on this host, in any network namespace) is
+/// excluded by who it talks to, not by port. One socket-storage lookup per agent call; the
+/// agent's own traffic is its export, a few calls a second.
+#[inline(always)]
+fn note_agent_socket(sk: *const u8, family: u16) {
+    // SAFETY: as in `on_sock_io`: `CONNS` is a socket-storage map, `sk` the BTF socket.
+    let conn = unsafe {
+        bpf_sk_storage_get(
+            core::ptr::from_ref(&maps::CONNS).cast_mut().cast(),
+            sk.cast_mut().cast(),
+            core::ptr::null_mut(),
+            BPF_SK_STORAGE_GET_F_CREATE,
+        )
+    } as *mut ConnState;
+    if conn.is_null() {
+        return;
+    }
+    // SAFETY: this socket's storage; a lost race only sends the event twice.
+    unsafe {
+        if (*conn).verdict != verdict::UNKNOWN {
+            return;
+        }
+        (*conn).verdict = verdict::IGNORE;
+    }
+    let Some(mut entry) = maps::EVENTS.reserve::<SockStateEvent>(0) else {
+        maps::count(counter::RING_FULL, 1);
+        return;
+    };
+    let mut ev = SockStateEvent {
+        kind: EventKind::AgentSocket as u32,
+        old_state: 0,
+        new_state: 0,
+        family,
+        sport: 0,
+        dport: 0,
+        _pad: [0; 3],
+        sk: sk as u64,
+        // SAFETY: helper without arguments.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        saddr: [0; 16],
+        daddr: [0; 16],
+    };
+    // SAFETY: BTF-checked loads from `struct sock_common`, as in `udp_addrs`.
+    unsafe {
+        let at32 = |off: usize| core::ptr::read_volatile(sk.add(off) as *const u32);
+        ev.sport = core::ptr::read_volatile(sk.add(SKC_NUM) as *const u16);
+        ev.dport = u16::from_be(core::ptr::read_volatile(sk.add(SKC_DPORT) as *const u16));
+        let (local, peer) = if family == AF_INET {
+            ([at32(SKC_RCV_SADDR), 0, 0, 0], [at32(SKC_DADDR), 0, 0, 0])
+        } else {
+            (
+                [
+                    at32(SKC_V6_RCV_SADDR),
+                    at32(SKC_V6_RCV_SADDR + 4),
+                    at32(SKC_V6_RCV_SADDR + 8),
+                    at32(SKC_V6_RCV_SADDR + 12),
+                ],
+                [
+                    at32(SKC_V6_DADDR),
+                    at32(SKC_V6_DADDR + 4),
+                    at32(SKC_V6_DADDR + 8),
+                    at32(SKC_V6_DADDR + 12),
+                ],
+            )
+        };
+        ev.saddr = core::mem::transmute::<[u32; 4], [u8; 16]>(local);
+        ev.daddr = core::mem::transmute::<[u32; 4], [u8; 16]>(peer);
+    }
+    entry.write(ev);
+    entry.submit(0);
 }
 
 /// Whether the calling process passes the pid-namespace, pid, cgroup and comm filters (never the

@@ -33,6 +33,10 @@ pub enum EventKind {
     ProcFork = 5,
     /// [`TlsAssocEvent`]: a TLS connection read through memory BIOs learnt its socket.
     TlsAssoc = 6,
+    /// [`SockStateEvent`] (states zero): the agent's own process moved data on this socket
+    /// for the first time; its local end is `saddr`/`sport`. Whoever is at the other end (a
+    /// collector on this host) is talking to the agent, and is not traced.
+    AgentSocket = 7,
 }
 
 impl EventKind {
@@ -45,6 +49,7 @@ impl EventKind {
             4 => Some(Self::ProcExit),
             5 => Some(Self::ProcFork),
             6 => Some(Self::TlsAssoc),
+            7 => Some(Self::AgentSocket),
             _ => None,
         }
     }

@@ -27,9 +27,10 @@ use wirelens_otel::{Observation, ProcessInfo, export::ObservationSender};
 
 use crate::{
     clock::Clock,
-    conntrack::{ConnTracker, Context},
+    conntrack::{self, ConnTracker, Context},
     memlimit::{self, MemoryLimiter, Pressure, release_freed_memory},
     metadata::{process::ProcessCache, sockets},
+    own_sockets::OwnSockets,
     probes::{Probes, cgroup_filter::CgroupFilter, uprobes::UprobeThread},
     reader::{Event, decode},
     sinks::live::LiveSender,
@@ -78,6 +79,7 @@ struct Cx<'a> {
     ports: &'a [u16],
     sinks: &'a Sinks,
     stats: &'a Stats,
+    own: &'a mut OwnSockets,
 }
 
 impl Context for Cx<'_> {
@@ -95,7 +97,7 @@ impl Context for Cx<'_> {
             return self.ports.is_empty();
         };
         let own = |a: SocketAddr| a.ip().is_loopback() && self.sinks.self_ports.contains(&a.port());
-        if own(local) || own(peer) {
+        if own(local) || own(peer) || self.own.is_own(peer) {
             Stats::add(&self.stats.self_traffic, 1);
             return false;
         }
@@ -105,6 +107,11 @@ impl Context for Cx<'_> {
     }
 
     fn emit(&mut self, observation: Observation) {
+        // The collector's first bytes can precede the agent's report of its own socket.
+        if observation.peer.is_some_and(|peer| self.own.is_own(peer)) {
+            Stats::add(&self.stats.self_traffic, 1);
+            return;
+        }
         if let Some(live) = &self.sinks.live {
             live.send(&observation);
         }
@@ -162,6 +169,7 @@ pub fn run(
     // Whether the last check found memory pressure (log once per episode).
     let mut pressed = false;
     let mut trim = TrimAfterShrink::default();
+    let mut own = OwnSockets::default();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         {
@@ -171,6 +179,7 @@ pub fn run(
                 ports: &ports,
                 sinks: &sinks,
                 stats: &stats,
+                own: &mut own,
             };
             let drained = drain(
                 &mut events,
@@ -351,6 +360,7 @@ fn drain(
             Ok(Event::ProcExit(ev)) => cx.processes.on_exit(ev.tgid),
             Ok(Event::ProcFork(ev)) => cx.processes.on_fork(ev.parent, ev.tgid),
             Ok(Event::TlsAssoc(ev)) => tracker.on_tls_assoc(&ev, cx),
+            Ok(Event::AgentSocket(ev)) => cx.own.add(conntrack::addrs(&ev).0),
             Err(err) => {
                 Stats::add(&stats.decode_errors, 1);
                 tracing::debug!(%err, "undecodable ring-buffer record");

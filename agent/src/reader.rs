@@ -24,6 +24,8 @@ pub enum Event<'a> {
     ProcFork(ProcEvent),
     /// A TLS connection keyed by its `SSL *` learnt its socket.
     TlsAssoc(TlsAssocEvent),
+    /// The agent's own process used this socket for the first time.
+    AgentSocket(SockStateEvent),
 }
 
 /// Why a record could not be decoded (each is counted, never fatal).
@@ -80,6 +82,7 @@ pub fn decode(buf: &[u8]) -> Result<Event<'_>, DecodeError> {
         Some(EventKind::ProcExit) => Ok(Event::ProcExit(read(buf, kind)?)),
         Some(EventKind::ProcFork) => Ok(Event::ProcFork(read(buf, kind)?)),
         Some(EventKind::TlsAssoc) => Ok(Event::TlsAssoc(read(buf, kind)?)),
+        Some(EventKind::AgentSocket) => Ok(Event::AgentSocket(read(buf, kind)?)),
         None => Err(DecodeError::UnknownKind(kind)),
     }
 }

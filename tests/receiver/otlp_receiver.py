@@ -73,6 +73,10 @@ SIGNALS = {
 }
 
 
+
+# The address both servers listen on (--bind).
+BIND = "127.0.0.1"
+
 def log(msg):
     print(f"otlp_receiver: {msg}", file=sys.stderr, flush=True)
 
@@ -161,9 +165,9 @@ def start_grpc(port, sink, tls=None):
             root_certificates=read(tls.tls_client_ca),
             require_client_auth=True,
         )
-        bound = server.add_secure_port(f"127.0.0.1:{port}", credentials)
+        bound = server.add_secure_port(f"{BIND}:{port}", credentials)
     else:
-        bound = server.add_insecure_port(f"127.0.0.1:{port}")
+        bound = server.add_insecure_port(f"{BIND}:{port}")
     if bound == 0:
         raise SystemExit(f"otlp_receiver: cannot bind gRPC port {port}")
     server.start()
@@ -255,7 +259,7 @@ def make_http_handler(sink):
 
 
 def start_http(port, sink, tls=None):
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_http_handler(sink))
+    server = ThreadingHTTPServer((BIND, port), make_http_handler(sink))
     server.daemon_threads = True
     if tls:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -293,7 +297,10 @@ def main():
         "--tls-client-ca",
         help="require a client certificate signed by this CA (PEM); with --tls-cert",
     )
+    parser.add_argument("--bind", default="127.0.0.1", help="address both servers listen on")
     args = parser.parse_args()
+    global BIND
+    BIND = args.bind
 
     tls = args if args.tls_cert else None
     if tls and not (args.tls_key and args.tls_client_ca):

@@ -41,6 +41,8 @@ pub struct Receiver {
     out: PathBuf,
     grpc_port: u16,
     http_port: u16,
+    /// The address it listens on (127.0.0.1 unless started in a network namespace).
+    host: String,
 }
 
 impl Receiver {
@@ -68,6 +70,12 @@ impl Receiver {
         Self::spawn_on(grpc_port, 0, "all", None)
     }
 
+    /// Starts a receiver inside the network namespace `netns`, listening on `host` (an
+    /// address of that namespace): a collector that is not on the agent's loopback.
+    pub fn start_in_netns(netns: &str, host: &str) -> Self {
+        Self::spawn_full(0, 0, "all", None, Some((netns, host)))
+    }
+
     fn spawn(fail_first: u32, fail_signal: &str) -> Self {
         Self::spawn_on(0, fail_first, fail_signal, None)
     }
@@ -78,6 +86,17 @@ impl Receiver {
         fail_signal: &str,
         tls: Option<&MtlsFiles>,
     ) -> Self {
+        Self::spawn_full(grpc_port, fail_first, fail_signal, tls, None)
+    }
+
+    fn spawn_full(
+        grpc_port: u16,
+        fail_first: u32,
+        fail_signal: &str,
+        tls: Option<&MtlsFiles>,
+        netns: Option<(&str, &str)>,
+    ) -> Self {
+        let host = netns.map_or("127.0.0.1", |(_, host)| host).to_string();
         let dir = tempfile::Builder::new()
             .prefix("wirelens-receiver-")
             .tempdir()
@@ -86,8 +105,17 @@ impl Receiver {
         let raw = dir.path().join("raw.bin");
         let log = dir.path().join("receiver.log");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("receiver/otlp_receiver.py");
-        let mut child = Command::new(python())
+        let mut command = match netns {
+            Some((ns, _)) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(python());
+                c
+            }
+            None => Command::new(python()),
+        };
+        let mut child = command
             .arg(&script)
+            .args(["--bind", &host])
             .args([
                 "--grpc-port",
                 &grpc_port.to_string(),
@@ -142,17 +170,18 @@ impl Receiver {
             out,
             grpc_port,
             http_port,
+            host,
         }
     }
 
-    /// `http://127.0.0.1:<grpc port>`.
+    /// `http://<host>:<grpc port>` (host 127.0.0.1 unless in a network namespace).
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.grpc_port)
+        format!("http://{}:{}", self.host, self.grpc_port)
     }
 
-    /// `http://127.0.0.1:<http port>` (the agent appends `/v1/traces`, `/v1/metrics`).
+    /// `http://<host>:<http port>` (the agent appends `/v1/traces`, `/v1/metrics`).
     pub fn http_endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http_port)
+        format!("http://{}:{}", self.host, self.http_port)
     }
 
     /// The environment that points the agent's exporter here over `otlp`.

@@ -589,7 +589,8 @@ fn socket_addr(family: u16, addr: [u8; 16], port: u16) -> SocketAddr {
     SocketAddr::new(ip, port)
 }
 
-fn addrs(ev: &SockStateEvent) -> (SocketAddr, SocketAddr) {
+/// The local and remote ends of a socket event.
+pub fn addrs(ev: &SockStateEvent) -> (SocketAddr, SocketAddr) {
     let ip = |b: [u8; 16]| -> IpAddr {
         if ev.family == 2 {
             IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
