@@ -19,3 +19,4 @@ pub mod reader;
 pub mod replay;
 pub mod sinks;
 pub mod stats;
+pub mod tracecontext;
