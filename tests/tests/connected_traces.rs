@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::Value;
 use wirelens_tests::{
     ClientProcess, DbServer, Done, MetricPoint, Nginx, Scenario, Span, curl, fixture, free_port,
-    histogram_count, python, sum_total,
+    histogram_count, python, server_exe, sum_total,
 };
 
 /// The app's service name (the agent reads it from the app's environment).
@@ -39,6 +39,7 @@ impl App {
     /// The app's log lines after the first, by request number: (thread, pg port, redis port).
     fn requests(&mut self, n: usize) -> BTreeMap<String, (i64, i64, i64)> {
         let lines = self.process.wait_lines(n + 1, Duration::from_secs(60));
+        eprintln!("app log:\n{}", lines.join("\n"));
         lines[1..]
             .iter()
             .map(|l| {
@@ -126,6 +127,7 @@ fn nginx_proxy_to_app_to_databases_is_one_trace_per_request() {
     let [nginx_port, app_port, pg_port, redis_port] = [(); 4].map(|()| free_port());
     let _pg = DbServer::postgres(pg_port);
     let _redis = DbServer::redis(redis_port);
+    let redis_service = server_exe(&_redis);
     let ports = [nginx_port, app_port, pg_port, redis_port]
         .map(|p| p.to_string())
         .join(",");
@@ -161,7 +163,7 @@ fn nginx_proxy_to_app_to_databases_is_one_trace_per_request() {
             s.is_server() && service(s) == APP && s.str_attr("url.path") == path
         });
         let (pg_server, pg_client) = db_pair(&done, "postgres", pg_local);
-        let (redis_server, redis_client) = db_pair(&done, "redis-server", redis_local);
+        let (redis_server, redis_client) = db_pair(&done, &redis_service, redis_local);
         let chain = [
             ("curl", curl_span, ""),
             ("nginx server", nginx_server, curl_span.span_id.as_str()),
@@ -199,7 +201,7 @@ fn nginx_proxy_to_app_to_databases_is_one_trace_per_request() {
         ("curl", "nginx", ""),
         ("nginx", APP, ""),
         (APP, "postgres", "database"),
-        (APP, "redis-server", "database"),
+        (APP, redis_service.as_str(), "database"),
     ] {
         assert_eq!(
             edge_total(m, total, client, server),
@@ -238,6 +240,7 @@ fn thread_per_request_app_under_concurrent_load_parents_only_its_own_calls() {
     let [app_port, pg_port, redis_port] = [(); 3].map(|()| free_port());
     let _pg = DbServer::postgres(pg_port);
     let _redis = DbServer::redis(redis_port);
+    let redis_service = server_exe(&_redis);
     let ports = [app_port, pg_port, redis_port]
         .map(|p| p.to_string())
         .join(",");
@@ -282,7 +285,10 @@ fn thread_per_request_app_under_concurrent_load_parents_only_its_own_calls() {
         let own = one(&done, "the app's server span", |s| {
             s.is_server() && service(s) == APP && s.str_attr("url.path") == path
         });
-        for (server, port) in [("postgres", pg_local), ("redis-server", redis_local)] {
+        for (server, port) in [
+            ("postgres", pg_local),
+            (redis_service.as_str(), redis_local),
+        ] {
             let (_, call) = db_pair(&done, server, port);
             assert_eq!(
                 call.parent_span_id,
