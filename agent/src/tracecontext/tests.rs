@@ -70,12 +70,11 @@ fn run(calls: &[Call]) -> (Vec<TraceLinks>, Arc<Stats>) {
     let mut stage = TraceContext::new(TraceContextConfig::default(), Arc::clone(&stats));
     let t0 = Instant::now();
     let mut out = Vec::new();
-    let mut send = |o: Observation| out.push(o);
     for c in calls {
         let (o, origin) = obs(c);
-        stage.accept(o, origin, t0, &mut send);
+        stage.accept(o, origin, t0, &mut |o| out.push(o));
     }
-    stage.tick(t0 + Duration::from_secs(2), &mut send);
+    stage.tick(t0 + Duration::from_secs(2), &mut |o| out.push(o));
     assert!(out.len() == calls.len(), "all sent after the hold");
     let links = calls
         .iter()
@@ -248,7 +247,6 @@ fn a_traceparent_on_the_wire_wins_and_its_children_follow_it() {
     let mut stage = TraceContext::new(TraceContextConfig::default(), stats);
     let t0 = Instant::now();
     let mut out = Vec::new();
-    let mut send = |o: Observation| out.push(o);
     let server = Call {
         process: Arc::clone(&app),
         role: Role::Server,
@@ -271,15 +269,15 @@ fn a_traceparent_on_the_wire_wins_and_its_children_follow_it() {
         ..server
     };
     let (c, co) = obs(&client);
-    stage.accept(c, co, t0, &mut send);
+    stage.accept(c, co, t0, &mut |o| out.push(o));
     let (mut s, so) = obs(&server);
     if let Detail::Http(h) = &mut s.record.detail {
         h.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
     }
-    stage.accept(s, so, t0, &mut send);
-    stage.tick(t0 + Duration::from_millis(500), &mut send);
+    stage.accept(s, so, t0, &mut |o| out.push(o));
+    stage.tick(t0 + Duration::from_millis(500), &mut |o| out.push(o));
     assert!(out.is_empty(), "held");
-    stage.tick(t0 + Duration::from_secs(1), &mut send);
+    stage.tick(t0 + Duration::from_secs(1), &mut |o| out.push(o));
     assert_eq!(out.len(), 2);
     let wire_trace = [
         0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47,
@@ -306,7 +304,6 @@ fn a_full_table_sends_early_and_counts() {
     let mut stage = TraceContext::new(config, Arc::clone(&stats));
     let t0 = Instant::now();
     let mut out = Vec::new();
-    let mut send = |o: Observation| out.push(o);
     for i in 0..5 {
         let (o, origin) = obs(&Call {
             process: process(1, "c"),
@@ -319,7 +316,7 @@ fn a_full_table_sends_early_and_counts() {
             position: i,
             status: 200,
         });
-        stage.accept(o, origin, t0, &mut send);
+        stage.accept(o, origin, t0, &mut |o| out.push(o));
     }
     assert_eq!(out.len(), 3);
     assert!(stage.len() <= 2);
@@ -329,7 +326,7 @@ fn a_full_table_sends_early_and_counts() {
             .load(std::sync::atomic::Ordering::Relaxed),
         3
     );
-    stage.flush(&mut send);
+    stage.flush(&mut |o| out.push(o));
     assert_eq!(out.len(), 5);
 }
 
