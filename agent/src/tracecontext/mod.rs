@@ -52,7 +52,7 @@ use windows::{Nesting, ThreadWindows, Window};
 /// Default time a record waits for the records it connects to.
 pub const DEFAULT_HOLD: Duration = Duration::from_millis(1000);
 /// Default number of records held.
-pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
+pub const DEFAULT_MAX_ENTRIES: usize = 50_000;
 
 /// Configuration of the trace-context stage.
 ///
@@ -306,7 +306,7 @@ impl TraceContext {
             }
         }
         // Sent records stay for lookups (a late partner, an overlapping window) a while.
-        let keep = hold * 2 + max_wait;
+        let keep = hold * 2;
         while let Some(&seq) = self.arrivals.front() {
             let Some(e) = self.entries.get(&seq) else {
                 self.arrivals.pop_front();
