@@ -294,9 +294,10 @@ fn check_parents(done: &Done, spans: &[&Span], want: &[(&str, usize)], who: &str
     for span in spans.iter().filter(|s| !has_message_parent(s)) {
         assert_ne!(span.trace_id, TRACE_ID, "{}", span.summary());
         let parent_ok = span.parent_span_id.is_empty()
-            || done.spans.iter().any(|p| {
-                p.span_id == span.parent_span_id && p.trace_id == span.trace_id && p.is_client()
-            });
+            || done
+                .spans
+                .iter()
+                .any(|p| p.span_id == span.parent_span_id && p.trace_id == span.trace_id);
         assert!(parent_ok, "{}", span.summary());
     }
 }
