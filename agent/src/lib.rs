@@ -20,3 +20,4 @@ pub mod reader;
 pub mod replay;
 pub mod sinks;
 pub mod stats;
+pub mod tracecontext;

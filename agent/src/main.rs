@@ -24,6 +24,7 @@ use wirelens::{
     pipeline::{self, Reporting, Sinks},
     privileges, probes, profile, replay, sinks,
     stats::{ExportCounts, Stats},
+    tracecontext::TraceContextConfig,
 };
 
 /// How long shutdown waits for the exporter to flush.
@@ -132,6 +133,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         _ => None,
     };
 
+    let trace_context = TraceContextConfig::from_lookup(&|k| std::env::var(k).ok())
+        .context("invalid trace-context settings")?;
     let probes = probes::Probes::load(&settings)?;
     let stats = Arc::new(Stats::default());
 
@@ -167,6 +170,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             live,
             otlp: otlp_sender,
             self_ports,
+            trace_context,
         };
         let ports = settings.ports.clone();
         let max = settings.max_connections;

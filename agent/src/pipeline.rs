@@ -27,7 +27,7 @@ use wirelens_otel::{Observation, ProcessInfo, export::ObservationSender};
 
 use crate::{
     clock::Clock,
-    conntrack::{self, ConnTracker, Context},
+    conntrack::{self, CallOrigin, ConnTracker, Context},
     memlimit::{self, MemoryLimiter, Pressure, release_freed_memory},
     metadata::{process::ProcessCache, sockets},
     own_sockets::OwnSockets,
@@ -35,6 +35,7 @@ use crate::{
     reader::{Event, decode},
     sinks::live::LiveSender,
     stats::{ExportCounts, Levels, Snapshot, Stats},
+    tracecontext::{TraceContext, TraceContextConfig},
 };
 
 /// How long the reader sleeps between drains of a quiet ring.
@@ -59,6 +60,8 @@ pub struct Sinks {
     pub otlp: Option<ObservationSender>,
     /// Local ports of our own OTLP endpoints: the collector's side of our exports is not traced.
     pub self_ports: Vec<u16>,
+    /// The trace-context stage in front of the OTLP exporter (runs only when exporting).
+    pub trace_context: TraceContextConfig,
 }
 
 /// Hooks for counters: the exporter's counts in, snapshots out.
@@ -80,6 +83,16 @@ struct Cx<'a> {
     sinks: &'a Sinks,
     stats: &'a Stats,
     own: &'a mut OwnSockets,
+    trace: Option<&'a mut TraceContext>,
+}
+
+/// Queue one observation for OTLP export, counting it when the queue is full.
+fn to_otlp(sinks: &Sinks, stats: &Stats, observation: Observation) {
+    if let Some(otlp) = &sinks.otlp
+        && !otlp.try_send(observation)
+    {
+        Stats::add(&stats.export_queue_dropped, 1);
+    }
 }
 
 impl Context for Cx<'_> {
@@ -115,10 +128,23 @@ impl Context for Cx<'_> {
         if let Some(live) = &self.sinks.live {
             live.send(&observation);
         }
-        if let Some(otlp) = &self.sinks.otlp
-            && !otlp.try_send(observation)
-        {
-            Stats::add(&self.stats.export_queue_dropped, 1);
+        to_otlp(self.sinks, self.stats, observation);
+    }
+
+    fn emit_traced(&mut self, observation: Observation, origin: CallOrigin) {
+        if observation.peer.is_some_and(|peer| self.own.is_own(peer)) {
+            Stats::add(&self.stats.self_traffic, 1);
+            return;
+        }
+        if let Some(live) = &self.sinks.live {
+            live.send(&observation);
+        }
+        let (sinks, stats) = (self.sinks, self.stats);
+        match self.trace.as_deref_mut() {
+            Some(trace) => trace.accept(observation, origin, Instant::now(), &mut |o| {
+                to_otlp(sinks, stats, o)
+            }),
+            None => to_otlp(sinks, stats, observation),
         }
     }
 }
@@ -160,6 +186,8 @@ pub fn run(
         }
     }
     let mut tracker = ConnTracker::new(max_conns, stats.clone());
+    let mut trace = (sinks.otlp.is_some() && sinks.trace_context.enabled)
+        .then(|| TraceContext::new(sinks.trace_context, stats.clone()));
 
     let mut clock = Clock::new();
     let fd = events.as_raw_fd();
@@ -180,6 +208,7 @@ pub fn run(
                 sinks: &sinks,
                 stats: &stats,
                 own: &mut own,
+                trace: trace.as_mut(),
             };
             let drained = drain(
                 &mut events,
@@ -197,6 +226,9 @@ pub fn run(
                 tracker.tick(clock.to_unix(Clock::monotonic_now()), &mut cx);
                 if trim.shrunk(tracker.len()) {
                     release_freed_memory();
+                }
+                if let Some(trace) = cx.trace.as_deref_mut() {
+                    trace.tick(now, &mut |o| to_otlp(&sinks, &stats, o));
                 }
                 cx.processes.expire(now);
                 stats
@@ -216,6 +248,9 @@ pub fn run(
             }
             if stopping {
                 tracker.close_all(clock.to_unix(Clock::monotonic_now()), &mut cx);
+                if let Some(trace) = cx.trace.as_deref_mut() {
+                    trace.flush(&mut |o| to_otlp(&sinks, &stats, o));
+                }
             }
         }
         if last_publish.elapsed() >= PUBLISH || stopping {

@@ -48,6 +48,16 @@ pub struct Stats {
     pub k8s_metadata_misses: AtomicU64,
     /// Kubernetes API calls that failed (list, watch, owner lookups).
     pub k8s_api_failures: AtomicU64,
+    /// Client spans given a server span of their own thread as parent.
+    pub trace_local_parents: AtomicU64,
+    /// Server spans given their traced client's span as parent.
+    pub trace_remote_parents: AtomicU64,
+    /// Client spans left as roots: more than one server request was open on their thread.
+    pub trace_ambiguous: AtomicU64,
+    /// Spans sent on early because the trace-context table was full (their links may be missing).
+    pub trace_evicted: AtomicU64,
+    /// Spans sent as roots because their parent never came out of the trace-context stage.
+    pub trace_orphaned: AtomicU64,
     /// Parser losses, by [`Loss`].
     pub parse_losses: [AtomicU64; Loss::ALL.len()],
     /// `replay`: packets read from the capture.
@@ -100,6 +110,11 @@ impl Stats {
             memory_shed_spans: get(&self.memory_shed_spans),
             k8s_metadata_misses: get(&self.k8s_metadata_misses),
             k8s_api_failures: get(&self.k8s_api_failures),
+            trace_local_parents: get(&self.trace_local_parents),
+            trace_remote_parents: get(&self.trace_remote_parents),
+            trace_ambiguous: get(&self.trace_ambiguous),
+            trace_evicted: get(&self.trace_evicted),
+            trace_orphaned: get(&self.trace_orphaned),
             parse_losses: Loss::ALL.map(|l| {
                 let i = Loss::ALL.iter().position(|x| *x == l).unwrap_or(0);
                 (l, get(&self.parse_losses[i]))
@@ -163,6 +178,16 @@ pub struct Snapshot {
     pub k8s_metadata_misses: u64,
     /// Failed Kubernetes API calls.
     pub k8s_api_failures: u64,
+    /// Client spans given a server span of their own thread as parent.
+    pub trace_local_parents: u64,
+    /// Server spans given their traced client's span as parent.
+    pub trace_remote_parents: u64,
+    /// Client spans left as roots: more than one server request was open on their thread.
+    pub trace_ambiguous: u64,
+    /// Spans sent on early because the trace-context table was full (their links may be missing).
+    pub trace_evicted: u64,
+    /// Spans sent as roots because their parent never came out of the trace-context stage.
+    pub trace_orphaned: u64,
     /// Parser losses.
     pub parse_losses: [(Loss, u64); Loss::ALL.len()],
     /// Exporter counts.
@@ -265,6 +290,11 @@ impl Snapshot {
             ("wirelens.memory.shed_spans", self.memory_shed_spans),
             ("wirelens.k8s.metadata_misses", self.k8s_metadata_misses),
             ("wirelens.k8s.api_failures", self.k8s_api_failures),
+            ("wirelens.trace.local_parents", self.trace_local_parents),
+            ("wirelens.trace.remote_parents", self.trace_remote_parents),
+            ("wirelens.trace.ambiguous", self.trace_ambiguous),
+            ("wirelens.trace.evicted", self.trace_evicted),
+            ("wirelens.trace.orphaned", self.trace_orphaned),
             ("wirelens.live_dropped", self.live_dropped),
             // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
             ("wirelens.export.queue_dropped", self.export_queue_dropped),

@@ -42,7 +42,7 @@
 //!         ..HttpRecord::default()
 //!     }),
 //! };
-//! let obs = Observation { record, process, local: None, peer: None, tls: false };
+//! let obs = Observation { record, process, local: None, peer: None, tls: false, trace: None };
 //! let request = spans_request(&[obs]);
 //! assert_eq!(request.resource_spans.len(), 1);
 //! assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].name, "GET");
@@ -66,6 +66,7 @@ pub mod redact;
 pub mod resource;
 mod rpc_attrs;
 pub mod semconv;
+pub mod service_graph;
 #[cfg(test)]
 mod test_util;
 pub mod traces;
@@ -86,6 +87,27 @@ pub struct Observation {
     /// The bytes were TLS plaintext (read through the OpenSSL probes): `url.scheme` is
     /// `https`, and other protocols carry `tls.protocol.name`.
     pub tls: bool,
+    /// Ids given by the agent's trace-context stage (the span's own id, its trace and its
+    /// parent in the same or another traced process), and the service-graph edge it closes.
+    /// `None`: the exporter gives the span a fresh id and trace (or the wire's `traceparent`).
+    pub trace: Option<Box<TraceLinks>>,
+}
+
+/// Where a span sits in a trace, as the agent's trace-context stage decided, and the
+/// service-graph edge whose second span it is.
+///
+/// A `traceparent` read from the wire still wins over `trace_id` and `parent_span_id` when the
+/// span is mapped; the stage gives such a span the wire's trace id, so its children agree.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceLinks {
+    /// The trace.
+    pub trace_id: [u8; 16],
+    /// The span's own id.
+    pub span_id: [u8; 8],
+    /// The parent span, in this process or in the traced peer; `None` for a root.
+    pub parent_span_id: Option<[u8; 8]>,
+    /// The service-graph edge this span completes, if any (see [`service_graph`]).
+    pub edge: Option<service_graph::Edge>,
 }
 
 /// Choices in how records become telemetry.

@@ -37,6 +37,7 @@ use wirelens_parsers::{
     DbRecord, Detail, DnsRecord, HttpRecord, MessagingOperation, MessagingRecord, Role, RpcRecord,
 };
 
+use crate::service_graph::ServiceGraph;
 use crate::{
     Observation, ProcessInfo, db_attrs, dns_attrs, http_attrs, kv, messaging_attrs, rpc_attrs,
     semconv,
@@ -148,6 +149,8 @@ pub struct MetricsAggregator {
     created_ns: u64,
     /// Added to the agent's own Resource (`OTEL_RESOURCE_ATTRIBUTES`), replacing its own.
     agent_attributes: Vec<(String, String)>,
+    /// Service graph edges, under the agent's own Resource.
+    service_graph: ServiceGraph,
 }
 
 impl MetricsAggregator {
@@ -171,6 +174,7 @@ impl MetricsAggregator {
             overflow: 0,
             created_ns: crate::unix_now_ns(),
             agent_attributes: Vec::new(),
+            service_graph: ServiceGraph::default(),
         }
     }
 
@@ -185,6 +189,9 @@ impl MetricsAggregator {
     /// instead. `true` also when the observation has no metric (messaging `process` and
     /// server-side messaging and DNS).
     pub fn record(&mut self, obs: &Observation) -> bool {
+        if let Some(edge) = obs.trace.as_ref().and_then(|t| t.edge.as_ref()) {
+            self.service_graph.add(edge, obs.record.end_ns);
+        }
         let series = match &obs.record.detail {
             Detail::Http(http) => Some(http_series(obs, http)),
             Detail::Db(db) => Some(db_series(obs, db)),
@@ -325,14 +332,23 @@ impl MetricsAggregator {
         let resource_metrics = self
             .resources
             .iter()
-            .filter(|(_, r)| {
-                !r.histograms.is_empty() || !r.counters.is_empty() || !r.gauges.is_empty()
+            .filter(|(id, r)| {
+                !r.histograms.is_empty()
+                    || !r.counters.is_empty()
+                    || !r.gauges.is_empty()
+                    || (**id == AGENT && !self.service_graph.is_empty())
             })
             .map(|(&id, r)| ResourceMetrics {
                 resource: Some(self.resource(id, r)),
                 scope_metrics: vec![ScopeMetrics {
                     scope: Some(crate::traces::scope()),
-                    metrics: resource_metrics(r, now_ns),
+                    metrics: {
+                        let mut metrics = resource_metrics(r, now_ns);
+                        if id == AGENT {
+                            metrics.extend(self.service_graph.metrics(now_ns));
+                        }
+                        metrics
+                    },
                     schema_url: String::new(),
                 }],
                 schema_url: String::new(),

@@ -149,6 +149,21 @@ impl ContainerInfo {
 }
 
 impl ProcessInfo {
+    /// `service.namespace` as the Resource gives it (the Kubernetes namespace), when known.
+    pub fn service_namespace(&self) -> Option<&str> {
+        let from_container = self
+            .container
+            .as_deref()
+            .map(|c| c.k8s_namespace.as_str())
+            .filter(|n| !n.is_empty());
+        from_container.or_else(|| {
+            self.pod
+                .as_deref()
+                .map(|p| p.namespace.as_str())
+                .filter(|n| !n.is_empty())
+        })
+    }
+
     /// The OTLP Resource: `service.name`, `process.*`, `host.name`, the container's
     /// `container.*`, `k8s.*`, `service.namespace` and `service.instance.id` (if any) and
     /// `telemetry.distro.{name,version}` naming wirelens as the producer. Empty strings are left

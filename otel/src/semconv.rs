@@ -324,3 +324,27 @@ pub const WIRELENS_CONNECTIONS_BUFFERED_BYTES: &str = "wirelens.connections.buff
 pub const WIRELENS_PROCESSES_CACHED: &str = "wirelens.processes.cached";
 /// Gauge: the agent's resident memory.
 pub const WIRELENS_MEMORY_RSS_BYTES: &str = "wirelens.memory.rss_bytes";
+// Service graph metrics (Tempo's metrics-generator names, which Grafana's service graph reads).
+
+/// Requests per edge (monotonic).
+pub const SERVICE_GRAPH_REQUEST_TOTAL: &str = "traces_service_graph_request_total";
+/// Failed requests per edge (monotonic).
+pub const SERVICE_GRAPH_REQUEST_FAILED_TOTAL: &str = "traces_service_graph_request_failed_total";
+/// Histogram of the server side's durations per edge (seconds).
+pub const SERVICE_GRAPH_REQUEST_SERVER_SECONDS: &str =
+    "traces_service_graph_request_server_seconds";
+/// Histogram of the client side's durations per edge (seconds).
+pub const SERVICE_GRAPH_REQUEST_CLIENT_SECONDS: &str =
+    "traces_service_graph_request_client_seconds";
+/// Label: the calling service.
+pub const SERVICE_GRAPH_CLIENT: &str = "client";
+/// Label: the called service.
+pub const SERVICE_GRAPH_SERVER: &str = "server";
+/// Label: how they talk (empty, `virtual_node`, `database`, `messaging_system`).
+pub const SERVICE_GRAPH_CONNECTION_TYPE: &str = "connection_type";
+/// Label: the calling service's `service.namespace`.
+pub const SERVICE_GRAPH_CLIENT_NAMESPACE: &str = "client_service_namespace";
+/// Label: the called service's `service.namespace`.
+pub const SERVICE_GRAPH_SERVER_NAMESPACE: &str = "server_service_namespace";
+/// Unit of request counters.
+pub const UNIT_REQUESTS: &str = "{request}";

@@ -143,19 +143,62 @@ pub fn span_with(obs: &Observation, options: &MappingOptions) -> Span {
         span.attributes
             .push(kv::string(semconv::TLS_PROTOCOL_NAME, semconv::TLS));
     }
-    match parent {
-        Some((parent, remote)) => {
+    let links = obs.trace.as_deref();
+    match (parent, links) {
+        (Some((parent, remote)), _) => {
             span.trace_id = parent.trace_id.to_vec();
             span.parent_span_id = parent.parent_id.to_vec();
             span.flags = context_flags(parent.flags, remote);
         }
-        None => {
+        (None, Some(links)) => {
+            span.trace_id = links.trace_id.to_vec();
+            if let Some(parent) = links.parent_span_id {
+                span.parent_span_id = parent.to_vec();
+            }
+            // A parent in another process (the traced client of a server span) is remote.
+            let remote = links.parent_span_id.is_some() && record.role == Role::Server;
+            span.flags = context_flags(0x01, remote);
+        }
+        (None, None) => {
             span.trace_id = nonzero_id::<16>().to_vec();
             span.flags = context_flags(0x01, false);
         }
     }
-    span.span_id = nonzero_id::<8>().to_vec();
+    span.span_id = match links {
+        Some(links) => links.span_id.to_vec(),
+        None => nonzero_id::<8>().to_vec(),
+    };
     span
+}
+
+/// The trace context a record carries on the wire and that [`span_with`] takes as the span's
+/// parent: an HTTP or gRPC `traceparent`, or a message's creation context where the
+/// messaging conventions make it the parent. `None` when there is none (or it is invalid).
+pub fn wire_parent(record: &wirelens_parsers::Record) -> Option<TraceParent> {
+    match &record.detail {
+        Detail::Http(http) => http.traceparent.as_deref().and_then(parse_traceparent),
+        Detail::Rpc(rpc) => rpc.traceparent.as_deref().and_then(parse_traceparent),
+        Detail::Messaging(m) => match messaging_attrs::context_use(record.role, m) {
+            messaging_attrs::ContextUse::Parent { .. } => {
+                m.traceparent.as_deref().and_then(parse_traceparent)
+            }
+            messaging_attrs::ContextUse::Link => None,
+        },
+        Detail::Db(_) | Detail::Dns(_) => None,
+    }
+}
+
+/// Whether the record's span has an error status (what [`span_with`] marks with `error.type`
+/// and status `ERROR`): an HTTP 5xx (4xx too for a client), a gRPC error, a database or
+/// messaging error, a DNS error code, or no response.
+pub fn failed(record: &wirelens_parsers::Record) -> bool {
+    match &record.detail {
+        Detail::Http(http) => http_attrs::error_type(record.role, http.status).is_some(),
+        Detail::Rpc(rpc) => rpc_attrs::error_type(record.role, rpc).is_some(),
+        Detail::Db(db) => db_attrs::error_type(db).is_some(),
+        Detail::Messaging(m) => messaging_attrs::error_type(m).is_some(),
+        Detail::Dns(dns) => dns_attrs::error_type(record.role, dns).is_some(),
+    }
 }
 
 /// OTLP span/link flags: the W3C trace flags, plus whether the context is remote.
@@ -572,7 +615,8 @@ fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
-fn nonzero_id<const N: usize>() -> [u8; N] {
+/// A random trace (`N` = 16) or span (`N` = 8) id, never all zero.
+pub fn nonzero_id<const N: usize>() -> [u8; N] {
     loop {
         let id: [u8; N] = rand::random();
         if id != [0; N] {

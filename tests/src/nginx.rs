@@ -38,6 +38,19 @@ pub struct Nginx {
 impl Nginx {
     /// Starts nginx on 127.0.0.1:`port` and waits until the port accepts and the worker runs.
     pub fn start(port: u16) -> Self {
+        Self::start_with(port, "")
+    }
+
+    /// Like [`Nginx::start`], with `location /app/` passed to `http://127.0.0.1:<upstream>`
+    /// (HTTP/1.1, keep-alive to the upstream off: one connection per proxied request).
+    pub fn start_proxy(port: u16, upstream: u16) -> Self {
+        let proxy = format!(
+            "location /app/ {{ proxy_pass http://127.0.0.1:{upstream}; proxy_http_version 1.1; }}"
+        );
+        Self::start_with(port, &proxy)
+    }
+
+    fn start_with(port: u16, proxy: &str) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("wirelens-nginx-")
             .tempdir()
@@ -49,7 +62,8 @@ impl Nginx {
         let conf = CONFIG_TEMPLATE
             .replace("@PREFIX@", &prefix.display().to_string())
             .replace("@TLS_PORT@", &tls_port.to_string())
-            .replace("@PORT@", &port.to_string());
+            .replace("@PORT@", &port.to_string())
+            .replace("#@PROXY@", proxy);
         let conf_path = prefix.join("nginx.conf");
         fs::write(&conf_path, conf).expect("write nginx.conf");
         let error_log = prefix.join("error.log");

@@ -301,11 +301,23 @@ fn traceparent_makes_the_server_span_a_child() {
             done.name
         );
     }
-    // Without the header: a fresh trace, no parent.
+    // Without the header: curl's span starts a fresh trace, and nginx's span is its child
+    // (both ends traced: the agent connects them, see tests/tests/connected_traces.rs).
     for target in ["/index.html?traced", "/index.html?untraced"] {
         let span = server_for(&done, target);
+        let client = client_for(&done, target);
         assert_ne!(span.trace_id, TRACE_ID, "{}: {span:#?}", done.name);
-        assert!(span.parent_span_id.is_empty(), "{}: {span:#?}", done.name);
+        assert!(
+            client.parent_span_id.is_empty(),
+            "{}: {client:#?}",
+            done.name
+        );
+        assert_eq!(span.trace_id, client.trace_id, "{}: {span:#?}", done.name);
+        assert_eq!(
+            span.parent_span_id, client.span_id,
+            "{}: {span:#?}",
+            done.name
+        );
     }
     let _ = (run, traced_run);
 }

@@ -8,6 +8,7 @@
 //! reordering holds (see [`stream`]) and what an unfinished frame needs inside the parser.
 
 mod inference;
+pub mod marks;
 pub mod stream;
 #[cfg(test)]
 mod tls_tests;
@@ -26,6 +27,7 @@ use wirelens_parsers::{Detail, Direction, Output, Parser, Role, infer_datagram, 
 
 use crate::{metadata::sockets::SocketInfo, stats::Stats};
 use inference::{Inferring, MAX_TRIES as MAX_INFER_TRIES, MIN_CONFIDENCE, Verdict};
+use marks::{CallMarks, Mark};
 use stream::{Piece, Stream};
 
 /// Most bytes held for reordering over all connections; past it a stream stops waiting.
@@ -54,6 +56,19 @@ struct Conn {
     pending: Vec<wirelens_parsers::Record>,
     /// The streams are TLS plaintext from the OpenSSL probes.
     tls: bool,
+    /// Threads and positions of the recent calls (for [`CallOrigin`]).
+    marks: CallMarks,
+}
+
+/// Where a record's request began and its response ended, for the trace-context stage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallOrigin {
+    /// Thread that moved the request's first byte (0: unknown).
+    pub request_tid: u32,
+    /// Thread that moved the response's last byte (0: unknown).
+    pub response_tid: u32,
+    /// Stream position of the call that moved the request's first byte, when known.
+    pub request_position: Option<u64>,
 }
 
 /// Things the tracker needs from the rest of the agent.
@@ -66,6 +81,12 @@ pub trait Context {
     fn wanted(&self, addrs: Option<(SocketAddr, SocketAddr)>) -> bool;
     /// A finished exchange.
     fn emit(&mut self, observation: Observation);
+    /// A finished exchange with the threads and position it came from; by default only
+    /// [`Context::emit`].
+    fn emit_traced(&mut self, observation: Observation, origin: CallOrigin) {
+        let _ = origin;
+        self.emit(observation);
+    }
 }
 
 /// Address and role learnt from `inet_sock_set_state`, before the first data event.
@@ -184,6 +205,7 @@ impl ConnTracker {
                     process: None,
                     pending: Vec::new(),
                     tls,
+                    marks: CallMarks::default(),
                 },
             );
         }
@@ -203,6 +225,16 @@ impl ConnTracker {
             Direction::Ingress
         };
         let end = h.flags & data_flags::EOF != 0;
+        if h.len > 0 {
+            conn.marks.push(
+                dir,
+                Mark {
+                    ts,
+                    tid: h.tid,
+                    position: h.position,
+                },
+            );
+        }
         let out = &mut self.out;
         let slot = &mut conn.slot;
         let stream = &mut conn.streams[dir.index()];
@@ -256,6 +288,7 @@ impl ConnTracker {
                     process: None,
                     pending: Vec::new(),
                     tls: false,
+                    marks: CallMarks::default(),
                 },
             );
         }
@@ -276,6 +309,14 @@ impl ConnTracker {
         } else {
             Direction::Ingress
         };
+        conn.marks.push(
+            dir,
+            Mark {
+                ts,
+                tid: h.tid,
+                position: h.position,
+            },
+        );
         if let Slot::Inferring(Inferring { tries, .. }) = &mut conn.slot {
             match infer_datagram(dir, bytes) {
                 Some(guess) if guess.confidence >= MIN_CONFIDENCE => {
@@ -519,13 +560,30 @@ impl ConnTracker {
                 Detail::Dns(dns) => dns.peer.or(conn.peer),
                 _ => conn.peer,
             };
-            cx.emit(Observation {
-                record,
-                process: process.clone(),
-                local: conn.local,
-                peer,
-                tls: conn.tls,
-            });
+            let (request, response) = match record.role {
+                Role::Client => (Direction::Egress, Direction::Ingress),
+                Role::Server => (Direction::Ingress, Direction::Egress),
+            };
+            let first = conn.marks.find(request, record.start_ns);
+            let origin = CallOrigin {
+                request_tid: first.map_or(0, |m| m.tid),
+                response_tid: conn
+                    .marks
+                    .find(response, record.end_ns)
+                    .map_or(0, |m| m.tid),
+                request_position: first.map(|m| m.position),
+            };
+            cx.emit_traced(
+                Observation {
+                    record,
+                    process: process.clone(),
+                    local: conn.local,
+                    peer,
+                    tls: conn.tls,
+                    trace: None,
+                },
+                origin,
+            );
         }
     }
 }
