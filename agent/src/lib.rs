@@ -17,5 +17,6 @@ pub mod probes;
 pub mod profile;
 pub mod reader;
 pub mod replay;
+pub mod resource_metrics;
 pub mod sinks;
 pub mod stats;

@@ -107,7 +107,13 @@ impl Builder {
             .collect()
     }
 
-    fn sum(&mut self, name: &str, unit: &str, monotonic: bool, values: Vec<(Vec<KeyValue>, Value)>) {
+    fn sum(
+        &mut self,
+        name: &str,
+        unit: &str,
+        monotonic: bool,
+        values: Vec<(Vec<KeyValue>, Value)>,
+    ) {
         let data_points = self.points(values);
         self.metrics.push(Metric {
             name: name.to_owned(),
@@ -257,7 +263,12 @@ pub fn container_metrics(
         b.sum(semconv::CONTAINER_CPU_TIME, "s", true, cpu_modes(cpu));
     }
     if let Some(bytes) = f.memory_usage {
-        b.sum(semconv::CONTAINER_MEMORY_USAGE, "By", false, alone(int(bytes)));
+        b.sum(
+            semconv::CONTAINER_MEMORY_USAGE,
+            "By",
+            false,
+            alone(int(bytes)),
+        );
     }
     if let Some(disk) = f.disk {
         b.sum(semconv::CONTAINER_DISK_IO, "By", true, directions(disk));
@@ -308,7 +319,12 @@ pub fn pod_metrics(
         b.sum(semconv::K8S_POD_CPU_TIME, "s", true, cpu_modes(cpu));
     }
     if let Some(bytes) = f.memory_usage {
-        b.sum(semconv::K8S_POD_MEMORY_USAGE, "By", false, alone(int(bytes)));
+        b.sum(
+            semconv::K8S_POD_MEMORY_USAGE,
+            "By",
+            false,
+            alone(int(bytes)),
+        );
     }
     if let Some(faults) = f.faults {
         b.sum(
@@ -390,7 +406,10 @@ mod tests {
         let (io, _) = sum_points(metric(&rm, "process.disk.io"));
         assert_eq!(by(io, "disk.io.direction", "write"), Value::AsInt(64 << 20));
         let (faults, _) = sum_points(metric(&rm, "process.paging.faults"));
-        assert_eq!(by(faults, "system.paging.fault.type", "major"), Value::AsInt(2));
+        assert_eq!(
+            by(faults, "system.paging.fault.type", "major"),
+            Value::AsInt(2)
+        );
         let (switches, _) = sum_points(metric(&rm, "process.context_switches"));
         assert_eq!(
             by(switches, "process.context_switch.type", "involuntary"),
@@ -478,7 +497,11 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["k8s.pod.cpu.time", "k8s.pod.memory.usage", "k8s.pod.paging.faults"]
+            [
+                "k8s.pod.cpu.time",
+                "k8s.pod.memory.usage",
+                "k8s.pod.paging.faults"
+            ]
         );
         let outside = ContainerInfo {
             id: "d".into(),
