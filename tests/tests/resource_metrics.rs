@@ -189,6 +189,8 @@ fn clock_ticks() -> f64 {
 fn metrics_env(receiver: &Receiver) -> Vec<(String, String)> {
     let mut env = receiver.env(Otlp::Grpc);
     env.push(("OTEL_METRIC_EXPORT_INTERVAL".into(), "1000".into()));
+    // The harness turns them off for every other test.
+    env.push(("WIRELENS_RESOURCE_METRICS".into(), "true".into()));
     env
 }
 
