@@ -122,6 +122,11 @@ pub struct Cli {
     /// export interval when metrics go out over OTLP or the Prometheus endpoint).
     #[arg(long, value_name = "BOOL", env = "WIRELENS_JVM_METRICS")]
     pub jvm_metrics: Option<bool>,
+    /// Resource metrics (process.*, container.*, k8s.pod.*) of every process the filters
+    /// select, from /proc and the cgroup files (default true; read every metric export
+    /// interval when metrics go out over OTLP or the Prometheus endpoint).
+    #[arg(long, value_name = "BOOL", env = "WIRELENS_RESOURCE_METRICS")]
+    pub resource_metrics: Option<bool>,
     /// Resident memory the agent keeps under by shedding work (connections first, then queued
     /// exports): 256MiB by default, 0 for no limit.
     #[arg(long, value_name = "BYTES", env = "WIRELENS_MEMORY_LIMIT", value_parser = crate::memlimit::parse_bytes)]
@@ -222,6 +227,7 @@ struct FileConfig {
     max_metric_series: Option<usize>,
     command_line: Option<crate::metadata::process::CommandLine>,
     jvm_metrics: Option<bool>,
+    resource_metrics: Option<bool>,
     memory_limit: Option<String>,
     kube_api: Option<String>,
     node_name: Option<String>,
@@ -284,6 +290,8 @@ pub struct Settings {
     pub command_line: crate::metadata::process::CommandLine,
     /// Whether JVM metrics are read and exported.
     pub jvm_metrics: bool,
+    /// Whether resource metrics are read and exported.
+    pub resource_metrics: bool,
     /// Resident-memory limit in bytes (0: none).
     pub memory_limit: u64,
     /// Kubernetes API metadata, when an API is configured or discoverable.
@@ -334,6 +342,10 @@ impl Cli {
                 .unwrap_or(wirelens_otel::metrics::DEFAULT_MAX_SERIES),
             command_line: self.command_line.or(file.command_line).unwrap_or_default(),
             jvm_metrics: self.jvm_metrics.or(file.jvm_metrics).unwrap_or(true),
+            resource_metrics: self
+                .resource_metrics
+                .or(file.resource_metrics)
+                .unwrap_or(true),
             memory_limit: match (self.memory_limit, file.memory_limit) {
                 (Some(flag), _) => flag,
                 (None, Some(text)) => crate::memlimit::parse_bytes(&text)
@@ -790,6 +802,26 @@ mod tests {
         }
         let err = parse(&["--config", "/nonexistent/wirelens.toml"]).expect_err("rejected");
         assert!(format!("{err:#}").contains("/nonexistent/wirelens.toml"));
+    }
+
+    #[test]
+    fn resource_metrics_flag() {
+        assert!(
+            parse(&[]).expect("defaults").resource_metrics,
+            "on by default"
+        );
+        let s = parse(&["--resource-metrics", "false"]).expect("resolves");
+        assert!(!s.resource_metrics);
+        let dir = std::env::temp_dir().join(format!("wirelens-cli-rm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "resource_metrics = false\n").expect("write");
+        let path = file.to_string_lossy().to_string();
+        assert!(
+            !parse(&["--config", &path])
+                .expect("resolves")
+                .resource_metrics
+        );
     }
 
     #[test]

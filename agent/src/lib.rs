@@ -18,6 +18,7 @@ pub mod probes;
 pub mod profile;
 pub mod reader;
 pub mod replay;
+pub mod resource_metrics;
 pub mod sinks;
 pub mod stats;
 pub mod tracecontext;

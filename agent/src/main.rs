@@ -22,7 +22,7 @@ use wirelens::{
     cli::{self, Cli, OutputFormat, Settings},
     jvm, lock, memlimit, metadata, panics,
     pipeline::{self, Reporting, Sinks},
-    privileges, probes, profile, replay, sinks,
+    privileges, probes, profile, replay, resource_metrics, sinks,
     stats::{ExportCounts, Stats},
     tracecontext::TraceContextConfig,
 };
@@ -156,6 +156,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         info!(node = %node, "watching this node's pods on the kubernetes api");
     }
     let scanned = processes.scan_running();
+    // The resource metrics source shares the pod metadata (its own process cache reads /proc).
+    let pods = processes.pods().cloned();
     tracing::debug!(processes = scanned, "read the running processes");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -196,6 +198,29 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let resources = match (&export, &export_handle) {
+        (Some(config), Some(handle)) if settings.resource_metrics => {
+            let config = resource_metrics::ResourceMetricsConfig {
+                interval: config.metric_interval,
+                command_line: settings.command_line,
+                selection: resource_metrics::select::Selection {
+                    pids: settings.pids.clone(),
+                    comms: settings.comms.clone(),
+                    containers: probes::cgroup_filter::Selector::new(
+                        &settings.containers,
+                        &settings.k8s_namespaces,
+                    ),
+                    ports: settings.ports.clone(),
+                },
+                pods: pods.clone(),
+            };
+            Some(
+                resource_metrics::spawn(config, handle.monitor(), stop.clone())
+                    .context("cannot start the resource metrics thread")?,
+            )
+        }
+        _ => None,
+    };
     if let Some(health) = &prometheus {
         health.set_ready();
     }
@@ -219,6 +244,11 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         && jvm.join().is_err()
     {
         warn!("the JVM metrics thread panicked");
+    }
+    if let Some(resources) = resources
+        && resources.join().is_err()
+    {
+        warn!("the resource metrics thread panicked");
     }
     if let Some(profiler) = profiler {
         eprintln!("{}", profiler.finish(&runtime, FLUSH_TIMEOUT));

@@ -64,6 +64,7 @@ pub mod profiles;
 pub mod prometheus;
 pub mod redact;
 pub mod resource;
+pub mod resource_metrics;
 mod rpc_attrs;
 pub mod semconv;
 pub mod service_graph;

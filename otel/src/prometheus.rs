@@ -11,7 +11,8 @@
 //! - **Resource**: `job` is `service.namespace/service.name` (or `service.name`), `instance`
 //!   is `service.instance.id`. The Resources wirelens makes have no instance id, and one
 //!   service often runs as many processes, so `instance` falls back to
-//!   `<host.name>/<process.pid>`: series of two processes of one service stay apart. The other
+//!   `<host.name>/<process.pid>` (`<host.name>/<container.id>` for a container's own
+//!   Resource): series of two processes of one service stay apart. The other
 //!   Resource attributes go on one `target_info` series per Resource.
 //! - Monotonic cumulative sums are counters, other sums and gauges are gauges, cumulative
 //!   histograms are histograms; delta points, summaries and exponential histograms (which
@@ -271,7 +272,11 @@ fn target_labels(resource: &[KeyValue]) -> (Labels, Labels) {
         match (get(semconv::HOST_NAME), get(semconv::PROCESS_PID)) {
             (Some(host), Some(pid)) => format!("{host}/{pid}"),
             (None, Some(pid)) => pid,
-            (Some(host), None) => host,
+            // A container's own Resource (its cgroup's figures) has no pid: its id instead.
+            (Some(host), None) => match get(semconv::CONTAINER_ID) {
+                Some(id) => format!("{host}/{id}"),
+                None => host,
+            },
             (None, None) => String::new(),
         }
     });

@@ -148,6 +148,83 @@ impl ContainerInfo {
     }
 }
 
+impl ContainerInfo {
+    /// The Resource of the container itself, for its cgroup's figures: `container.*`, the
+    /// `k8s.*` the runtime and (when watched) the Kubernetes API tell, `service.name` (the
+    /// Kubernetes container name, else the runtime's container name), `host.name` and
+    /// `telemetry.distro.*`. No `process.*`: it describes every process in the container.
+    pub fn to_resource(&self, pod: Option<&PodInfo>, host_name: &str) -> Resource {
+        let mut attributes = Vec::with_capacity(16);
+        let service = [&self.k8s_container_name, &self.name]
+            .into_iter()
+            .find(|n| !n.is_empty());
+        if let Some(service) = service {
+            attributes.push(kv::string(semconv::SERVICE_NAME, service));
+        }
+        if !host_name.is_empty() {
+            attributes.push(kv::string(semconv::HOST_NAME, host_name));
+        }
+        self.push_attributes(&mut attributes);
+        if let Some(pod) = pod {
+            pod.push_attributes(Some(self), &mut attributes);
+        }
+        push_distro(&mut attributes);
+        Resource {
+            attributes,
+            ..Resource::default()
+        }
+    }
+
+    /// The Resource of the pod this container belongs to (for the pod cgroup's figures):
+    /// `k8s.pod.*`, `k8s.namespace.name`, `service.namespace`, and what the Kubernetes API
+    /// tells of the pod; `service.name` when the pod decides it. `None` outside a pod.
+    pub fn pod_resource(&self, pod: Option<&PodInfo>, host_name: &str) -> Option<Resource> {
+        let uid = pod
+            .map(|p| p.uid.as_str())
+            .filter(|u| !u.is_empty())
+            .unwrap_or(&self.k8s_pod_uid);
+        if uid.is_empty() {
+            return None;
+        }
+        let mut attributes = Vec::with_capacity(12);
+        if let Some(name) = pod.and_then(|p| p.service_name.as_deref()) {
+            attributes.push(kv::string(semconv::SERVICE_NAME, name));
+        }
+        if !host_name.is_empty() {
+            attributes.push(kv::string(semconv::HOST_NAME, host_name));
+        }
+        let mut string = |key: &str, value: &str| {
+            if !value.is_empty() {
+                attributes.push(kv::string(key, value));
+            }
+        };
+        string(semconv::K8S_POD_NAME, &self.k8s_pod_name);
+        string(semconv::K8S_POD_UID, &self.k8s_pod_uid);
+        string(semconv::K8S_NAMESPACE_NAME, &self.k8s_namespace);
+        string(semconv::SERVICE_NAMESPACE, &self.k8s_namespace);
+        if let Some(pod) = pod {
+            pod.push_attributes(Some(self), &mut attributes);
+        }
+        push_distro(&mut attributes);
+        Some(Resource {
+            attributes,
+            ..Resource::default()
+        })
+    }
+}
+
+/// `telemetry.distro.{name,version}`: wirelens made this.
+fn push_distro(attributes: &mut Vec<KeyValue>) {
+    attributes.push(kv::string(
+        semconv::TELEMETRY_DISTRO_NAME,
+        semconv::SCOPE_NAME,
+    ));
+    attributes.push(kv::string(
+        semconv::TELEMETRY_DISTRO_VERSION,
+        semconv::VERSION,
+    ));
+}
+
 impl ProcessInfo {
     /// `service.namespace` as the Resource gives it (the Kubernetes namespace), when known.
     pub fn service_namespace(&self) -> Option<&str> {

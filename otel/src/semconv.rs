@@ -348,3 +348,57 @@ pub const SERVICE_GRAPH_CLIENT_NAMESPACE: &str = "client_service_namespace";
 pub const SERVICE_GRAPH_SERVER_NAMESPACE: &str = "server_service_namespace";
 /// Unit of request counters.
 pub const UNIT_REQUESTS: &str = "{request}";
+// Resource metrics of processes, containers and pods, read from /proc and the cgroup files
+// (`resource_metrics.rs`). Units and instruments as the registry's `process.*`, `container.*`
+// and `k8s.pod.*` metrics give them.
+
+/// `process.cpu.time` (s, monotonic) per `cpu.mode`
+pub const PROCESS_CPU_TIME: &str = "process.cpu.time";
+/// `process.cpu.utilization` (1, gauge) per `cpu.mode`
+pub const PROCESS_CPU_UTILIZATION: &str = "process.cpu.utilization";
+/// `process.memory.usage` (By, up-down): resident set size
+pub const PROCESS_MEMORY_USAGE: &str = "process.memory.usage";
+/// `process.memory.virtual` (By, up-down)
+pub const PROCESS_MEMORY_VIRTUAL: &str = "process.memory.virtual";
+/// `process.disk.io` (By, monotonic) per `disk.io.direction`
+pub const PROCESS_DISK_IO: &str = "process.disk.io";
+/// `process.paging.faults` ({fault}, monotonic) per `system.paging.fault.type`
+pub const PROCESS_PAGING_FAULTS: &str = "process.paging.faults";
+/// `process.thread.count` ({thread}, up-down)
+pub const PROCESS_THREAD_COUNT: &str = "process.thread.count";
+/// `process.unix.file_descriptor.count` ({file_descriptor}, up-down); replaces the deprecated
+/// `process.open_file_descriptor.count`.
+pub const PROCESS_UNIX_FILE_DESCRIPTOR_COUNT: &str = "process.unix.file_descriptor.count";
+/// `process.context_switches` ({context_switch}, monotonic) per `process.context_switch.type`
+pub const PROCESS_CONTEXT_SWITCHES: &str = "process.context_switches";
+/// `container.cpu.time` (s, monotonic) per `cpu.mode`
+pub const CONTAINER_CPU_TIME: &str = "container.cpu.time";
+/// `container.memory.usage` (By): the cgroup's memory charge
+pub const CONTAINER_MEMORY_USAGE: &str = "container.memory.usage";
+/// `container.disk.io` (By, monotonic) per `disk.io.direction`
+pub const CONTAINER_DISK_IO: &str = "container.disk.io";
+/// `container.paging.faults` ({fault}, monotonic) per `system.paging.fault.type`
+pub const CONTAINER_PAGING_FAULTS: &str = "container.paging.faults";
+/// CFS periods the container's CPU quota was enforced in ({period}, monotonic): no
+/// convention names CPU throttling.
+pub const WIRELENS_CONTAINER_CPU_PERIODS: &str = "wirelens.container.cpu.periods";
+/// Of those, the periods in which the container was throttled ({period}, monotonic).
+pub const WIRELENS_CONTAINER_CPU_THROTTLED_PERIODS: &str =
+    "wirelens.container.cpu.throttled.periods";
+/// Time the container spent throttled (s, monotonic).
+pub const WIRELENS_CONTAINER_CPU_THROTTLED_TIME: &str = "wirelens.container.cpu.throttled.time";
+/// `k8s.pod.cpu.time` (s, monotonic) per `cpu.mode`
+pub const K8S_POD_CPU_TIME: &str = "k8s.pod.cpu.time";
+/// `k8s.pod.memory.usage` (By)
+pub const K8S_POD_MEMORY_USAGE: &str = "k8s.pod.memory.usage";
+/// `k8s.pod.paging.faults` ({fault}, monotonic) per `system.paging.fault.type`
+pub const K8S_POD_PAGING_FAULTS: &str = "k8s.pod.paging.faults";
+/// `cpu.mode`: `user`, `system`
+pub const CPU_MODE: &str = "cpu.mode";
+/// `disk.io.direction`: `read`, `write`
+pub const DISK_IO_DIRECTION: &str = "disk.io.direction";
+/// `system.paging.fault.type`: `major`, `minor`; replaces the deprecated
+/// `process.paging.fault_type`.
+pub const SYSTEM_PAGING_FAULT_TYPE: &str = "system.paging.fault.type";
+/// `process.context_switch.type`: `voluntary`, `involuntary`
+pub const PROCESS_CONTEXT_SWITCH_TYPE: &str = "process.context_switch.type";

@@ -50,7 +50,7 @@ impl Agent {
     /// The agent's command: `program` (usually [`Agent::binary`], or a wrapper such as `setpriv`
     /// followed by the binary in `args`), with an environment cleaned of inherited `OTEL_*`,
     /// `WIRELENS_*` and `RUST_LOG`, plus the test defaults (1 s metric interval, 200 ms span
-    /// batches, no continuous profiling, no colours) and then `envs`.
+    /// batches, no continuous profiling, no resource metrics, no colours) and then `envs`.
     pub fn command(program: &Path, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(program);
         cmd.args(args);
@@ -64,6 +64,9 @@ impl Agent {
             .env("OTEL_BSP_SCHEDULE_DELAY", "200")
             // Continuous profiling off unless a test turns it on (tests/tests/profile.rs).
             .env("WIRELENS_PROFILE_FREQUENCY", "0")
+            // Resource metrics off unless a test turns them on (tests/tests/resource_metrics.rs):
+            // unfiltered, they put every process of the host in each 1 s export.
+            .env("WIRELENS_RESOURCE_METRICS", "false")
             .env("NO_COLOR", "1");
         for (k, v) in envs {
             cmd.env(k, v);
