@@ -42,7 +42,9 @@
 //!         ..HttpRecord::default()
 //!     }),
 //! };
-//! let obs = Observation { record, process, local: None, peer: None, tls: false };
+//! let obs = Observation {
+//!     record, process, local: None, peer: None, tls: false, peer_identity: None,
+//! };
 //! let request = spans_request(&[obs]);
 //! assert_eq!(request.resource_spans.len(), 1);
 //! assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].name, "GET");
@@ -60,6 +62,7 @@ pub mod jvm_metrics;
 mod kv;
 mod messaging_attrs;
 pub mod metrics;
+pub mod peer;
 pub mod profiles;
 pub mod prometheus;
 pub mod redact;
@@ -70,6 +73,7 @@ pub mod semconv;
 mod test_util;
 pub mod traces;
 
+pub use peer::PeerIdentity;
 pub use resource::{ContainerInfo, PodInfo, ProcessInfo};
 
 /// One parsed exchange, with where it happened.
@@ -86,6 +90,9 @@ pub struct Observation {
     /// The bytes were TLS plaintext (read through the OpenSSL probes): `url.scheme` is
     /// `https`, and other protocols carry `tls.protocol.name`.
     pub tls: bool,
+    /// Who the other end is, when the agent knows it (a pod or a Service of the cluster):
+    /// `server.service.*` on a client span, `client.service.*` on a server span.
+    pub peer_identity: Option<Arc<PeerIdentity>>,
 }
 
 /// Choices in how records become telemetry.

@@ -68,6 +68,7 @@ fn obs(pid: u32, role: Role, method: &str, target: &str, status: Option<u16>) ->
         local: local.parse().ok(),
         peer: peer.parse().ok(),
         tls: false,
+        peer_identity: None,
     }
 }
 
@@ -115,6 +116,7 @@ pub(crate) fn db_obs(pid: u32, role: Role, db: DbRecord) -> Observation {
         local,
         peer,
         tls: false,
+        peer_identity: None,
     }
 }
 
@@ -146,6 +148,7 @@ pub(crate) fn messaging_obs(pid: u32, role: Role, m: MessagingRecord) -> Observa
         local,
         peer,
         tls: false,
+        peer_identity: None,
     }
 }
 
@@ -186,5 +189,6 @@ pub(crate) fn dns_obs(pid: u32, role: Role, dns: DnsRecord) -> Observation {
         local,
         peer,
         tls: false,
+        peer_identity: None,
     }
 }
