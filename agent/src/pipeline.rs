@@ -24,13 +24,14 @@ use std::{
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use wirelens_ebpf::counter;
 use wirelens_otel::{Observation, ProcessInfo, export::ObservationSender};
+use wirelens_parsers::Role;
 
 use crate::{
     clock::Clock,
     conntrack::{ConnTracker, Context},
     memlimit::{MemoryLimiter, Pressure, release_freed_memory},
-    metadata::{process::ProcessCache, sockets},
-    probes::{Probes, cgroup_filter::CgroupFilter, uprobes::UprobeThread},
+    metadata::{kubernetes::PeerStore, process::ProcessCache, sockets},
+    probes::{Probes, cgroup_filter::CgroupFilter, exe_filter::ExeFilter, uprobes::UprobeThread},
     reader::{Event, decode},
     sinks::live::LiveSender,
     stats::{ExportCounts, Snapshot, Stats},
@@ -75,7 +76,9 @@ pub struct Reporting {
 struct Cx<'a> {
     processes: &'a mut ProcessCache,
     cgroups: Option<&'a mut CgroupFilter>,
+    exes: Option<&'a mut ExeFilter>,
     ports: &'a [u16],
+    peers: Option<&'a PeerStore>,
     sinks: &'a Sinks,
     stats: &'a Stats,
 }
@@ -104,7 +107,13 @@ impl Context for Cx<'_> {
             || self.ports.contains(&peer.port())
     }
 
-    fn emit(&mut self, observation: Observation) {
+    fn emit(&mut self, mut observation: Observation) {
+        if let (Some(peers), Some(peer)) = (self.peers, observation.peer) {
+            observation.peer_identity = match observation.record.role {
+                Role::Client => peers.server(peer.ip()),
+                Role::Server => peers.client(peer.ip()),
+            };
+        }
         if let Some(live) = &self.sinks.live {
             live.send(&observation);
         }
@@ -139,15 +148,24 @@ pub fn run(
     stop: Arc<AtomicBool>,
     mut reporting: Reporting,
     mut processes: ProcessCache,
+    peers: Option<PeerStore>,
 ) -> Snapshot {
     let Probes {
         mut scans,
         mut events,
         counters,
         mut cgroups,
+        mut exes,
     } = probes;
+    // Processes that were running when the agent started run the selected executables.
+    if let Some(filter) = &mut exes {
+        for process in processes.all() {
+            filter.consider(&process);
+        }
+    }
     // Containers already running when the agent started (read by the start-up scan).
     if let Some(filter) = &mut cgroups {
+        filter.set_pods(processes.pods().cloned());
         for process in processes.all() {
             filter.consider(&process);
         }
@@ -167,7 +185,9 @@ pub fn run(
             let mut cx = Cx {
                 processes: &mut processes,
                 cgroups: cgroups.as_mut(),
+                exes: exes.as_mut(),
                 ports: &ports,
+                peers: peers.as_ref(),
                 sinks: &sinks,
                 stats: &stats,
             };
@@ -191,6 +211,14 @@ pub fn run(
                     .store(cx.processes.container_failures(), Ordering::Relaxed);
                 if let Some(limiter) = &reporting.memory {
                     shed_if_pressed(limiter, &mut tracker, &reporting, &stats, &mut pressed);
+                }
+                if let Some(filter) = cx.cgroups.as_deref_mut() {
+                    filter.refresh();
+                }
+                if let Some(peers) = cx.peers {
+                    stats
+                        .k8s_peer_addresses_dropped
+                        .store(peers.over_capacity(), Ordering::Relaxed);
                 }
                 if let Some(pods) = cx.processes.pods() {
                     stats
@@ -311,6 +339,9 @@ fn drain(
             Ok(Event::ProcExec(ev)) => {
                 cx.processes.on_exec(ev.tgid, &ev.comm);
                 if let Some(filter) = cx.cgroups.as_deref_mut() {
+                    filter.consider(&cx.processes.get(ev.tgid, &ev.comm));
+                }
+                if let Some(filter) = cx.exes.as_deref_mut() {
                     filter.consider(&cx.processes.get(ev.tgid, &ev.comm));
                 }
                 scans.on_exec(ev.tgid);

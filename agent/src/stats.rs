@@ -47,6 +47,8 @@ pub struct Stats {
     pub k8s_metadata_misses: AtomicU64,
     /// Kubernetes API calls that failed (list, watch, owner lookups).
     pub k8s_api_failures: AtomicU64,
+    /// Pod and Service addresses not kept as peer names (past the store's bound).
+    pub k8s_peer_addresses_dropped: AtomicU64,
     /// Parser losses, by [`Loss`].
     pub parse_losses: [AtomicU64; Loss::ALL.len()],
     /// `replay`: packets read from the capture.
@@ -99,6 +101,7 @@ impl Stats {
             memory_shed_spans: get(&self.memory_shed_spans),
             k8s_metadata_misses: get(&self.k8s_metadata_misses),
             k8s_api_failures: get(&self.k8s_api_failures),
+            k8s_peer_addresses_dropped: get(&self.k8s_peer_addresses_dropped),
             parse_losses: Loss::ALL.map(|l| {
                 let i = Loss::ALL.iter().position(|x| *x == l).unwrap_or(0);
                 (l, get(&self.parse_losses[i]))
@@ -161,6 +164,8 @@ pub struct Snapshot {
     pub k8s_metadata_misses: u64,
     /// Failed Kubernetes API calls.
     pub k8s_api_failures: u64,
+    /// Peer addresses not kept.
+    pub k8s_peer_addresses_dropped: u64,
     /// Parser losses.
     pub parse_losses: [(Loss, u64); Loss::ALL.len()],
     /// Exporter counts.
@@ -229,6 +234,10 @@ impl Snapshot {
             ("wirelens.memory.shed_spans", self.memory_shed_spans),
             ("wirelens.k8s.metadata_misses", self.k8s_metadata_misses),
             ("wirelens.k8s.api_failures", self.k8s_api_failures),
+            (
+                "wirelens.k8s.peer_addresses_dropped",
+                self.k8s_peer_addresses_dropped,
+            ),
             ("wirelens.live_dropped", self.live_dropped),
             // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
             ("wirelens.export.queue_dropped", self.export_queue_dropped),

@@ -525,6 +525,7 @@ impl ConnTracker {
                 local: conn.local,
                 peer,
                 tls: conn.tls,
+                peer_identity: None,
             });
         }
     }
