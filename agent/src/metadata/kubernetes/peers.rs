@@ -211,7 +211,7 @@ mod tests {
         let store = PeerStore::default();
         let all = (0..MAX_PEER_ADDRESSES as u32 + 3)
             .map(|i| {
-                let a = IpAddr::from(0x0a00_0000u32 + i);
+                let a = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000u32 + i));
                 (format!("ns/p{i}"), vec![a], identity("p"))
             })
             .collect();

@@ -150,7 +150,7 @@ fn config_needs_a_node_name_and_a_url() {
     assert_eq!(ok.node_name, "n1");
 }
 
-fn list<T: serde::de::DeserializeOwned + Clone>(name: &str) -> Vec<T> {
+fn list<T: k8s_openapi::ListableResource + serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
     let list: List<T> =
         serde_json::from_str(&testdata(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     list.items
