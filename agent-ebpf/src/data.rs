@@ -476,6 +476,13 @@ pub fn process_filter(pid_tgid: u64) -> Option<[u64; 2]> {
     if filters & filter::PID != 0 && unsafe { maps::PID_FILTER.get(&tgid) }.is_none() {
         return None;
     }
+    // Host tgids, also in pid-namespace mode (the exec and fork programs see those).
+    if filters & filter::EXE != 0
+        // SAFETY: a read-only lookup of a plain value.
+        && unsafe { maps::EXE_PIDS.get(&((pid_tgid >> 32) as u32)) }.is_none()
+    {
+        return None;
+    }
     if filters & filter::CGROUP != 0 {
         // SAFETY: a helper on the current task, no memory of ours.
         let cgroup = unsafe { aya_ebpf::helpers::bpf_get_current_cgroup_id() };

@@ -319,7 +319,14 @@ pub mod filter {
     pub const PIDNS: u32 = 8;
     /// Only processes whose cgroup v2 id is in the `CGROUP_FILTER` map (selected containers).
     pub const CGROUP: u32 = 16;
+    /// Only processes whose tgid is in the `EXE_PIDS` map (`--exe`): put there at `exec` when
+    /// the file name is in `EXE_PATHS`, inherited at `fork`, removed at exit.
+    pub const EXE: u32 = 32;
 }
+
+/// Bytes of an `EXE_PATHS` key: an executable path, NUL-padded (longer paths are matched in
+/// user space only).
+pub const EXE_PATH_LEN: usize = 256;
 
 /// Indices of the per-CPU `COUNTERS` array: what the kernel side loses or skips. Events and
 /// bytes delivered are counted in user space, which keeps two map updates off every event.

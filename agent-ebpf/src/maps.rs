@@ -66,6 +66,21 @@ pub static COMM_FILTER: HashMap<[u8; 16], u8> = HashMap::with_max_entries(256, 0
 #[map]
 pub static CGROUP_FILTER: HashMap<u64, u8> = HashMap::with_max_entries(4096, 0);
 
+/// Executable paths traced when the exe filter is on (`--exe` paths that are not globs, and
+/// where they lead through symlinks), NUL-padded to `EXE_PATH_LEN`.
+#[map]
+pub static EXE_PATHS: HashMap<[u8; wirelens_ebpf::EXE_PATH_LEN], u8> =
+    HashMap::with_max_entries(64, 0);
+
+/// Traced processes (tgids, and thread ids of their threads) when the exe filter is on.
+#[map]
+pub static EXE_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
+
+/// Where an exec's file name is read for the `EXE_PATHS` lookup (the BPF stack is too small).
+#[map]
+pub static EXE_KEY: PerCpuArray<[u8; wirelens_ebpf::EXE_PATH_LEN]> =
+    PerCpuArray::with_max_entries(1, 0);
+
 /// Profiler: unwinding-mode samples (header + user stack bytes) for user space.
 #[map]
 pub static PROFILE_SAMPLES: RingBuf = RingBuf::with_byte_size(4 * 1024 * 1024, 0);

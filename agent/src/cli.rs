@@ -75,6 +75,20 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub k8s_namespaces: Vec<String>,
+    /// Trace only processes in pods whose labels match this Kubernetes label selector
+    /// (`app=web,tier!=db`, `env in (prod,staging)`, `!canary`; needs the Kubernetes API;
+    /// filtered in the kernel by cgroup).
+    #[arg(long, value_name = "SELECTOR", env = "WIRELENS_K8S_POD_SELECTOR")]
+    pub k8s_pod_selector: Option<String>,
+    /// Trace only processes running this executable (repeatable; an absolute path, or a glob
+    /// such as `/usr/bin/python3*`; filtered in the kernel by pid, children included).
+    #[arg(
+        long = "exe",
+        value_name = "PATH",
+        env = "WIRELENS_EXE",
+        value_delimiter = ','
+    )]
+    pub exes: Vec<String>,
     /// Output on stdout: text (default), json, or none.
     #[arg(long, value_enum, env = "WIRELENS_OUTPUT", global = true)]
     pub output: Option<OutputFormat>,
@@ -154,6 +168,10 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub k8s_pod_annotations: Vec<String>,
+    /// Name the peers of connections from the cluster's pods and Services (default true with
+    /// the Kubernetes API: watches every pod and Service of the cluster).
+    #[arg(long, value_name = "BOOL", env = "WIRELENS_K8S_PEERS")]
+    pub k8s_peers: Option<bool>,
     /// TOML config file with the same keys as the long flags (snake_case).
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -233,6 +251,9 @@ struct FileConfig {
     node_name: Option<String>,
     k8s_pod_labels: Option<Vec<String>>,
     k8s_pod_annotations: Option<Vec<String>>,
+    k8s_peers: Option<bool>,
+    k8s_pod_selector: Option<String>,
+    exe: Option<Vec<String>>,
 }
 
 /// `profile_interval = "10s"` in the config file.
@@ -264,6 +285,10 @@ pub struct Settings {
     pub containers: Vec<String>,
     /// Kubernetes-namespace selector.
     pub k8s_namespaces: Vec<String>,
+    /// Pod label selector (needs the Kubernetes API).
+    pub k8s_pod_selector: Option<crate::metadata::kubernetes::LabelSelector>,
+    /// Executable selector.
+    pub exes: Option<crate::probes::exe_filter::ExeSelector>,
     /// Output on stdout.
     pub output: OutputFormat,
     /// Capture limit per call.
@@ -314,6 +339,17 @@ impl Cli {
             comms: pick_vec(self.comms, file.comm),
             containers: pick_vec(self.containers, file.container),
             k8s_namespaces: pick_vec(self.k8s_namespaces, file.k8s_namespace),
+            k8s_pod_selector: match self.k8s_pod_selector.or(file.k8s_pod_selector) {
+                Some(text) => Some(text.parse().map_err(|e| {
+                    anyhow::anyhow!(
+                        "invalid {}: {text:?}: {e}; accepted: a Kubernetes label selector such as app=web,tier!=db",
+                        names("k8s-pod-selector")
+                    )
+                })?),
+                None => None,
+            },
+            exes: crate::probes::exe_filter::ExeSelector::new(&pick_vec(self.exes, file.exe))
+                .map_err(|e| anyhow::anyhow!("invalid {}: {e}", names("exe")))?,
             output: self.output.or(file.output).unwrap_or(OutputFormat::Text),
             capture_limit: self
                 .capture_limit
@@ -359,6 +395,7 @@ impl Cli {
                     labels: pick_vec(self.k8s_pod_labels, file.k8s_pod_labels),
                     annotations: pick_vec(self.k8s_pod_annotations, file.k8s_pod_annotations),
                 },
+                self.k8s_peers.or(file.k8s_peers).unwrap_or(true),
             )?,
         };
         settings.check()?;
@@ -368,6 +405,12 @@ impl Cli {
 
 impl Settings {
     fn check(&self) -> anyhow::Result<()> {
+        if self.k8s_pod_selector.is_some() && self.kubernetes.is_none() {
+            bail!(
+                "{} needs the Kubernetes API for pod labels: run in a cluster with NODE_NAME set, or give --kube-api and --node-name",
+                names("k8s-pod-selector")
+            );
+        }
         let max = wirelens_ebpf::MAX_CAPTURE as u32;
         if self.capture_limit == 0 || self.capture_limit > max {
             bail!(
@@ -653,6 +696,59 @@ mod tests {
         let s = parse(&["--config", &path]).expect("resolves");
         assert_eq!(s.containers, ["db"]);
         assert_eq!(s.k8s_namespaces, ["prod"]);
+    }
+
+    #[test]
+    fn pod_selector_exe_and_peers_from_flags_and_file() {
+        let s = parse(&[
+            "--kube-api",
+            "http://127.0.0.1:1",
+            "--node-name",
+            "n1",
+            "--k8s-pod-selector",
+            "app=web,tier in (a,b)",
+            "--exe",
+            "/usr/sbin/nginx,/opt/*/bin/app",
+        ])
+        .expect("resolves");
+        let selector = s.k8s_pod_selector.expect("selector");
+        assert_eq!(selector.to_string(), "app=web,tier in (a,b)");
+        let exes = s.exes.expect("exes");
+        assert!(exes.matches("/usr/sbin/nginx") && exes.matches("/opt/x/bin/app"));
+        assert!(s.kubernetes.expect("api").peers, "peers on by default");
+        let dir = std::env::temp_dir().join(format!("wirelens-cli-pods-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "kube_api = \"http://127.0.0.1:1\"\nnode_name = \"n1\"\nk8s_peers = false\n\
+             k8s_pod_selector = \"!canary\"\nexe = [\"/usr/bin/curl\"]\n",
+        )
+        .expect("write");
+        let path = file.to_string_lossy().to_string();
+        let s = parse(&["--config", &path]).expect("resolves");
+        assert!(!s.kubernetes.expect("api").peers);
+        assert_eq!(s.k8s_pod_selector.expect("selector").to_string(), "!canary");
+        assert!(s.exes.expect("exes").matches("/usr/bin/curl"));
+        let line = error_line(&["--k8s-pod-selector", "app=web"]);
+        assert!(line.contains("needs the Kubernetes API"), "{line}");
+        let line = error_line(&[
+            "--kube-api",
+            "http://127.0.0.1:1",
+            "--node-name",
+            "n1",
+            "--k8s-pod-selector",
+            "tier in (a",
+        ]);
+        assert!(
+            line.contains("WIRELENS_K8S_POD_SELECTOR") && line.contains("unbalanced"),
+            "{line}"
+        );
+        let line = error_line(&["--exe", "nginx"]);
+        assert!(
+            line.contains("--exe (WIRELENS_EXE, config key exe)"),
+            "{line}"
+        );
     }
 
     /// The error line for `args`: from clap (flag syntax and types) or from the checks.

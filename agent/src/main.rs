@@ -150,10 +150,13 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     // Every running process is read before `ready`: connections that predate the agent
     // belong to processes no exec or fork event will announce.
     let mut processes = metadata::process::ProcessCache::with_command_line(settings.command_line);
+    let mut peers = None;
     if let Some(config) = settings.kubernetes.clone() {
         let node = config.node_name.clone();
-        processes.set_pods(metadata::kubernetes::spawn(config)?);
-        info!(node = %node, "watching this node's pods on the kubernetes api");
+        let watched = metadata::kubernetes::spawn(config)?;
+        processes.set_pods(watched.pods);
+        info!(node = %node, peers = watched.peers.is_some(), "watching this node's pods on the kubernetes api");
+        peers = watched.peers;
     }
     let scanned = processes.scan_running();
     // The resource metrics source shares the pod metadata (its own process cache reads /proc).
@@ -179,7 +182,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         std::thread::Builder::new()
             .name("wirelens-reader".into())
             .spawn(move || {
-                pipeline::run(probes, ports, max, sinks, stats, stop, reporting, processes)
+                pipeline::run(
+                    probes, ports, max, sinks, stats, stop, reporting, processes, peers,
+                )
             })
             .context("cannot start the reader thread")?
     };
@@ -352,6 +357,12 @@ fn describe_filters(s: &Settings) -> String {
     }
     if !s.k8s_namespaces.is_empty() {
         parts.push(format!("k8s_namespace={:?}", s.k8s_namespaces));
+    }
+    if let Some(selector) = &s.k8s_pod_selector {
+        parts.push(format!("k8s_pod_selector={selector}"));
+    }
+    if let Some(exes) = &s.exes {
+        parts.push(format!("exe={exes}"));
     }
     if parts.is_empty() {
         "whole host".into()

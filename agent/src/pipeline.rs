@@ -24,14 +24,15 @@ use std::{
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use wirelens_ebpf::counter;
 use wirelens_otel::{Observation, ProcessInfo, export::ObservationSender};
+use wirelens_parsers::Role;
 
 use crate::{
     clock::Clock,
     conntrack::{self, CallOrigin, ConnTracker, Context},
     memlimit::{self, MemoryLimiter, Pressure, release_freed_memory},
-    metadata::{process::ProcessCache, sockets},
+    metadata::{kubernetes::PeerStore, process::ProcessCache, sockets},
     own_sockets::OwnSockets,
-    probes::{Probes, cgroup_filter::CgroupFilter, uprobes::UprobeThread},
+    probes::{Probes, cgroup_filter::CgroupFilter, exe_filter::ExeFilter, uprobes::UprobeThread},
     reader::{Event, decode},
     sinks::live::LiveSender,
     stats::{ExportCounts, Levels, Snapshot, Stats},
@@ -79,7 +80,9 @@ pub struct Reporting {
 struct Cx<'a> {
     processes: &'a mut ProcessCache,
     cgroups: Option<&'a mut CgroupFilter>,
+    exes: Option<&'a mut ExeFilter>,
     ports: &'a [u16],
+    peers: Option<&'a PeerStore>,
     sinks: &'a Sinks,
     stats: &'a Stats,
     own: &'a mut OwnSockets,
@@ -92,6 +95,18 @@ fn to_otlp(sinks: &Sinks, stats: &Stats, observation: Observation) {
         && !otlp.try_send(observation)
     {
         Stats::add(&stats.export_queue_dropped, 1);
+    }
+}
+
+impl Cx<'_> {
+    /// The peer's cluster identity (a pod or a Service), when the peer watch knows it.
+    fn name_peer(&self, observation: &mut Observation) {
+        if let (Some(peers), Some(peer)) = (self.peers, observation.peer) {
+            observation.peer_identity = match observation.record.role {
+                Role::Client => peers.server(peer.ip()),
+                Role::Server => peers.client(peer.ip()),
+            };
+        }
     }
 }
 
@@ -119,23 +134,25 @@ impl Context for Cx<'_> {
             || self.ports.contains(&peer.port())
     }
 
-    fn emit(&mut self, observation: Observation) {
+    fn emit(&mut self, mut observation: Observation) {
         // The collector's first bytes can precede the agent's report of its own socket.
         if observation.peer.is_some_and(|peer| self.own.is_own(peer)) {
             Stats::add(&self.stats.self_traffic, 1);
             return;
         }
+        self.name_peer(&mut observation);
         if let Some(live) = &self.sinks.live {
             live.send(&observation);
         }
         to_otlp(self.sinks, self.stats, observation);
     }
 
-    fn emit_traced(&mut self, observation: Observation, origin: CallOrigin) {
+    fn emit_traced(&mut self, mut observation: Observation, origin: CallOrigin) {
         if observation.peer.is_some_and(|peer| self.own.is_own(peer)) {
             Stats::add(&self.stats.self_traffic, 1);
             return;
         }
+        self.name_peer(&mut observation);
         if let Some(live) = &self.sinks.live {
             live.send(&observation);
         }
@@ -172,15 +189,24 @@ pub fn run(
     stop: Arc<AtomicBool>,
     mut reporting: Reporting,
     mut processes: ProcessCache,
+    peers: Option<PeerStore>,
 ) -> Snapshot {
     let Probes {
         mut scans,
         mut events,
         counters,
         mut cgroups,
+        mut exes,
     } = probes;
+    // Processes that were running when the agent started run the selected executables.
+    if let Some(filter) = &mut exes {
+        for process in processes.all() {
+            filter.consider(&process);
+        }
+    }
     // Containers already running when the agent started (read by the start-up scan).
     if let Some(filter) = &mut cgroups {
+        filter.set_pods(processes.pods().cloned());
         for process in processes.all() {
             filter.consider(&process);
         }
@@ -204,7 +230,9 @@ pub fn run(
             let mut cx = Cx {
                 processes: &mut processes,
                 cgroups: cgroups.as_mut(),
+                exes: exes.as_mut(),
                 ports: &ports,
+                peers: peers.as_ref(),
                 sinks: &sinks,
                 stats: &stats,
                 own: &mut own,
@@ -236,6 +264,14 @@ pub fn run(
                     .store(cx.processes.container_failures(), Ordering::Relaxed);
                 if let Some(limiter) = &reporting.memory {
                     shed_if_pressed(limiter, &mut tracker, &reporting, &stats, &mut pressed);
+                }
+                if let Some(filter) = cx.cgroups.as_deref_mut() {
+                    filter.refresh();
+                }
+                if let Some(peers) = cx.peers {
+                    stats
+                        .k8s_peer_addresses_dropped
+                        .store(peers.over_capacity(), Ordering::Relaxed);
                 }
                 if let Some(pods) = cx.processes.pods() {
                     stats
@@ -388,6 +424,9 @@ fn drain(
             Ok(Event::ProcExec(ev)) => {
                 cx.processes.on_exec(ev.tgid, &ev.comm);
                 if let Some(filter) = cx.cgroups.as_deref_mut() {
+                    filter.consider(&cx.processes.get(ev.tgid, &ev.comm));
+                }
+                if let Some(filter) = cx.exes.as_deref_mut() {
                     filter.consider(&cx.processes.get(ev.tgid, &ev.comm));
                 }
                 scans.on_exec(ev.tgid);

@@ -58,6 +58,8 @@ pub struct Stats {
     pub trace_evicted: AtomicU64,
     /// Spans sent as roots because their parent never came out of the trace-context stage.
     pub trace_orphaned: AtomicU64,
+    /// Pod and Service addresses not kept as peer names (past the store's bound).
+    pub k8s_peer_addresses_dropped: AtomicU64,
     /// Parser losses, by [`Loss`].
     pub parse_losses: [AtomicU64; Loss::ALL.len()],
     /// `replay`: packets read from the capture.
@@ -115,6 +117,7 @@ impl Stats {
             trace_ambiguous: get(&self.trace_ambiguous),
             trace_evicted: get(&self.trace_evicted),
             trace_orphaned: get(&self.trace_orphaned),
+            k8s_peer_addresses_dropped: get(&self.k8s_peer_addresses_dropped),
             parse_losses: Loss::ALL.map(|l| {
                 let i = Loss::ALL.iter().position(|x| *x == l).unwrap_or(0);
                 (l, get(&self.parse_losses[i]))
@@ -188,6 +191,8 @@ pub struct Snapshot {
     pub trace_evicted: u64,
     /// Spans sent as roots because their parent never came out of the trace-context stage.
     pub trace_orphaned: u64,
+    /// Peer addresses not kept.
+    pub k8s_peer_addresses_dropped: u64,
     /// Parser losses.
     pub parse_losses: [(Loss, u64); Loss::ALL.len()],
     /// Exporter counts.
@@ -295,6 +300,10 @@ impl Snapshot {
             ("wirelens.trace.ambiguous", self.trace_ambiguous),
             ("wirelens.trace.evicted", self.trace_evicted),
             ("wirelens.trace.orphaned", self.trace_orphaned),
+            (
+                "wirelens.k8s.peer_addresses_dropped",
+                self.k8s_peer_addresses_dropped,
+            ),
             ("wirelens.live_dropped", self.live_dropped),
             // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
             ("wirelens.export.queue_dropped", self.export_queue_dropped),

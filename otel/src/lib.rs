@@ -42,7 +42,9 @@
 //!         ..HttpRecord::default()
 //!     }),
 //! };
-//! let obs = Observation { record, process, local: None, peer: None, tls: false, trace: None };
+//! let obs = Observation {
+//!     record, process, local: None, peer: None, tls: false, trace: None, peer_identity: None,
+//! };
 //! let request = spans_request(&[obs]);
 //! assert_eq!(request.resource_spans.len(), 1);
 //! assert_eq!(request.resource_spans[0].scope_spans[0].spans[0].name, "GET");
@@ -60,6 +62,7 @@ pub mod jvm_metrics;
 mod kv;
 mod messaging_attrs;
 pub mod metrics;
+pub mod peer;
 pub mod profiles;
 pub mod prometheus;
 pub mod redact;
@@ -72,6 +75,7 @@ pub mod service_graph;
 mod test_util;
 pub mod traces;
 
+pub use peer::PeerIdentity;
 pub use resource::{ContainerInfo, PodInfo, ProcessInfo};
 
 /// One parsed exchange, with where it happened.
@@ -88,6 +92,9 @@ pub struct Observation {
     /// The bytes were TLS plaintext (read through the OpenSSL probes): `url.scheme` is
     /// `https`, and other protocols carry `tls.protocol.name`.
     pub tls: bool,
+    /// Who the other end is, when the agent knows it (a pod or a Service of the cluster):
+    /// `server.service.*` on a client span, `client.service.*` on a server span.
+    pub peer_identity: Option<Arc<PeerIdentity>>,
     /// Ids given by the agent's trace-context stage (the span's own id, its trace and its
     /// parent in the same or another traced process), and the service-graph edge it closes.
     /// `None`: the exporter gives the span a fresh id and trace (or the wire's `traceparent`).

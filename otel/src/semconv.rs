@@ -96,6 +96,19 @@ pub const SERVER_ADDRESS: &str = "server.address";
 pub const SERVER_PORT: &str = "server.port";
 /// `client.address`
 pub const CLIENT_ADDRESS: &str = "client.address";
+/// `server.service.name`: on a CLIENT span, the logical service of the server it called.
+pub const SERVER_SERVICE_NAME: &str = "server.service.name";
+/// `server.service.namespace`: on a CLIENT span, the namespace of that service.
+pub const SERVER_SERVICE_NAMESPACE: &str = "server.service.namespace";
+/// `client.service.name`: on a SERVER span, the logical service of the client that called.
+pub const CLIENT_SERVICE_NAME: &str = "client.service.name";
+/// `client.service.namespace`: on a SERVER span, the namespace of that service.
+pub const CLIENT_SERVICE_NAMESPACE: &str = "client.service.namespace";
+/// Prefix of our names for the other end's Kubernetes identity, on spans: the registry has no
+/// `k8s.peer.*`, so `wirelens.peer.` + a `k8s.*` resource name (`wirelens.peer.k8s.pod.name`).
+pub const WIRELENS_PEER_PREFIX: &str = "wirelens.peer.";
+/// `k8s.service.name`: not in the registry; only used after [`WIRELENS_PEER_PREFIX`].
+pub const K8S_SERVICE_NAME: &str = "k8s.service.name";
 /// `client.port` (int)
 pub const CLIENT_PORT: &str = "client.port";
 /// `network.peer.address`

@@ -69,6 +69,7 @@ fn obs(pid: u32, role: Role, method: &str, target: &str, status: Option<u16>) ->
         peer: peer.parse().ok(),
         tls: false,
         trace: None,
+        peer_identity: None,
     }
 }
 
@@ -117,6 +118,7 @@ pub(crate) fn db_obs(pid: u32, role: Role, db: DbRecord) -> Observation {
         peer,
         tls: false,
         trace: None,
+        peer_identity: None,
     }
 }
 
@@ -149,6 +151,7 @@ pub(crate) fn messaging_obs(pid: u32, role: Role, m: MessagingRecord) -> Observa
         peer,
         tls: false,
         trace: None,
+        peer_identity: None,
     }
 }
 
@@ -190,5 +193,6 @@ pub(crate) fn dns_obs(pid: u32, role: Role, dns: DnsRecord) -> Observation {
         peer,
         tls: false,
         trace: None,
+        peer_identity: None,
     }
 }

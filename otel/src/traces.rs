@@ -139,6 +139,9 @@ pub fn span_with(obs: &Observation, options: &MappingOptions) -> Span {
                 .map(|p| (p, remote))
         }
     };
+    if let Some(peer) = &obs.peer_identity {
+        peer.push_attributes(record.role, &mut span.attributes);
+    }
     if obs.tls && !matches!(record.detail, Detail::Http(_)) {
         span.attributes
             .push(kv::string(semconv::TLS_PROTOCOL_NAME, semconv::TLS));
@@ -957,6 +960,36 @@ mod tests {
                 ("user_agent.original", "curl/8"),
             ]
         );
+    }
+
+    #[test]
+    fn peer_identity_names_the_other_end_by_role() {
+        let peer = Arc::new(crate::PeerIdentity {
+            service_name: "api".into(),
+            service_namespace: "shop".into(),
+            attributes: vec![
+                ("wirelens.peer.k8s.pod.name".into(), "api-1".into()),
+                ("wirelens.peer.k8s.node.name".into(), String::new()),
+            ],
+        });
+        let mut client = client_obs(1, "GET", "/", Some(200));
+        client.peer_identity = Some(peer.clone());
+        let attrs = attr_map(&span(&client).attributes);
+        assert_eq!(attrs["server.service.name"], "api");
+        assert_eq!(attrs["server.service.namespace"], "shop");
+        assert_eq!(attrs["wirelens.peer.k8s.pod.name"], "api-1");
+        assert_eq!(attrs["server.address"], "backend", "the address stays");
+        assert!(
+            !attrs.contains_key("wirelens.peer.k8s.node.name"),
+            "empty left out"
+        );
+        assert!(!attrs.contains_key("client.service.name"));
+        let mut server = server_obs(1, "GET", "/", Some(200));
+        server.peer_identity = Some(peer);
+        let attrs = attr_map(&span(&server).attributes);
+        assert_eq!(attrs["client.service.name"], "api");
+        assert_eq!(attrs["client.service.namespace"], "shop");
+        assert!(!attrs.contains_key("server.service.name"));
     }
 
     #[test]

@@ -1,8 +1,11 @@
-"""A stand-in Kubernetes API server for tests/tests/kubernetes.rs: no API server installs here.
+"""A stand-in Kubernetes API server for tests/tests/kubernetes*.rs: no API server installs here.
 
 Serves recorded real API objects (agent/testdata/kubernetes/) the way the API server does:
-the pod list (GET /api/v1/pods), watch streams of that list (?watch=true, chunked, one JSON
-event per line), and GETs of a ReplicaSet and a Job. The watches follow a script:
+the pod list (GET /api/v1/pods: node n1's pods from pods.json, plus pods-other-nodes.json
+for the cluster), filtered by the fieldSelector terms the agent sends (spec.nodeName,
+status.phase; = and !=), the Service list (GET /api/v1/services), watch streams of those lists
+(?watch=true, chunked, one JSON event per line), and GETs of a ReplicaSet and a Job. Each kind
+of watch (this node's pods, the cluster's pods, Services) follows the same script:
   1st watch: an ERROR event carrying a 410 Gone Status (the resource version expired),
   2nd watch: one MODIFIED event, then the connection is dropped mid-stream (no last chunk),
   3rd and later: held open with nothing to say.
@@ -23,7 +26,7 @@ PORT = int(sys.argv[1])
 DATA = sys.argv[2]
 LOG = sys.argv[3]
 LOCK = threading.Lock()
-WATCHES = [0]
+WATCHES = {}
 
 
 def load(name):
@@ -32,6 +35,27 @@ def load(name):
 
 
 PODS = load("pods.json")
+CLUSTER_PODS = dict(PODS, items=PODS["items"] + load("pods-other-nodes.json")["items"])
+SERVICES = load("services.json")
+
+
+def field(obj, path):
+    for part in path.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def select(listing, selector):
+    """The list with only the items every `a=b` / `a!=b` term of the field selector keeps."""
+    items = listing["items"]
+    for term in filter(None, (selector or "").split(",")):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            items = [i for i in items if field(i, key) != value]
+        else:
+            key, value = term.split("=", 1)
+            items = [i for i in items if field(i, key) == value]
+    return dict(listing, items=items)
 OBJECTS = {
     "/apis/apps/v1/namespaces/shop/replicasets/web-7d9f8c": load("replicaset-web.json"),
     "/apis/batch/v1/namespaces/batch/jobs/report-29412345": load("job-report.json"),
@@ -70,10 +94,18 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             with open(LOG, "a") as f:
                 f.write(self.path + "\n")
-        if url.path == "/api/v1/pods" and query.get("watch") == ["true"]:
+        fields = query.get("fieldSelector", [""])[0]
+        if url.path == "/api/v1/pods":
+            kind = "node-pods" if "spec.nodeName" in fields else "cluster-pods"
+            listing = select(CLUSTER_PODS, fields)
+        elif url.path == "/api/v1/services":
+            kind, listing = "services", SERVICES
+        else:
+            kind = listing = None
+        if listing is not None and query.get("watch") == ["true"]:
             with LOCK:
-                WATCHES[0] += 1
-                n = WATCHES[0]
+                WATCHES[kind] = WATCHES.get(kind, 0) + 1
+                n = WATCHES[kind]
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
@@ -85,17 +117,17 @@ class Handler(BaseHTTPRequestHandler):
                     "reason": "Expired", "code": 410}})
                 self.wfile.write(b"0\r\n\r\n")
             elif n == 2:
-                pod = json.loads(json.dumps(PODS["items"][0]))
-                pod["metadata"]["resourceVersion"] = "48401"
-                self.chunk({"type": "MODIFIED", "object": pod})
+                obj = json.loads(json.dumps(listing["items"][0]))
+                obj["metadata"]["resourceVersion"] = "48401"
+                self.chunk({"type": "MODIFIED", "object": obj})
                 # Dropped: no last chunk, the connection just closes.
                 self.close_connection = True
             else:
                 while True:
                     time.sleep(1)
             return
-        if url.path == "/api/v1/pods":
-            self.send_json(200, PODS)
+        if listing is not None:
+            self.send_json(200, listing)
             return
         if url.path in OBJECTS:
             self.send_json(200, OBJECTS[url.path])

@@ -137,6 +137,18 @@ pub struct Container {
 impl Container {
     /// `podman run -d --name NAME --network host <extra> IMAGE <command>`, waiting until it runs.
     pub fn run(name: &str, extra: &[&str], image: &str, command: &[&str]) -> Self {
+        Self::run_on(name, "host", extra, image, command)
+    }
+
+    /// Like [`Container::run`] on podman network `network` (`--ip` in `extra` gives it an
+    /// address of the network's subnet).
+    pub fn run_on(
+        name: &str,
+        network: &str,
+        extra: &[&str],
+        image: &str,
+        command: &[&str],
+    ) -> Self {
         // A container left by an earlier, killed run would hold the name.
         let _ = Command::new(PODMAN)
             .args(["rm", "-f", "-t", "0", name])
@@ -147,7 +159,7 @@ impl Container {
             "--name",
             name,
             "--network",
-            "host",
+            network,
             "--runtime",
             OCI_RUNTIME,
             // Lower than any host's hard limits: podman's defaults (raising them) are refused
@@ -360,5 +372,33 @@ impl CtrTask {
 impl Drop for CtrTask {
     fn drop(&mut self) {
         CtrTask::remove(&self.namespace, &self.id);
+    }
+}
+
+/// A podman bridge network with a subnet of our choosing, removed on drop.
+pub struct Network {
+    /// Its name.
+    pub name: String,
+}
+
+impl Network {
+    /// `podman network create --subnet SUBNET NAME`, replacing a network of that name left by
+    /// an earlier run.
+    pub fn create(name: &str, subnet: &str) -> Self {
+        let _ = Command::new(PODMAN)
+            .args(["network", "rm", "-f", name])
+            .output();
+        podman(&["network", "create", "--subnet", subnet, name]);
+        Network {
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for Network {
+    fn drop(&mut self) {
+        let _ = Command::new(PODMAN)
+            .args(["network", "rm", "-f", &self.name])
+            .output();
     }
 }

@@ -29,6 +29,7 @@ mod clients;
 mod containers;
 mod databases;
 mod fixture_pcap;
+mod kube_standin;
 mod messaging;
 mod nginx;
 mod otlp;
@@ -42,12 +43,15 @@ mod util;
 
 pub use agent::{Agent, AgentOutput, stderr_counter};
 pub use clients::{ClientProcess, ClientRun, curl, python_client};
-pub use containers::{Container, Containerd, CtrTask, OCI_RUNTIME, Rootfs, busybox_image, podman};
+pub use containers::{
+    Container, Containerd, CtrTask, Network, OCI_RUNTIME, Rootfs, busybox_image, podman,
+};
 pub use databases::{
     DB_NAME, DbFinished, DbKind, DbOp, DbServer, DbSetup, PG_BIN, db_python_client, pg_bin,
     run_client, server_exe,
 };
 pub use fixture_pcap::write_fixture_pcaps;
+pub use kube_standin::{StandIn, cri_annotations};
 pub use messaging::{Expect, PARENT_SPAN_ID, TRACE_ID, check_span, check_spans, python_script};
 pub use nginx::Nginx;
 pub use otlp::{

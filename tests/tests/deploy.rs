@@ -231,12 +231,14 @@ fn assert_daemonset_pod(pod: &PodSpec, lock_dir: &str, state_dirs: &[&str], tls:
     );
 }
 
-/// Only get/list/watch on pods and their owners, bound to the agent's service account.
+/// Only get/list/watch on pods, their owners and Services (the peer names), bound to the
+/// agent's service account.
 fn assert_rbac(objects: &Objects) {
     assert_eq!(objects.cluster_roles.len(), 1);
     let allowed_verbs: BTreeSet<&str> = ["get", "list", "watch"].into();
     let allowed_resources: BTreeSet<&str> = [
         "pods",
+        "services",
         "replicasets",
         "deployments",
         "statefulsets",
@@ -258,6 +260,10 @@ fn assert_rbac(objects: &Objects) {
         assert!(rule.resource_names.is_none());
     }
     assert!(resources.contains("pods"), "{resources:?}");
+    assert!(
+        resources.contains("services"),
+        "peers on by default: {resources:?}"
+    );
     let binding = &objects.bindings[0];
     assert_eq!(
         binding.role_ref.name,
@@ -353,6 +359,8 @@ fn chart_with_every_option_renders_valid_objects() {
         "--port=80",
         "--port=5432",
         "--comm=nginx",
+        "--k8s-pod-selector=app=web,tier in (front,back)",
+        "--exe=/usr/sbin/nginx",
         "--capture-limit=4096",
     ] {
         assert!(args.iter().any(|a| a == arg), "{arg} in {args:?}");

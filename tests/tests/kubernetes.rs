@@ -16,14 +16,11 @@
 //! Needs root and `scripts/setup.sh --tests` (podman, runc, busybox-static); run one at a time
 //! (`-- --test-threads=1`).
 
-use std::{
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::time::Duration;
 
 use wirelens_tests::{
-    Container, Scenario, Span, busybox_image, free_port, python, sum_total, wait_until,
-    workspace_root,
+    Container, Scenario, Span, StandIn, busybox_image, cri_annotations, free_port, sum_total,
+    wait_until,
 };
 
 const IMAGE: &str = "localhost/wirelens-itest:1.0";
@@ -31,72 +28,6 @@ const WEB_UID: &str = "5f0b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
 const DB_UID: &str = "6a7b8c9d-1111-4222-8333-944455556666";
 /// `pod-debug.json`: a pod the stand-in never lists.
 const DEBUG_UID: &str = "8d9e0f1a-3333-4444-8555-b66677778888";
-
-/// The stand-in API server; killed on drop.
-struct StandIn {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl StandIn {
-    fn start(port: u16) -> Self {
-        let root = workspace_root();
-        let log = std::env::temp_dir().join(format!("wirelens-kube-standin-{port}.log"));
-        let _ = std::fs::remove_file(&log);
-        let child = Command::new(python())
-            .arg(root.join("tests/kubernetes/standin_api.py"))
-            .arg(port.to_string())
-            .arg(root.join("agent/testdata/kubernetes"))
-            .arg(&log)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the stand-in API server");
-        wait_until(
-            "the stand-in API to listen",
-            Duration::from_secs(10),
-            || {
-                std::thread::sleep(Duration::from_millis(50));
-                std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-            },
-        );
-        StandIn { child, log }
-    }
-
-    /// Every request so far, `path?query`.
-    fn requests(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for StandIn {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn cri_annotations(pod: &str, namespace: &str, uid: &str, container: &str) -> Vec<String> {
-    [
-        "io.kubernetes.cri.container-type=container".to_string(),
-        format!("io.kubernetes.cri.container-name={container}"),
-        format!("io.kubernetes.cri.sandbox-id={}", "6b".repeat(32)),
-        format!("io.kubernetes.cri.sandbox-name={pod}"),
-        format!("io.kubernetes.cri.sandbox-namespace={namespace}"),
-        format!("io.kubernetes.cri.sandbox-uid={uid}"),
-        format!("io.kubernetes.cri.image-name={IMAGE}"),
-    ]
-    .into_iter()
-    .flat_map(|a| ["--annotation".to_string(), a])
-    .collect()
-}
 
 fn run(name: &str, annotations: &[String], command: &[&str]) -> Container {
     let extra: Vec<&str> = annotations.iter().map(String::as_str).collect();
@@ -141,6 +72,9 @@ fn api_metadata_enriches_pods_and_its_absence_is_counted() {
             "n1",
             "--k8s-pod-labels",
             "tier",
+            // The peer watch (kubernetes_peers.rs) would add cluster-wide requests.
+            "--k8s-peers",
+            "false",
         ],
     );
     // The 410 makes it list again, the drop makes it watch again: the third watch is held.
@@ -182,7 +116,7 @@ fn api_metadata_enriches_pods_and_its_absence_is_counted() {
     let listen = format!("127.0.0.1:{port}");
     let _server = run(
         "wl-itest-k8s-web",
-        &cri_annotations("web-7d9f8c-x2x5q", "shop", WEB_UID, "httpd"),
+        &cri_annotations("web-7d9f8c-x2x5q", "shop", WEB_UID, "httpd", IMAGE),
         &["/bin/busybox", "httpd", "-f", "-p", &listen, "-h", "/www"],
     );
     wait_until("the server to listen", Duration::from_secs(30), || {
@@ -191,7 +125,7 @@ fn api_metadata_enriches_pods_and_its_absence_is_counted() {
     });
     let db = fetch(
         "wl-itest-k8s-db",
-        &cri_annotations("db-0", "shop", DB_UID, "postgres"),
+        &cri_annotations("db-0", "shop", DB_UID, "postgres", IMAGE),
         port,
     );
 
@@ -199,7 +133,7 @@ fn api_metadata_enriches_pods_and_its_absence_is_counted() {
     api.kill();
     let debug = fetch(
         "wl-itest-k8s-debug",
-        &cri_annotations("debug", "default", DEBUG_UID, "shell"),
+        &cri_annotations("debug", "default", DEBUG_UID, "shell", IMAGE),
         port,
     );
     let done = scenario.finish_when(|spans| spans.len() >= 4, "http.server.request.duration", 2);

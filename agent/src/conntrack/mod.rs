@@ -581,6 +581,7 @@ impl ConnTracker {
                     peer,
                     tls: conn.tls,
                     trace: None,
+                    peer_identity: None,
                 },
                 origin,
             );

@@ -2,6 +2,7 @@
 
 pub mod btf;
 pub mod cgroup_filter;
+pub mod exe_filter;
 pub mod uprobes;
 
 use std::path::Path;
@@ -39,12 +40,14 @@ pub const PROFILER_ONLY_MAPS: [(&str, u32); 3] = [
     ("PROFILE_COUNTS", 64),
 ];
 /// Maps only the tracer's instance uses: the profiler creates them at a token size.
-pub const TRACER_ONLY_MAPS: [(&str, u32); 5] = [
+pub const TRACER_ONLY_MAPS: [(&str, u32); 7] = [
     ("TLS_CALLS", 64),
     ("TLS_CONNS", 64),
     ("MMSG_INDEX", 64),
     ("PORT_FILTER", 64),
     ("SCRATCH", 1),
+    ("EXE_PATHS", 1),
+    ("EXE_PIDS", 1),
 ];
 
 /// User-space probe programs: loaded here, attached to files by [`uprobes::Uprobes`].
@@ -114,6 +117,8 @@ pub struct Probes {
     pub counters: PerCpuArray<MapData, u64>,
     /// The container selector's cgroup filter, when containers are selected.
     pub cgroups: Option<cgroup_filter::CgroupFilter>,
+    /// The executable selector's pid filter, when executables are selected.
+    pub exes: Option<exe_filter::ExeFilter>,
 }
 
 impl Probes {
@@ -142,9 +147,16 @@ impl Probes {
             );
         }
         let (pidns_dev, pidns_ino) = pidns.unwrap_or_default();
-        let selector = cgroup_filter::Selector::new(&settings.containers, &settings.k8s_namespaces);
+        let selector = cgroup_filter::Selector::new(
+            &settings.containers,
+            &settings.k8s_namespaces,
+            settings.k8s_pod_selector.clone(),
+        );
         if selector.is_some() {
             filters |= filter::CGROUP;
+        }
+        if settings.exes.is_some() {
+            filters |= filter::EXE;
         }
         // Without it, sockets carry no protocol and UDP (DNS) is not told apart from TCP.
         let sk_protocol = btf::kernel_member_offset("sock", "sk_protocol").unwrap_or_else(|e| {
@@ -256,12 +268,25 @@ impl Probes {
             }
             None => None,
         };
+        let exes = match &settings.exes {
+            Some(selector) => {
+                let map = take(&mut ebpf, "EXE_PIDS").and_then(|m| {
+                    BpfHashMap::try_from(m).map_err(|source| ProbeError::Map {
+                        name: "EXE_PIDS",
+                        source: Box::new(source),
+                    })
+                })?;
+                Some(exe_filter::ExeFilter::new(map, selector.clone()))
+            }
+            None => None,
+        };
         let scans = uprobes::UprobeThread::spawn(ebpf, uprobes).map_err(ProbeError::ScanThread)?;
         Ok(Self {
             scans,
             events,
             counters,
             cgroups,
+            exes,
         })
     }
 }
@@ -295,6 +320,16 @@ fn fill_filters(ebpf: &mut Ebpf, settings: &Settings) -> Result<(), ProbeError> 
             .map_err(map_err("PORT_FILTER"))?;
         for &port in &settings.ports {
             m.insert(port, 1, 0).map_err(map_err("PORT_FILTER"))?;
+        }
+    }
+    if let Some(exes) = &settings.exes {
+        let mut m: BpfHashMap<_, [u8; wirelens_ebpf::EXE_PATH_LEN], u8> = ebpf
+            .map_mut("EXE_PATHS")
+            .ok_or(ProbeError::MissingMap("EXE_PATHS"))?
+            .try_into()
+            .map_err(map_err("EXE_PATHS"))?;
+        for key in exes.kernel_keys() {
+            m.insert(key, 1, 0).map_err(map_err("EXE_PATHS"))?;
         }
     }
     if !settings.comms.is_empty() {

@@ -12,11 +12,17 @@
 //! the CRI annotations said, and the gap is counted (`wirelens.k8s.metadata_misses`,
 //! `wirelens.k8s.api_failures`).
 
+pub mod peer;
+mod peer_watch;
+pub mod peers;
 pub mod pod;
+pub mod selector;
 pub mod store;
 mod watch;
 
+pub use peers::PeerStore;
 pub use pod::Selection;
+pub use selector::LabelSelector;
 pub use store::PodStore;
 
 /// Where the API is and what to ask of it.
@@ -28,6 +34,9 @@ pub struct KubeConfig {
     pub node_name: String,
     /// Pod labels and annotations exported.
     pub selection: Selection,
+    /// Also watch the cluster's pods and Services, to name the peers of connections
+    /// (`--k8s-peers`, on by default).
+    pub peers: bool,
 }
 
 impl KubeConfig {
@@ -39,6 +48,7 @@ impl KubeConfig {
         api: Option<&str>,
         node_name: Option<&str>,
         selection: Selection,
+        peers: bool,
     ) -> Result<Option<Self>, KubeError> {
         let discoverable = ["KUBERNETES_SERVICE_HOST", "KUBECONFIG"]
             .iter()
@@ -64,6 +74,7 @@ impl KubeConfig {
             api,
             node_name: node_name.to_string(),
             selection,
+            peers,
         }))
     }
 }
@@ -96,10 +107,20 @@ pub enum KubeError {
     Thread(#[source] std::io::Error),
 }
 
-/// Start watching on a thread of its own; the returned store fills as pods are listed.
-pub fn spawn(config: KubeConfig) -> Result<PodStore, KubeError> {
+/// What the watcher fills: this node's pods, and the cluster's peers when asked for.
+pub struct Watched {
+    /// This node's pods by uid.
+    pub pods: PodStore,
+    /// The cluster's pods and Services by address (with `--k8s-peers`).
+    pub peers: Option<PeerStore>,
+}
+
+/// Start watching on a thread of its own; the returned stores fill as objects are listed.
+pub fn spawn(config: KubeConfig) -> Result<Watched, KubeError> {
     let store = PodStore::default();
+    let peers = config.peers.then(PeerStore::default);
     let shared = store.clone();
+    let shared_peers = peers.clone();
     std::thread::Builder::new()
         .name("wirelens-kube".into())
         .spawn(move || {
@@ -114,10 +135,10 @@ pub fn spawn(config: KubeConfig) -> Result<PodStore, KubeError> {
                     return;
                 }
             };
-            runtime.block_on(watch::run(config, shared));
+            runtime.block_on(watch::run(config, shared, shared_peers));
         })
         .map_err(KubeError::Thread)?;
-    Ok(store)
+    Ok(Watched { pods: store, peers })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! time, never per event), with the counters of what the API failed to give.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         Arc, RwLock,
         atomic::{AtomicU64, Ordering},
@@ -12,9 +12,14 @@ use std::{
 
 use wirelens_otel::PodInfo;
 
+/// A pod's labels, for `--k8s-pod-selector`.
+pub type Labels = Arc<BTreeMap<String, String>>;
+
 #[derive(Default)]
 struct Shared {
     pods: RwLock<HashMap<String, Arc<PodInfo>>>,
+    /// Every label of each pod (the Resource carries only the chosen ones).
+    labels: RwLock<HashMap<String, Labels>>,
     /// Bumped at every change, so a process still waiting for its pod knows when to look again.
     generation: AtomicU64,
     api_failures: AtomicU64,
@@ -36,26 +41,68 @@ impl PodStore {
 
     /// Add or replace one pod.
     pub fn apply(&self, pod: PodInfo) {
-        let mut pods = self.shared.pods.write().unwrap_or_else(|e| e.into_inner());
-        pods.insert(pod.uid.clone(), Arc::new(pod));
+        self.apply_labeled(pod, BTreeMap::new());
+    }
+
+    /// Add or replace one pod, with all its labels.
+    pub fn apply_labeled(&self, pod: PodInfo, labels: BTreeMap<String, String>) {
+        let uid = pod.uid.clone();
+        {
+            let mut pods = self.shared.pods.write().unwrap_or_else(|e| e.into_inner());
+            pods.insert(uid.clone(), Arc::new(pod));
+        }
+        let mut all = self
+            .shared
+            .labels
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        all.insert(uid, Arc::new(labels));
+        drop(all);
         self.bump();
     }
 
     /// Forget one pod.
     pub fn delete(&self, uid: &str) {
-        let mut pods = self.shared.pods.write().unwrap_or_else(|e| e.into_inner());
-        pods.remove(uid);
+        {
+            let mut pods = self.shared.pods.write().unwrap_or_else(|e| e.into_inner());
+            pods.remove(uid);
+        }
+        let mut all = self
+            .shared
+            .labels
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        all.remove(uid);
+        drop(all);
         self.bump();
     }
 
     /// Replace every pod (after a full list).
     pub fn replace(&self, all: Vec<PodInfo>) {
-        let map = all
-            .into_iter()
-            .map(|p| (p.uid.clone(), Arc::new(p)))
-            .collect();
-        *self.shared.pods.write().unwrap_or_else(|e| e.into_inner()) = map;
+        self.replace_labeled(all.into_iter().map(|p| (p, BTreeMap::new())).collect());
+    }
+
+    /// Replace every pod (after a full list), with their labels.
+    pub fn replace_labeled(&self, all: Vec<(PodInfo, BTreeMap<String, String>)>) {
+        let mut pods = HashMap::with_capacity(all.len());
+        let mut labels = HashMap::with_capacity(all.len());
+        for (pod, l) in all {
+            labels.insert(pod.uid.clone(), Arc::new(l));
+            pods.insert(pod.uid.clone(), Arc::new(pod));
+        }
+        *self.shared.pods.write().unwrap_or_else(|e| e.into_inner()) = pods;
+        *self
+            .shared
+            .labels
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = labels;
         self.bump();
+    }
+
+    /// Every label of the pod with `uid`, if the watcher has seen it.
+    pub fn labels(&self, uid: &str) -> Option<Labels> {
+        let labels = self.shared.labels.read().unwrap_or_else(|e| e.into_inner());
+        labels.get(uid).cloned()
     }
 
     /// How many pods are known.

@@ -135,12 +135,86 @@ fn store_replace_apply_delete() {
 
 #[test]
 fn config_needs_a_node_name_and_a_url() {
-    let none = KubeConfig::resolve(Some("http://127.0.0.1:1"), None, Selection::default());
+    let none = KubeConfig::resolve(Some("http://127.0.0.1:1"), None, Selection::default(), true);
     assert!(matches!(none, Err(KubeError::NoNodeName)));
-    let bad = KubeConfig::resolve(Some("http://[::1"), Some("n1"), Selection::default());
+    let bad = KubeConfig::resolve(Some("http://[::1"), Some("n1"), Selection::default(), true);
     assert!(matches!(bad, Err(KubeError::Url { .. })));
-    let ok = KubeConfig::resolve(Some("http://127.0.0.1:1"), Some("n1"), Selection::default())
-        .expect("config")
-        .expect("enabled");
+    let ok = KubeConfig::resolve(
+        Some("http://127.0.0.1:1"),
+        Some("n1"),
+        Selection::default(),
+        true,
+    )
+    .expect("config")
+    .expect("enabled");
     assert_eq!(ok.node_name, "n1");
+}
+
+fn list<T: k8s_openapi::ListableResource + serde::de::DeserializeOwned>(name: &str) -> Vec<T> {
+    let list: List<T> =
+        serde_json::from_str(&testdata(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    list.items
+}
+
+fn peer_attrs(identity: &wirelens_otel::PeerIdentity) -> Vec<(&str, &str)> {
+    identity
+        .attributes
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+#[test]
+fn peer_pods_named_by_their_workload_without_fetching_owners() {
+    let all: Vec<Pod> = list::<Pod>("pods-other-nodes.json");
+    let api = &all[0];
+    assert_eq!(
+        peer::pod_ips(api),
+        ["10.244.2.9".parse::<std::net::IpAddr>().expect("ip")]
+    );
+    let identity = peer::pod_identity(api);
+    // The ReplicaSet's name minus the pod-template-hash is the Deployment's.
+    assert_eq!(identity.service_name, "api");
+    assert_eq!(identity.service_namespace, "shop");
+    assert_eq!(
+        peer_attrs(&identity),
+        [
+            ("wirelens.peer.k8s.pod.name", "api-5c6d7e8f9-q8w7e"),
+            ("wirelens.peer.k8s.namespace.name", "shop"),
+            ("wirelens.peer.k8s.node.name", "n2"),
+            ("wirelens.peer.k8s.deployment.name", "api"),
+            ("wirelens.peer.k8s.replicaset.name", "api-5c6d7e8f9"),
+        ]
+    );
+    // A pod on the node's network has no address of its own.
+    assert!(peer::pod_ips(&all[1]).is_empty());
+    // The annotation wins, as for the pod's own Resource.
+    assert_eq!(
+        peer::pod_identity(&pod_named("db-0")).service_name,
+        "orders-db"
+    );
+}
+
+#[test]
+fn services_named_at_their_cluster_ips() {
+    let all: Vec<k8s_openapi::api::core::v1::Service> = list("services.json");
+    let ips: Vec<Vec<std::net::IpAddr>> = all.iter().map(peer::service_ips).collect();
+    assert_eq!(
+        ips[0],
+        ["10.96.0.1".parse::<std::net::IpAddr>().expect("ip")]
+    );
+    assert_eq!(
+        ips[1],
+        ["10.96.0.50".parse::<std::net::IpAddr>().expect("ip")]
+    );
+    assert!(ips[2].is_empty(), "headless");
+    let checkout = peer::service_identity(&all[1]);
+    assert_eq!(checkout.service_name, "checkout");
+    assert_eq!(
+        peer_attrs(&checkout),
+        [
+            ("wirelens.peer.k8s.service.name", "checkout"),
+            ("wirelens.peer.k8s.namespace.name", "shop"),
+        ]
+    );
 }

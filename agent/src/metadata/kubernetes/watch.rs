@@ -17,6 +17,7 @@ use kube::{
 
 use super::{
     KubeConfig, KubeError,
+    peers::PeerStore,
     pod::{self, Selection},
     store::PodStore,
 };
@@ -28,8 +29,9 @@ const CLIENT_RETRY: Duration = Duration::from_secs(10);
 /// Most owners cached (ReplicaSets and Jobs of this node's pods).
 const MAX_OWNERS: usize = 4096;
 
-/// Watch until the process ends.
-pub async fn run(config: KubeConfig, store: PodStore) {
+/// Watch until the process ends: this node's pods, and with `peers` the cluster's pods and
+/// Services by address.
+pub async fn run(config: KubeConfig, store: PodStore, peers: Option<PeerStore>) {
     let client = loop {
         match client(&config).await {
             Ok(c) => break c,
@@ -40,6 +42,17 @@ pub async fn run(config: KubeConfig, store: PodStore) {
             }
         }
     };
+    match peers {
+        Some(peers) => {
+            let peer_watch = super::peer_watch::run(client.clone(), peers, store.clone());
+            tokio::join!(watch_pods(client, &config, &store), peer_watch);
+        }
+        None => watch_pods(client, &config, &store).await,
+    }
+}
+
+/// This node's pods into `store`.
+async fn watch_pods(client: Client, config: &KubeConfig, store: &PodStore) {
     let pods: Api<Pod> = Api::all(client.clone());
     let selector = format!("spec.nodeName={}", config.node_name);
     let mut owners = Owners {
@@ -53,14 +66,16 @@ pub async fn run(config: KubeConfig, store: PodStore) {
         match event {
             Ok(watcher::Event::Init) => listing.clear(),
             Ok(watcher::Event::InitApply(p)) => {
-                listing.push(owners.pod_info(&p, &config.selection, &store).await);
+                let info = owners.pod_info(&p, &config.selection, store).await;
+                listing.push((info, p.metadata.labels.unwrap_or_default()));
             }
             Ok(watcher::Event::InitDone) => {
-                store.replace(std::mem::take(&mut listing));
+                store.replace_labeled(std::mem::take(&mut listing));
                 tracing::debug!(pods = store.len(), node = %config.node_name, "kubernetes pods listed");
             }
             Ok(watcher::Event::Apply(p)) => {
-                store.apply(owners.pod_info(&p, &config.selection, &store).await);
+                let info = owners.pod_info(&p, &config.selection, store).await;
+                store.apply_labeled(info, p.metadata.labels.unwrap_or_default());
             }
             Ok(watcher::Event::Delete(p)) => {
                 if let Some(uid) = &p.metadata.uid {
