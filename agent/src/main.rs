@@ -214,6 +214,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
                     containers: probes::cgroup_filter::Selector::new(
                         &settings.containers,
                         &settings.k8s_namespaces,
+                        settings.k8s_pod_selector.clone(),
                     ),
                     ports: settings.ports.clone(),
                 },

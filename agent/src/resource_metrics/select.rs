@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn container_selector_leaves_host_processes_out() {
         let s = Selection {
-            containers: Selector::new(&["web".into()], &[]),
+            containers: Selector::new(&["web".into()], &[], None),
             ..Selection::default()
         };
         assert!(!s.passes_container(&ProcessInfo::default()));

@@ -54,6 +54,7 @@ fn obs(c: &Call) -> (Observation, CallOrigin) {
         peer: Some(addr(c.peer)),
         tls: false,
         trace: None,
+        peer_identity: None,
     };
     let origin = CallOrigin {
         request_tid: c.tid,
