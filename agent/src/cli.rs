@@ -122,6 +122,14 @@ pub struct Cli {
     /// export interval when metrics go out over OTLP or the Prometheus endpoint).
     #[arg(long, value_name = "BOOL", env = "WIRELENS_JVM_METRICS")]
     pub jvm_metrics: Option<bool>,
+    /// Network and connection metrics per process and remote endpoint, and per-interface
+    /// counters per network namespace (default false; see `netmetrics`).
+    #[arg(long, value_name = "BOOL", env = "WIRELENS_NETWORK_METRICS")]
+    pub network_metrics: Option<bool>,
+    /// Remote endpoints kept per process for network metrics; past it, one overflow series
+    /// per process (default 256).
+    #[arg(long, value_name = "N", env = "WIRELENS_NETWORK_MAX_ENDPOINTS")]
+    pub network_max_endpoints: Option<usize>,
     /// Resident memory the agent keeps under by shedding work (connections first, then queued
     /// exports): 256MiB by default, 0 for no limit.
     #[arg(long, value_name = "BYTES", env = "WIRELENS_MEMORY_LIMIT", value_parser = crate::memlimit::parse_bytes)]
@@ -222,6 +230,8 @@ struct FileConfig {
     max_metric_series: Option<usize>,
     command_line: Option<crate::metadata::process::CommandLine>,
     jvm_metrics: Option<bool>,
+    network_metrics: Option<bool>,
+    network_max_endpoints: Option<usize>,
     memory_limit: Option<String>,
     kube_api: Option<String>,
     node_name: Option<String>,
@@ -284,6 +294,10 @@ pub struct Settings {
     pub command_line: crate::metadata::process::CommandLine,
     /// Whether JVM metrics are read and exported.
     pub jvm_metrics: bool,
+    /// Whether network metrics are collected (kernel side: connects and retransmits too).
+    pub network_metrics: bool,
+    /// Remote endpoints kept per process for network metrics.
+    pub network_max_endpoints: usize,
     /// Resident-memory limit in bytes (0: none).
     pub memory_limit: u64,
     /// Kubernetes API metadata, when an API is configured or discoverable.
@@ -334,6 +348,14 @@ impl Cli {
                 .unwrap_or(wirelens_otel::metrics::DEFAULT_MAX_SERIES),
             command_line: self.command_line.or(file.command_line).unwrap_or_default(),
             jvm_metrics: self.jvm_metrics.or(file.jvm_metrics).unwrap_or(true),
+            network_metrics: self
+                .network_metrics
+                .or(file.network_metrics)
+                .unwrap_or(false),
+            network_max_endpoints: self
+                .network_max_endpoints
+                .or(file.network_max_endpoints)
+                .unwrap_or(crate::netmetrics::DEFAULT_MAX_ENDPOINTS),
             memory_limit: match (self.memory_limit, file.memory_limit) {
                 (Some(flag), _) => flag,
                 (None, Some(text)) => crate::memlimit::parse_bytes(&text)

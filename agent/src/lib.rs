@@ -10,6 +10,7 @@ pub mod jvm;
 pub mod lock;
 pub mod memlimit;
 pub mod metadata;
+pub mod netmetrics;
 pub mod panics;
 pub mod pipeline;
 pub mod privileges;

@@ -1,7 +1,8 @@
 //! Decoding ring-buffer records into owned, typed events: the one place that reads the ABI.
 
 use wirelens_ebpf::{
-    DATA_HEADER_LEN, DataHeader, EventKind, ProcEvent, SockStateEvent, TlsAssocEvent,
+    DATA_HEADER_LEN, DataHeader, EventKind, ProcEvent, RetransmitEvent, SockStateEvent,
+    TlsAssocEvent,
 };
 
 /// One decoded ring-buffer record. Data bytes borrow the ring-buffer slot.
@@ -24,6 +25,8 @@ pub enum Event<'a> {
     ProcFork(ProcEvent),
     /// A TLS connection keyed by its `SSL *` learnt its socket.
     TlsAssoc(TlsAssocEvent),
+    /// A TCP segment was retransmitted (network metrics).
+    Retransmit(RetransmitEvent),
 }
 
 /// Why a record could not be decoded (each is counted, never fatal).
@@ -80,6 +83,7 @@ pub fn decode(buf: &[u8]) -> Result<Event<'_>, DecodeError> {
         Some(EventKind::ProcExit) => Ok(Event::ProcExit(read(buf, kind)?)),
         Some(EventKind::ProcFork) => Ok(Event::ProcFork(read(buf, kind)?)),
         Some(EventKind::TlsAssoc) => Ok(Event::TlsAssoc(read(buf, kind)?)),
+        Some(EventKind::Retransmit) => Ok(Event::Retransmit(read(buf, kind)?)),
         None => Err(DecodeError::UnknownKind(kind)),
     }
 }
@@ -92,8 +96,8 @@ mod tests {
     fn rejects_short_and_unknown() {
         assert!(matches!(decode(&[1, 0]), Err(DecodeError::Short { .. })));
         assert_eq!(
-            decode(&[9, 0, 0, 0]).err(),
-            Some(DecodeError::UnknownKind(9))
+            decode(&[99, 0, 0, 0]).err(),
+            Some(DecodeError::UnknownKind(99))
         );
         let mut data = vec![0u8; DATA_HEADER_LEN];
         data[0] = 1;

@@ -60,6 +60,7 @@ pub mod jvm_metrics;
 mod kv;
 mod messaging_attrs;
 pub mod metrics;
+pub mod net_metrics;
 pub mod profiles;
 pub mod prometheus;
 pub mod redact;
