@@ -232,6 +232,7 @@ fn connection_metrics_match_the_kernel() {
     env.push(("OTEL_METRIC_EXPORT_INTERVAL".into(), "1000".into()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let port_arg = port.to_string();
+    let prometheus = format!("127.0.0.1:{}", free_port());
     let agent = Agent::start(
         &[
             "--output",
@@ -240,6 +241,8 @@ fn connection_metrics_match_the_kernel() {
             &port_arg,
             "--network-metrics",
             "true",
+            "--prometheus-listen",
+            &prometheus,
         ],
         &env,
     );
@@ -425,7 +428,60 @@ fn connection_metrics_match_the_kernel() {
         "{tx_bytes} vs {kernel_tx}"
     );
 
+    // The Prometheus endpoint serves the same series.
+    let (status, body) = wirelens_tests::http_get(&prometheus, "/metrics").expect("scrape");
     client.tell();
     drop(server);
+    let requests = receiver.requests();
     agent.stop().assert_success();
+    assert_eq!(status, 200);
+    let pid_label = format!("/{pid}\"");
+    let retrans_line = body
+        .lines()
+        .find(|l| {
+            l.starts_with("wirelens_tcp_retransmits")
+                && l.contains(&pid_label)
+                && l.contains(SERVER_ADDR)
+        })
+        .unwrap_or_else(|| panic!("no wirelens_tcp_retransmits for {pid} in:\n{body}"));
+    assert!(
+        retrans_line.ends_with(&format!(" {retrans}")),
+        "{retrans_line}"
+    );
+    assert!(
+        body.lines()
+            .any(|l| l.starts_with("system_network_io_bytes_total"))
+    );
+    check_semconv(&requests);
+}
+
+/// The official semantic-conventions registry accepts every name and type exported
+/// (`tests/semconv/check_semconv.mjs`, independent of the agent; `wirelens.*` is ours).
+fn check_semconv(requests: &[serde_json::Value]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("requests.jsonl");
+    let lines: Vec<String> = requests.iter().map(|r| r.to_string()).collect();
+    std::fs::write(&file, lines.join("\n") + "\n").expect("write requests");
+    let script = wirelens_tests::workspace_root().join("tests/semconv/check_semconv.mjs");
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(&file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run node {}: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "semconv check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("SUMMARY "))
+        .unwrap_or_else(|| panic!("no SUMMARY:\n{stdout}"));
+    assert!(
+        summary.contains("system.network.io"),
+        "the check saw no network metric: {summary}"
+    );
 }
