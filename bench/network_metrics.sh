@@ -25,7 +25,7 @@ cleanup() {
 }
 trap cleanup EXIT
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
-ulimit -n $((CONNS * 2 + 1000))
+ulimit -n $((CONNS + 1000)) # per process: the server and the client each hold one end
 
 cat > "$WORK/conns.py" <<'EOF'
 import selectors, socket, sys, time

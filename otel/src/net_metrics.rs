@@ -329,9 +329,9 @@ pub fn namespace_metrics(
 ) -> ResourceMetrics {
     let mut resource = member.to_resource();
     let host_namespace = member.container.is_none() && member.pod.is_none();
-    resource.attributes.retain(|a| {
-        !a.key.starts_with("process.") && !(host_namespace && a.key == semconv::SERVICE_NAME)
-    });
+    let dropped =
+        |key: &str| key.starts_with("process.") || (host_namespace && key == semconv::SERVICE_NAME);
+    resource.attributes.retain(|a| !dropped(&a.key));
     resource.attributes.push(kv::int(
         semconv::WIRELENS_NETWORK_NAMESPACE,
         i64::try_from(netns).unwrap_or(i64::MAX),
@@ -351,7 +351,7 @@ mod tests {
             .unwrap_or_else(|| panic!("{name} missing"))
     }
 
-    fn sum_points<'a>(m: &'a Metric) -> &'a [NumberDataPoint] {
+    fn sum_points(m: &Metric) -> &[NumberDataPoint] {
         match &m.data {
             Some(Data::Sum(s)) => &s.data_points,
             other => panic!("{}: {other:?}", m.name),

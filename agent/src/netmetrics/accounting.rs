@@ -321,24 +321,15 @@ impl Accounting {
     pub fn snapshot(&mut self) -> Snapshot {
         let mut totals = self.closed.clone();
         let mut live = Vec::new();
-        let open: Vec<(
-            u32,
-            Endpoint,
-            EndpointCounts,
-            bool,
-            Option<(SocketAddr, SocketAddr)>,
-            u64,
-        )> = self
+        let open: Vec<(u64, Sock, Endpoint)> = self
             .socks
             .iter()
             .filter(|(_, s)| s.owner != 0 && s.owner != self.own_tgid)
-            .filter_map(|(&sk, s)| {
-                let endpoint = s.endpoint()?;
-                let addrs = s.local.zip(s.peer);
-                Some((s.owner, endpoint, s.counts, s.established, addrs, sk))
-            })
+            .filter_map(|(&sk, s)| Some((sk, s.clone(), s.endpoint()?)))
             .collect();
-        for (owner, endpoint, counts, established, addrs, sk) in open {
+        for (sk, sock, endpoint) in open {
+            let (owner, counts, established) = (sock.owner, sock.counts, sock.established);
+            let addrs = sock.local.zip(sock.peer);
             let key = self.key(owner, endpoint);
             let total = totals.entry(key).or_default();
             total.add(&counts);

@@ -336,7 +336,7 @@ impl Collector {
 
         let mut out = Vec::with_capacity(per_process.len() + 4);
         for (tgid, mut endpoints) in per_process {
-            endpoints.sort_by(|a, b| a.0.cmp(&b.0));
+            endpoints.sort_by_key(|a| a.0);
             let start_ns = *self.starts.entry(tgid).or_insert(now);
             let info = self.processes.get(tgid, &[0; 16]);
             out.push(net_metrics::process_metrics(
