@@ -80,7 +80,7 @@ for p in json.load(sys.stdin):
 print(t, c)' "$1"
 }
 start_agent() { # extra args...
-  RUST_LOG=wirelens=info,wirelens::netmetrics=debug OTEL_METRIC_EXPORT_INTERVAL=$INTERVAL \
+  WIRELENS_LOG=info,wirelens::netmetrics=debug OTEL_METRIC_EXPORT_INTERVAL=$INTERVAL \
     "$BIN" --output none --port "$PORT" --lock-file "$WORK/lock" \
     --prometheus-listen "127.0.0.1:$((PORT + 1))" "$@" 2> "$WORK/agent.err" &
   apid=$!
