@@ -332,6 +332,15 @@ pub fn namespace_metrics(
     let dropped =
         |key: &str| key.starts_with("process.") || (host_namespace && key == semconv::SERVICE_NAME);
     resource.attributes.retain(|a| !dropped(&a.key));
+    if host_namespace {
+        // Without it, every such namespace would be one Prometheus target (`instance` falls
+        // back to the host name once `process.pid` is gone) and their `lo` series would merge.
+        let host = member.host_name.as_str();
+        resource.attributes.push(kv::string(
+            semconv::SERVICE_INSTANCE_ID,
+            format!("{host}/netns/{netns}"),
+        ));
+    }
     resource.attributes.push(kv::int(
         semconv::WIRELENS_NETWORK_NAMESPACE,
         i64::try_from(netns).unwrap_or(i64::MAX),

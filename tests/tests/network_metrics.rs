@@ -429,21 +429,28 @@ fn connection_metrics_match_the_kernel() {
     );
 
     // The Prometheus endpoint serves the same series.
-    let (status, body) = wirelens_tests::http_get(&prometheus, "/metrics").expect("scrape");
+    let pid_label = format!("/{pid}\"");
+    let (retrans_line, body) = wait_until(
+        "the client's retransmits on /metrics",
+        Duration::from_secs(10),
+        || {
+            let (status, body) = wirelens_tests::http_get(&prometheus, "/metrics")?;
+            assert_eq!(status, 200);
+            let line = body
+                .lines()
+                .find(|l| {
+                    l.starts_with("wirelens_tcp_retransmits")
+                        && l.contains(&pid_label)
+                        && l.contains(SERVER_ADDR)
+                })?
+                .to_owned();
+            Some((line, body))
+        },
+    );
     client.tell();
     drop(server);
     let requests = receiver.requests();
     agent.stop().assert_success();
-    assert_eq!(status, 200);
-    let pid_label = format!("/{pid}\"");
-    let retrans_line = body
-        .lines()
-        .find(|l| {
-            l.starts_with("wirelens_tcp_retransmits")
-                && l.contains(&pid_label)
-                && l.contains(SERVER_ADDR)
-        })
-        .unwrap_or_else(|| panic!("no wirelens_tcp_retransmits for {pid} in:\n{body}"));
     assert!(
         retrans_line.ends_with(&format!(" {retrans}")),
         "{retrans_line}"
