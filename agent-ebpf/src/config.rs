@@ -22,6 +22,10 @@ static PIDNS_INO: u64 = 0;
 #[unsafe(no_mangle)]
 static SK_PROTOCOL_OFFSET: u32 = 0;
 
+/// 1 when network metrics are on: connects are reported and retransmits counted.
+#[unsafe(no_mangle)]
+static NETWORK_METRICS: u32 = 0;
+
 fn read(v: &u32) -> u32 {
     // SAFETY: the loader rewrites these globals; volatile keeps the compiler from folding them.
     unsafe { core::ptr::read_volatile(v) }
@@ -51,4 +55,8 @@ pub fn pidns() -> (u64, u64) {
 
 pub fn sk_protocol_offset() -> u32 {
     read(&SK_PROTOCOL_OFFSET)
+}
+
+pub fn network_metrics() -> bool {
+    read(&NETWORK_METRICS) != 0
 }

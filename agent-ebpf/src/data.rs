@@ -420,7 +420,8 @@ fn note_agent_socket(sk: *const u8, family: u16) {
         family,
         sport: 0,
         dport: 0,
-        _pad: [0; 3],
+        _pad: 0,
+        tgid: 0,
         sk: sk as u64,
         // SAFETY: helper without arguments.
         ts_ns: unsafe { bpf_ktime_get_ns() },

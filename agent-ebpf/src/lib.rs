@@ -37,6 +37,8 @@ pub enum EventKind {
     /// for the first time; its local end is `saddr`/`sport`. Whoever is at the other end (a
     /// collector on this host) is talking to the agent, and is not traced.
     AgentSocket = 7,
+    /// [`RetransmitEvent`]: `tcp:tcp_retransmit_skb`, a TCP segment sent again.
+    Retransmit = 8,
 }
 
 impl EventKind {
@@ -50,6 +52,7 @@ impl EventKind {
             5 => Some(Self::ProcFork),
             6 => Some(Self::TlsAssoc),
             7 => Some(Self::AgentSocket),
+            8 => Some(Self::Retransmit),
             _ => None,
         }
     }
@@ -229,7 +232,11 @@ pub struct SockStateEvent {
     /// Remote port (host order).
     pub dport: u16,
     /// Reserved, zero.
-    pub _pad: [u16; 3],
+    pub _pad: u16,
+    /// For a connect (`CLOSE` → `SYN_SENT`, which runs in the connecting process): its process
+    /// id. 0 for every other transition, which may run in softirq context where the current
+    /// task is not the socket's owner.
+    pub tgid: u32,
     /// Kernel address of the `struct sock`.
     pub sk: u64,
     /// `bpf_ktime_get_ns` of the transition.
@@ -238,6 +245,20 @@ pub struct SockStateEvent {
     pub saddr: [u8; 16],
     /// Remote address.
     pub daddr: [u8; 16],
+}
+
+/// `tcp:tcp_retransmit_skb`: one retransmitted segment (skb) of a socket. Sent only with
+/// network metrics on. Runs in softirq or timer context: the socket's owner comes from user
+/// space's table of sockets, by `sk`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct RetransmitEvent {
+    /// Always [`EventKind::Retransmit`].
+    pub kind: u32,
+    /// TCP state of the socket ([`tcp_state`]).
+    pub state: i32,
+    /// Kernel address of the `struct sock`.
+    pub sk: u64,
 }
 
 /// A process event (`exec`, `fork`, or exit of a thread group).

@@ -48,6 +48,13 @@ mod programs {
         0
     }
 
+    /// `tcp:tcp_retransmit_skb`: a TCP segment sent again (attached with network metrics on).
+    #[tracepoint]
+    pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
+        crate::sock::on_retransmit(&ctx);
+        0
+    }
+
     /// Entry of libc's `sendmmsg` / `recvmmsg` (uprobe): restart the message index. A uprobe,
     /// not the `syscalls:sys_enter_*` tracepoints: enabling any syscall tracepoint sends every
     /// syscall of every thread through the slow entry path.

@@ -4,11 +4,17 @@
 //! are reported with their addresses, so user space learns role and peer without hooking
 //! `connect`/`accept`. Closing transitions are reported so user space can flush the connection
 //! (the connection's kernel state lives in the socket's storage and goes with it).
+//! With network metrics on, connects (`CLOSE` → `SYN_SENT`) are reported too, with the
+//! connecting process, and `tcp:tcp_retransmit_skb` sends one small record per retransmission.
 
-use aya_ebpf::{EbpfContext as _, helpers::bpf_ktime_get_ns, programs::TracePointContext};
+use aya_ebpf::{
+    EbpfContext as _,
+    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
+    programs::TracePointContext,
+};
 use wirelens_ebpf::{EventKind, SockStateEvent, tcp_state};
 
-use crate::maps;
+use crate::{config, data, maps};
 
 const IPPROTO_TCP: u16 = 6;
 
@@ -36,9 +42,19 @@ pub fn on_set_state(ctx: &TracePointContext) {
     let closing = new_state == tcp_state::FIN_WAIT1
         || new_state == tcp_state::CLOSE_WAIT
         || new_state == tcp_state::CLOSE;
-    if !established && !closing {
+    // With network metrics on, connects too: the one transition that runs in the owner's
+    // context, so user space learns who owns a socket that fails before any data.
+    let connecting = new_state == tcp_state::SYN_SENT
+        && old_state == tcp_state::CLOSE
+        && config::network_metrics();
+    if !established && !closing && !connecting {
         return;
     }
+    let tgid = if connecting {
+        (data::reported_pid_tgid(bpf_get_current_pid_tgid()) >> 32) as u32
+    } else {
+        0
+    };
     let Some(mut entry) = maps::EVENTS.reserve::<SockStateEvent>(0) else {
         maps::count(wirelens_ebpf::counter::RING_FULL, 1);
         return;
@@ -50,7 +66,8 @@ pub fn on_set_state(ctx: &TracePointContext) {
         family,
         sport,
         dport,
-        _pad: [0; 3],
+        _pad: 0,
+        tgid,
         sk,
         // SAFETY: helper without arguments.
         ts_ns: unsafe { bpf_ktime_get_ns() },
@@ -72,5 +89,23 @@ pub fn on_set_state(ctx: &TracePointContext) {
         }
     }
     entry.write(ev);
+    entry.submit(1 /* BPF_RB_NO_WAKEUP: batched with data */);
+}
+
+/// `tcp:tcp_retransmit_skb`: one record with the socket's address; user space knows its owner.
+#[inline(always)]
+pub fn on_retransmit(ctx: &TracePointContext) {
+    // SAFETY: offsets from the tracepoint's format file (skaddr at 16, state at 24).
+    let base = ctx.as_ptr() as *const u8;
+    let (sk, state) = unsafe { (*(base.add(16) as *const u64), *(base.add(24) as *const i32)) };
+    let Some(mut entry) = maps::EVENTS.reserve::<wirelens_ebpf::RetransmitEvent>(0) else {
+        maps::count(wirelens_ebpf::counter::RING_FULL, 1);
+        return;
+    };
+    entry.write(wirelens_ebpf::RetransmitEvent {
+        kind: EventKind::Retransmit as u32,
+        state,
+        sk,
+    });
     entry.submit(1 /* BPF_RB_NO_WAKEUP: batched with data */);
 }

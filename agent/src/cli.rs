@@ -141,6 +141,14 @@ pub struct Cli {
     /// interval when metrics go out over OTLP or the Prometheus endpoint).
     #[arg(long, value_name = "BOOL", env = "WIRELENS_RESOURCE_METRICS")]
     pub resource_metrics: Option<bool>,
+    /// Network and connection metrics per process and remote endpoint, and per-interface
+    /// counters per network namespace (default false; see `netmetrics`).
+    #[arg(long, value_name = "BOOL", env = "WIRELENS_NETWORK_METRICS")]
+    pub network_metrics: Option<bool>,
+    /// Remote endpoints kept per process for network metrics; past it, one overflow series
+    /// per process (default 256).
+    #[arg(long, value_name = "N", env = "WIRELENS_NETWORK_MAX_ENDPOINTS")]
+    pub network_max_endpoints: Option<usize>,
     /// Resident memory the agent keeps under by shedding work (connections first, then queued
     /// exports): 256MiB by default, 0 for no limit.
     #[arg(long, value_name = "BYTES", env = "WIRELENS_MEMORY_LIMIT", value_parser = crate::memlimit::parse_bytes)]
@@ -246,6 +254,8 @@ struct FileConfig {
     command_line: Option<crate::metadata::process::CommandLine>,
     jvm_metrics: Option<bool>,
     resource_metrics: Option<bool>,
+    network_metrics: Option<bool>,
+    network_max_endpoints: Option<usize>,
     memory_limit: Option<String>,
     kube_api: Option<String>,
     node_name: Option<String>,
@@ -317,6 +327,10 @@ pub struct Settings {
     pub jvm_metrics: bool,
     /// Whether resource metrics are read and exported.
     pub resource_metrics: bool,
+    /// Whether network metrics are collected (kernel side: connects and retransmits too).
+    pub network_metrics: bool,
+    /// Remote endpoints kept per process for network metrics.
+    pub network_max_endpoints: usize,
     /// Resident-memory limit in bytes (0: none).
     pub memory_limit: u64,
     /// Kubernetes API metadata, when an API is configured or discoverable.
@@ -382,6 +396,14 @@ impl Cli {
                 .resource_metrics
                 .or(file.resource_metrics)
                 .unwrap_or(true),
+            network_metrics: self
+                .network_metrics
+                .or(file.network_metrics)
+                .unwrap_or(false),
+            network_max_endpoints: self
+                .network_max_endpoints
+                .or(file.network_max_endpoints)
+                .unwrap_or(crate::netmetrics::DEFAULT_MAX_ENDPOINTS),
             memory_limit: match (self.memory_limit, file.memory_limit) {
                 (Some(flag), _) => flag,
                 (None, Some(text)) => crate::memlimit::parse_bytes(&text)

@@ -11,6 +11,7 @@ pub mod lock;
 pub mod memlimit;
 pub mod metadata;
 pub mod own_sockets;
+pub mod netmetrics;
 pub mod panics;
 pub mod pipeline;
 pub mod privileges;

@@ -20,7 +20,7 @@ use wirelens_otel::export::{self as otlp, ExportConfig, Overrides};
 
 use wirelens::{
     cli::{self, Cli, OutputFormat, Settings},
-    jvm, lock, memlimit, metadata, panics,
+    jvm, lock, memlimit, metadata, netmetrics, panics,
     pipeline::{self, Reporting, Sinks},
     privileges, probes, profile, replay, resource_metrics, sinks,
     stats::{ExportCounts, Stats},
@@ -168,6 +168,24 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         export_handle.as_ref().map(|h| h.monitor()),
         settings.memory_limit,
     );
+    let (network, network_thread) = match (&export, &export_handle) {
+        (Some(config), Some(handle)) if settings.network_metrics => {
+            let config = netmetrics::NetworkMetricsConfig {
+                interval: config.metric_interval,
+                max_endpoints: settings.network_max_endpoints,
+                command_line: settings.command_line,
+            };
+            let (accounting, thread) = netmetrics::spawn(config, handle.monitor(), stop.clone())
+                .context("cannot start the network metrics thread")?;
+            (Some(accounting), Some(thread))
+        }
+        _ => {
+            if settings.network_metrics {
+                warn!("--network-metrics needs an OTLP endpoint or --prometheus-listen: off");
+            }
+            (None, None)
+        }
+    };
     let reader = {
         let stats = stats.clone();
         let stop = stop.clone();
@@ -176,6 +194,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
             otlp: otlp_sender,
             self_ports,
             trace_context,
+            network,
         };
         let ports = settings.ports.clone();
         let max = settings.max_connections;
@@ -255,6 +274,11 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         && resources.join().is_err()
     {
         warn!("the resource metrics thread panicked");
+    }
+    if let Some(thread) = network_thread
+        && thread.join().is_err()
+    {
+        warn!("the network metrics thread panicked");
     }
     if let Some(profiler) = profiler {
         eprintln!("{}", profiler.finish(&runtime, FLUSH_TIMEOUT));

@@ -31,6 +31,7 @@ use crate::{
     conntrack::{self, CallOrigin, ConnTracker, Context},
     memlimit::{self, MemoryLimiter, Pressure, release_freed_memory},
     metadata::{kubernetes::PeerStore, process::ProcessCache, sockets},
+    netmetrics::NetworkAccounting,
     own_sockets::OwnSockets,
     probes::{Probes, cgroup_filter::CgroupFilter, exe_filter::ExeFilter, uprobes::UprobeThread},
     reader::{Event, decode},
@@ -63,6 +64,8 @@ pub struct Sinks {
     pub self_ports: Vec<u16>,
     /// The trace-context stage in front of the OTLP exporter (runs only when exporting).
     pub trace_context: TraceContextConfig,
+    /// Network metrics' counting, when `--network-metrics` is on.
+    pub network: Option<NetworkAccounting>,
 }
 
 /// Hooks for counters: the exporter's counts in, snapshots out.
@@ -191,6 +194,8 @@ pub fn run(
     mut processes: ProcessCache,
     peers: Option<PeerStore>,
 ) -> Snapshot {
+    let mut sinks = sinks;
+    let mut network = sinks.network.take();
     let Probes {
         mut scans,
         mut events,
@@ -245,12 +250,16 @@ pub fn run(
                 clock,
                 &stats,
                 &mut scans,
+                network.as_mut(),
             );
             let now = Instant::now();
             rate.add(drained, now);
             if now.duration_since(last_tick) >= TICK || stopping {
                 last_tick = now;
                 clock = Clock::new();
+                if let Some(network) = network.as_mut() {
+                    network.tick(now, Clock::monotonic_now(), stopping);
+                }
                 tracker.tick(clock.to_unix(Clock::monotonic_now()), &mut cx);
                 if trim.shrunk(tracker.len()) {
                     release_freed_memory();
@@ -411,6 +420,7 @@ fn drain(
     clock: Clock,
     stats: &Stats,
     scans: &mut UprobeThread,
+    mut network: Option<&mut NetworkAccounting>,
 ) -> u64 {
     let mut drained = 0;
     while let Some(item) = events.next() {
@@ -418,9 +428,22 @@ fn drain(
         match decode(&item) {
             Ok(Event::Data { header, bytes }) => {
                 Stats::add(&stats.captured_bytes, bytes.len() as u64);
+                if let Some(network) = network.as_deref_mut() {
+                    network.on_data(&header);
+                }
                 tracker.on_data(&header, bytes, clock.to_unix(header.ts_ns), cx);
             }
-            Ok(Event::SockState(ev)) => tracker.on_sock_state(&ev, clock.to_unix(ev.ts_ns), cx),
+            Ok(Event::SockState(ev)) => {
+                if let Some(network) = network.as_deref_mut() {
+                    network.on_sock_state(&ev);
+                }
+                tracker.on_sock_state(&ev, clock.to_unix(ev.ts_ns), cx);
+            }
+            Ok(Event::Retransmit(ev)) => {
+                if let Some(network) = network.as_deref_mut() {
+                    network.on_retransmit(&ev, Clock::monotonic_now());
+                }
+            }
             Ok(Event::ProcExec(ev)) => {
                 cx.processes.on_exec(ev.tgid, &ev.comm);
                 if let Some(filter) = cx.cgroups.as_deref_mut() {

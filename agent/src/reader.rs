@@ -1,7 +1,8 @@
 //! Decoding ring-buffer records into owned, typed events: the one place that reads the ABI.
 
 use wirelens_ebpf::{
-    DATA_HEADER_LEN, DataHeader, EventKind, ProcEvent, SockStateEvent, TlsAssocEvent,
+    DATA_HEADER_LEN, DataHeader, EventKind, ProcEvent, RetransmitEvent, SockStateEvent,
+    TlsAssocEvent,
 };
 
 /// One decoded ring-buffer record. Data bytes borrow the ring-buffer slot.
@@ -26,6 +27,8 @@ pub enum Event<'a> {
     TlsAssoc(TlsAssocEvent),
     /// The agent's own process used this socket for the first time.
     AgentSocket(SockStateEvent),
+    /// A TCP segment was retransmitted (network metrics).
+    Retransmit(RetransmitEvent),
 }
 
 /// Why a record could not be decoded (each is counted, never fatal).
@@ -83,6 +86,7 @@ pub fn decode(buf: &[u8]) -> Result<Event<'_>, DecodeError> {
         Some(EventKind::ProcFork) => Ok(Event::ProcFork(read(buf, kind)?)),
         Some(EventKind::TlsAssoc) => Ok(Event::TlsAssoc(read(buf, kind)?)),
         Some(EventKind::AgentSocket) => Ok(Event::AgentSocket(read(buf, kind)?)),
+        Some(EventKind::Retransmit) => Ok(Event::Retransmit(read(buf, kind)?)),
         None => Err(DecodeError::UnknownKind(kind)),
     }
 }
@@ -95,8 +99,8 @@ mod tests {
     fn rejects_short_and_unknown() {
         assert!(matches!(decode(&[1, 0]), Err(DecodeError::Short { .. })));
         assert_eq!(
-            decode(&[9, 0, 0, 0]).err(),
-            Some(DecodeError::UnknownKind(9))
+            decode(&[99, 0, 0, 0]).err(),
+            Some(DecodeError::UnknownKind(99))
         );
         let mut data = vec![0u8; DATA_HEADER_LEN];
         data[0] = 1;

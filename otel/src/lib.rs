@@ -63,6 +63,7 @@ mod kv;
 mod messaging_attrs;
 pub mod metrics;
 pub mod peer;
+pub mod net_metrics;
 pub mod profiles;
 pub mod prometheus;
 pub mod redact;

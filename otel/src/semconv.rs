@@ -415,3 +415,48 @@ pub const DISK_IO_DIRECTION: &str = "disk.io.direction";
 pub const SYSTEM_PAGING_FAULT_TYPE: &str = "system.paging.fault.type";
 /// `process.context_switch.type`: `voluntary`, `involuntary`
 pub const PROCESS_CONTEXT_SWITCH_TYPE: &str = "process.context_switch.type";
+// Network and connection metrics (`net_metrics.rs`). Per interface: the `system.network.*`
+// conventions; per process and remote endpoint none exist, so `wirelens.*`.
+
+/// `system.network.io` (By, monotonic): bytes per interface and direction.
+pub const SYSTEM_NETWORK_IO: &str = "system.network.io";
+/// `system.network.packet.count` ({packet}, monotonic).
+pub const SYSTEM_NETWORK_PACKET_COUNT: &str = "system.network.packet.count";
+/// `system.network.errors` ({error}, monotonic).
+pub const SYSTEM_NETWORK_ERRORS: &str = "system.network.errors";
+/// `system.network.packet.dropped` ({packet}, monotonic).
+pub const SYSTEM_NETWORK_PACKET_DROPPED: &str = "system.network.packet.dropped";
+/// `network.interface.name`
+pub const NETWORK_INTERFACE_NAME: &str = "network.interface.name";
+/// `network.io.direction`: `transmit` or `receive`.
+pub const NETWORK_IO_DIRECTION: &str = "network.io.direction";
+/// `network.type`: `ipv4` or `ipv6`.
+pub const NETWORK_TYPE: &str = "network.type";
+/// `network.local.port` (int): on endpoints of accepted connections, the listening port.
+pub const NETWORK_LOCAL_PORT: &str = "network.local.port";
+/// Inode of a network namespace (`/proc/<pid>/ns/net`), on its Resource.
+pub const WIRELENS_NETWORK_NAMESPACE: &str = "wirelens.network.namespace";
+/// Bytes a process sent and received on TCP connections per remote endpoint (By, monotonic).
+pub const WIRELENS_NETWORK_IO: &str = "wirelens.network.io";
+/// TCP segments per remote endpoint and direction ({packet}, monotonic), from `tcp_info`.
+pub const WIRELENS_NETWORK_PACKET_COUNT: &str = "wirelens.network.packet.count";
+/// TCP connections established ({connection}, monotonic).
+pub const WIRELENS_TCP_CONNECTION_OPENED: &str = "wirelens.tcp.connection.opened";
+/// TCP connections closed after being established ({connection}, monotonic).
+pub const WIRELENS_TCP_CONNECTION_CLOSED: &str = "wirelens.tcp.connection.closed";
+/// TCP connects that never got established (refused, timed out, aborted) ({connection},
+/// monotonic).
+pub const WIRELENS_TCP_CONNECTION_FAILED: &str = "wirelens.tcp.connection.failed";
+/// TCP connections established now ({connection}, up-down).
+pub const WIRELENS_TCP_CONNECTION_ACTIVE: &str = "wirelens.tcp.connection.active";
+/// Retransmitted TCP segments (skbs) ({segment}, monotonic).
+pub const WIRELENS_TCP_RETRANSMITS: &str = "wirelens.tcp.retransmits";
+/// Smoothed RTT, mean over the endpoint's sampled connections (s, gauge).
+pub const WIRELENS_TCP_RTT: &str = "wirelens.tcp.rtt";
+/// RTT variance (`rttvar`, the mean deviation), mean over the endpoint's sampled connections
+/// (s, gauge).
+pub const WIRELENS_TCP_RTT_VARIANCE: &str = "wirelens.tcp.rtt.variance";
+/// `network.io.direction` of sent bytes.
+pub const DIRECTION_TRANSMIT: &str = "transmit";
+/// `network.io.direction` of received bytes.
+pub const DIRECTION_RECEIVE: &str = "receive";

@@ -31,6 +31,30 @@ const ATTACHMENTS: &[(&str, &str, &str)] = &[
     ("sched_process_exit", "sched", "sched_process_exit"),
 ];
 
+/// Attached only with network metrics on: retransmissions (program, category, tracepoint).
+const NETWORK_METRICS_ATTACHMENT: (&str, &str, &str) =
+    ("tcp_retransmit_skb", "tcp", "tcp_retransmit_skb");
+
+/// Load and attach one classic tracepoint program.
+fn attach_tracepoint(
+    ebpf: &mut Ebpf,
+    (name, category, tracepoint): (&'static str, &'static str, &'static str),
+) -> Result<(), ProbeError> {
+    let fail = |source| ProbeError::Program {
+        name,
+        category,
+        tracepoint,
+        source: Box::new(source),
+    };
+    let program = ebpf
+        .program_mut(name)
+        .ok_or(ProbeError::MissingProgram(name))?;
+    let tp: &mut TracePoint = program.try_into().map_err(fail)?;
+    tp.load().map_err(fail)?;
+    tp.attach(category, tracepoint).map_err(fail)?;
+    Ok(())
+}
+
 /// Maps of the object that only the CPU profiler's instance uses (`profile::sampler` loads
 /// the same object a second time): the tracer creates them at a token size. Ring sizes must be
 /// a power of two number of pages.
@@ -163,6 +187,7 @@ impl Probes {
             tracing::warn!("struct sock has no readable sk_protocol ({e}): UDP not traced");
             0
         });
+        let network_metrics = u32::from(settings.network_metrics);
         let mut loader = EbpfLoader::new();
         loader
             .override_global("CAPTURE_LIMIT", &settings.capture_limit, true)
@@ -171,6 +196,7 @@ impl Probes {
             .override_global("PIDNS_DEV", &pidns_dev, true)
             .override_global("PIDNS_INO", &pidns_ino, true)
             .override_global("SK_PROTOCOL_OFFSET", &sk_protocol, true)
+            .override_global("NETWORK_METRICS", &network_metrics, true)
             .map_max_entries("EVENTS", settings.ring_size)
             .map_max_entries("SCRATCH", cpus);
         for (name, size) in PROFILER_ONLY_MAPS {
@@ -226,6 +252,10 @@ impl Probes {
                     tracepoint,
                     source: Box::new(source),
                 })?;
+        }
+
+        if settings.network_metrics {
+            attach_tracepoint(&mut ebpf, NETWORK_METRICS_ATTACHMENT)?;
         }
 
         for &name in UPROBE_PROGRAMS {
