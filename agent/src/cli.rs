@@ -149,6 +149,19 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub k8s_pod_annotations: Vec<String>,
+    /// Run this bpftrace script as a data source (repeatable): a .bt file, a directory of them,
+    /// or the name of a shipped script (tcp-retransmits, oom-kills, exec, slow-disk-io,
+    /// runq-latency). Each printf line becomes a row, exported as an OTLP log record.
+    #[arg(
+        long = "script",
+        value_name = "FILE|DIR|NAME",
+        env = "WIRELENS_SCRIPT",
+        value_delimiter = ','
+    )]
+    pub scripts: Vec<String>,
+    /// The bpftrace binary that runs --script (default /usr/bin/bpftrace).
+    #[arg(long, value_name = "PATH", env = "WIRELENS_BPFTRACE")]
+    pub bpftrace: Option<PathBuf>,
     /// TOML config file with the same keys as the long flags (snake_case).
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -227,6 +240,8 @@ struct FileConfig {
     node_name: Option<String>,
     k8s_pod_labels: Option<Vec<String>>,
     k8s_pod_annotations: Option<Vec<String>>,
+    script: Option<Vec<String>>,
+    bpftrace: Option<PathBuf>,
 }
 
 /// `profile_interval = "10s"` in the config file.
@@ -288,6 +303,8 @@ pub struct Settings {
     pub memory_limit: u64,
     /// Kubernetes API metadata, when an API is configured or discoverable.
     pub kubernetes: Option<crate::metadata::kubernetes::KubeConfig>,
+    /// bpftrace scripts run as data sources, when any is given.
+    pub scripts: Option<crate::scripts::ScriptsConfig>,
 }
 
 /// `--memory-limit` by default: what a DaemonSet pod is usually given.
@@ -300,7 +317,21 @@ impl Cli {
             Some(path) => read_config(path)?,
             None => FileConfig::default(),
         };
+        let script_specs = pick_vec(self.scripts, file.script);
+        let scripts = if script_specs.is_empty() {
+            None
+        } else {
+            let bpftrace = self
+                .bpftrace
+                .or(file.bpftrace)
+                .unwrap_or_else(|| PathBuf::from(crate::scripts::DEFAULT_BPFTRACE));
+            Some(crate::scripts::ScriptsConfig::resolve(
+                &script_specs,
+                bpftrace,
+            )?)
+        };
         let settings = Settings {
+            scripts,
             pids: pick_vec(self.pids, file.pid),
             ports: pick_vec(self.ports, file.port),
             comms: pick_vec(self.comms, file.comm),
