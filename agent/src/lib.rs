@@ -16,7 +16,7 @@ pub mod privileges;
 pub mod probes;
 pub mod profile;
 pub mod reader;
-pub mod scripts;
 pub mod replay;
+pub mod scripts;
 pub mod sinks;
 pub mod stats;

@@ -106,10 +106,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     // The exporter and the Prometheus endpoint start before the probes load, so that
     // `/readyz` answers (503) while they do.
     let agent_process = agent_resource(settings.command_line);
-    let host = wirelens_otel::logs::host_resource(
-        &agent_process.host_name,
-        &agent_process.service_name,
-    );
+    let host =
+        wirelens_otel::logs::host_resource(&agent_process.host_name, &agent_process.service_name);
     let (otlp_sender, export_handle, mut self_ports, reader) = match &export {
         Some(config) => {
             let ports = local_endpoint_ports(config);
@@ -293,10 +291,7 @@ fn export_counts(s: otlp::ExportStats) -> ExportCounts {
 /// The script source and its logs exporter.
 struct ScriptSource {
     scripts: scripts::Scripts,
-    logs: Option<(
-        otlp::logs::LogsHandle,
-        Arc<otlp::logs::LogExportStats>,
-    )>,
+    logs: Option<(otlp::logs::LogsHandle, Arc<otlp::logs::LogExportStats>)>,
 }
 
 impl ScriptSource {
@@ -310,7 +305,10 @@ impl ScriptSource {
         self.scripts.stop();
         let mut line = String::from("scripts:");
         for (name, value) in counters.metrics() {
-            line.push_str(&format!(" {}={value}", name.trim_start_matches("wirelens.script.")));
+            line.push_str(&format!(
+                " {}={value}",
+                name.trim_start_matches("wirelens.script.")
+            ));
         }
         if let Some((handle, stats)) = self.logs {
             runtime.block_on(handle.shutdown(timeout));
@@ -344,8 +342,9 @@ fn start_scripts(
         Some(signal) => {
             let base = match export {
                 Some(c) => c.clone(),
-                None => ExportConfig::without_otlp_from_env()
-                    .context("invalid OTLP export settings")?,
+                None => {
+                    ExportConfig::without_otlp_from_env().context("invalid OTLP export settings")?
+                }
             };
             let settings = otlp::logs::LogsSettings::from_export(&base);
             let (sender, handle) = otlp::logs::spawn(&signal, settings, host, runtime)

@@ -482,8 +482,14 @@ mod tests {
             rule("t:a:b { printf(\"a:%q\\n\", 1); }").2,
             Rule::Format(FormatError::Conversion("%q".into()))
         );
-        assert_eq!(rule("t:a:b { printf(\"a:%d"), (1, 16, Rule::Syntax("a string is not closed")));
-        assert_eq!(rule("t:a:b { printf(\"a\") ").2, Rule::Syntax("a { is not closed"));
+        assert_eq!(
+            rule("t:a:b { printf(\"a:%d"),
+            (1, 16, Rule::Syntax("a string is not closed"))
+        );
+        assert_eq!(
+            rule("t:a:b { printf(\"a\") ").2,
+            Rule::Syntax("a { is not closed")
+        );
         let message = check("demo", "BEGIN { printf(\"a:%d\\n\", 1); }")
             .expect_err("refused")
             .to_string();
@@ -504,8 +510,26 @@ mod tests {
     #[test]
     fn never_panics_on_generated_scripts() {
         const PIECES: &[&str] = &[
-            "printf(", "\"a:%d\\n\"", ",", " nsecs", ")", "{", "}", "BEGIN", "t:a:b", "/*",
-            "*/", "//", "\n", "\"", ";", "(", "time_:%llu", "#", "é", "\\",
+            "printf(",
+            "\"a:%d\\n\"",
+            ",",
+            " nsecs",
+            ")",
+            "{",
+            "}",
+            "BEGIN",
+            "t:a:b",
+            "/*",
+            "*/",
+            "//",
+            "\n",
+            "\"",
+            ";",
+            "(",
+            "time_:%llu",
+            "#",
+            "é",
+            "\\",
         ];
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move || {

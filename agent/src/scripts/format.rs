@@ -174,10 +174,7 @@ mod tests {
 
     #[test]
     fn bad_formats() {
-        assert_eq!(
-            columns("a:%q"),
-            Err(FormatError::Conversion("%q".into()))
-        );
+        assert_eq!(columns("a:%q"), Err(FormatError::Conversion("%q".into())));
         assert_eq!(columns("a:%"), Err(FormatError::Conversion("%".into())));
         assert_eq!(
             columns("a:%d a:%s"),

@@ -9,8 +9,14 @@ pub const SCRIPTS: &[(&str, &str)] = &[
     ),
     ("oom-kills", include_str!("../../scripts/oom-kills.bt")),
     ("exec", include_str!("../../scripts/exec.bt")),
-    ("slow-disk-io", include_str!("../../scripts/slow-disk-io.bt")),
-    ("runq-latency", include_str!("../../scripts/runq-latency.bt")),
+    (
+        "slow-disk-io",
+        include_str!("../../scripts/slow-disk-io.bt"),
+    ),
+    (
+        "runq-latency",
+        include_str!("../../scripts/runq-latency.bt"),
+    ),
 ];
 
 /// The text of the shipped script `name`.

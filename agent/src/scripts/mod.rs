@@ -173,12 +173,15 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         std::fs::write(dir.join("a.bt"), "t:a:b { printf(\"x:%d\\n\", 1); }").expect("write");
         std::fs::write(dir.join("b.bt"), "t:a:b { printf(\"y:%d\\n\", 1); }").expect("write");
-        let config = ScriptsConfig::resolve(&[dir.display().to_string()], "bt".into())
-            .expect("directory");
+        let config =
+            ScriptsConfig::resolve(&[dir.display().to_string()], "bt".into()).expect("directory");
         let names: Vec<_> = config.scripts.iter().map(|s| s.name.to_string()).collect();
         assert_eq!(names, ["a", "b"]);
         let twice = ScriptsConfig::resolve(
-            &[dir.display().to_string(), dir.join("a.bt").display().to_string()],
+            &[
+                dir.display().to_string(),
+                dir.join("a.bt").display().to_string(),
+            ],
             "bt".into(),
         );
         assert!(matches!(twice, Err(ScriptError::Duplicate(n)) if n == "a"));

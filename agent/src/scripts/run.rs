@@ -41,7 +41,10 @@ impl ScriptCounters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         vec![
             (semconv::WIRELENS_SCRIPT_ROWS, get(&self.rows)),
-            (semconv::WIRELENS_SCRIPT_ROWS_DROPPED, get(&self.rows_dropped)),
+            (
+                semconv::WIRELENS_SCRIPT_ROWS_DROPPED,
+                get(&self.rows_dropped),
+            ),
             (semconv::WIRELENS_SCRIPT_RESTARTS, get(&self.restarts)),
         ]
     }
@@ -167,7 +170,10 @@ fn supervise(
         if started.elapsed() >= STABLE_RUN {
             backoff = min_backoff;
         }
-        tracing::warn!(script = name, "script {status}; starting it again in {backoff:?}");
+        tracing::warn!(
+            script = name,
+            "script {status}; starting it again in {backoff:?}"
+        );
         let until = Instant::now() + backoff;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
@@ -246,14 +252,20 @@ fn read_until_exit(script: &Script, child: &mut Child, outputs: &Outputs) -> Str
                 }
                 Line::Other => {}
                 Line::Bad => {
-                    outputs.counters.rows_dropped.fetch_add(1, Ordering::Relaxed);
+                    outputs
+                        .counters
+                        .rows_dropped
+                        .fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(script = &*name, "output line that is not a row: {line}");
                 }
             }
         }
     }
     let status = match child.wait() {
-        Ok(status) => match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+        Ok(status) => match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
             (Some(code), _) => format!("exited with status {code}"),
             (None, Some(signal)) => format!("was killed by signal {signal}"),
             _ => "ended".to_owned(),

@@ -243,7 +243,11 @@ async fn send(
             Err(e) if e.is_transient() && !spool.is_closed() => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
                 let (_, queued) = spool.depth();
-                streak.failed(&one_line(&e), queued + n, "log records spooled, not lost yet");
+                streak.failed(
+                    &one_line(&e),
+                    queued + n,
+                    "log records spooled, not lost yet",
+                );
                 let dropped = spool.push_front(item);
                 stats.dropped.fetch_add(dropped, Ordering::Relaxed);
                 let wait = policy.backoff(down_for.min(16)).min(SPOOL_RETRY_MAX_WAIT);
