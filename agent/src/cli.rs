@@ -159,6 +159,15 @@ pub struct Cli {
         value_delimiter = ','
     )]
     pub scripts: Vec<String>,
+    /// An integer column of a --script exported as a metric too, as SCRIPT.COLUMN (repeatable):
+    /// the cumulative sum `wirelens.script.<script>.<column>` per process.
+    #[arg(
+        long = "script-metric",
+        value_name = "SCRIPT.COLUMN",
+        env = "WIRELENS_SCRIPT_METRIC",
+        value_delimiter = ','
+    )]
+    pub script_metrics: Vec<String>,
     /// The bpftrace binary that runs --script (default /usr/bin/bpftrace).
     #[arg(long, value_name = "PATH", env = "WIRELENS_BPFTRACE")]
     pub bpftrace: Option<PathBuf>,
@@ -241,6 +250,7 @@ struct FileConfig {
     k8s_pod_labels: Option<Vec<String>>,
     k8s_pod_annotations: Option<Vec<String>>,
     script: Option<Vec<String>>,
+    script_metric: Option<Vec<String>>,
     bpftrace: Option<PathBuf>,
 }
 
@@ -325,8 +335,10 @@ impl Cli {
                 .bpftrace
                 .or(file.bpftrace)
                 .unwrap_or_else(|| PathBuf::from(crate::scripts::DEFAULT_BPFTRACE));
+            let metrics = pick_vec(self.script_metrics, file.script_metric);
             Some(crate::scripts::ScriptsConfig::resolve(
                 &script_specs,
+                &metrics,
                 bpftrace,
             )?)
         };

@@ -157,6 +157,7 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let scanned = processes.scan_running();
     tracing::debug!(processes = scanned, "read the running processes");
 
+    let script_host = host.clone();
     let script_source = match &settings.scripts {
         Some(config) => Some(start_scripts(
             config,
@@ -174,7 +175,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let reporting = reporting(
         export_handle.as_ref().map(|h| h.monitor()),
         settings.memory_limit,
-        script_source.as_ref().map(|s| s.counters()),
+        script_source
+            .as_ref()
+            .map(|s| (s.counters(), script_host.clone())),
     );
     let reader = {
         let stats = stats.clone();
@@ -378,7 +381,10 @@ fn start_scripts(
 fn reporting(
     monitor: Option<otlp::ExportMonitor>,
     memory_limit: u64,
-    script_counters: Option<Arc<scripts::ScriptCounters>>,
+    scripts: Option<(
+        Arc<scripts::ScriptCounters>,
+        opentelemetry_proto::tonic::resource::v1::Resource,
+    )>,
 ) -> Reporting {
     let counts = monitor.clone();
     let shedder = monitor.clone();
@@ -394,8 +400,18 @@ fn reporting(
         publish: Box::new(move |snap| {
             if let Some(m) = &monitor {
                 m.set_agent_counters(snap.metrics());
-                if let Some(counters) = &script_counters {
+                if let Some((counters, host)) = &scripts {
                     m.set_agent_counters(counters.metrics());
+                    let sums = counters.column_sums();
+                    if !sums.is_empty() {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos() as u64);
+                        m.set_source_metrics(
+                            "scripts",
+                            wirelens_otel::logs::column_metrics(&sums, host, now),
+                        );
+                    }
                 }
             }
         }),

@@ -6,12 +6,18 @@
 //! the row as `column=value` pairs, and the timestamp is the row's `time_` column (else the
 //! time it was read). A row with a `pid` column sits under that process's Resource; others
 //! under the host's. Values are exported as the script printed them: the user wrote it.
+//!
+//! Numeric columns declared as metrics become cumulative sums ([`column_metrics`]).
 
 use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs, SeverityNumber};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, metric,
+    number_data_point,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use crate::{ProcessInfo, kv, semconv};
@@ -115,6 +121,76 @@ pub fn logs_request(rows: &[ScriptRow], host: &Resource) -> ExportLogsServiceReq
             })
             .collect(),
     }
+}
+
+/// The cumulative sum of one numeric column, for one Resource.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnSum {
+    /// The script's name.
+    pub table: Arc<str>,
+    /// The column's name.
+    pub column: Arc<str>,
+    /// The process of the rows (their `pid` column), or `None` for the host.
+    pub process: Option<Arc<ProcessInfo>>,
+    /// Sum of the column's values so far.
+    pub sum: i64,
+    /// Rows summed so far.
+    pub rows: u64,
+    /// When the first row was summed, Unix ns.
+    pub start_unix_nano: u64,
+}
+
+/// Name of the metric of a declared column: `wirelens.script.<script>.<column>`.
+pub fn column_metric_name(table: &str, column: &str) -> String {
+    format!("wirelens.script.{table}.{column}")
+}
+
+/// Declared columns as metrics, as of `now_ns`: per Resource, one cumulative, non-monotonic
+/// sum per column (`wirelens.script.<script>.<column>`, attribute `wirelens.script.name`).
+pub fn column_metrics(sums: &[ColumnSum], host: &Resource, now_ns: u64) -> Vec<ResourceMetrics> {
+    let mut out: Vec<(Option<&Arc<ProcessInfo>>, Vec<Metric>)> = Vec::new();
+    for entry in sums {
+        let metric = Metric {
+            name: column_metric_name(&entry.table, &entry.column),
+            unit: "1".to_owned(),
+            description: format!(
+                "sum of the column {} of the script {}",
+                entry.column, entry.table
+            ),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: vec![NumberDataPoint {
+                    attributes: vec![kv::string(semconv::WIRELENS_SCRIPT_NAME, &*entry.table)],
+                    start_time_unix_nano: entry.start_unix_nano,
+                    time_unix_nano: now_ns.max(entry.start_unix_nano),
+                    value: Some(number_data_point::Value::AsInt(entry.sum)),
+                    ..NumberDataPoint::default()
+                }],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: false,
+            })),
+            ..Metric::default()
+        };
+        let key = entry.process.as_ref();
+        match out.iter_mut().find(|(k, _)| match (k, key) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || **a == *b,
+            (None, None) => true,
+            _ => false,
+        }) {
+            Some((_, metrics)) => metrics.push(metric),
+            None => out.push((key, vec![metric])),
+        }
+    }
+    out.into_iter()
+        .map(|(process, metrics)| ResourceMetrics {
+            resource: Some(process.map_or_else(|| host.clone(), |p| p.to_resource())),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(crate::traces::scope()),
+                metrics,
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        })
+        .collect()
 }
 
 /// Log records in `request`.

@@ -184,6 +184,8 @@ fn scripts_give_exactly_the_rows_expected_and_restart_when_killed() {
             "tcp-retransmits",
             "--script",
             "oom-kills",
+            "--script-metric",
+            "count-events.call",
         ],
         &env,
     );
@@ -352,7 +354,7 @@ fn scripts_give_exactly_the_rows_expected_and_restart_when_killed() {
         assert_eq!(row.int_attr("family"), 2);
         assert_eq!(row.int_attr("state"), 1, "TCP_ESTABLISHED");
         // No pid column: the host's Resource.
-        assert!(row.resource.get("process.pid").is_none(), "{row:#?}");
+        assert!(!row.resource.contains_key("process.pid"), "{row:#?}");
         assert!(row.resource.contains_key("host.name"));
     }
 
@@ -396,6 +398,28 @@ fn scripts_give_exactly_the_rows_expected_and_restart_when_killed() {
         ROW_TIMEOUT,
         || (sum_total(&receiver.metrics(), "wirelens.script.restarts") >= 1.0).then_some(()),
     );
+
+    // The declared column: its sum per process (1 + 2 + 3 + 4 + 5 for each helper).
+    let sums = wait_until("wirelens.script.count-events.call", ROW_TIMEOUT, || {
+        let points = receiver.metrics();
+        let of = |pid: u32| {
+            points
+                .iter()
+                .filter(|p| {
+                    p.name == "wirelens.script.count-events.call"
+                        && p.attr_str("wirelens.script.name") == Some("count-events")
+                        && p.resource.get("process.pid").and_then(|v| v.as_i64())
+                            == Some(i64::from(pid))
+                })
+                .filter_map(|p| p.value)
+                .next_back()
+        };
+        match (of(counter.pid), of(again.pid)) {
+            (Some(a), Some(b)) if b >= 15.0 => Some((a, b)),
+            _ => None,
+        }
+    });
+    assert_eq!(sums, (15.0, 15.0));
 
     let out = agent.stop();
     out.assert_success();

@@ -42,6 +42,8 @@ pub struct ScriptsConfig {
     pub min_backoff: Duration,
     /// Longest wait between two starts.
     pub max_backoff: Duration,
+    /// Integer columns exported as metrics too, as (script, column).
+    pub metrics: Vec<(Arc<str>, Arc<str>)>,
 }
 
 /// A script that passed the checker, ready to run.
@@ -79,6 +81,11 @@ pub enum ScriptError {
     /// Two scripts with the same name would write the same table.
     #[error("two scripts are named {0:?}: each script's name is its table's and must be unique")]
     Duplicate(String),
+    /// A `--script-metric` that names no integer column of a script.
+    #[error(
+        "script metric {0:?} names no integer column of a script given (expected SCRIPT.COLUMN, the column from a %d, %i or %u conversion)"
+    )]
+    Metric(String),
     /// A directory without any `.bt` file.
     #[error("directory {0} holds no .bt script")]
     EmptyDirectory(PathBuf),
@@ -95,7 +102,12 @@ fn shipped_names() -> String {
 impl ScriptsConfig {
     /// Resolve and check every `--script` value: a shipped script's name, a `.bt` file, or a
     /// directory (its `.bt` files, in name order).
-    pub fn resolve(specs: &[String], bpftrace: PathBuf) -> Result<Self, ScriptError> {
+    /// `metrics` are `SCRIPT.COLUMN` names of integer columns, exported as metrics too.
+    pub fn resolve(
+        specs: &[String],
+        metrics: &[String],
+        bpftrace: PathBuf,
+    ) -> Result<Self, ScriptError> {
         let mut scripts: Vec<Script> = Vec::new();
         for spec in specs {
             for (name, origin, text) in sources(spec)? {
@@ -110,8 +122,22 @@ impl ScriptsConfig {
                 });
             }
         }
+        let mut declared = Vec::new();
+        for spec in metrics {
+            let found = spec.rsplit_once('.').and_then(|(table, column)| {
+                let script = scripts.iter().find(|s| &*s.name == table)?;
+                script
+                    .checked
+                    .columns
+                    .iter()
+                    .find(|c| c.name == column && c.kind == format::ColumnKind::Int)?;
+                Some((Arc::clone(&script.name), Arc::from(column)))
+            });
+            declared.push(found.ok_or_else(|| ScriptError::Metric(spec.clone()))?);
+        }
         Ok(Self {
             scripts,
+            metrics: declared,
             bpftrace,
             min_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
@@ -166,15 +192,15 @@ mod tests {
 
     #[test]
     fn shipped_by_name_files_and_directories() {
-        let config = ScriptsConfig::resolve(&["exec".into()], DEFAULT_BPFTRACE.into())
+        let config = ScriptsConfig::resolve(&["exec".into()], &[], DEFAULT_BPFTRACE.into())
             .expect("shipped script");
         assert_eq!(&*config.scripts[0].name, "exec");
         let dir = std::env::temp_dir().join(format!("wirelens-scripts-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         std::fs::write(dir.join("a.bt"), "t:a:b { printf(\"x:%d\\n\", 1); }").expect("write");
         std::fs::write(dir.join("b.bt"), "t:a:b { printf(\"y:%d\\n\", 1); }").expect("write");
-        let config =
-            ScriptsConfig::resolve(&[dir.display().to_string()], "bt".into()).expect("directory");
+        let config = ScriptsConfig::resolve(&[dir.display().to_string()], &[], "bt".into())
+            .expect("directory");
         let names: Vec<_> = config.scripts.iter().map(|s| s.name.to_string()).collect();
         assert_eq!(names, ["a", "b"]);
         let twice = ScriptsConfig::resolve(
@@ -186,9 +212,18 @@ mod tests {
         );
         assert!(matches!(twice, Err(ScriptError::Duplicate(n)) if n == "a"));
         assert!(matches!(
-            ScriptsConfig::resolve(&["nope".into()], "bt".into()),
+            ScriptsConfig::resolve(&["nope".into()], &[], "bt".into()),
             Err(ScriptError::NotFound(_))
         ));
+        let sums = ScriptsConfig::resolve(&["exec".into()], &["exec.pid".into()], "bt".into())
+            .expect("an integer column");
+        assert_eq!(sums.metrics, [(Arc::from("exec"), Arc::from("pid"))]);
+        for bad in ["exec.comm", "exec.nope", "nope.pid", "pid"] {
+            assert!(matches!(
+                ScriptsConfig::resolve(&["exec".into()], &[bad.into()], "bt".into()),
+                Err(ScriptError::Metric(_))
+            ));
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

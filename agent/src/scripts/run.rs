@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use wirelens_otel::ProcessInfo;
 use wirelens_otel::export::logs::LogsSender;
-use wirelens_otel::logs::{RowValue, ScriptRow};
+use wirelens_otel::logs::{ColumnSum, RowValue, ScriptRow};
 use wirelens_otel::semconv;
 
 use super::row::{self, Line, Value};
@@ -24,9 +25,15 @@ const STABLE_RUN: Duration = Duration::from_secs(60);
 /// The process cache is read anew this often (pids are reused; the cache sees no exits).
 const PROCESS_CACHE_LIFETIME: Duration = Duration::from_secs(30);
 
-/// The source's counters, over all scripts.
+/// Most (script, column, process) sums kept for declared metrics; past it, rows of new
+/// processes are summed under the host.
+const MAX_COLUMN_SERIES: usize = 1000;
+
+/// The source's counters, over all scripts, and the sums of declared columns.
 #[derive(Debug, Default)]
 pub struct ScriptCounters {
+    /// Sums of the columns declared as metrics.
+    pub sums: Mutex<Vec<ColumnSum>>,
     /// Rows read.
     pub rows: AtomicU64,
     /// Output lines that were not rows of their table.
@@ -36,6 +43,53 @@ pub struct ScriptCounters {
 }
 
 impl ScriptCounters {
+    /// The declared columns' sums now.
+    pub fn column_sums(&self) -> Vec<ColumnSum> {
+        match self.sums.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Add `row`'s declared columns to their sums.
+    fn add_to_sums(&self, row: &ScriptRow, declared: &[(Arc<str>, Arc<str>)]) {
+        let mut sums = match self.sums.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        for (table, column) in declared.iter().filter(|(t, _)| *t == row.table) {
+            let Some(value) = row.columns.iter().find_map(|(name, value)| match value {
+                RowValue::Int(v) if name == column => Some(*v),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let mut process = row.process.clone();
+            let same = |e: &ColumnSum, p: &Option<Arc<ProcessInfo>>| {
+                e.table == *table
+                    && e.column == *column
+                    && e.process.as_ref().map(|p| p.pid) == p.as_ref().map(|p| p.pid)
+            };
+            if !sums.iter().any(|e| same(e, &process)) && sums.len() >= MAX_COLUMN_SERIES {
+                process = None;
+            }
+            match sums.iter_mut().find(|e| same(e, &process)) {
+                Some(entry) => {
+                    entry.sum = entry.sum.saturating_add(value);
+                    entry.rows += 1;
+                }
+                None => sums.push(ColumnSum {
+                    table: Arc::clone(table),
+                    column: Arc::clone(column),
+                    process,
+                    sum: value,
+                    rows: 1,
+                    start_unix_nano: row.observed_unix_nano,
+                }),
+            }
+        }
+    }
+
     /// As the agent's own metrics.
     pub fn metrics(&self) -> Vec<(&'static str, u64)> {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -58,6 +112,7 @@ struct Outputs {
     processes: Arc<Mutex<(ProcessCache, Instant)>>,
     make_cache: Arc<dyn Fn() -> ProcessCache + Send + Sync>,
     counters: Arc<ScriptCounters>,
+    declared: Arc<[(Arc<str>, Arc<str>)]>,
 }
 
 /// The running scripts.
@@ -112,6 +167,7 @@ pub fn spawn(
         processes: Arc::new(Mutex::new((make_cache(), Instant::now()))),
         make_cache,
         counters: Arc::clone(&counters),
+        declared: config.metrics.clone().into(),
     };
     let mut children = Vec::new();
     let mut threads = Vec::new();
@@ -240,6 +296,9 @@ fn read_until_exit(script: &Script, child: &mut Child, outputs: &Outputs) -> Str
                 Line::Row(values) => {
                     outputs.counters.rows.fetch_add(1, Ordering::Relaxed);
                     let row = to_row(script, values, clock, outputs);
+                    if !outputs.declared.is_empty() {
+                        outputs.counters.add_to_sums(&row, &outputs.declared);
+                    }
                     if let Some(live) = &outputs.live {
                         live.send_row(&row);
                     }
