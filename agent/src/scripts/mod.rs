@@ -208,6 +208,7 @@ mod tests {
                 dir.display().to_string(),
                 dir.join("a.bt").display().to_string(),
             ],
+            &[],
             "bt".into(),
         );
         assert!(matches!(twice, Err(ScriptError::Duplicate(n)) if n == "a"));
