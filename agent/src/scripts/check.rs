@@ -406,7 +406,7 @@ fn printf_call(cur: &mut Cursor<'_>, at: usize, in_begin_end: bool) -> Found<Pri
             let mut lit = Cursor { text, at: begin };
             let literal = if s.starts_with('"') {
                 let content = lit.string()?;
-                (lit.at - begin == s.len()).then(|| (begin..lit.at, content))
+                (lit.at - begin == s.len()).then_some((begin..lit.at, content))
             } else {
                 None
             };

@@ -23,6 +23,10 @@ use crate::{cli::OutputFormat, conntrack::role_name, stats::Stats};
 const QUEUE: usize = 8192;
 
 /// What the printer prints.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "requests are nearly all the traffic: boxing them would add an allocation per request, and the queue held observations of this size before rows were added"
+)]
 enum Item {
     /// A request.
     Request(Observation),
