@@ -221,9 +221,11 @@ fi
 # tests/tests/jvm.rs: javac and java from Debian's OpenJDK 17.
 # tests/tests/network_metrics.rs: iptables (packet loss in a test namespace; this kernel has no
 # sch_netem) and ss, ip from iproute2 (above).
+# tests/tests/scripts.rs: bpftrace (the agent's --script runs it) and iptables (drops loopback
+# packets to one port to cause TCP retransmits).
 TEST_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools
     golang-go podman runc containerd busybox-static
-    prometheus python3-psycopg2 python3-redis openjdk-17-jdk-headless iptables)
+    prometheus python3-psycopg2 python3-redis openjdk-17-jdk-headless bpftrace iptables)
 if ((with_tests)); then
     apt_install "test-only peers" "${TEST_PACKAGES[@]}"
     quiet /usr/bin/python3 -c 'import grpc'

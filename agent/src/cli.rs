@@ -180,6 +180,28 @@ pub struct Cli {
     /// the Kubernetes API: watches every pod and Service of the cluster).
     #[arg(long, value_name = "BOOL", env = "WIRELENS_K8S_PEERS")]
     pub k8s_peers: Option<bool>,
+    /// Run this bpftrace script as a data source (repeatable): a .bt file, a directory of them,
+    /// or the name of a shipped script (tcp-retransmits, oom-kills, exec, slow-disk-io,
+    /// runq-latency). Each printf line becomes a row, exported as an OTLP log record.
+    #[arg(
+        long = "script",
+        value_name = "FILE|DIR|NAME",
+        env = "WIRELENS_SCRIPT",
+        value_delimiter = ','
+    )]
+    pub scripts: Vec<String>,
+    /// An integer column of a --script exported as a metric too, as SCRIPT.COLUMN (repeatable):
+    /// the cumulative sum `wirelens.script.<script>.<column>` per process.
+    #[arg(
+        long = "script-metric",
+        value_name = "SCRIPT.COLUMN",
+        env = "WIRELENS_SCRIPT_METRIC",
+        value_delimiter = ','
+    )]
+    pub script_metrics: Vec<String>,
+    /// The bpftrace binary that runs --script (default /usr/bin/bpftrace).
+    #[arg(long, value_name = "PATH", env = "WIRELENS_BPFTRACE")]
+    pub bpftrace: Option<PathBuf>,
     /// TOML config file with the same keys as the long flags (snake_case).
     #[arg(long, value_name = "FILE", env = "WIRELENS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
@@ -264,6 +286,9 @@ struct FileConfig {
     k8s_peers: Option<bool>,
     k8s_pod_selector: Option<String>,
     exe: Option<Vec<String>>,
+    script: Option<Vec<String>>,
+    script_metric: Option<Vec<String>>,
+    bpftrace: Option<PathBuf>,
 }
 
 /// `profile_interval = "10s"` in the config file.
@@ -335,6 +360,8 @@ pub struct Settings {
     pub memory_limit: u64,
     /// Kubernetes API metadata, when an API is configured or discoverable.
     pub kubernetes: Option<crate::metadata::kubernetes::KubeConfig>,
+    /// bpftrace scripts run as data sources, when any is given.
+    pub scripts: Option<crate::scripts::ScriptsConfig>,
 }
 
 /// `--memory-limit` by default: what a DaemonSet pod is usually given.
@@ -347,7 +374,23 @@ impl Cli {
             Some(path) => read_config(path)?,
             None => FileConfig::default(),
         };
+        let script_specs = pick_vec(self.scripts, file.script);
+        let scripts = if script_specs.is_empty() {
+            None
+        } else {
+            let bpftrace = self
+                .bpftrace
+                .or(file.bpftrace)
+                .unwrap_or_else(|| PathBuf::from(crate::scripts::DEFAULT_BPFTRACE));
+            let metrics = pick_vec(self.script_metrics, file.script_metric);
+            Some(crate::scripts::ScriptsConfig::resolve(
+                &script_specs,
+                &metrics,
+                bpftrace,
+            )?)
+        };
         let settings = Settings {
+            scripts,
             pids: pick_vec(self.pids, file.pid),
             ports: pick_vec(self.ports, file.port),
             comms: pick_vec(self.comms, file.comm),

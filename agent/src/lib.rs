@@ -20,6 +20,7 @@ pub mod profile;
 pub mod reader;
 pub mod replay;
 pub mod resource_metrics;
+pub mod scripts;
 pub mod sinks;
 pub mod stats;
 pub mod tracecontext;

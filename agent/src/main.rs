@@ -22,7 +22,7 @@ use wirelens::{
     cli::{self, Cli, OutputFormat, Settings},
     jvm, lock, memlimit, metadata, netmetrics, panics,
     pipeline::{self, Reporting, Sinks},
-    privileges, probes, profile, replay, resource_metrics, sinks,
+    privileges, probes, profile, replay, resource_metrics, scripts, sinks,
     stats::{ExportCounts, Stats},
     tracecontext::TraceContextConfig,
 };
@@ -107,6 +107,8 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     // The exporter and the Prometheus endpoint start before the probes load, so that
     // `/readyz` answers (503) while they do.
     let agent_process = agent_resource(settings.command_line);
+    let host =
+        wirelens_otel::logs::host_resource(&agent_process.host_name, &agent_process.service_name);
     let (otlp_sender, export_handle, mut self_ports, reader) = match &export {
         Some(config) => {
             let ports = local_endpoint_ports(config);
@@ -163,10 +165,27 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
     let pods = processes.pods().cloned();
     tracing::debug!(processes = scanned, "read the running processes");
 
+    let script_host = host.clone();
+    let script_source = match &settings.scripts {
+        Some(config) => Some(start_scripts(
+            config,
+            &settings,
+            export.as_ref(),
+            host,
+            live.clone(),
+            processes.pods().cloned(),
+            runtime.handle(),
+        )?),
+        None => None,
+    };
+
     let stop = Arc::new(AtomicBool::new(false));
     let reporting = reporting(
         export_handle.as_ref().map(|h| h.monitor()),
         settings.memory_limit,
+        script_source
+            .as_ref()
+            .map(|s| (s.counters(), script_host.clone())),
     );
     let (network, network_thread) = match (&export, &export_handle) {
         (Some(config), Some(handle)) if settings.network_metrics => {
@@ -265,6 +284,9 @@ fn run(mut cli: Cli) -> anyhow::Result<()> {
         Err(_) => bail!("the reader thread panicked"),
     };
     let mut snapshot = snapshot;
+    if let Some(source) = script_source {
+        eprintln!("{}", source.finish(&runtime, FLUSH_TIMEOUT));
+    }
     if let Some(jvm) = jvm
         && jvm.join().is_err()
     {
@@ -333,8 +355,101 @@ fn export_counts(s: otlp::ExportStats) -> ExportCounts {
     }
 }
 
+/// The script source and its logs exporter.
+struct ScriptSource {
+    scripts: scripts::Scripts,
+    logs: Option<(otlp::logs::LogsHandle, Arc<otlp::logs::LogExportStats>)>,
+}
+
+impl ScriptSource {
+    fn counters(&self) -> Arc<scripts::ScriptCounters> {
+        self.scripts.counters()
+    }
+
+    /// Stop the scripts, flush their logs; the summary line.
+    fn finish(self, runtime: &tokio::runtime::Runtime, timeout: Duration) -> String {
+        let counters = self.scripts.counters();
+        self.scripts.stop();
+        let mut line = String::from("scripts:");
+        for (name, value) in counters.metrics() {
+            line.push_str(&format!(
+                " {}={value}",
+                name.trim_start_matches("wirelens.script.")
+            ));
+        }
+        if let Some((handle, stats)) = self.logs {
+            runtime.block_on(handle.shutdown(timeout));
+            let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            line.push_str(&format!(
+                " logs_exported={} logs_dropped={}",
+                get(&stats.exported),
+                get(&stats.dropped)
+            ));
+        }
+        line
+    }
+}
+
+/// Start the bpftrace scripts, with an OTLP logs exporter when a logs endpoint is set.
+fn start_scripts(
+    config: &scripts::ScriptsConfig,
+    settings: &Settings,
+    export: Option<&ExportConfig>,
+    host: opentelemetry_proto::tonic::resource::v1::Resource,
+    live: Option<sinks::live::LiveSender>,
+    pods: Option<metadata::kubernetes::PodStore>,
+    runtime: &tokio::runtime::Handle,
+) -> anyhow::Result<ScriptSource> {
+    let signal = otlp::logs_from_env(&Overrides {
+        endpoint: settings.otlp_endpoint.clone(),
+        protocol: settings.otlp_protocol.clone(),
+    })
+    .context("invalid OTLP export settings for logs")?;
+    let logs = match signal {
+        Some(signal) => {
+            let base = match export {
+                Some(c) => c.clone(),
+                None => {
+                    ExportConfig::without_otlp_from_env().context("invalid OTLP export settings")?
+                }
+            };
+            let settings = otlp::logs::LogsSettings::from_export(&base);
+            let (sender, handle) = otlp::logs::spawn(&signal, settings, host, runtime)
+                .context("cannot start the OTLP logs exporter")?;
+            info!(endpoint = %signal.endpoint, "script rows exported as OTLP logs");
+            Some((sender, handle))
+        }
+        None => None,
+    };
+    let command_line = settings.command_line;
+    let make_cache = move || {
+        let mut cache = metadata::process::ProcessCache::with_command_line(command_line);
+        if let Some(pods) = &pods {
+            cache.set_pods(pods.clone());
+        }
+        cache
+    };
+    let sender = logs.as_ref().map(|(s, _)| s.clone());
+    let stats = logs.as_ref().map(|(s, _)| s.stats());
+    let running = scripts::spawn(config, sender, live, make_cache)
+        .context("cannot start the script threads")?;
+    let names: Vec<&str> = config.scripts.iter().map(|s| &*s.name).collect();
+    info!(scripts = ?names, bpftrace = %config.bpftrace.display(), "bpftrace scripts running");
+    Ok(ScriptSource {
+        scripts: running,
+        logs: logs.zip(stats).map(|((_, handle), stats)| (handle, stats)),
+    })
+}
+
 /// Counter plumbing between the reader thread and the exporter.
-fn reporting(monitor: Option<otlp::ExportMonitor>, memory_limit: u64) -> Reporting {
+fn reporting(
+    monitor: Option<otlp::ExportMonitor>,
+    memory_limit: u64,
+    scripts: Option<(
+        Arc<scripts::ScriptCounters>,
+        opentelemetry_proto::tonic::resource::v1::Resource,
+    )>,
+) -> Reporting {
     let counts = monitor.clone();
     let shedder = monitor.clone();
     Reporting {
@@ -350,6 +465,19 @@ fn reporting(monitor: Option<otlp::ExportMonitor>, memory_limit: u64) -> Reporti
             if let Some(m) = &monitor {
                 m.set_agent_counters(snap.metrics());
                 m.set_agent_gauges(snap.levels.gauges());
+                if let Some((counters, host)) = &scripts {
+                    m.set_agent_counters(counters.metrics());
+                    let sums = counters.column_sums();
+                    if !sums.is_empty() {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_nanos() as u64);
+                        m.set_source_metrics(
+                            "scripts",
+                            wirelens_otel::logs::column_metrics(&sums, host, now),
+                        );
+                    }
+                }
             }
         }),
     }

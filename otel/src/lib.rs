@@ -60,6 +60,7 @@ pub mod export;
 mod http_attrs;
 pub mod jvm_metrics;
 mod kv;
+pub mod logs;
 mod messaging_attrs;
 pub mod metrics;
 pub mod peer;

@@ -289,6 +289,23 @@ pub const WIRELENS_EXPORT_SPANS_DROPPED: &str = "wirelens.export.spans_dropped";
 pub const WIRELENS_EXPORT_SPANS_SAMPLED_OUT: &str = "wirelens.export.spans_sampled_out";
 /// Export calls that failed after their retries (traces and metrics).
 pub const WIRELENS_EXPORT_FAILURES: &str = "wirelens.export.failures";
+/// Log records accepted by the backend.
+pub const WIRELENS_EXPORT_LOGS: &str = "wirelens.export.logs";
+/// Log records lost: queue full, spool full, or export failed.
+pub const WIRELENS_EXPORT_LOGS_DROPPED: &str = "wirelens.export.logs_dropped";
+
+// bpftrace scripts (the agent's `scripts` source): each row is a log record.
+
+/// Attribute of every script row: the script's name, which is its table's name (also the log
+/// record's `event_name`).
+pub const WIRELENS_SCRIPT_NAME: &str = "wirelens.script.name";
+/// Rows read from scripts.
+pub const WIRELENS_SCRIPT_ROWS: &str = "wirelens.script.rows";
+/// Script output lines that were not rows of their table (counted, not exported).
+pub const WIRELENS_SCRIPT_ROWS_DROPPED: &str = "wirelens.script.rows_dropped";
+/// Times a script was started again after it exited or was killed.
+pub const WIRELENS_SCRIPT_RESTARTS: &str = "wirelens.script.restarts";
+
 /// Observations not aggregated into metrics because the series limit was reached.
 pub const WIRELENS_METRICS_SERIES_OVERFLOW: &str = "wirelens.metrics.series_overflow";
 

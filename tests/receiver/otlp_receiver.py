@@ -100,8 +100,6 @@ class Sink:
             if self._raw is not None:
                 self._raw.write(request.SerializeToString())
                 self._raw.flush()
-            if signal_name == "logs":
-                return not refuse
             line = {
                 "signal": signal_name,
                 "transport": transport,

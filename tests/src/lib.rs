@@ -55,8 +55,8 @@ pub use kube_standin::{StandIn, cri_annotations};
 pub use messaging::{Expect, PARENT_SPAN_ID, TRACE_ID, check_span, check_spans, python_script};
 pub use nginx::Nginx;
 pub use otlp::{
-    HTTP_DURATION_BOUNDS, MetricPoint, Span, flatten_metrics_of, histogram_count, histogram_series,
-    sum_total, summarize_spans,
+    HTTP_DURATION_BOUNDS, LogRecord, MetricPoint, Span, flatten_metrics_of, histogram_count,
+    histogram_series, sum_total, summarize_spans,
 };
 pub use privileges::{
     DocumentedCapabilities, capability_mask, documented_capabilities, effective_capabilities,

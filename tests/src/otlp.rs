@@ -326,6 +326,82 @@ pub fn sum_total(points: &[MetricPoint], name: &str) -> f64 {
     series.values().map(|(_, v)| v).sum()
 }
 
+/// One OTLP log record with its Resource (the agent exports a bpftrace script's rows as log
+/// records).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRecord {
+    /// `grpc` or `http`: how the request that carried it arrived.
+    pub transport: String,
+    /// Resource attributes.
+    pub resource: Attributes,
+    /// Instrumentation scope name.
+    pub scope: String,
+    /// `event_name` (empty when the receiver's protobuf does not know the field).
+    pub event_name: String,
+    /// `time_unix_nano`.
+    pub time_ns: u64,
+    /// `observed_time_unix_nano`.
+    pub observed_ns: u64,
+    /// `severity_text`.
+    pub severity_text: String,
+    /// The body, when a string.
+    pub body: String,
+    /// Attributes.
+    pub attributes: Attributes,
+}
+
+impl LogRecord {
+    /// An attribute (null when missing).
+    pub fn attr(&self, key: &str) -> &Value {
+        self.attributes.get(key).unwrap_or(&Value::Null)
+    }
+
+    /// A string attribute; panics with the record when missing or not a string.
+    pub fn str_attr(&self, key: &str) -> &str {
+        self.attr(key)
+            .as_str()
+            .unwrap_or_else(|| panic!("no string attribute {key} in {self:#?}"))
+    }
+
+    /// An integer attribute; panics with the record when missing or not an integer.
+    pub fn int_attr(&self, key: &str) -> i64 {
+        self.attr(key)
+            .as_i64()
+            .unwrap_or_else(|| panic!("no integer attribute {key} in {self:#?}"))
+    }
+}
+
+/// Every log record of the `logs` requests in `requests`.
+pub(crate) fn flatten_logs(requests: &[Value]) -> Vec<LogRecord> {
+    let mut out = Vec::new();
+    for req in requests.iter().filter(|r| r["signal"] == "logs") {
+        let transport = req["transport"].as_str().unwrap_or_default().to_string();
+        for rl in list(&req["request"]["resource_logs"]) {
+            let resource = attributes(&rl["resource"]["attributes"]);
+            for sl in list(&rl["scope_logs"]) {
+                let scope = string(&sl["scope"]["name"]);
+                for r in list(&sl["log_records"]) {
+                    out.push(LogRecord {
+                        transport: transport.clone(),
+                        resource: resource.clone(),
+                        scope: scope.clone(),
+                        event_name: string(&r["event_name"]),
+                        time_ns: uint(&r["time_unix_nano"]),
+                        observed_ns: uint(&r["observed_time_unix_nano"]),
+                        severity_text: string(&r["severity_text"]),
+                        body: any_value(&r["body"])
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        attributes: attributes(&r["attributes"]),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
 pub(crate) fn flatten_spans(requests: &[Value]) -> Vec<Span> {
     let mut out = Vec::new();
     for req in requests.iter().filter(|r| r["signal"] == "traces") {

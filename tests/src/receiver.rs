@@ -229,6 +229,11 @@ impl Receiver {
         otlp::flatten_metrics(&self.requests())
     }
 
+    /// Every log record received so far, flattened.
+    pub fn logs(&self) -> Vec<otlp::LogRecord> {
+        otlp::flatten_logs(&self.requests())
+    }
+
     /// Waits until at least `n` spans have arrived, up to `timeout`; returns them.
     pub fn wait_for_spans(&self, n: usize, timeout: Duration) -> Vec<Span> {
         wait_until(&format!("{n} spans at the receiver"), timeout, || {

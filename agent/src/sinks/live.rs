@@ -1,6 +1,6 @@
-//! The live view: one line (text or JSON) per request on stdout, printed by its own thread so
-//! a slow terminal or pipe never stalls the reader; when it falls behind, lines are dropped
-//! and counted.
+//! The live view: one line (text or JSON) per request, and per row of a bpftrace script, on
+//! stdout, printed by its own thread so a slow terminal or pipe never stalls the reader; when it
+//! falls behind, lines are dropped and counted.
 
 use std::{
     io::{BufWriter, Write},
@@ -10,7 +10,11 @@ use std::{
 };
 
 use serde_json::json;
-use wirelens_otel::{Observation, redact::redact_target};
+use wirelens_otel::{
+    Observation,
+    logs::{RowValue, ScriptRow},
+    redact::redact_target,
+};
 use wirelens_parsers::{Detail, Role};
 
 use crate::{cli::OutputFormat, conntrack::role_name, stats::Stats};
@@ -18,17 +22,36 @@ use crate::{cli::OutputFormat, conntrack::role_name, stats::Stats};
 /// Lines queued for printing before the live view starts dropping.
 const QUEUE: usize = 8192;
 
-/// The reader's end of the live view.
+/// What the printer prints.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "requests are nearly all the traffic: boxing them would add an allocation per request, and the queue held observations of this size before rows were added"
+)]
+enum Item {
+    /// A request.
+    Request(Observation),
+    /// A row of a script's table.
+    Row(ScriptRow),
+}
+
+/// The reader's (and the script source's) end of the live view.
 #[derive(Clone)]
 pub struct LiveSender {
-    tx: mpsc::SyncSender<Observation>,
+    tx: mpsc::SyncSender<Item>,
     stats: Arc<Stats>,
 }
 
 impl LiveSender {
     /// Queue an observation for printing; drops (and counts) it when the printer is behind.
     pub fn send(&self, obs: &Observation) {
-        if self.tx.try_send(obs.clone()).is_err() {
+        if self.tx.try_send(Item::Request(obs.clone())).is_err() {
+            Stats::add(&self.stats.live_dropped, 1);
+        }
+    }
+
+    /// Queue a script's row for printing; drops (and counts) it when the printer is behind.
+    pub fn send_row(&self, row: &ScriptRow) {
+        if self.tx.try_send(Item::Row(row.clone())).is_err() {
             Stats::add(&self.stats.live_dropped, 1);
         }
     }
@@ -39,7 +62,7 @@ pub fn spawn(
     format: OutputFormat,
     stats: Arc<Stats>,
 ) -> std::io::Result<(LiveSender, JoinHandle<()>)> {
-    let (tx, rx) = mpsc::sync_channel::<Observation>(QUEUE);
+    let (tx, rx) = mpsc::sync_channel::<Item>(QUEUE);
     let handle = std::thread::Builder::new()
         .name("wirelens-live".into())
         .spawn(move || {
@@ -47,10 +70,12 @@ pub fn spawn(
             let mut w = BufWriter::new(stdout.lock());
             while let Ok(first) = rx.recv() {
                 let mut next = Some(first);
-                while let Some(obs) = next {
-                    let line = match format {
-                        OutputFormat::Json => json_line(&obs),
-                        _ => text_line(&obs),
+                while let Some(item) = next {
+                    let line = match (format, &item) {
+                        (OutputFormat::Json, Item::Request(obs)) => json_line(obs),
+                        (_, Item::Request(obs)) => text_line(obs),
+                        (OutputFormat::Json, Item::Row(row)) => row_json_line(row),
+                        (_, Item::Row(row)) => row_text_line(row),
                     };
                     if writeln!(w, "{line}").is_err() {
                         return;
@@ -63,6 +88,42 @@ pub fn spawn(
             }
         })?;
     Ok((LiveSender { tx, stats }, handle))
+}
+
+/// `HH:MM:SS.mmm  script exec  pid=812 comm=bash filename=/usr/bin/ls`
+pub fn row_text_line(row: &ScriptRow) -> String {
+    let secs = row.time_unix_nano / 1_000_000_000;
+    let ms = (row.time_unix_nano / 1_000_000) % 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    let mut line = format!("{h:02}:{m:02}:{s:02}.{ms:03}  script {} ", row.table);
+    for (name, value) in &row.columns {
+        match value {
+            RowValue::Int(v) => line.push_str(&format!(" {name}={v}")),
+            RowValue::Text(v) => line.push_str(&format!(" {name}={v}")),
+        }
+    }
+    line
+}
+
+/// `{"script":"exec","time_unix_nano":...,"columns":{"pid":812,...}}`
+pub fn row_json_line(row: &ScriptRow) -> String {
+    let columns: serde_json::Map<String, serde_json::Value> = row
+        .columns
+        .iter()
+        .map(|(name, value)| {
+            let v = match value {
+                RowValue::Int(v) => json!(v),
+                RowValue::Text(v) => json!(v),
+            };
+            (name.to_string(), v)
+        })
+        .collect();
+    json!({
+        "script": &*row.table,
+        "time_unix_nano": row.time_unix_nano,
+        "columns": columns,
+    })
+    .to_string()
 }
 
 fn addr(a: Option<std::net::SocketAddr>) -> String {

@@ -233,6 +233,36 @@ const PROFILES: Signal = Signal {
     exporter_var: "OTEL_PROFILES_EXPORTER",
 };
 
+const LOGS: Signal = Signal {
+    upper: "LOGS",
+    http_path: "v1/logs",
+    exporter_var: "OTEL_LOGS_EXPORTER",
+};
+
+/// Where log records (the rows of bpftrace scripts) go: as for traces and metrics
+/// ([`ExportConfig::from_env`]), with the `OTEL_EXPORTER_OTLP_LOGS_*` variables,
+/// `OTEL_LOGS_EXPORTER=none`, and `/v1/logs` appended to a base HTTP endpoint. `None` when not
+/// exported.
+pub fn logs_from_env(overrides: &Overrides) -> Result<Option<SignalConfig>, ConfigError> {
+    logs_from_lookup(overrides, |name| std::env::var(name).ok())
+}
+
+/// [`logs_from_env`] with variables read through `lookup`.
+pub fn logs_from_lookup(
+    overrides: &Overrides,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Option<SignalConfig>, ConfigError> {
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    signal_config(LOGS, overrides, &get)
+}
+
 /// Where CPU profiles go: as for traces and metrics ([`ExportConfig::from_env`]), with the
 /// `OTEL_EXPORTER_OTLP_PROFILES_*` variables, `OTEL_PROFILES_EXPORTER=none`, and
 /// `/v1development/profiles` appended to a base HTTP endpoint. `None` when not exported.
@@ -1053,6 +1083,28 @@ mod tests {
                 .to_string()
                 .starts_with("invalid command-line otlp protocol")
         );
+    }
+
+    #[test]
+    fn logs_follow_the_generic_settings() {
+        let logs = |vars: &[(&str, &str)]| {
+            let env: std::collections::HashMap<String, String> = vars
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            logs_from_lookup(&Overrides::default(), |k| env.get(k).cloned()).expect("valid")
+        };
+        let e = "OTEL_EXPORTER_OTLP_ENDPOINT";
+        let http = logs(&[(e, "http://collector:4318")]).expect("on");
+        assert_eq!(http.endpoint.as_str(), "http://collector:4318/v1/logs");
+        let own = logs(&[
+            (e, "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:9999/x"),
+        ])
+        .expect("on");
+        assert_eq!(own.endpoint.as_str(), "http://logs:9999/x");
+        assert!(logs(&[(e, "http://c"), ("OTEL_LOGS_EXPORTER", "none")]).is_none());
+        assert!(logs(&[]).is_none());
     }
 
     #[test]

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, logs_service_client::LogsServiceClient,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, metrics_service_client::MetricsServiceClient,
 };
@@ -196,6 +199,28 @@ impl GrpcExporter {
             .partial_success
             .map_or_else(PartialSuccess::default, |p| {
                 PartialSuccess::new(p.rejected_data_points, p.error_message)
+            }))
+    }
+
+    /// Export log records; the server's partial-success answer, if any.
+    pub async fn export_logs(
+        &self,
+        request: &ExportLogsServiceRequest,
+    ) -> Result<PartialSuccess, GrpcError> {
+        let mut client = LogsServiceClient::new(self.channel.clone());
+        if self.gzip {
+            client = client.send_compressed(CompressionEncoding::Gzip);
+        }
+        let call = client.export(self.request(request.clone()));
+        let response = tokio::time::timeout(self.timeout, call)
+            .await
+            .map_err(|_| GrpcError::Timeout(self.timeout))?
+            .map_err(GrpcError::from)?;
+        Ok(response
+            .into_inner()
+            .partial_success
+            .map_or_else(PartialSuccess::default, |p| {
+                PartialSuccess::new(p.rejected_log_records, p.error_message)
             }))
     }
 

@@ -195,6 +195,18 @@ impl HttpExporter {
             }))
     }
 
+    /// POST an encoded `ExportLogsServiceRequest` (from [`body`](Self::body)).
+    pub async fn export_logs(&self, body: Vec<u8>) -> Result<PartialSuccess, HttpError> {
+        use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+        let answer = self.post(body).await?;
+        Ok(ExportLogsServiceResponse::decode(answer.as_slice())
+            .ok()
+            .and_then(|r| r.partial_success)
+            .map_or_else(PartialSuccess::default, |p| {
+                PartialSuccess::new(p.rejected_log_records, p.error_message)
+            }))
+    }
+
     /// POST an encoded `ExportProfilesServiceRequest` (from [`body`](Self::body)).
     pub async fn export_profiles(&self, body: Vec<u8>) -> Result<PartialSuccess, HttpError> {
         use opentelemetry_proto::tonic::collector::profiles::v1development::ExportProfilesServiceResponse;

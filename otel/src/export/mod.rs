@@ -24,6 +24,7 @@
 pub mod config;
 pub mod grpc;
 pub mod http;
+pub mod logs;
 pub mod profiles;
 pub mod retry;
 pub mod sampler;
@@ -49,7 +50,7 @@ use spool::{Spool, Spooled};
 
 pub use config::{
     Compression, ConfigError, ExportConfig, Exporters, Overrides, Protocol, RAW_DB_STATEMENTS_VAR,
-    SignalConfig, metrics_exporters_from_env, profiles_from_env,
+    SignalConfig, logs_from_env, metrics_exporters_from_env, profiles_from_env,
 };
 pub use grpc::{GrpcError, GrpcExporter};
 pub use http::{HttpError, HttpExporter};
@@ -859,7 +860,7 @@ async fn traces_worker(
     // Tries of the same request since the backend last answered.
     let mut down_for = 0u32;
     while let Some(item) = spool.pop().await {
-        let n = item.spans;
+        let n = item.count;
         let result = match &transport {
             Ok(t) => Some(t.export_traces(&item.request, &policy).await),
             Err(_) => None,

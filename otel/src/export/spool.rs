@@ -1,4 +1,6 @@
-//! The traces spool: export requests waiting for the backend, bounded by bytes.
+//! The export spool: requests waiting for the backend, bounded by bytes. The traces and the
+//! logs exporters each have one (generic over the request type; `count` is spans or log
+//! records).
 //!
 //! The collector pushes one request per span batch and never waits; the traces worker takes the
 //! oldest, and puts it back at the head when the backend is down or stalls, so that everything
@@ -11,56 +13,59 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message as _;
+use prost::Message;
 use tokio::sync::Notify;
 
 /// One spooled request.
-pub(crate) struct Spooled {
+pub(crate) struct Spooled<R = ExportTraceServiceRequest> {
     /// The request.
-    pub request: ExportTraceServiceRequest,
-    /// Spans in it.
-    pub spans: u64,
+    pub request: R,
+    /// Spans (or log records) in it.
+    pub count: u64,
     /// Its encoded size.
     pub bytes: usize,
 }
 
-impl Spooled {
-    /// A request of `spans` spans, sized by its encoding.
-    pub fn new(request: ExportTraceServiceRequest, spans: u64) -> Self {
+impl<R: Message> Spooled<R> {
+    /// A request of `count` spans (or log records), sized by its encoding.
+    pub fn new(request: R, count: u64) -> Self {
         let bytes = request.encoded_len();
         Self {
             request,
-            spans,
+            count,
             bytes,
         }
     }
 }
 
-#[derive(Default)]
-struct Inner {
-    queue: VecDeque<Spooled>,
+struct Inner<R> {
+    queue: VecDeque<Spooled<R>>,
     bytes: usize,
     closed: bool,
 }
 
-/// Requests waiting for the traces worker.
-pub(crate) struct Spool {
-    inner: Mutex<Inner>,
+/// Requests waiting for the traces (or logs) worker.
+pub(crate) struct Spool<R = ExportTraceServiceRequest> {
+    inner: Mutex<Inner<R>>,
     ready: Notify,
     limit: usize,
 }
 
-impl Spool {
+impl<R> Spool<R> {
     /// An empty spool holding at most `limit` encoded bytes.
     pub fn new(limit: usize) -> Self {
         Self {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                queue: VecDeque::new(),
+                bytes: 0,
+                closed: false,
+            }),
             ready: Notify::new(),
             limit: limit.max(1),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<R>> {
         match self.inner.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -75,9 +80,9 @@ impl Spool {
 
     /// Append `item` (newest last); returns the spans dropped to keep the byte limit (the
     /// oldest requests, or `item` itself when it alone is larger than the limit).
-    pub fn push(&self, item: Spooled) -> u64 {
+    pub fn push(&self, item: Spooled<R>) -> u64 {
         if item.bytes > self.limit {
-            return item.spans;
+            return item.count;
         }
         let dropped = {
             let mut inner = self.lock();
@@ -86,7 +91,7 @@ impl Spool {
                 match inner.queue.pop_front() {
                     Some(old) => {
                         inner.bytes -= old.bytes;
-                        dropped += old.spans;
+                        dropped += old.count;
                     }
                     None => break,
                 }
@@ -101,7 +106,7 @@ impl Spool {
 
     /// Put back a request that could not be sent, at the head (it is the oldest); returns the
     /// spans dropped to keep the limit (the newest requests: the put-back one goes out first).
-    pub fn push_front(&self, item: Spooled) -> u64 {
+    pub fn push_front(&self, item: Spooled<R>) -> u64 {
         let mut inner = self.lock();
         let mut dropped = 0;
         inner.bytes += item.bytes;
@@ -109,7 +114,7 @@ impl Spool {
         while inner.bytes > self.limit && inner.queue.len() > 1 {
             if let Some(new) = inner.queue.pop_back() {
                 inner.bytes -= new.bytes;
-                dropped += new.spans;
+                dropped += new.count;
             }
         }
         dropped
@@ -125,7 +130,7 @@ impl Spool {
             match inner.queue.pop_front() {
                 Some(old) => {
                     inner.bytes -= old.bytes;
-                    dropped += old.spans;
+                    dropped += old.count;
                 }
                 None => break,
             }
@@ -135,7 +140,7 @@ impl Spool {
     }
 
     /// The oldest request; waits for one. `None` once the spool is closed and empty.
-    pub async fn pop(&self) -> Option<Spooled> {
+    pub async fn pop(&self) -> Option<Spooled<R>> {
         loop {
             let notified = self.ready.notified();
             {
@@ -167,7 +172,7 @@ impl Spool {
     /// Encoded bytes and spans spooled now.
     pub fn depth(&self) -> (usize, u64) {
         let inner = self.lock();
-        (inner.bytes, inner.queue.iter().map(|s| s.spans).sum())
+        (inner.bytes, inner.queue.iter().map(|s| s.count).sum())
     }
 }
 
@@ -176,7 +181,7 @@ mod tests {
     use super::*;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
-    fn request(spans: usize, name_len: usize) -> Spooled {
+    fn request(spans: usize, name_len: usize) -> Spooled<ExportTraceServiceRequest> {
         let span = Span {
             name: "x".repeat(name_len),
             ..Span::default()
@@ -196,7 +201,7 @@ mod tests {
     #[tokio::test]
     async fn oldest_dropped_past_the_limit_and_order_kept() {
         let one = request(2, 100).bytes;
-        let spool = Spool::new(3 * one);
+        let spool = Spool::<ExportTraceServiceRequest>::new(3 * one);
         assert_eq!(spool.push(request(2, 100)), 0);
         assert_eq!(spool.push(request(2, 100)), 0);
         assert_eq!(spool.push(request(2, 100)), 0);
@@ -223,7 +228,7 @@ mod tests {
     #[tokio::test]
     async fn put_back_past_the_limit_drops_the_newest() {
         let one = request(1, 100).bytes;
-        let spool = Spool::new(2 * one);
+        let spool = Spool::<ExportTraceServiceRequest>::new(2 * one);
         spool.push(request(1, 100));
         let head = spool.pop().await.expect("a request");
         spool.push(request(1, 100));
@@ -234,7 +239,7 @@ mod tests {
 
     #[test]
     fn shed_keeps_the_newest_quarter() {
-        let spool = Spool::new(1 << 20);
+        let spool = Spool::<ExportTraceServiceRequest>::new(1 << 20);
         for _ in 0..8 {
             spool.push(request(1, 100));
         }
@@ -244,10 +249,10 @@ mod tests {
 
     #[tokio::test]
     async fn pop_waits_for_a_push() {
-        let spool = std::sync::Arc::new(Spool::new(1 << 20));
+        let spool = std::sync::Arc::new(Spool::<ExportTraceServiceRequest>::new(1 << 20));
         let taker = {
             let spool = spool.clone();
-            tokio::spawn(async move { spool.pop().await.map(|s| s.spans) })
+            tokio::spawn(async move { spool.pop().await.map(|s| s.count) })
         };
         tokio::task::yield_now().await;
         spool.push(request(3, 10));
