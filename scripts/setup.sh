@@ -219,8 +219,10 @@ fi
 # Prometheus configuration and dashboard queries; the demo application runs on Debian's
 # python3 with the libraries its image installs (python3-psycopg2, python3-redis).
 # tests/tests/jvm.rs: javac and java from Debian's OpenJDK 17.
+# tests/tests/gotls.rs and bench/gotls.sh: Go peers built with golang-go in GOPATH mode from
+# Debian's packaged gRPC-Go (golang-google-grpc-dev pulls x/net, protobuf...): no module download.
 TEST_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools
-    golang-go podman runc containerd busybox-static
+    golang-go golang-google-grpc-dev podman runc containerd busybox-static
     prometheus python3-psycopg2 python3-redis openjdk-17-jdk-headless)
 if ((with_tests)); then
     apt_install "test-only peers" "${TEST_PACKAGES[@]}"

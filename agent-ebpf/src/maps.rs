@@ -7,7 +7,10 @@ use aya_ebpf::{
 };
 use wirelens_ebpf::{ConnState, DataEvent, counter, profile};
 
-use crate::tls::{TlsCall, TlsConn, TlsKey};
+use crate::{
+    gotls::{GoCall, GoCallKey, GoFdKey, GoSock},
+    tls::{TlsCall, TlsConn, TlsKey},
+};
 
 /// All records for user space.
 #[map]
@@ -48,6 +51,16 @@ pub static TLS_ACTIVE: Array<u64> = Array::with_max_entries(1, 0);
 /// notice ages out.
 #[map]
 pub static TLS_CONNS: LruHashMap<TlsKey, TlsConn> = LruHashMap::with_max_entries(65536, 0);
+
+/// Go `crypto/tls` calls in progress, per goroutine: see `gotls`. LRU: a goroutine that
+/// never returns (a panic through the call) ages out.
+#[map]
+pub static GO_CALLS: LruHashMap<GoCallKey, GoCall> = LruHashMap::with_max_entries(16384, 0);
+
+/// Sockets that opened with a TLS handshake, by (process, fd): see `gotls`. A reused fd's
+/// new handshake overwrites its entry.
+#[map]
+pub static GO_FDS: LruHashMap<GoFdKey, GoSock> = LruHashMap::with_max_entries(65536, 0);
 
 /// Traced pids when the pid filter is on.
 #[map]
