@@ -99,7 +99,8 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
     };
     let filters = config::filters();
     // A socket call inside a probed SSL call: the plaintext comes from its return probe.
-    let in_ssl = if maps::tls_active() {
+    let tls_pending = maps::tls_active();
+    let in_ssl = if tls_pending {
         maps::TLS_CALLS.get_ptr_mut(&pid_tgid)
     } else {
         None
@@ -148,6 +149,20 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
                 (*call).family = family as u32;
                 (*conn).tls = tls_state::PROBED;
             }
+        }
+        if (*conn).tls == tls_state::NONE
+            && tls_pending
+            && crate::gotls::claim_wanted(pid_tgid, syscall_regs().di as u32)
+        {
+            // A Go TLS connection whose handshake the agent missed: this is its socket.
+            (*conn).tls = tls_state::CIPHERTEXT;
+            crate::gotls::remember_tls_socket(
+                pid_tgid,
+                syscall_regs().di as u32,
+                sk as u64,
+                (*conn).verdict,
+                family,
+            );
         }
         if (*conn).tls != tls_state::NONE {
             maps::count(counter::TLS_CIPHERTEXT, 1);

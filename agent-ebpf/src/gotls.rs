@@ -13,7 +13,15 @@
 //! with a TLS handshake ([`remember_tls_socket`]). Plaintext positions are kept per
 //! `(process, *tls.Conn)` in [`maps::TLS_CONNS`], as for OpenSSL. A connection whose
 //! handshake the agent missed is sent under the `*tls.Conn` address, with its fd for the
-//! addresses, like an OpenSSL connection whose socket is not known.
+//! addresses, like an OpenSSL connection whose socket is not known, and asks the data path
+//! for its socket ([`maps::GO_WANTED`]): the fd's next socket call names it, and the
+//! connection's plaintext starts afresh under it (position 0, joined mid-stream).
+//!
+//! A `Write` is sent at its entry when its socket is known (see [`on_enter`]): its position
+//! is taken there, before `Write` takes the connection's write lock, so two goroutines
+//! writing one `tls.Conn` at the same moment could have their bytes placed in the wrong
+//! order. net/http, x/net/http2 and gRPC-Go each write a connection from one goroutine or
+//! under their own lock.
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -85,6 +93,33 @@ pub fn remember_tls_socket(pid_tgid: u64, fd: u32, sk: u64, verdict: u32, family
         family: family as u32,
     };
     let _ = maps::GO_FDS.insert(&key, &sock, 0);
+}
+
+/// A socket call of process `pid_tgid` on `fd`: whether a Go TLS connection without a known
+/// socket waits for it (and then it no longer waits).
+#[inline(always)]
+pub fn claim_wanted(pid_tgid: u64, fd: u32) -> bool {
+    let key = GoFdKey {
+        tgid: (pid_tgid >> 32) as u32,
+        fd,
+    };
+    if maps::GO_WANTED.remove(&key).is_ok() {
+        maps::tls_active_add(u64::MAX);
+        true
+    } else {
+        false
+    }
+}
+
+/// Ask the data path for the socket of `fd` (a connection whose handshake the agent missed).
+#[inline(always)]
+fn want_socket(tgid: u32, fd: u32) {
+    let key = GoFdKey { tgid, fd };
+    // SAFETY: a read-only probe of the key.
+    if unsafe { maps::GO_WANTED.get(&key) }.is_none() && maps::GO_WANTED.insert(&key, &1, 0).is_ok()
+    {
+        maps::tls_active_add(1);
+    }
 }
 
 /// Entry of `(*Conn).Write` / `(*Conn).Read`: receiver in RAX, `b.ptr` in RBX, `b.len` in
@@ -186,6 +221,11 @@ fn send(
     sock: Option<GoSock>,
 ) {
     let tgid = (pid_tgid >> 32) as u32;
+    if sock.is_none()
+        && let Some(fd) = fd
+    {
+        want_socket(tgid, fd);
+    }
     let op = go_cookie::op(cookie);
     let dir = if op == tls_op::GO_WRITE {
         direction::EGRESS

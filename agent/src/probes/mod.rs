@@ -40,11 +40,12 @@ pub const PROFILER_ONLY_MAPS: [(&str, u32); 3] = [
     ("PROFILE_COUNTS", 64),
 ];
 /// Maps only the tracer's instance uses: the profiler creates them at a token size.
-pub const TRACER_ONLY_MAPS: [(&str, u32); 7] = [
+pub const TRACER_ONLY_MAPS: [(&str, u32); 8] = [
     ("TLS_CALLS", 64),
     ("TLS_CONNS", 64),
     ("GO_CALLS", 64),
     ("GO_FDS", 64),
+    ("GO_WANTED", 64),
     ("MMSG_INDEX", 64),
     ("PORT_FILTER", 64),
     ("SCRATCH", 1),

@@ -7,7 +7,7 @@
 //
 //	gotls https-server PORT CERT KEY
 //	gotls https-client URL PROTO(h1|h2) CONNS REQUESTS_PER_CONN
-//	gotls https-hold URL GO_FILE   (h2: /hold/r0 now, /hold/r1 and /hold/r2 once GO_FILE exists)
+//	gotls https-hold URL GO_FILE   (h2: /hold/r0 now, /hold/r1 to r3 once GO_FILE exists)
 //	gotls grpc-server PORT CERT KEY
 //	gotls grpc-client PORT UNARY_CALLS WATCH_MESSAGES
 //
@@ -118,7 +118,7 @@ func httpsClient(url, proto string, conns, perConn int) {
 	}
 }
 
-// httpsHold keeps one HTTP/2 connection: a GET now, two more once goFile exists (the agent
+// httpsHold keeps one HTTP/2 connection: a GET now, three more once goFile exists (the agent
 // starts in between, so it misses the handshake and the connection preface).
 func httpsHold(url, goFile string) {
 	client := &http.Client{Transport: &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
@@ -143,7 +143,10 @@ func httpsHold(url, goFile string) {
 	}
 	get("/hold/r1")
 	get("/hold/r2")
+	get("/hold/r3")
 	fmt.Println("{\"done\": true}")
+	// Stay a while: the agent reads the connection's addresses from /proc.
+	time.Sleep(2 * time.Second)
 }
 
 func grpcServer(port, cert, key string) {
