@@ -40,14 +40,16 @@ run_wrk() { # prints "requests rps"
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
   echo "$reqs $rps"
 }
-bpf_ns() { # total run_time_ns of our programs (bpftool shows names cut to 15 bytes)
+prog_ids() { bpftool -j prog show 2>/dev/null | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))'; }
+bpf_ns() { # total run_time_ns of the programs loaded since $WORK/ids0 (the agent's: others may run)
   bpftool -j prog show 2>/dev/null | python3 -c '
 import json,sys
-names={"sock_send_lengt","sock_recv_lengt","inet_sock_set_s","sched_process_e","sched_process_f","mmsg_enter","ssl_enter","ssl_return","ssl_free","go_tls_enter","go_tls_return"}
-print(sum(p.get("run_time_ns",0) for p in json.load(sys.stdin) if p.get("name","")[:15] in names))'
+old=set(open(sys.argv[1]).read().split())
+print(sum(p.get("run_time_ns",0) for p in json.load(sys.stdin) if str(p["id"]) not in old))' "$WORK/ids0"
 }
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 start_agent() {
+  prog_ids > "$WORK/ids0"
   "$BIN" --port "$PORT" --output none --lock-file "$WORK/lock" 2> "$WORK/agent.err" &
   apid=$!
   for _ in $(seq 1 100); do grep -q ready "$WORK/agent.err" 2>/dev/null && break; sleep 0.1; done
