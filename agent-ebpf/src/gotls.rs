@@ -167,7 +167,8 @@ pub fn on_enter(ctx: &ProbeContext) {
         _pad: 0,
         g: r.r14,
     };
-    // A stack growth at the prologue runs the entry twice: the second insert overwrites.
+    // The probe sits past the prologue's stack check (user space puts it there), so a stack
+    // growth does not run it twice.
     let _ = maps::GO_CALLS.insert(&key, &call, 0);
 }
 

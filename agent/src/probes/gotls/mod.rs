@@ -35,7 +35,7 @@ pub struct GoFunction {
     pub name: &'static str,
     /// Its [`tls_op`].
     pub op: u32,
-    /// File offset of its first instruction.
+    /// File offset of its entry probe (past the stack check, see [`past_stack_check`]).
     pub entry: u64,
     /// File offsets of its `RET` instructions.
     pub rets: Vec<u64>,
@@ -138,7 +138,8 @@ pub fn inspect(path: &Path) -> Result<Option<GoTlsTarget>, GoTlsError> {
             .into_iter()
             .filter_map(|a| file_offset(&file, a))
             .collect();
-        let entry = file_offset(&file, start).ok_or(GoTlsError::NoReturn(name))?;
+        let entry =
+            file_offset(&file, past_stack_check(code, start)).ok_or(GoTlsError::NoReturn(name))?;
         if rets.is_empty() {
             return Err(GoTlsError::NoReturn(name));
         }
@@ -208,6 +209,20 @@ pub fn ret_addresses(code: &[u8], start: u64) -> Vec<u64> {
     rets
 }
 
+/// Where the entry probe goes: past the prologue's stack check (`CMP` against `g.stackguard0`,
+/// then `JBE` to `morestack`) when the function has one. `morestack` grows the stack and
+/// starts the function again, which would run a probe at its first instruction twice (and
+/// send a `Write` twice); the arguments are still in their registers after the check.
+pub fn past_stack_check(code: &[u8], start: u64) -> u64 {
+    let mut decoder = Decoder::with_ip(64, code, start, DecoderOptions::NONE);
+    for instr in decoder.iter().take(4) {
+        if instr.mnemonic() == Mnemonic::Jbe {
+            return instr.next_ip();
+        }
+    }
+    start
+}
+
 /// The file offset of virtual address `addr`, through the loadable segment holding it.
 fn file_offset(file: &object::File<'_>, addr: u64) -> Option<u64> {
     file.segments().find_map(|seg| {
@@ -232,6 +247,20 @@ mod tests {
         // A 0xc3 byte inside an immediate is no RET.
         let imm = [0xb8, 0xc3, 0xc3, 0x00, 0x00, 0xcc];
         assert!(ret_addresses(&imm, 0).is_empty());
+    }
+
+    #[test]
+    fn entry_probe_goes_past_the_stack_check() {
+        // The prologue of crypto/tls.(*Conn).Write in Go 1.19: lea r12,[rsp-0x68];
+        // cmp r12,[r14+0x10]; jbe +0x764; sub rsp,0xe8.
+        let code = [
+            0x4c, 0x8d, 0x64, 0x24, 0x98, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x64, 0x07, 0x00,
+            0x00, 0x48, 0x81, 0xec, 0xe8, 0x00, 0x00, 0x00,
+        ];
+        assert_eq!(past_stack_check(&code, 0x5ff060), 0x5ff06f);
+        // No stack check (NOSPLIT): the first instruction.
+        let nosplit = [0x48, 0x83, 0xec, 0x08, 0xc3];
+        assert_eq!(past_stack_check(&nosplit, 0x1000), 0x1000);
     }
 
     #[test]
