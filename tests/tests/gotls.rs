@@ -134,7 +134,7 @@ fn str_of<'a>(s: &'a Span, key: &str) -> Option<&'a str> {
 
 /// The HTTP spans of `pid` by path (server: `url.path`; client: the path of `url.full`), each
 /// path exactly once.
-fn http_by_path<'a>(done: &'a Done, pid: u32, server: bool) -> BTreeMap<String, &'a Span> {
+fn http_by_path(done: &Done, pid: u32, server: bool) -> BTreeMap<String, &Span> {
     let mut out = BTreeMap::new();
     for s in done.spans_of(pid) {
         assert_eq!(s.is_server(), server, "{}", s.summary());

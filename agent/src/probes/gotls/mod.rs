@@ -28,6 +28,9 @@ pub const FUNCTIONS: [(&str, u32); 2] = [
     ("crypto/tls.(*Conn).Read", tls_op::GO_READ),
 ];
 
+/// `[start, end)` virtual addresses of a function.
+type AddrRange = (u64, u64);
+
 /// Where to probe one function.
 #[derive(Clone, Debug)]
 pub struct GoFunction {
@@ -103,7 +106,7 @@ pub fn inspect(path: &Path) -> Result<Option<GoTlsTarget>, GoTlsError> {
     if !is_go(&file) {
         return Ok(None);
     }
-    let ranges: Vec<(&'static str, u32, Option<(u64, u64)>)> = FUNCTIONS
+    let ranges: Vec<(&'static str, u32, Option<AddrRange>)> = FUNCTIONS
         .iter()
         .map(|&(name, op)| (name, op, function_range(&file, name)))
         .collect();
@@ -159,7 +162,7 @@ pub fn inspect(path: &Path) -> Result<Option<GoTlsTarget>, GoTlsError> {
 }
 
 /// `[start, end)` of `name`: the symbol table, else `.gopclntab`.
-fn function_range(file: &object::File<'_>, name: &str) -> Option<(u64, u64)> {
+fn function_range(file: &object::File<'_>, name: &str) -> Option<AddrRange> {
     if let Some(sym) = file
         .symbols()
         .find(|s| s.is_definition() && s.name() == Ok(name) && s.size() > 0)
