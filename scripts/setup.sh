@@ -223,8 +223,10 @@ fi
 # sch_netem) and ss, ip from iproute2 (above).
 # tests/tests/scripts.rs: bpftrace (the agent's --script runs it) and iptables (drops loopback
 # packets to one port to cause TCP retransmits).
+# tests/tests/gotls.rs and bench/gotls.sh: Go peers built with golang-go in GOPATH mode from
+# Debian's packaged gRPC-Go (golang-google-grpc-dev pulls x/net, protobuf...): no module download.
 TEST_PACKAGES=(nghttp2-server nghttp2-client nghttp2-proxy python3-grpcio python3-grpc-tools
-    golang-go podman runc containerd busybox-static
+    golang-go golang-google-grpc-dev podman runc containerd busybox-static
     prometheus python3-psycopg2 python3-redis openjdk-17-jdk-headless bpftrace iptables)
 if ((with_tests)); then
     apt_install "test-only peers" "${TEST_PACKAGES[@]}"

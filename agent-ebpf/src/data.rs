@@ -102,7 +102,8 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
     };
     let filters = config::filters();
     // A socket call inside a probed SSL call: the plaintext comes from its return probe.
-    let in_ssl = if maps::tls_active() {
+    let tls_pending = maps::tls_active();
+    let in_ssl = if tls_pending {
         maps::TLS_CALLS.get_ptr_mut(&pid_tgid)
     } else {
         None
@@ -151,6 +152,20 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
                 (*call).family = family as u32;
                 (*conn).tls = tls_state::PROBED;
             }
+        }
+        if (*conn).tls == tls_state::NONE
+            && tls_pending
+            && crate::gotls::claim_wanted(pid_tgid, syscall_regs().di as u32)
+        {
+            // A Go TLS connection whose handshake the agent missed: this is its socket.
+            (*conn).tls = tls_state::CIPHERTEXT;
+            crate::gotls::remember_tls_socket(
+                pid_tgid,
+                syscall_regs().di as u32,
+                sk as u64,
+                (*conn).verdict,
+                family,
+            );
         }
         if (*conn).tls != tls_state::NONE {
             maps::count(counter::TLS_CIPHERTEXT, 1);
@@ -244,7 +259,7 @@ pub fn on_sock_io(ctx: &BtfTracePointContext, dir: u32) {
             }
         }
         if opens_tls(&ev.header, &ev.data) {
-            mark_ciphertext(conn);
+            mark_ciphertext(conn, &call, regs.di as u32);
             return;
         }
     }
@@ -335,7 +350,7 @@ fn capture_small<const N: usize>(call: &Call, regs: &SyscallRegs, conn: *mut Con
         }
     }
     if opens_tls(&ev.header, &ev.data) {
-        mark_ciphertext(conn);
+        mark_ciphertext(conn, call, regs.di as u32);
         entry.discard(BPF_RB_NO_WAKEUP);
         return;
     }
@@ -348,12 +363,17 @@ fn opens_tls(h: &DataHeader, data: &[u8]) -> bool {
     h.position == 0 && h.protocol == ip_proto::TCP && tls_record_start(h.cap_len, data)
 }
 
-/// A TLS handshake opened the stream: ciphertext from here on. OpenSSL's probes give the
-/// plaintext; other TLS stacks are not readable from the socket.
+/// A TLS handshake opened the stream: ciphertext from here on. OpenSSL's and Go's probes
+/// give the plaintext (Go's find the socket by its fd, remembered here); other TLS stacks are
+/// not readable from the socket.
 #[inline(always)]
-fn mark_ciphertext(conn: *mut ConnState) {
+fn mark_ciphertext(conn: *mut ConnState, call: &Call, fd: u32) {
     // SAFETY: `conn` is this socket's storage, as in `on_sock_io`.
-    unsafe { (*conn).tls = tls_state::CIPHERTEXT };
+    let verdict = unsafe {
+        (*conn).tls = tls_state::CIPHERTEXT;
+        (*conn).verdict
+    };
+    crate::gotls::remember_tls_socket(call.pid_tgid, fd, call.sk as u64, verdict, call.family);
     maps::count(counter::TLS_CIPHERTEXT, 1);
 }
 

@@ -96,6 +96,40 @@ pub mod tls_op {
     /// gRPC core does), so the next socket call of the thread on a TLS socket sends its
     /// ciphertext and names the connection ([`super::TlsAssocEvent`]).
     pub const ASSOCIATE: u32 = 0x10ff;
+    /// Go's `crypto/tls.(*Conn).Write(b []byte) (int, error)`.
+    pub const GO_WRITE: u32 = 0x1010;
+    /// Go's `crypto/tls.(*Conn).Read(b []byte) (int, error)`.
+    pub const GO_READ: u32 = 0x1011;
+}
+
+/// Attach cookie of the Go TLS probes: the [`tls_op`] in bits 0..16, then the three struct
+/// offsets that lead from a `*tls.Conn` to its socket's fd, each 16 bits, as read from the
+/// binary's DWARF or from the table of known Go layouts.
+pub mod go_cookie {
+    /// The cookie of a probe on `op` for a binary with these offsets.
+    pub const fn pack(op: u32, conn_data: u16, tcp_fd: u16, sysfd: u16) -> u64 {
+        (op as u64 & 0xffff)
+            | (conn_data as u64) << 16
+            | (tcp_fd as u64) << 32
+            | (sysfd as u64) << 48
+    }
+    /// The [`super::tls_op`] of a cookie.
+    pub const fn op(cookie: u64) -> u32 {
+        (cookie & 0xffff) as u32
+    }
+    /// Offset in `tls.Conn` of the data word of its `conn net.Conn` interface (the
+    /// `*net.TCPConn`).
+    pub const fn conn_data(cookie: u64) -> u64 {
+        (cookie >> 16) & 0xffff
+    }
+    /// Offset in `net.TCPConn` (its embedded `net.conn`) of `fd *netFD`.
+    pub const fn tcp_fd(cookie: u64) -> u64 {
+        (cookie >> 32) & 0xffff
+    }
+    /// Offset in `net.netFD` of `pfd.Sysfd` (the fd, a Go `int`).
+    pub const fn sysfd(cookie: u64) -> u64 {
+        cookie >> 48
+    }
 }
 
 /// A TLS connection whose plaintext was sent keyed by its `SSL *` (no socket known yet) is
@@ -366,7 +400,8 @@ pub mod counter {
     pub const CONN_MAP_FULL: u32 = 5;
     /// Socket calls carrying TLS ciphertext, not sent (the plaintext comes from the probes).
     pub const TLS_CIPHERTEXT: u32 = 6;
-    /// SSL calls whose return was seen without their entry (probe attached mid-call).
+    /// SSL calls (OpenSSL or Go `crypto/tls`) whose return was seen without their entry (probe
+    /// attached mid-call).
     pub const TLS_UNPAIRED: u32 = 7;
     /// Number of counters.
     pub const COUNT: u32 = 8;

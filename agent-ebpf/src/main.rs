@@ -9,6 +9,8 @@ mod config;
 #[cfg(target_arch = "bpf")]
 mod data;
 #[cfg(target_arch = "bpf")]
+mod gotls;
+#[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod profile;
@@ -82,6 +84,22 @@ mod programs {
     #[uretprobe]
     pub fn ssl_return(ctx: RetProbeContext) -> u32 {
         crate::tls::on_return(&ctx);
+        0
+    }
+
+    /// Entry of Go's `crypto/tls.(*Conn).Write` / `.Read` (cookie: which one, and the struct
+    /// offsets to the fd).
+    #[uprobe]
+    pub fn go_tls_enter(ctx: ProbeContext) -> u32 {
+        crate::gotls::on_enter(&ctx);
+        0
+    }
+
+    /// A `RET` instruction of the same functions (a uprobe at each, not a uretprobe: Go's
+    /// stacks move): the plaintext they moved.
+    #[uprobe]
+    pub fn go_tls_return(ctx: ProbeContext) -> u32 {
+        crate::gotls::on_return(&ctx);
         0
     }
 

@@ -7,7 +7,10 @@ use aya_ebpf::{
 };
 use wirelens_ebpf::{ConnState, DataEvent, counter, profile};
 
-use crate::tls::{TlsCall, TlsConn, TlsKey};
+use crate::{
+    gotls::{GoCall, GoCallKey, GoFdKey, GoSock},
+    tls::{TlsCall, TlsConn, TlsKey},
+};
 
 /// All records for user space.
 #[map]
@@ -37,8 +40,8 @@ pub static MMSG_INDEX: LruHashMap<u64, u32> = LruHashMap::with_max_entries(4096,
 #[map]
 pub static TLS_CALLS: HashMap<u64, TlsCall> = HashMap::with_max_entries(16384, 0);
 
-/// How many entries `TLS_CALLS` holds, over all threads (slot 0). The data path looks a
-/// thread up in `TLS_CALLS` only while this is not 0, which keeps that lookup off every socket
+/// How many entries `TLS_CALLS` and `GO_WANTED` hold, over all threads (slot 0). The data
+/// path looks a thread up in `TLS_CALLS` (and an fd in `GO_WANTED`) only while this is not 0, which keeps that lookup off every socket
 /// call of a host where no SSL call is in progress. If it drifts it can only err upwards (a
 /// lookup too many), never skip a call in progress.
 #[map]
@@ -48,6 +51,21 @@ pub static TLS_ACTIVE: Array<u64> = Array::with_max_entries(1, 0);
 /// notice ages out.
 #[map]
 pub static TLS_CONNS: LruHashMap<TlsKey, TlsConn> = LruHashMap::with_max_entries(65536, 0);
+
+/// Go `crypto/tls` calls in progress, per goroutine: see `gotls`. LRU: a goroutine that
+/// never returns (a panic through the call) ages out.
+#[map]
+pub static GO_CALLS: LruHashMap<GoCallKey, GoCall> = LruHashMap::with_max_entries(16384, 0);
+
+/// Sockets that opened with a TLS handshake, by (process, fd): see `gotls`. A reused fd's
+/// new handshake overwrites its entry.
+#[map]
+pub static GO_FDS: LruHashMap<GoFdKey, GoSock> = LruHashMap::with_max_entries(65536, 0);
+
+/// Go TLS connections sent without their socket (handshake missed), by (process, fd): the
+/// data path claims the entry at the fd's next socket call and fills `GO_FDS`. See `gotls`.
+#[map]
+pub static GO_WANTED: LruHashMap<GoFdKey, u8> = LruHashMap::with_max_entries(4096, 0);
 
 /// Traced pids when the pid filter is on.
 #[map]
@@ -131,9 +149,16 @@ pub fn tls_active() -> bool {
         .is_none_or(|p| unsafe { core::ptr::read_volatile(p) } != 0)
 }
 
+/// Add `n` (wrapping: `u64::MAX` is -1) to the `TLS_ACTIVE` count: a `GO_WANTED` entry
+/// counts there too, so one counter gates both lookups of the data path.
 #[inline(always)]
-fn tls_active_add(n: u64) {
-    if let Some(p) = TLS_ACTIVE.get_ptr_mut(0) {
+pub fn tls_active_add(n: u64) {
+    atomic_add(TLS_ACTIVE.get_ptr_mut(0), n);
+}
+
+#[inline(always)]
+fn atomic_add(slot: Option<*mut u64>, n: u64) {
+    if let Some(p) = slot {
         // SAFETY: the slot is a u64 in map memory; the atomic add is a BPF atomic instruction.
         // (`AtomicU64::fetch_add` is not offered on this target: it has no compare-and-swap.)
         unsafe {

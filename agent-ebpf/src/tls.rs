@@ -225,28 +225,65 @@ pub fn on_return(ctx: &RetProbeContext) {
         };
         (sk, (*conn).fd, (*conn).family as u16, p)
     };
+    send_plaintext(&Plaintext {
+        pid_tgid,
+        comm,
+        dir,
+        op: call.op,
+        fd,
+        sk,
+        family,
+        position,
+        len,
+        buf: call.buf,
+    });
+}
+
+/// Plaintext one TLS call moved, ready to send.
+pub struct Plaintext {
+    pub pid_tgid: u64,
+    pub comm: [u64; 2],
+    pub dir: u32,
+    /// [`tls_op`] of the call.
+    pub op: u32,
+    pub fd: u32,
+    /// The socket, or the TLS object's user address while no socket is known.
+    pub sk: u64,
+    pub family: u16,
+    /// Plaintext stream position of the first byte.
+    pub position: u64,
+    pub len: u64,
+    /// The caller's buffer.
+    pub buf: u64,
+}
+
+/// Send a data record flagged [`data_flags::TLS`] with the bytes of `p` (up to the capture
+/// limit).
+#[inline(always)]
+pub fn send_plaintext(p: &Plaintext) {
     let Some(ev) = data::scratch() else {
         return;
     };
     let h = &mut ev.header;
     h.kind = wirelens_ebpf::EventKind::Data as u32;
-    h.direction = dir;
-    let ids = data::reported_pid_tgid(pid_tgid);
+    h.direction = p.dir;
+    let ids = data::reported_pid_tgid(p.pid_tgid);
     h.tgid = (ids >> 32) as u32;
     h.tid = ids as u32;
-    h.fd = fd;
-    h.syscall = call.op;
+    h.fd = p.fd;
+    h.syscall = p.op;
     h.flags = data_flags::TLS;
     h.cap_len = 0;
-    h.sk = sk;
+    h.sk = p.sk;
     // SAFETY: helper without arguments.
     h.ts_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-    h.position = position;
-    h.len = len;
-    h.family = family;
+    h.position = p.position;
+    h.len = p.len;
+    h.family = p.family;
     h.protocol = ip_proto::TCP;
     h.msg_index = 0;
-    data::set_comm(h, comm);
+    data::set_comm(h, p.comm);
+    let len = p.len;
     let limit = config::capture_limit();
     let want = if len < limit as u64 {
         len as u32
@@ -254,7 +291,7 @@ pub fn on_return(ctx: &RetProbeContext) {
         maps::count(counter::TRUNCATED, 1);
         limit
     };
-    match data::copy_plain(ev, call.buf, want) {
+    match data::copy_plain(ev, p.buf, want) {
         Some(n) => ev.header.cap_len = n,
         None => {
             ev.header.flags |= data_flags::READ_FAILED;

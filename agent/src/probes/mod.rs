@@ -3,6 +3,7 @@
 pub mod btf;
 pub mod cgroup_filter;
 pub mod exe_filter;
+pub mod gotls;
 pub mod uprobes;
 
 use std::path::Path;
@@ -64,9 +65,12 @@ pub const PROFILER_ONLY_MAPS: [(&str, u32); 3] = [
     ("PROFILE_COUNTS", 64),
 ];
 /// Maps only the tracer's instance uses: the profiler creates them at a token size.
-pub const TRACER_ONLY_MAPS: [(&str, u32); 7] = [
+pub const TRACER_ONLY_MAPS: [(&str, u32); 10] = [
     ("TLS_CALLS", 64),
     ("TLS_CONNS", 64),
+    ("GO_CALLS", 64),
+    ("GO_FDS", 64),
+    ("GO_WANTED", 64),
     ("MMSG_INDEX", 64),
     ("PORT_FILTER", 64),
     ("SCRATCH", 1),
@@ -75,7 +79,14 @@ pub const TRACER_ONLY_MAPS: [(&str, u32); 7] = [
 ];
 
 /// User-space probe programs: loaded here, attached to files by [`uprobes::Uprobes`].
-const UPROBE_PROGRAMS: &[&str] = &["ssl_enter", "ssl_return", "ssl_free", "mmsg_enter"];
+const UPROBE_PROGRAMS: &[&str] = &[
+    "ssl_enter",
+    "ssl_return",
+    "ssl_free",
+    "mmsg_enter",
+    "go_tls_enter",
+    "go_tls_return",
+];
 
 /// Why the probes could not be set up.
 #[derive(Debug, thiserror::Error)]

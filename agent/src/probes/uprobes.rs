@@ -1,4 +1,5 @@
-//! User-space probes: OpenSSL's `SSL_write`/`SSL_read` (and `_ex`) for TLS plaintext, libc's
+//! User-space probes: OpenSSL's `SSL_write`/`SSL_read` (and `_ex`) and Go's
+//! `crypto/tls.(*Conn).Write`/`Read` (found by [`super::gotls`]) for TLS plaintext, libc's
 //! `sendmmsg`/`recvmmsg` entries for the message index of those calls.
 //!
 //! Which files to probe is read from `/proc/<pid>/maps`: every `libssl.so.1.1`/`libssl.so.3`
@@ -32,6 +33,8 @@ use aya::{
     },
 };
 use wirelens_ebpf::tls_op;
+
+use super::gotls;
 
 /// Delays after an `exec` at which the process is scanned: at once (the executable is mapped
 /// when the exec event fires, so a static OpenSSL is probed before `main`), after the dynamic
@@ -82,6 +85,8 @@ struct UprobeCounts {
     pub ssl_files: u64,
     /// Files with libc probes attached.
     pub libc_files: u64,
+    /// Go executables with `crypto/tls` probes attached.
+    pub go_files: u64,
     /// Probe attachments that failed.
     pub failures: u64,
 }
@@ -159,11 +164,52 @@ impl Uprobes {
         if let Some(id) = file_id(&exe)
             && self.exes_seen.insert(id)
             && !self.done.contains(&id)
-            && defines_symbol(&exe, "SSL_write")
         {
-            self.done.insert(id);
-            self.attach(ebpf, pid, &exe.to_string_lossy(), Target::StaticSsl);
+            if defines_symbol(&exe, "SSL_write") {
+                self.done.insert(id);
+                self.attach(ebpf, pid, &exe.to_string_lossy(), Target::StaticSsl);
+            }
+            self.attach_go(ebpf, pid, &exe);
         }
+    }
+
+    /// Go's `crypto/tls` in the executable, if it is a Go program that links it.
+    fn attach_go(&mut self, ebpf: &mut Ebpf, pid: u32, exe: &Path) {
+        let target = match gotls::inspect(exe) {
+            Ok(Some(t)) => t,
+            Ok(None) => return,
+            Err(e) => {
+                self.counts.failures += 1;
+                tracing::warn!(error = %e, pid, "Go crypto/tls not probed");
+                return;
+            }
+        };
+        let mut returns = 0;
+        for f in &target.functions {
+            let cookie = Some(f.cookie(target.offsets));
+            let mut points = vec![("go_tls_enter", f.entry)];
+            points.extend(f.rets.iter().map(|&r| ("go_tls_return", r)));
+            for (program, offset) in points {
+                let at = UProbeAttachLocation::AbsoluteOffset(offset);
+                match attach_at(ebpf, program, exe, at, cookie) {
+                    Ok(()) if program == "go_tls_return" => returns += 1,
+                    Ok(()) => {}
+                    Err(e) => {
+                        self.counts.failures += 1;
+                        tracing::warn!(%e, pid, function = f.name, offset, "Go TLS probe not attached");
+                    }
+                }
+            }
+        }
+        self.counts.go_files += 1;
+        tracing::info!(
+            pid,
+            version = %target.version,
+            offsets = ?target.offsets_from,
+            functions = target.functions.len(),
+            returns,
+            "probing Go crypto/tls"
+        );
     }
 
     fn attach(&mut self, ebpf: &mut Ebpf, pid: u32, path: &str, target: Target) {
@@ -299,14 +345,27 @@ fn attach_one(
     symbol: &str,
     cookie: Option<u64>,
 ) -> anyhow::Result<()> {
+    attach_at(
+        ebpf,
+        program,
+        file,
+        UProbeAttachLocation::Symbol(symbol),
+        cookie,
+    )
+}
+
+fn attach_at(
+    ebpf: &mut Ebpf,
+    program: &str,
+    file: &Path,
+    location: UProbeAttachLocation<'_>,
+    cookie: Option<u64>,
+) -> anyhow::Result<()> {
     let prog: &mut UProbe = ebpf
         .program_mut(program)
         .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))?
         .try_into()?;
-    let point = UProbeAttachPoint {
-        location: UProbeAttachLocation::Symbol(symbol),
-        cookie,
-    };
+    let point = UProbeAttachPoint { location, cookie };
     prog.attach(point, file, UProbeScope::AllProcesses)?;
     Ok(())
 }
