@@ -1,55 +1,65 @@
-//! The agent's own sockets, by their local address: whoever talks to one of them (a collector
-//! on this host, on loopback or in a pod's network namespace) is talking to the agent, and its
+//! The agent's own sockets, by their two ends: whoever talks to one of them (a collector on
+//! this host, on loopback or in a pod's network namespace) is talking to the agent, and its
 //! side of the conversation is not traced.
 //!
 //! The kernel drops the agent's own calls by its pid and, the first time the agent moves data
-//! on a socket, reports that socket's local end ([`wirelens_ebpf::EventKind::AgentSocket`]).
-//! A connection is dropped when its peer is one of these ends: checked when the connection is
-//! first seen and again for every record, because the collector's first bytes can reach the
-//! kernel before the agent's own send call returns.
+//! on a socket, reports that socket's ends ([`wirelens_ebpf::EventKind::AgentSocket`]). A
+//! connection is the collector's side of one of them when its peer is the agent's local end
+//! and its own port is the port the agent connected to (the address may differ behind a
+//! Service's NAT; the port rarely does). The port check keeps a client that later reuses the
+//! agent's old ephemeral port, to talk to anything else, traced. The check runs when the
+//! connection is first seen and again for every record, because the collector's first bytes
+//! can reach the kernel before the agent's own send call returns.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
-/// At most this many ends are remembered (the oldest is forgotten first); the agent opens a
+/// At most this many sockets are remembered (the oldest is forgotten first); the agent opens a
 /// handful of export connections, so this only bounds a pathological churn.
-const MAX_ENDS: usize = 1024;
+const MAX_SOCKETS: usize = 1024;
 
-/// The local ends of the agent's own sockets.
+/// The agent's own sockets: local end → the end it connected to.
 #[derive(Debug, Default)]
 pub struct OwnSockets {
-    ends: HashSet<SocketAddr>,
+    remote_of: HashMap<SocketAddr, SocketAddr>,
     order: VecDeque<SocketAddr>,
 }
 
 impl OwnSockets {
-    /// Remember `local`, the local end of one of the agent's sockets.
-    pub fn add(&mut self, local: SocketAddr) {
+    /// Remember one of the agent's sockets by its ends.
+    pub fn add(&mut self, local: SocketAddr, remote: SocketAddr) {
         let local = canonical(local);
-        if !self.ends.insert(local) {
+        if self.remote_of.insert(local, canonical(remote)).is_some() {
             return;
         }
         self.order.push_back(local);
-        if self.order.len() > MAX_ENDS
+        if self.order.len() > MAX_SOCKETS
             && let Some(old) = self.order.pop_front()
         {
-            self.ends.remove(&old);
+            self.remote_of.remove(&old);
         }
     }
 
-    /// Whether `peer` is one of the agent's own sockets.
-    pub fn is_own(&self, peer: SocketAddr) -> bool {
-        !self.ends.is_empty() && self.ends.contains(&canonical(peer))
+    /// Whether a connection from `local` (when known) to `peer` is the other end of one of
+    /// the agent's sockets.
+    pub fn is_own(&self, local: Option<SocketAddr>, peer: SocketAddr) -> bool {
+        if self.remote_of.is_empty() {
+            return false;
+        }
+        match self.remote_of.get(&canonical(peer)) {
+            Some(remote) => local.is_none_or(|l| l.port() == remote.port()),
+            None => false,
+        }
     }
 
-    /// Ends remembered now.
+    /// Sockets remembered now.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.remote_of.len()
     }
 
     /// Whether none is remembered.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.remote_of.is_empty()
     }
 }
 
@@ -69,22 +79,47 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 mod tests {
     use super::*;
 
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
+    }
+
     #[test]
-    fn remembers_and_forgets_the_oldest() {
+    fn the_collectors_end_and_nothing_else() {
         let mut own = OwnSockets::default();
-        let first: SocketAddr = "10.0.0.1:1000".parse().expect("addr");
-        own.add(first);
-        own.add(first);
-        assert!(own.is_own(first));
+        own.add(addr("10.0.0.1:40000"), addr("10.0.0.9:4317"));
+        assert!(own.is_own(Some(addr("10.0.0.9:4317")), addr("10.0.0.1:40000")));
         assert!(
-            own.is_own("[::ffff:10.0.0.1]:1000".parse().expect("addr")),
+            own.is_own(
+                Some(addr("[::ffff:10.0.0.9]:4317")),
+                addr("[::ffff:10.0.0.1]:40000")
+            ),
             "as a dual-stack server sees it"
         );
+        assert!(
+            own.is_own(Some(addr("10.244.1.5:4317")), addr("10.0.0.1:40000")),
+            "a collector pod behind a Service: the address differs, the port does not"
+        );
+        assert!(
+            !own.is_own(Some(addr("10.0.0.9:80")), addr("10.0.0.1:40000")),
+            "a client that reused the agent's old port to reach nginx"
+        );
+        assert!(!own.is_own(Some(addr("10.0.0.9:4317")), addr("10.0.0.1:40001")));
+    }
+
+    #[test]
+    fn remembers_at_most_so_many() {
+        let mut own = OwnSockets::default();
+        let first = addr("10.0.0.1:1000");
+        own.add(first, addr("10.0.0.9:4317"));
+        own.add(first, addr("10.0.0.9:4317"));
         assert_eq!(own.len(), 1);
-        for port in 0..MAX_ENDS as u16 {
-            own.add(SocketAddr::new("10.0.0.2".parse().expect("ip"), port));
+        for port in 0..MAX_SOCKETS as u16 {
+            own.add(
+                SocketAddr::new([10, 0, 0, 2].into(), port),
+                addr("10.0.0.9:4317"),
+            );
         }
-        assert!(!own.is_own(first), "the oldest goes first");
-        assert_eq!(own.len(), MAX_ENDS);
+        assert!(!own.is_own(None, first), "the oldest goes first");
+        assert_eq!(own.len(), MAX_SOCKETS);
     }
 }

@@ -128,7 +128,7 @@ impl Context for Cx<'_> {
             return self.ports.is_empty();
         };
         let own = |a: SocketAddr| a.ip().is_loopback() && self.sinks.self_ports.contains(&a.port());
-        if own(local) || own(peer) || self.own.is_own(peer) {
+        if own(local) || own(peer) || self.own.is_own(Some(local), peer) {
             Stats::add(&self.stats.self_traffic, 1);
             return false;
         }
@@ -139,7 +139,10 @@ impl Context for Cx<'_> {
 
     fn emit(&mut self, mut observation: Observation) {
         // The collector's first bytes can precede the agent's report of its own socket.
-        if observation.peer.is_some_and(|peer| self.own.is_own(peer)) {
+        if observation
+            .peer
+            .is_some_and(|peer| self.own.is_own(observation.local, peer))
+        {
             Stats::add(&self.stats.self_traffic, 1);
             return;
         }
@@ -151,7 +154,10 @@ impl Context for Cx<'_> {
     }
 
     fn emit_traced(&mut self, mut observation: Observation, origin: CallOrigin) {
-        if observation.peer.is_some_and(|peer| self.own.is_own(peer)) {
+        if observation
+            .peer
+            .is_some_and(|peer| self.own.is_own(observation.local, peer))
+        {
             Stats::add(&self.stats.self_traffic, 1);
             return;
         }
@@ -457,7 +463,10 @@ fn drain(
             Ok(Event::ProcExit(ev)) => cx.processes.on_exit(ev.tgid),
             Ok(Event::ProcFork(ev)) => cx.processes.on_fork(ev.parent, ev.tgid),
             Ok(Event::TlsAssoc(ev)) => tracker.on_tls_assoc(&ev, cx),
-            Ok(Event::AgentSocket(ev)) => cx.own.add(conntrack::addrs(&ev).0),
+            Ok(Event::AgentSocket(ev)) => {
+                let (local, remote) = conntrack::addrs(&ev);
+                cx.own.add(local, remote);
+            }
             Err(err) => {
                 Stats::add(&stats.decode_errors, 1);
                 tracing::debug!(%err, "undecodable ring-buffer record");

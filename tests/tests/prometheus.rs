@@ -236,18 +236,20 @@ fn prometheus_scrape_matches_otlp() {
         );
     }
 
-    // The agent's own counters: the same names both ways (values move between the two).
+    // The agent's own counters and gauges: the same names both ways (values move between the
+    // two). Counters get `_total`, gauges do not.
     let otlp_counters: BTreeSet<String> = receiver
         .metrics()
         .iter()
-        .filter(|p| p.name.starts_with("wirelens.") && p.kind == "sum")
+        .filter(|p| p.name.starts_with("wirelens.") && (p.kind == "sum" || p.kind == "gauge"))
         .map(|p| {
             let unit = if p.unit == "By" && !p.name.ends_with("bytes") {
                 "_bytes"
             } else {
                 ""
             };
-            format!("{}{unit}_total", p.name.replace('.', "_"))
+            let total = if p.kind == "sum" { "_total" } else { "" };
+            format!("{}{unit}{total}", p.name.replace('.', "_"))
         })
         .collect();
     let scraped_counters: BTreeSet<String> = scraped(&prometheus, r#"{__name__=~"wirelens_.*"}"#)
