@@ -37,6 +37,7 @@ mod privileges;
 mod prometheus;
 mod receiver;
 mod scenario;
+mod semconv_check;
 mod servers;
 mod setup;
 mod util;
@@ -65,6 +66,7 @@ pub use privileges::{
 pub use prometheus::{Prometheus, Sample, http_get};
 pub use receiver::{Otlp, Receiver};
 pub use scenario::{Done, Scenario};
+pub use semconv_check::check_semconv;
 pub use servers::{
     DNS_HOSTS, Daemon, RabbitMq, TANSU_BIN, dnsmasq, nats_server, nghttpd, rabbitmq_server, tansu,
     tansu_bin,

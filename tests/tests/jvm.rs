@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use wirelens_tests::{Agent, MetricPoint, Otlp, Receiver, wait_until};
+use wirelens_tests::{Agent, MetricPoint, Otlp, Receiver, check_semconv, wait_until};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -213,38 +213,7 @@ fn heap_growth_shows_in_jvm_memory_used() {
             .all(|p| p.monotonic && p.attr_str("jvm.gc.name").is_some())
     );
     assert!(!gc.is_empty(), "GC counts per collector");
-    check_semconv(&requests);
-}
-
-/// The official semantic-conventions registry accepts every name and type exported
-/// (`tests/semconv/check_semconv.mjs`, independent of the agent; `wirelens.*` is ours).
-fn check_semconv(requests: &[serde_json::Value]) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("requests.jsonl");
-    let lines: Vec<String> = requests.iter().map(|r| r.to_string()).collect();
-    std::fs::write(&file, lines.join("\n") + "\n").expect("write requests");
-    let script = wirelens_tests::workspace_root().join("tests/semconv/check_semconv.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(&file)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run node {}: {e}", script.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "semconv check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("SUMMARY "))
-        .unwrap_or_else(|| panic!("no SUMMARY:\n{stdout}"));
-    assert!(
-        summary.contains("jvm.memory.used"),
-        "the check saw no JVM metric: {summary}"
-    );
+    check_semconv(&requests, "jvm.memory.used");
 }
 
 /// A JVM in its own pid namespace (pid 1 there, so its file is `hsperfdata_root/1`) is found

@@ -15,7 +15,7 @@ use std::os::unix::fs::MetadataExt as _;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use wirelens_tests::{Agent, MetricPoint, Otlp, Receiver, free_port, wait_until};
+use wirelens_tests::{Agent, MetricPoint, Otlp, Receiver, check_semconv, free_port, wait_until};
 
 const CLIENT_ADDR: &str = "10.213.7.1";
 const SERVER_ADDR: &str = "10.213.7.2";
@@ -466,36 +466,5 @@ fn connection_metrics_match_the_kernel() {
         body.lines()
             .any(|l| l.starts_with("system_network_io_bytes_total"))
     );
-    check_semconv(&requests);
-}
-
-/// The official semantic-conventions registry accepts every name and type exported
-/// (`tests/semconv/check_semconv.mjs`, independent of the agent; `wirelens.*` is ours).
-fn check_semconv(requests: &[serde_json::Value]) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("requests.jsonl");
-    let lines: Vec<String> = requests.iter().map(|r| r.to_string()).collect();
-    std::fs::write(&file, lines.join("\n") + "\n").expect("write requests");
-    let script = wirelens_tests::workspace_root().join("tests/semconv/check_semconv.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(&file)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run node {}: {e}", script.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "semconv check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("SUMMARY "))
-        .unwrap_or_else(|| panic!("no SUMMARY:\n{stdout}"));
-    assert!(
-        summary.contains("system.network.io"),
-        "the check saw no network metric: {summary}"
-    );
+    check_semconv(&requests, "system.network.io");
 }

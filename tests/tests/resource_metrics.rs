@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
-use wirelens_tests::{Agent, Container, MetricPoint, Otlp, Receiver, Rootfs, wait_until};
+use wirelens_tests::{
+    Agent, Container, MetricPoint, Otlp, Receiver, Rootfs, check_semconv, wait_until,
+};
 
 const MIB: f64 = 1024.0 * 1024.0;
 /// What the child allocates and touches.
@@ -587,35 +589,4 @@ fn a_container_gets_its_cgroup_figures() {
     check_semconv(&requests, "container.cpu.time");
     drop(container);
     agent.stop().assert_success();
-}
-
-/// The official semantic-conventions registry accepts every name and type exported
-/// (`tests/semconv/check_semconv.mjs`, independent of the agent; `wirelens.*` is ours).
-fn check_semconv(requests: &[serde_json::Value], expected: &str) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("requests.jsonl");
-    let lines: Vec<String> = requests.iter().map(|r| r.to_string()).collect();
-    std::fs::write(&file, lines.join("\n") + "\n").expect("write requests");
-    let script = wirelens_tests::workspace_root().join("tests/semconv/check_semconv.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .arg(&file)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("run node {}: {e}", script.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "semconv check failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary = stdout
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("SUMMARY "))
-        .unwrap_or_else(|| panic!("no SUMMARY:\n{stdout}"));
-    assert!(
-        summary.contains(expected),
-        "the check saw no {expected}: {summary}"
-    );
 }
