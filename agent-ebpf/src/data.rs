@@ -448,32 +448,7 @@ fn note_agent_socket(sk: *const u8, family: u16) {
         saddr: [0; 16],
         daddr: [0; 16],
     };
-    // SAFETY: BTF-checked loads from `struct sock_common`, as in `udp_addrs`.
-    unsafe {
-        let at32 = |off: usize| core::ptr::read_volatile(sk.add(off) as *const u32);
-        ev.sport = core::ptr::read_volatile(sk.add(SKC_NUM) as *const u16);
-        ev.dport = u16::from_be(core::ptr::read_volatile(sk.add(SKC_DPORT) as *const u16));
-        let (local, peer) = if family == AF_INET {
-            ([at32(SKC_RCV_SADDR), 0, 0, 0], [at32(SKC_DADDR), 0, 0, 0])
-        } else {
-            (
-                [
-                    at32(SKC_V6_RCV_SADDR),
-                    at32(SKC_V6_RCV_SADDR + 4),
-                    at32(SKC_V6_RCV_SADDR + 8),
-                    at32(SKC_V6_RCV_SADDR + 12),
-                ],
-                [
-                    at32(SKC_V6_DADDR),
-                    at32(SKC_V6_DADDR + 4),
-                    at32(SKC_V6_DADDR + 8),
-                    at32(SKC_V6_DADDR + 12),
-                ],
-            )
-        };
-        ev.saddr = core::mem::transmute::<[u32; 4], [u8; 16]>(local);
-        ev.daddr = core::mem::transmute::<[u32; 4], [u8; 16]>(peer);
-    }
+    (ev.saddr, ev.sport, ev.daddr, ev.dport) = sock_ends(sk, family);
     entry.write(ev);
     entry.submit(0);
 }
@@ -640,22 +615,15 @@ fn sk_protocol(sk: *const u8) -> u32 {
         .map_or(0, u32::from)
 }
 
-/// The addresses of a UDP datagram: local from the socket; the peer from the call's
-/// destination (`sendto`/`sendmsg`/`sendmmsg` with an address), else the connected address.
+/// A socket's local and remote ends (addresses as 16 bytes, IPv4 in the first four; ports in
+/// host order), from `struct sock_common`.
 #[inline(always)]
-fn udp_addrs(
-    h: &mut DataHeader,
-    sk: *const u8,
-    family: u16,
-    dir: u32,
-    regs: &SyscallRegs,
-    msg_index: u32,
-) {
+fn sock_ends(sk: *const u8, family: u16) -> ([u8; 16], u16, [u8; 16], u16) {
     // SAFETY: BTF-checked loads from `struct sock_common`, as for the family.
     unsafe {
         let at32 = |off: usize| core::ptr::read_volatile(sk.add(off) as *const u32);
-        h.local_port = core::ptr::read_volatile(sk.add(SKC_NUM) as *const u16);
-        h.peer_port = u16::from_be(core::ptr::read_volatile(sk.add(SKC_DPORT) as *const u16));
+        let local_port = core::ptr::read_volatile(sk.add(SKC_NUM) as *const u16);
+        let peer_port = u16::from_be(core::ptr::read_volatile(sk.add(SKC_DPORT) as *const u16));
         let (local, peer) = if family == AF_INET {
             ([at32(SKC_RCV_SADDR), 0, 0, 0], [at32(SKC_DADDR), 0, 0, 0])
         } else {
@@ -674,9 +642,27 @@ fn udp_addrs(
                 ],
             )
         };
-        h.local_addr = core::mem::transmute::<[u32; 4], [u8; 16]>(local);
-        h.peer_addr = core::mem::transmute::<[u32; 4], [u8; 16]>(peer);
+        (
+            core::mem::transmute::<[u32; 4], [u8; 16]>(local),
+            local_port,
+            core::mem::transmute::<[u32; 4], [u8; 16]>(peer),
+            peer_port,
+        )
     }
+}
+
+/// The addresses of a UDP datagram: local from the socket; the peer from the call's
+/// destination (`sendto`/`sendmsg`/`sendmmsg` with an address), else the connected address.
+#[inline(always)]
+fn udp_addrs(
+    h: &mut DataHeader,
+    sk: *const u8,
+    family: u16,
+    dir: u32,
+    regs: &SyscallRegs,
+    msg_index: u32,
+) {
+    (h.local_addr, h.local_port, h.peer_addr, h.peer_port) = sock_ends(sk, family);
     if dir != direction::EGRESS {
         return;
     }
