@@ -1,4 +1,5 @@
-# Sourced by the bench scripts: a one-worker nginx serving a small page on 127.0.0.1.
+# Sourced by the bench scripts: a one-worker nginx serving a small page on 127.0.0.1, and
+# /tiny, a `return 200` location (three bytes of body).
 # bench_nginx WORK PORT: writes WORK/nginx.conf, starts nginx (pid in WORK/nginx.pid) and pins
 # its worker to CPU 0, so that the scheduler does not move it between runs.
 bench_nginx() {
@@ -16,7 +17,11 @@ events { worker_connections 1024; }
 http {
   access_log off;
   keepalive_requests 100000;
-  server { listen 127.0.0.1:$port; root $work/html; }
+  server {
+    listen 127.0.0.1:$port;
+    root $work/html;
+    location = /tiny { return 200 "ok\n"; }
+  }
 }
 CONF
   /usr/sbin/nginx -p "$work" -c "$work/nginx.conf"

@@ -90,14 +90,65 @@ struct Cx<'a> {
     stats: &'a Stats,
     own: &'a mut OwnSockets,
     trace: Option<&'a mut TraceContext>,
+    /// Observations emitted since the last hand-over to the sinks.
+    out: &'a mut Outbox,
 }
 
-/// Queue one observation for OTLP export, counting it when the queue is full.
-fn to_otlp(sinks: &Sinks, stats: &Stats, observation: Observation) {
-    if let Some(otlp) = &sinks.otlp
-        && !otlp.try_send(observation)
-    {
-        Stats::add(&stats.export_queue_dropped, 1);
+/// The observations of one drain, handed to the sinks together at its end (or every
+/// [`Outbox::MAX`]): a sink's thread is woken once per batch, not once per request, which on
+/// a busy host with every CPU taken cost the reader a context switch per request.
+#[derive(Default)]
+struct Outbox {
+    /// For the live view (copies, when the exporter takes the originals).
+    live: Vec<Observation>,
+    /// For the OTLP exporter.
+    otlp: Vec<Observation>,
+}
+
+impl Outbox {
+    /// Hand over early past this many, so that a long drain does not hold them all.
+    const MAX: usize = 512;
+
+    fn full(&self) -> bool {
+        self.live.len().max(self.otlp.len()) >= Self::MAX
+    }
+
+    /// Hand everything held to the sinks, counting what a full queue refused.
+    fn deliver(&mut self, sinks: &Sinks, stats: &Stats) {
+        if let Some(live) = &sinks.live
+            && !self.live.is_empty()
+        {
+            // The next batch starts at this one's size: one allocation per drain.
+            let next = Vec::with_capacity(self.live.len());
+            live.send_batch(std::mem::replace(&mut self.live, next));
+        }
+        if let Some(otlp) = &sinks.otlp {
+            for observation in self.otlp.drain(..) {
+                if !otlp.try_send(observation) {
+                    Stats::add(&stats.export_queue_dropped, 1);
+                }
+            }
+        }
+    }
+}
+
+/// Queue one observation for the sinks: a copy for the live view when both print and export.
+fn to_sinks(sinks: &Sinks, out: &mut Outbox, observation: Observation) {
+    match (&sinks.live, &sinks.otlp) {
+        (Some(_), Some(_)) => {
+            out.live.push(observation.clone());
+            out.otlp.push(observation);
+        }
+        (Some(_), None) => out.live.push(observation),
+        (None, Some(_)) => out.otlp.push(observation),
+        (None, None) => {}
+    }
+}
+
+/// Queue one observation for OTLP export only (the live view already has it).
+fn to_otlp(sinks: &Sinks, out: &mut Outbox, observation: Observation) {
+    if sinks.otlp.is_some() {
+        out.otlp.push(observation);
     }
 }
 
@@ -147,10 +198,7 @@ impl Context for Cx<'_> {
             return;
         }
         self.name_peer(&mut observation);
-        if let Some(live) = &self.sinks.live {
-            live.send(&observation);
-        }
-        to_otlp(self.sinks, self.stats, observation);
+        to_sinks(self.sinks, self.out, observation);
     }
 
     fn emit_traced(&mut self, mut observation: Observation, origin: CallOrigin) {
@@ -162,15 +210,17 @@ impl Context for Cx<'_> {
             return;
         }
         self.name_peer(&mut observation);
-        if let Some(live) = &self.sinks.live {
-            live.send(&observation);
-        }
-        let (sinks, stats) = (self.sinks, self.stats);
+        let (sinks, out) = (self.sinks, &mut *self.out);
         match self.trace.as_deref_mut() {
-            Some(trace) => trace.accept(observation, origin, Instant::now(), &mut |o| {
-                to_otlp(sinks, stats, o)
-            }),
-            None => to_otlp(sinks, stats, observation),
+            Some(trace) => {
+                if sinks.live.is_some() {
+                    out.live.push(observation.clone());
+                }
+                trace.accept(observation, origin, Instant::now(), &mut |o| {
+                    to_otlp(sinks, out, o)
+                })
+            }
+            None => to_sinks(sinks, out, observation),
         }
     }
 }
@@ -235,6 +285,7 @@ pub fn run(
     let mut pressed = false;
     let mut trim = TrimAfterShrink::default();
     let mut own = OwnSockets::default();
+    let mut out = Outbox::default();
     loop {
         let stopping = stop.load(Ordering::Relaxed);
         {
@@ -248,6 +299,7 @@ pub fn run(
                 stats: &stats,
                 own: &mut own,
                 trace: trace.as_mut(),
+                out: &mut out,
             };
             let drained = drain(
                 &mut events,
@@ -271,7 +323,7 @@ pub fn run(
                     release_freed_memory();
                 }
                 if let Some(trace) = cx.trace.as_deref_mut() {
-                    trace.tick(now, &mut |o| to_otlp(&sinks, &stats, o));
+                    trace.tick(now, &mut |o| to_otlp(&sinks, cx.out, o));
                 }
                 cx.processes.expire(now);
                 stats
@@ -300,9 +352,10 @@ pub fn run(
             if stopping {
                 tracker.close_all(clock.to_unix(Clock::monotonic_now()), &mut cx);
                 if let Some(trace) = cx.trace.as_deref_mut() {
-                    trace.flush(&mut |o| to_otlp(&sinks, &stats, o));
+                    trace.flush(&mut |o| to_otlp(&sinks, cx.out, o));
                 }
             }
+            cx.out.deliver(&sinks, &stats);
         }
         if last_publish.elapsed() >= PUBLISH || stopping {
             last_publish = Instant::now();
@@ -438,6 +491,9 @@ fn drain(
                     network.on_data(&header);
                 }
                 tracker.on_data(&header, bytes, clock.to_unix(header.ts_ns), cx);
+                if cx.out.full() {
+                    cx.out.deliver(cx.sinks, stats);
+                }
             }
             Ok(Event::SockState(ev)) => {
                 if let Some(network) = network.as_deref_mut() {

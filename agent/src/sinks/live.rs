@@ -4,7 +4,11 @@
 
 use std::{
     io::{BufWriter, Write},
-    sync::{Arc, mpsc},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
     thread::JoinHandle,
     time::{Duration, UNIX_EPOCH},
 };
@@ -23,13 +27,10 @@ use crate::{cli::OutputFormat, conntrack::role_name, stats::Stats};
 const QUEUE: usize = 8192;
 
 /// What the printer prints.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "requests are nearly all the traffic: boxing them would add an allocation per request, and the queue held observations of this size before rows were added"
-)]
 enum Item {
-    /// A request.
-    Request(Observation),
+    /// The requests of one drain of the ring, in order: one hand-over (and at most one wake-up
+    /// of the printer) per drain, not per request.
+    Requests(Vec<Observation>),
     /// A row of a script's table.
     Row(ScriptRow),
 }
@@ -37,23 +38,40 @@ enum Item {
 /// The reader's (and the script source's) end of the live view.
 #[derive(Clone)]
 pub struct LiveSender {
-    tx: mpsc::SyncSender<Item>,
+    tx: mpsc::Sender<Item>,
+    /// Lines handed over and not printed yet: bounds the queue (the channel itself is not, so
+    /// that a batch is one message).
+    queued: Arc<AtomicUsize>,
     stats: Arc<Stats>,
 }
 
 impl LiveSender {
-    /// Queue an observation for printing; drops (and counts) it when the printer is behind.
-    pub fn send(&self, obs: &Observation) {
-        if self.tx.try_send(Item::Request(obs.clone())).is_err() {
-            Stats::add(&self.stats.live_dropped, 1);
+    /// Queue a batch of observations for printing; drops (and counts) the whole batch when the
+    /// printer is behind.
+    pub fn send_batch(&self, batch: Vec<Observation>) {
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len();
+        if !self.admit(n) || self.tx.send(Item::Requests(batch)).is_err() {
+            Stats::add(&self.stats.live_dropped, n as u64);
         }
     }
 
     /// Queue a script's row for printing; drops (and counts) it when the printer is behind.
     pub fn send_row(&self, row: &ScriptRow) {
-        if self.tx.try_send(Item::Row(row.clone())).is_err() {
+        if !self.admit(1) || self.tx.send(Item::Row(row.clone())).is_err() {
             Stats::add(&self.stats.live_dropped, 1);
         }
+    }
+
+    /// Room for `n` more lines: counted as queued when there is.
+    fn admit(&self, n: usize) -> bool {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q + n <= QUEUE).then_some(q + n)
+            })
+            .is_ok()
     }
 }
 
@@ -62,22 +80,34 @@ pub fn spawn(
     format: OutputFormat,
     stats: Arc<Stats>,
 ) -> std::io::Result<(LiveSender, JoinHandle<()>)> {
-    let (tx, rx) = mpsc::sync_channel::<Item>(QUEUE);
+    let (tx, rx) = mpsc::channel::<Item>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let printed = queued.clone();
     let handle = std::thread::Builder::new()
         .name("wirelens-live".into())
         .spawn(move || {
             let stdout = std::io::stdout();
-            let mut w = BufWriter::new(stdout.lock());
+            let mut w = BufWriter::with_capacity(64 * 1024, stdout.lock());
             while let Ok(first) = rx.recv() {
                 let mut next = Some(first);
                 while let Some(item) = next {
-                    let line = match (format, &item) {
-                        (OutputFormat::Json, Item::Request(obs)) => json_line(obs),
-                        (_, Item::Request(obs)) => text_line(obs),
-                        (OutputFormat::Json, Item::Row(row)) => row_json_line(row),
-                        (_, Item::Row(row)) => row_text_line(row),
+                    let (lines, written) = match item {
+                        Item::Requests(batch) => (
+                            batch.len(),
+                            batch
+                                .iter()
+                                .try_for_each(|obs| write_line(&mut w, format, obs)),
+                        ),
+                        Item::Row(row) => {
+                            let line = match format {
+                                OutputFormat::Json => row_json_line(&row),
+                                _ => row_text_line(&row),
+                            };
+                            (1, writeln!(w, "{line}"))
+                        }
                     };
-                    if writeln!(w, "{line}").is_err() {
+                    printed.fetch_sub(lines, Ordering::AcqRel);
+                    if written.is_err() {
                         return;
                     }
                     next = rx.try_recv().ok();
@@ -87,7 +117,18 @@ pub fn spawn(
                 }
             }
         })?;
-    Ok((LiveSender { tx, stats }, handle))
+    Ok((LiveSender { tx, queued, stats }, handle))
+}
+
+/// One request's line, in `format`, straight into the output buffer.
+fn write_line(w: &mut impl Write, format: OutputFormat, obs: &Observation) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Json => writeln!(w, "{}", json_line(obs)),
+        _ => {
+            write_text_line(w, obs)?;
+            w.write_all(b"\n")
+        }
+    }
 }
 
 /// `HH:MM:SS.mmm  script exec  pid=812 comm=bash filename=/usr/bin/ls`
@@ -132,22 +173,35 @@ fn addr(a: Option<std::net::SocketAddr>) -> String {
 
 /// `HH:MM:SS.mmm  nginx[812] server http1  GET /index.html -> 200  0.42 ms  127.0.0.1:50312`
 pub fn text_line(obs: &Observation) -> String {
+    let mut line = Vec::with_capacity(128);
+    // Writing into a Vec cannot fail.
+    let _ = write_text_line(&mut line, obs);
+    String::from_utf8_lossy(&line).into_owned()
+}
+
+/// [`text_line`], written piece by piece into `w` (no intermediate strings: the live view
+/// prints one per request).
+pub fn write_text_line(w: &mut impl Write, obs: &Observation) -> std::io::Result<()> {
     let r = &obs.record;
     let secs = r.start_ns / 1_000_000_000;
     let ms = (r.start_ns / 1_000_000) % 1000;
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
     let duration_ms = r.end_ns.saturating_sub(r.start_ns) as f64 / 1e6;
-    let what = match &r.detail {
+    write!(
+        w,
+        "{h:02}:{m:02}:{s:02}.{ms:03}  {}[{}] {} {}  ",
+        obs.process.executable_name,
+        obs.process.pid,
+        role_name(r.role),
+        r.protocol.name(),
+    )?;
+    match &r.detail {
         Detail::Http(http) => {
-            let status = http
-                .status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "-".into());
-            format!(
-                "{} {} -> {status}",
-                http.method,
-                redact_target(&http.target)
-            )
+            write!(w, "{} {} -> ", http.method, redact_target(&http.target))?;
+            match http.status {
+                Some(status) => write!(w, "{status}")?,
+                None => w.write_all(b"-")?,
+            }
         }
         Detail::Db(db) => {
             let what = db.operation.as_deref().unwrap_or("?");
@@ -156,45 +210,53 @@ pub fn text_line(obs: &Observation) -> String {
             } else {
                 "ok"
             };
-            format!(
+            write!(
+                w,
                 "{} {what} {} -> {status}",
                 db.system.as_str(),
                 db.collection.as_deref().unwrap_or("")
-            )
+            )?;
         }
         Detail::Messaging(m) => {
             let status = m.error_type.as_deref().unwrap_or("ok");
-            format!(
+            write!(
+                w,
                 "{} {} {} -> {status}",
                 m.system.as_str(),
                 m.operation_name,
                 m.destination.as_deref().unwrap_or("")
-            )
+            )?;
         }
-        Detail::Dns(dns) => format!(
-            "{} {} -> {} {}",
-            dns.question_type,
-            dns.question_name,
-            dns.response_code.as_deref().unwrap_or("-"),
-            dns.answers.join(",")
-        ),
-        Detail::Rpc(rpc) => format!(
+        Detail::Dns(dns) => {
+            write!(
+                w,
+                "{} {} -> {} ",
+                dns.question_type,
+                dns.question_name,
+                dns.response_code.as_deref().unwrap_or("-"),
+            )?;
+            for (i, answer) in dns.answers.iter().enumerate() {
+                if i > 0 {
+                    w.write_all(b",")?;
+                }
+                w.write_all(answer.as_bytes())?;
+            }
+        }
+        Detail::Rpc(rpc) => write!(
+            w,
             "{} {}/{} -> {}",
             rpc.system.as_str(),
             rpc.service.as_deref().unwrap_or("?"),
             rpc.method.as_deref().unwrap_or("?"),
             rpc.status_name().unwrap_or("-")
-        ),
-    };
+        )?,
+    }
     let arrow = if r.role == Role::Server { "<-" } else { "->" };
-    format!(
-        "{h:02}:{m:02}:{s:02}.{ms:03}  {}[{}] {} {}  {what}  {duration_ms:.2} ms  {arrow} {}",
-        obs.process.executable_name,
-        obs.process.pid,
-        role_name(r.role),
-        r.protocol.name(),
-        addr(obs.peer),
-    )
+    write!(w, "  {duration_ms:.2} ms  {arrow} ")?;
+    match obs.peer {
+        Some(peer) => write!(w, "{peer}"),
+        None => w.write_all(b"-"),
+    }
 }
 
 /// One JSON object describing the exchange.
