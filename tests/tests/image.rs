@@ -3,7 +3,8 @@
 //! reachable), and podman runs it the way the Helm chart's DaemonSet runs it: the image name,
 //! arguments, environment, security context (user 0, `drop: [ALL]` plus the chart's
 //! capabilities, no privilege escalation, read-only root filesystem, AppArmor unconfined, the
-//! runtime's default seccomp profile) and host mounts (tracefs and the runtime state read-only,
+//! runtime's default seccomp profile as containerd's and Docker's are: see
+//! `runtime_default_seccomp`) and host mounts (tracefs and the runtime state read-only,
 //! the lock directory) are read from the chart as Helm's engine renders it (`deploy/render.py`),
 //! never copied here; `hostPID` becomes `--pid=host`, never `--privileged`.
 //!
