@@ -479,7 +479,10 @@ fn demo_compose_file_grants_the_documented_capabilities_and_tls() {
         .as_ref()
         .and_then(|s| s.template.spec.as_ref())
         .expect("pod spec");
-    assert_eq!(agent["image"].as_str(), agent_container(pod).image.as_deref());
+    assert_eq!(
+        agent["image"].as_str(),
+        agent_container(pod).image.as_deref()
+    );
     assert!(
         Path::new(&workspace_root().join("deploy/Dockerfile")).exists(),
         "deploy/Dockerfile"
