@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::util::{terminate, wait_until};
+use crate::util::{tail, terminate, wait_until};
 
 const PODMAN: &str = "/usr/bin/podman";
 const BUSYBOX: &str = "/bin/busybox";
@@ -30,6 +30,19 @@ pub fn podman(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `podman logs` of container `name`: its stdout and stderr.
+pub fn logs(name: &str) -> String {
+    let out = Command::new(PODMAN)
+        .args(["logs", name])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run podman logs: {e}"));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A root filesystem assembled in a temporary directory from this host's files, then imported
@@ -183,9 +196,20 @@ impl Container {
             Duration::from_secs(30),
             || {
                 std::thread::sleep(Duration::from_millis(100));
-                let pid: u32 = podman(&["inspect", "--format", "{{.State.Pid}}", name])
-                    .parse()
-                    .ok()?;
+                let state = podman(&[
+                    "inspect",
+                    "--format",
+                    "{{.State.Pid}} {{.State.Status}}",
+                    name,
+                ]);
+                let (pid, status) = state.split_once(' ')?;
+                if status == "exited" {
+                    panic!(
+                        "container {name} exited before it was seen running:\n{}",
+                        tail(&logs(name), 30)
+                    );
+                }
+                let pid: u32 = pid.parse().ok()?;
                 (pid != 0).then_some(pid)
             },
         );

@@ -25,6 +25,7 @@
 #![deny(missing_docs)]
 
 mod agent;
+mod bpf;
 mod clients;
 mod containers;
 mod databases;
@@ -43,9 +44,10 @@ mod setup;
 mod util;
 
 pub use agent::{Agent, AgentOutput, stderr_counter};
+pub use bpf::bpf_objects;
 pub use clients::{ClientProcess, ClientRun, curl, python_client};
 pub use containers::{
-    Container, Containerd, CtrTask, Network, OCI_RUNTIME, Rootfs, busybox_image, podman,
+    Container, Containerd, CtrTask, Network, OCI_RUNTIME, Rootfs, busybox_image, logs, podman,
 };
 pub use databases::{
     DB_NAME, DbFinished, DbKind, DbOp, DbServer, DbSetup, PG_BIN, db_python_client, pg_bin,

@@ -11,37 +11,11 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
-use wirelens_tests::{Agent, ClientProcess, Nginx, Otlp, Receiver, free_port, wait_until};
-
-/// Ids of every BPF object of `kind` (`prog`, `link`, `map`) in the kernel now.
-fn bpf_ids(kind: &str) -> BTreeSet<u64> {
-    let out = Command::new("bpftool")
-        .args(["-j", kind, "show"])
-        .output()
-        .unwrap_or_else(|e| panic!("run bpftool (scripts/setup.sh installs it): {e}"));
-    assert!(
-        out.status.success(),
-        "bpftool {kind} show: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let list: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("bpftool {kind} show JSON: {e}"));
-    list.as_array()
-        .map(|a| a.iter().filter_map(|o| o["id"].as_u64()).collect())
-        .unwrap_or_default()
-}
-
-/// Every BPF object id of the three kinds, tagged with its kind.
-fn bpf_objects() -> BTreeSet<(&'static str, u64)> {
-    ["prog", "link", "map"]
-        .into_iter()
-        .flat_map(|kind| bpf_ids(kind).into_iter().map(move |id| (kind, id)))
-        .collect()
-}
+use wirelens_tests::{
+    Agent, ClientProcess, Nginx, Otlp, Receiver, bpf_objects, free_port, wait_until,
+};
 
 fn uprobe_events() -> String {
     fs::read_to_string("/sys/kernel/tracing/uprobe_events").unwrap_or_default()

@@ -472,6 +472,17 @@ fn demo_compose_file_grants_the_documented_capabilities_and_tls() {
         serde_json::json!(documented_k8s_capabilities(true))
     );
     assert_eq!(agent["build"]["dockerfile"], "deploy/Dockerfile");
+    // The image deploy/image/build.sh makes, which the chart names by default.
+    let chart = validate(&render(&[], &[]));
+    let pod = chart.daemonsets[0]
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("pod spec");
+    assert_eq!(
+        agent["image"].as_str(),
+        agent_container(pod).image.as_deref()
+    );
     assert!(
         Path::new(&workspace_root().join("deploy/Dockerfile")).exists(),
         "deploy/Dockerfile"
