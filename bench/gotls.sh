@@ -7,6 +7,10 @@
 # ratio measures the other tenants as much as the agent. wrk's own TLS is OpenSSL (the system libssl), so the client side is traced too, by
 # the OpenSSL probes: the BPF figure is both sides, as in bench/overhead.sh.
 # Usage: bench/gotls.sh [rounds] [seconds-per-round] [connections]
+# CLIENT_TRACED=0 hides wrk's OpenSSL from the agent (wrk loads a private copy of libssl under
+# another file name, which the agent does not probe), so that the throughput ratio is the Go
+# server's alone; the BPF figure is then the server's programs plus wrk's ciphertext socket
+# calls (dropped early).
 #
 # The Go server is built from tests/go/gotls/main.go (Debian's golang-go and
 # golang-google-grpc-dev, GOPATH mode); it runs with GOMAXPROCS=1 on CPU 0 and wrk on the last
@@ -35,12 +39,19 @@ GOMAXPROCS=1 taskset -c 0 "$GOBIN_OUT" https-server "$PORT" "$WORK/cert.pem" "$W
 spid=$!
 sleep 0.5
 LAST_CPU=$(( $(nproc) - 1 ))
+WRK_ENV=()
+if [ "${CLIENT_TRACED:-1}" = 0 ]; then
+  mkdir -p "$WORK/lib"
+  cp "$(ldd "$(command -v wrk)" | awk '/libssl.so/ {print $3}')" "$WORK/lib/libwrkssl.so.3"
+  ln -s libwrkssl.so.3 "$WORK/lib/libssl.so.3"
+  WRK_ENV=(env LD_LIBRARY_PATH="$WORK/lib")
+fi
 
 run_wrk() { # prints "requests rps server-us/req wrk-us/req"
   local s0 s1 reqs rps
   s0=$(cpu_ticks "$spid")
   /usr/bin/time -f "%U %S" -o "$WORK/wrk.time" \
-    taskset -c "$LAST_CPU" wrk -t1 -c"$CONNS" -d"${SECS}s" "https://127.0.0.1:$PORT/index.html" > "$WORK/wrk.txt"
+    "${WRK_ENV[@]}" taskset -c "$LAST_CPU" wrk -t1 -c"$CONNS" -d"${SECS}s" "https://127.0.0.1:$PORT/index.html" > "$WORK/wrk.txt"
   s1=$(cpu_ticks "$spid")
   reqs=$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
