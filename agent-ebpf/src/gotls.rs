@@ -1,13 +1,21 @@
-//! Go `crypto/tls` plaintext: probes at the entry and at every `RET` of
-//! `crypto/tls.(*Conn).Write` and `(*Conn).Read` in Go executables (register ABI, Go 1.17+).
+//! Go `crypto/tls` plaintext: probes in `crypto/tls.(*Conn).Write` and `(*Conn).Read` in Go
+//! executables (register ABI, Go 1.17+).
 //!
-//! Go moves goroutines between threads and grows their stacks by copying, so a uretprobe
-//! (which rewrites the return address on the stack) is unsafe and a thread id does not tie a
-//! return to its entry. The entry stashes the call per goroutine ([`maps::GO_CALLS`], keyed
-//! by the `g` pointer Go keeps in R14); user space attaches the return program at each `RET`
-//! instruction of the function, where R14 still holds the same `g`.
+//! Each probe hit is a trap, and what it costs depends on the instruction under it: the
+//! kernel emulates a direct `CALL` or a conditional branch, and single-steps anything else
+//! out of line (a second trap, ~20 times dearer on the VM measured). So the probes sit on
+//! such instructions where the agent finds them ([`on_data`]): `Write` is sent at its call of
+//! `writeRecordLocked` (the `*tls.Conn` and the plaintext are its arguments), `Read` at its
+//! copy out of the connection's plaintext (`runtime.memmove`), with the `*tls.Conn` from the
+//! entry probe, which sits on the prologue's stack-check branch ([`on_enter`]).
 //!
-//! The connection: the return follows `tls.Conn.conn` (a `*net.TCPConn`) → `netFD` →
+//! Where the calls are not found, the older scheme runs: the entry stashes the call, a probe
+//! at each `RET` sends it ([`on_return`]). Go moves goroutines between threads and grows
+//! their stacks by copying, so a uretprobe (which rewrites the return address on the stack) is
+//! unsafe and a thread id does not tie a return to its entry: calls are stashed per goroutine
+//! ([`maps::GO_CALLS`], keyed by the `g` pointer Go keeps in R14).
+//!
+//! The connection: the sending probe follows `tls.Conn.conn` (a `*net.TCPConn`) → `netFD` →
 //! `pfd.Sysfd`, with the offsets in the attach cookie ([`go_cookie`]), and looks the fd up
 //! in [`maps::GO_FDS`], where the data path put every socket of the process that opened
 //! with a TLS handshake ([`remember_tls_socket`]). Plaintext positions are kept per
@@ -17,11 +25,11 @@
 //! for its socket ([`maps::GO_WANTED`]): the fd's next socket call names it, and the
 //! connection's plaintext starts afresh under it (position 0, joined mid-stream).
 //!
-//! A `Write` is sent at its entry when its socket is known (see [`on_enter`]): its position
-//! is taken there, before `Write` takes the connection's write lock, so two goroutines
-//! writing one `tls.Conn` at the same moment could have their bytes placed in the wrong
-//! order. net/http, x/net/http2 and gRPC-Go each write a connection from one goroutine or
-//! under their own lock.
+//! In the older scheme a `Write` is sent at its entry when its socket is known (see
+//! [`on_enter`]): its position is taken there, before `Write` takes the connection's write
+//! lock, so two goroutines writing one `tls.Conn` at the same moment could have their bytes
+//! placed in the wrong order (net/http, x/net/http2 and gRPC-Go each write a connection from
+//! one goroutine or under their own lock). At `writeRecordLocked` the lock is held.
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -70,6 +78,10 @@ pub struct GoSock {
     pub verdict: u32,
     pub family: u32,
 }
+
+/// Carry and zero flags of x86 `EFLAGS`: a `JBE` is taken when either is set.
+const EFLAGS_CF: u64 = 1;
+const EFLAGS_ZF: u64 = 1 << 6;
 
 /// The user registers of a uprobe.
 #[inline(always)]
@@ -137,9 +149,13 @@ pub fn on_enter(ctx: &ProbeContext) {
         return;
     };
     let r = regs(ctx);
-    let tgid = (pid_tgid >> 32) as u32;
     // SAFETY: the helper reads the cookie of the link that ran this program.
     let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    if cookie & go_cookie::ON_STACK_CHECK != 0 && r.eflags & (EFLAGS_CF | EFLAGS_ZF) != 0 {
+        // `JBE` taken: the stack grows and the function starts again, through this probe.
+        return;
+    }
+    let tgid = (pid_tgid >> 32) as u32;
     let call = GoCall {
         conn: r.rax,
         buf: r.rbx,
@@ -167,9 +183,68 @@ pub fn on_enter(ctx: &ProbeContext) {
         _pad: 0,
         g: r.r14,
     };
-    // The probe sits past the prologue's stack check (user space puts it there), so a stack
-    // growth does not run it twice.
-    let _ = maps::GO_CALLS.insert(&key, &call, 0);
+    // Overwritten in place: the goroutine's earlier call has returned (a `Read` sent at its
+    // copy leaves its entry here, with no `RET` probe to remove it).
+    match maps::GO_CALLS.get_ptr_mut(&key) {
+        // SAFETY: the goroutine's own entry; a goroutine runs on one thread at a time.
+        Some(p) => unsafe { *p = call },
+        None => {
+            let _ = maps::GO_CALLS.insert(&key, &call, 0);
+        }
+    }
+}
+
+/// A probe at a call inside `Write` or `Read` where the plaintext is in the call's argument
+/// registers (user space found the call in the function's code):
+/// - `Write`'s `c.writeRecordLocked(recordTypeApplicationData, b)`: `c` in RAX, `b` in RCX
+///   (pointer) and RDI (length). The handshake is done and `c.out` locked; the bytes have not
+///   reached the socket yet.
+/// - `Read`'s copy out of `c.input`, `runtime.memmove(to, from, n)`: the plaintext at RBX, `n`
+///   in RCX; the `*tls.Conn` from the goroutine's entry ([`on_enter`]).
+#[inline(always)]
+pub fn on_data(ctx: &ProbeContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(comm) = data::process_filter(pid_tgid) else {
+        return;
+    };
+    let r = regs(ctx);
+    let tgid = (pid_tgid >> 32) as u32;
+    // SAFETY: the helper reads the cookie of the link that ran this program.
+    let cookie = unsafe { bpf_get_attach_cookie(ctx.as_ptr()) };
+    let (call, len) = if go_cookie::op(cookie) == tls_op::GO_WRITE {
+        (
+            GoCall {
+                conn: r.rax,
+                buf: r.rcx,
+            },
+            r.rdi,
+        )
+    } else {
+        let key = GoCallKey {
+            tgid,
+            _pad: 0,
+            g: r.r14,
+        };
+        // SAFETY: read-only copy of a plain value.
+        let Some(entry) = (unsafe { maps::GO_CALLS.get(&key) }).copied() else {
+            maps::count(counter::TLS_UNPAIRED, 1);
+            return;
+        };
+        (
+            GoCall {
+                conn: entry.conn,
+                buf: r.rbx,
+            },
+            r.rcx,
+        )
+    };
+    if len == 0 || call.conn == 0 || call.buf == 0 {
+        return;
+    }
+    let fd = conn_fd(call.conn, cookie);
+    // SAFETY: a read-only copy of a plain value.
+    let sock = fd.and_then(|fd| unsafe { maps::GO_FDS.get(&GoFdKey { tgid, fd }) }.copied());
+    send(pid_tgid, comm, &call, cookie, len, fd, sock);
 }
 
 /// A `RET` of the same functions: `n` in RAX; send the plaintext a `Read` (or a `Write`

@@ -102,10 +102,14 @@ pub mod tls_op {
     pub const GO_READ: u32 = 0x1011;
 }
 
-/// Attach cookie of the Go TLS probes: the [`tls_op`] in bits 0..16, then the three struct
-/// offsets that lead from a `*tls.Conn` to its socket's fd, each 16 bits, as read from the
-/// binary's DWARF or from the table of known Go layouts.
+/// Attach cookie of the Go TLS probes: the [`tls_op`] in bits 0..15, [`go_cookie::ON_STACK_CHECK`]
+/// in bit 15, then the three struct offsets that lead from a `*tls.Conn` to its socket's fd,
+/// each 16 bits, as read from the binary's DWARF or from the table of known Go layouts.
 pub mod go_cookie {
+    /// The probe sits on the prologue's stack-check branch (`JBE` to `morestack`), which the
+    /// kernel emulates instead of single-stepping: the program ignores a hit where the branch
+    /// is taken (the function then grows its stack and starts again).
+    pub const ON_STACK_CHECK: u64 = 0x8000;
     /// The cookie of a probe on `op` for a binary with these offsets.
     pub const fn pack(op: u32, conn_data: u16, tcp_fd: u16, sysfd: u16) -> u64 {
         (op as u64 & 0xffff)
@@ -115,7 +119,7 @@ pub mod go_cookie {
     }
     /// The [`super::tls_op`] of a cookie.
     pub const fn op(cookie: u64) -> u32 {
-        (cookie & 0xffff) as u32
+        (cookie & 0x7fff) as u32
     }
     /// Offset in `tls.Conn` of the data word of its `conn net.Conn` interface (the
     /// `*net.TCPConn`).

@@ -95,6 +95,14 @@ mod programs {
         0
     }
 
+    /// A call inside the same functions where their plaintext is in registers (`Write`'s
+    /// `writeRecordLocked`, `Read`'s copy): sends it, with no probe at the `RET`s.
+    #[uprobe]
+    pub fn go_tls_data(ctx: ProbeContext) -> u32 {
+        crate::gotls::on_data(&ctx);
+        0
+    }
+
     /// A `RET` instruction of the same functions (a uprobe at each, not a uretprobe: Go's
     /// stacks move): the plaintext they moved.
     #[uprobe]

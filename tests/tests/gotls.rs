@@ -250,6 +250,14 @@ fn https_case(name: &str, stripped: bool) {
             .all(|l| l.contains(&format!("offsets={source}"))),
         "offsets should come from {source}: {lines:#?}"
     );
+    // The plaintext comes from probes on calls the kernel emulates, not from single-stepped
+    // probes at each `RET` (see README, Go TLS overhead).
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("returns=0") && !l.contains("data_calls=0")),
+        "the Go probes should sit on the data calls: {lines:#?}"
+    );
 }
 
 #[test]

@@ -85,6 +85,7 @@ const UPROBE_PROGRAMS: &[&str] = &[
     "ssl_free",
     "mmsg_enter",
     "go_tls_enter",
+    "go_tls_data",
     "go_tls_return",
 ];
 

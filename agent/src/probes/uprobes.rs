@@ -184,15 +184,17 @@ impl Uprobes {
                 return;
             }
         };
-        let mut returns = 0;
+        let (mut returns, mut data_calls) = (0, 0);
         for f in &target.functions {
             let cookie = Some(f.cookie(target.offsets));
-            let mut points = vec![("go_tls_enter", f.entry)];
+            let mut points: Vec<_> = f.entry.iter().map(|&e| ("go_tls_enter", e)).collect();
+            points.extend(f.data_calls.iter().map(|&c| ("go_tls_data", c)));
             points.extend(f.rets.iter().map(|&r| ("go_tls_return", r)));
             for (program, offset) in points {
                 let at = UProbeAttachLocation::AbsoluteOffset(offset);
                 match attach_at(ebpf, program, exe, at, cookie) {
                     Ok(()) if program == "go_tls_return" => returns += 1,
+                    Ok(()) if program == "go_tls_data" => data_calls += 1,
                     Ok(()) => {}
                     Err(e) => {
                         self.counts.failures += 1;
@@ -207,6 +209,7 @@ impl Uprobes {
             version = %target.version,
             offsets = ?target.offsets_from,
             functions = target.functions.len(),
+            data_calls,
             returns,
             "probing Go crypto/tls"
         );

@@ -2,10 +2,17 @@
 //!
 //! For a Go executable (it has a `.gopclntab` section) [`inspect`] finds
 //! `crypto/tls.(*Conn).Write` and `(*Conn).Read` (from the ELF symbol table, else from
-//! `.gopclntab`, which stripping keeps), every `RET` instruction in them (disassembled with
+//! `.gopclntab`, which stripping keeps), the call inside each where its plaintext is in
+//! registers ([`DataCall`]: `Write`'s calls of `writeRecordLocked`, `Read`'s one call of
+//! `runtime.memmove`), or failing that every `RET` instruction in them (disassembled with
 //! `iced-x86`: the return probes go there, since uretprobes break Go's movable stacks), the
 //! Go version (`.go.buildinfo`) and the struct offsets from a `*tls.Conn` to its fd (DWARF,
-//! else the table of known releases). Only the register ABI (Go 1.17 and later) is probed:
+//! else the table of known releases).
+//!
+//! Where the probes go decides what they cost: the kernel emulates a direct `CALL` or a
+//! conditional branch at a uprobe, and single-steps any other instruction (a `RET`, a `MOV`)
+//! out of line, whose debug trap cost ~14 µs per hit on the VM this was measured on against
+//! ~0.7 µs for an emulated one (README, Go TLS overhead). Only the register ABI (Go 1.17 and later) is probed:
 //! older executables pass arguments on the stack, and are skipped with a log line.
 //!
 //! Pure: reads files, never touches the kernel. `uprobes` attaches what this returns.
@@ -16,17 +23,52 @@ mod pclntab;
 
 use std::{fs, path::Path};
 
-use iced_x86::{Decoder, DecoderOptions, Mnemonic};
+use iced_x86::{Decoder, DecoderOptions, Mnemonic, OpKind};
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
 use wirelens_ebpf::{go_cookie, tls_op};
 
 pub use offsets::{ConnOffsets, OffsetSource};
 
-/// The functions probed: symbol and [`tls_op`].
-pub const FUNCTIONS: [(&str, u32); 2] = [
-    ("crypto/tls.(*Conn).Write", tls_op::GO_WRITE),
-    ("crypto/tls.(*Conn).Read", tls_op::GO_READ),
+/// The functions probed: symbol, [`tls_op`] and the call inside it that carries its
+/// plaintext.
+pub const FUNCTIONS: [(&str, u32, DataCall); 2] = [
+    (
+        "crypto/tls.(*Conn).Write",
+        tls_op::GO_WRITE,
+        // writeRecordLocked(c, typ, data): c in RAX, data in RCX (pointer) and RDI (length),
+        // called with the handshake done and `c.out` locked, before the bytes go out.
+        DataCall {
+            callee: "crypto/tls.(*Conn).writeRecordLocked",
+            only_one: false,
+            needs_entry: false,
+        },
+    ),
+    (
+        "crypto/tls.(*Conn).Read",
+        tls_op::GO_READ,
+        // `c.input.Read(b)`'s copy, memmove(to, from, n): the plaintext at RBX, n in RCX; the
+        // `*tls.Conn` comes from the entry probe.
+        DataCall {
+            callee: "runtime.memmove",
+            only_one: true,
+            needs_entry: true,
+        },
+    ),
 ];
+
+/// A call inside a probed function where its plaintext is in the call's argument registers,
+/// so that a probe there (a direct `CALL`, which the kernel emulates) replaces the probes at
+/// every `RET` (single-stepped). When the function does not call it as expected, the `RET`s
+/// are probed instead.
+#[derive(Clone, Copy, Debug)]
+pub struct DataCall {
+    /// The function called.
+    pub callee: &'static str,
+    /// Whether it must be called from exactly one place (else it is not used).
+    pub only_one: bool,
+    /// Whether the entry probe is needed too (the `*tls.Conn` is not among the arguments).
+    pub needs_entry: bool,
+}
 
 /// `[start, end)` virtual addresses of a function.
 type AddrRange = (u64, u64);
@@ -38,16 +80,26 @@ pub struct GoFunction {
     pub name: &'static str,
     /// Its [`tls_op`].
     pub op: u32,
-    /// File offset of its entry probe (past the stack check, see [`past_stack_check`]).
-    pub entry: u64,
-    /// File offsets of its `RET` instructions.
+    /// File offset of its entry probe, if it needs one: the prologue's stack-check branch
+    /// when it has one (see [`entry_point`]), else its first instruction.
+    pub entry: Option<u64>,
+    /// Whether `entry` is the stack-check branch ([`go_cookie::ON_STACK_CHECK`]).
+    pub entry_on_branch: bool,
+    /// File offsets of the calls of its [`DataCall`] (empty: not found, `rets` are used).
+    pub data_calls: Vec<u64>,
+    /// File offsets of its `RET` instructions, when there are no `data_calls`.
     pub rets: Vec<u64>,
 }
 
 impl GoFunction {
     /// The attach cookie of this function's probes in a binary with `offsets`.
     pub fn cookie(&self, offsets: ConnOffsets) -> u64 {
-        go_cookie::pack(self.op, offsets.conn_data, offsets.tcp_fd, offsets.sysfd)
+        let cookie = go_cookie::pack(self.op, offsets.conn_data, offsets.tcp_fd, offsets.sysfd);
+        if self.entry_on_branch {
+            cookie | go_cookie::ON_STACK_CHECK
+        } else {
+            cookie
+        }
     }
 }
 
@@ -106,11 +158,11 @@ pub fn inspect(path: &Path) -> Result<Option<GoTlsTarget>, GoTlsError> {
     if !is_go(&file) {
         return Ok(None);
     }
-    let ranges: Vec<(&'static str, u32, Option<AddrRange>)> = FUNCTIONS
+    let ranges: Vec<(&'static str, u32, DataCall, Option<AddrRange>)> = FUNCTIONS
         .iter()
-        .map(|&(name, op)| (name, op, function_range(&file, name)))
+        .map(|&(name, op, data)| (name, op, data, function_range(&file, name)))
         .collect();
-    if ranges.iter().all(|r| r.2.is_none()) {
+    if ranges.iter().all(|r| r.3.is_none()) {
         return Ok(None); // no crypto/tls in this program
     }
     let version = go_version(&file).ok_or(GoTlsError::NoVersion)?;
@@ -132,24 +184,43 @@ pub fn inspect(path: &Path) -> Result<Option<GoTlsTarget>, GoTlsError> {
         }
     };
     let mut functions = Vec::new();
-    for (name, op, range) in ranges {
+    for (name, op, data, range) in ranges {
         let Some((start, end)) = range else {
             continue;
         };
         let code = code_bytes(&file, start, end).ok_or(GoTlsError::NoReturn(name))?;
-        let rets: Vec<u64> = ret_addresses(code, start)
+        let mut data_calls: Vec<u64> = function_range(&file, data.callee)
+            .map(|(callee, _)| call_sites(code, start, callee))
+            .unwrap_or_default()
             .into_iter()
             .filter_map(|a| file_offset(&file, a))
             .collect();
-        let entry =
-            file_offset(&file, past_stack_check(code, start)).ok_or(GoTlsError::NoReturn(name))?;
-        if rets.is_empty() {
+        if data.only_one && data_calls.len() != 1 {
+            data_calls.clear();
+        }
+        let rets: Vec<u64> = if data_calls.is_empty() {
+            ret_addresses(code, start)
+                .into_iter()
+                .filter_map(|a| file_offset(&file, a))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if data_calls.is_empty() && rets.is_empty() {
             return Err(GoTlsError::NoReturn(name));
         }
+        let (entry, entry_on_branch) = entry_point(code, start);
+        let entry = if data_calls.is_empty() || data.needs_entry {
+            Some(file_offset(&file, entry).ok_or(GoTlsError::NoReturn(name))?)
+        } else {
+            None
+        };
         functions.push(GoFunction {
             name,
             op,
             entry,
+            entry_on_branch,
+            data_calls,
             rets,
         });
     }
@@ -212,18 +283,39 @@ pub fn ret_addresses(code: &[u8], start: u64) -> Vec<u64> {
     rets
 }
 
-/// Where the entry probe goes: past the prologue's stack check (`CMP` against `g.stackguard0`,
-/// then `JBE` to `morestack`) when the function has one. `morestack` grows the stack and
-/// starts the function again, which would run a probe at its first instruction twice (and
-/// send a `Write` twice); the arguments are still in their registers after the check.
-pub fn past_stack_check(code: &[u8], start: u64) -> u64 {
+/// Addresses of the direct `CALL`s of `target` in `code`, which starts at address `start`.
+pub fn call_sites(code: &[u8], start: u64, target: u64) -> Vec<u64> {
+    let mut decoder = Decoder::with_ip(64, code, start, DecoderOptions::NONE);
+    let mut calls = Vec::new();
+    for instr in &mut decoder {
+        if instr.mnemonic() == Mnemonic::Call
+            && instr.op0_kind() == OpKind::NearBranch64
+            && instr.near_branch_target() == target
+        {
+            calls.push(instr.ip());
+        }
+    }
+    calls
+}
+
+/// Where the entry probe goes, and whether it is the stack-check branch: the prologue's `JBE`
+/// to `morestack` (after a `CMP` against `g.stackguard0`) when the function has one, else its
+/// first instruction.
+///
+/// The kernel emulates a conditional branch at a uprobe, where it single-steps any other
+/// instruction out of line; the single step's debug trap cost ~14 µs per hit on the VM this
+/// was measured on, against ~0.7 µs for an emulated branch (see README, Go TLS overhead). The
+/// arguments are still in their registers there, and the stack pointer is the entry's. When
+/// the branch is taken, `morestack` grows the stack and starts the function again, through
+/// the probe a second time: the program ignores the hit whose flags take the branch.
+pub fn entry_point(code: &[u8], start: u64) -> (u64, bool) {
     let mut decoder = Decoder::with_ip(64, code, start, DecoderOptions::NONE);
     for instr in decoder.iter().take(4) {
         if instr.mnemonic() == Mnemonic::Jbe {
-            return instr.next_ip();
+            return (instr.ip(), true);
         }
     }
-    start
+    (start, false)
 }
 
 /// The file offset of virtual address `addr`, through the loadable segment holding it.
@@ -253,17 +345,28 @@ mod tests {
     }
 
     #[test]
-    fn entry_probe_goes_past_the_stack_check() {
+    fn finds_direct_calls_of_one_function() {
+        // call 0x2000; call rax; call 0x3000; call 0x2000
+        let code = [
+            0xe8, 0xfb, 0x0f, 0x00, 0x00, 0xff, 0xd0, 0xe8, 0xf4, 0x1f, 0x00, 0x00, 0xe8, 0xef,
+            0x0f, 0x00, 0x00,
+        ];
+        assert_eq!(call_sites(&code, 0x1000, 0x2000), vec![0x1000, 0x100c]);
+        assert!(call_sites(&code, 0x1000, 0x4000).is_empty());
+    }
+
+    #[test]
+    fn entry_probe_goes_on_the_stack_check_branch() {
         // The prologue of crypto/tls.(*Conn).Write in Go 1.19: lea r12,[rsp-0x68];
         // cmp r12,[r14+0x10]; jbe +0x764; sub rsp,0xe8.
         let code = [
             0x4c, 0x8d, 0x64, 0x24, 0x98, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x64, 0x07, 0x00,
             0x00, 0x48, 0x81, 0xec, 0xe8, 0x00, 0x00, 0x00,
         ];
-        assert_eq!(past_stack_check(&code, 0x5ff060), 0x5ff06f);
+        assert_eq!(entry_point(&code, 0x5ff060), (0x5ff069, true));
         // No stack check (NOSPLIT): the first instruction.
         let nosplit = [0x48, 0x83, 0xec, 0x08, 0xc3];
-        assert_eq!(past_stack_check(&nosplit, 0x1000), 0x1000);
+        assert_eq!(entry_point(&nosplit, 0x1000), (0x1000, false));
     }
 
     #[test]
