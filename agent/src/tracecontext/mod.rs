@@ -138,8 +138,8 @@ enum Parent {
 
 /// One record in the stage: held, then sent (its identity kept a while for lookups).
 struct Entry {
-    /// The record, until sent.
-    obs: Option<Observation>,
+    /// The record, until sent (boxed: the table moves entries as it grows).
+    obs: Option<Box<Observation>>,
     process: Arc<ProcessInfo>,
     role: Role,
     start: u64,
@@ -281,7 +281,7 @@ impl TraceContext {
             parent: Parent::Undecided,
             trace_id: None,
             edge_counted: false,
-            obs: Some(obs),
+            obs: Some(Box::new(obs)),
         };
         self.entries.insert(seq, entry);
         self.arrivals.push_back(seq);
@@ -411,22 +411,22 @@ impl TraceContext {
         let (Some(connection), Some(e)) = (key.connection(), self.entries.get(&seq)) else {
             return;
         };
-        let other = match e.role {
-            Role::Client => End::Server,
-            Role::Server => End::Client,
+        let own = end_of(e.role);
+        let other = match own {
+            End::Client => End::Server,
+            End::Server => End::Client,
         };
         let window = (e.start, e.end);
-        let mut overlapping = self
-            .pairing
-            .unpaired_on(other, connection)
-            .iter()
-            .copied()
-            .filter(|p| {
-                self.entries
+        let (first, second) = {
+            let entries = &self.entries;
+            let mut overlapping = self.pairing.unpaired_on(other, connection).filter(|p| {
+                entries
                     .get(p)
                     .is_some_and(|p| p.obs.is_some() && overlap((p.start, p.end), window))
             });
-        let found = match (overlapping.next(), overlapping.next()) {
+            (overlapping.next(), overlapping.next())
+        };
+        let found = match (first, second) {
             (Some(p), None) => p,
             (None, _) => return,
             (Some(_), Some(_)) => {
@@ -438,7 +438,7 @@ impl TraceContext {
             return;
         };
         self.pairing.withdraw(other, other_key, found);
-        self.pairing.withdraw(end_of(e.role), key, seq);
+        self.pairing.withdraw(own, key, seq);
         if let Some(p) = self.entries.get_mut(&found) {
             p.partner = Some(seq);
         }
@@ -498,7 +498,7 @@ impl TraceContext {
         {
             self.pairing.withdraw(end_of(e.role), key, seq);
         }
-        send(obs);
+        send(*obs);
     }
 
     /// The service-graph edge `seq` completes, if it is the second of a pair to be sent or
@@ -592,8 +592,13 @@ impl TraceContext {
         };
         if e.role == Role::Server {
             let pid = e.process.pid;
-            self.windows.remove(pid, e.origin.request_tid, seq);
-            self.windows.remove(pid, e.origin.response_tid, seq);
+            let window = Window {
+                seq,
+                start: e.start,
+                end: e.end,
+            };
+            self.windows.remove(pid, e.origin.request_tid, window);
+            self.windows.remove(pid, e.origin.response_tid, window);
         }
         if let Some(key) = e.pair_key {
             self.pairing.withdraw(end_of(e.role), key, seq);

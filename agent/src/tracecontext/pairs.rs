@@ -73,7 +73,7 @@ pub struct Pairing {
     /// By end, then key.
     waiting: [FxHashMap<PairKey, VecDeque<u64>>; 2],
     /// By end, then (client, server) of stream keys: what is left to pair by time.
-    by_connection: [FxHashMap<(SocketAddr, SocketAddr), Vec<u64>>; 2],
+    by_connection: [FxHashMap<(SocketAddr, SocketAddr), VecDeque<u64>>; 2],
 }
 
 impl Pairing {
@@ -104,36 +104,30 @@ impl Pairing {
             self.by_connection[end.index()]
                 .entry(connection)
                 .or_default()
-                .push(seq);
+                .push_back(seq);
         }
         None
     }
 
     /// Record `seq` stops waiting (paired late, sent on, or forgotten).
     pub fn withdraw(&mut self, end: End, key: PairKey, seq: u64) {
-        let own = &mut self.waiting[end.index()];
-        if let Some(queue) = own.get_mut(&key) {
-            queue.retain(|&s| s != seq);
-            if queue.is_empty() {
-                own.remove(&key);
-            }
-        }
+        remove(&mut self.waiting[end.index()], key, seq);
         if let Some(connection) = key.connection() {
-            let own = &mut self.by_connection[end.index()];
-            if let Some(list) = own.get_mut(&connection) {
-                list.retain(|&s| s != seq);
-                if list.is_empty() {
-                    own.remove(&connection);
-                }
-            }
+            remove(&mut self.by_connection[end.index()], connection, seq);
         }
     }
 
-    /// Records of end `end` still waiting on the TCP connection (client, server).
-    pub fn unpaired_on(&self, end: End, connection: (SocketAddr, SocketAddr)) -> &[u64] {
+    /// Records of end `end` still waiting on the TCP connection (client, server), oldest first.
+    pub fn unpaired_on(
+        &self,
+        end: End,
+        connection: (SocketAddr, SocketAddr),
+    ) -> impl Iterator<Item = u64> + '_ {
         self.by_connection[end.index()]
             .get(&connection)
-            .map_or(&[], Vec::as_slice)
+            .into_iter()
+            .flatten()
+            .copied()
     }
 
     /// Records waiting.
@@ -144,6 +138,19 @@ impl Pairing {
             .flat_map(|m| m.values())
             .map(VecDeque::len)
             .sum()
+    }
+}
+
+/// Take `seq` out of the queue at `key` (records leave about oldest first: a short search),
+/// and the queue out of the map once empty.
+fn remove<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, VecDeque<u64>>, key: K, seq: u64) {
+    if let Some(queue) = map.get_mut(&key) {
+        if let Some(at) = queue.iter().position(|&s| s == seq) {
+            queue.remove(at);
+        }
+        if queue.is_empty() {
+            map.remove(&key);
+        }
     }
 }
 
@@ -184,10 +191,13 @@ mod tests {
         assert_eq!(p.offer(End::Server, stream(200), 6, any), None);
         assert_eq!(p.offer(End::Server, stream(100), 7, any), Some(5));
         let connection = stream(0).connection().unwrap();
-        assert_eq!(p.unpaired_on(End::Server, connection), &[6]);
+        assert_eq!(
+            p.unpaired_on(End::Server, connection).collect::<Vec<_>>(),
+            [6]
+        );
         p.withdraw(End::Server, stream(200), 6);
         assert_eq!(p.waiting(), 0);
-        assert!(p.unpaired_on(End::Server, connection).is_empty());
+        assert_eq!(p.unpaired_on(End::Server, connection).count(), 0);
     }
 
     #[test]

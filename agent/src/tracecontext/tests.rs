@@ -424,11 +424,25 @@ fn dns_over_udp_pairs_by_ports_and_transaction_id() {
             "127.0.0.1:50001",
         )),
         dns(
-            &at(&app, Role::Client, 200, 300, "0.0.0.0:40000", "127.0.0.2:53"),
+            &at(
+                &app,
+                Role::Client,
+                200,
+                300,
+                "0.0.0.0:40000",
+                "127.0.0.2:53",
+            ),
             0x1111,
         ),
         dns(
-            &at(&app, Role::Client, 400, 500, "0.0.0.0:40000", "127.0.0.2:53"),
+            &at(
+                &app,
+                Role::Client,
+                400,
+                500,
+                "0.0.0.0:40000",
+                "127.0.0.2:53",
+            ),
             0x2222,
         ),
         // The server's side, the second query first.
@@ -469,7 +483,11 @@ fn dns_over_udp_pairs_by_ports_and_transaction_id() {
     ];
     let (links, stats) = run_observations(calls);
     let trace = links[0].trace_id;
-    assert_eq!(links[1].parent_span_id, Some(links[0].span_id), "lookup in the request");
+    assert_eq!(
+        links[1].parent_span_id,
+        Some(links[0].span_id),
+        "lookup in the request"
+    );
     assert_eq!(links[2].parent_span_id, Some(links[0].span_id));
     assert_eq!(links[3].parent_span_id, Some(links[2].span_id), "by id");
     assert_eq!(links[4].parent_span_id, Some(links[1].span_id), "by id");
@@ -487,7 +505,10 @@ fn dns_over_udp_pairs_by_ports_and_transaction_id() {
         .map(|e| (e.client.clone(), e.server.clone()))
         .collect();
     assert_eq!(
-        edges.iter().filter(|e| *e == &("app".into(), "dnsmasq".into())).count(),
+        edges
+            .iter()
+            .filter(|e| *e == &("app".into(), "dnsmasq".into()))
+            .count(),
         2,
         "{edges:?}"
     );
@@ -526,7 +547,10 @@ fn a_connection_joined_mid_stream_pairs_by_time() {
         obs(&at(&client, Role::Client, 400, 500, 10)),
     ];
     let (links, stats) = run_observations(calls);
-    assert_eq!(links[0].parent_span_id, None, "its client call was not seen");
+    assert_eq!(
+        links[0].parent_span_id, None,
+        "its client call was not seen"
+    );
     assert_eq!(links[1].parent_span_id, Some(links[3].span_id));
     assert_eq!(links[2].parent_span_id, Some(links[4].span_id));
     assert_eq!(links[1].trace_id, links[3].trace_id);
