@@ -337,10 +337,16 @@ fn a_lookup_made_while_serving_is_the_requests_child_and_the_dns_server_the_look
     let app_port = free_port();
     let dns = dnsmasq(DNS_IP, 53);
     let resolv = dns.dir().join("resolv.conf");
-    fs::write(&resolv, format!("nameserver {DNS_IP}\noptions attempts:1\n"))
-        .expect("write resolv.conf");
+    fs::write(
+        &resolv,
+        format!("nameserver {DNS_IP}\noptions attempts:1\n"),
+    )
+    .expect("write resolv.conf");
     let ports = format!("53,{app_port}");
-    let scenario = Scenario::start("connected_traces_dns", &["--port", &ports, "--output", "none"]);
+    let scenario = Scenario::start(
+        "connected_traces_dns",
+        &["--port", &ports, "--output", "none"],
+    );
     // The app's glibc reads a resolv.conf naming dnsmasq, bind-mounted in a private mount
     // namespace (the host's is never touched); `sh` execs the app, which is the traced process.
     let script = format!(
@@ -409,7 +415,12 @@ fn a_lookup_made_while_serving_is_the_requests_child_and_the_dns_server_the_look
         .count();
     assert_eq!(answers, 2 * N, "dnsmasq spans\n{}", done.diagnostics());
     assert_eq!(
-        edge_total(&done.metrics, "traces_service_graph_request_total", RESOLVER, "dnsmasq"),
+        edge_total(
+            &done.metrics,
+            "traces_service_graph_request_total",
+            RESOLVER,
+            "dnsmasq"
+        ),
         (2 * N) as f64,
         "{}",
         done.diagnostics()
@@ -480,7 +491,12 @@ fn keep_alive_connections_opened_before_the_agent_pair_once_both_ends_are_seen()
         done.diagnostics()
     );
     assert_eq!(
-        edge_total(&done.metrics, "traces_service_graph_request_total", "ms-client", "ms-server"),
+        edge_total(
+            &done.metrics,
+            "traces_service_graph_request_total",
+            "ms-client",
+            "ms-server"
+        ),
         4.0,
         "{}",
         done.diagnostics()
