@@ -3,15 +3,19 @@
 //! one trace per curl request with every span's parent right, checked from the independent
 //! receiver's decoded spans; the same app under concurrent load must parent no database call
 //! to a request it did not belong to (the app logs which connections each request used); and
-//! the service graph metrics must count each edge exactly.
+//! the service graph metrics must count each edge exactly. A DNS lookup the app makes while
+//! serving (glibc over UDP, to dnsmasq) is the request's child and dnsmasq's span the lookup's;
+//! and keep-alive connections opened before the agent started, one of them with a request in
+//! flight when it attached, pair once both ends are seen.
 
 use std::collections::BTreeMap;
+use std::fs;
 use std::time::Duration;
 
 use serde_json::Value;
 use wirelens_tests::{
-    ClientProcess, DbServer, Done, MetricPoint, Nginx, Scenario, Span, curl, fixture, free_port,
-    histogram_count, python, server_exe, sum_total,
+    ClientProcess, DbServer, Done, MetricPoint, Nginx, Scenario, Span, curl, dnsmasq, fixture,
+    free_port, histogram_count, python, server_exe, sum_total,
 };
 
 /// The app's service name (the agent reads it from the app's environment).
@@ -321,4 +325,180 @@ fn thread_per_request_app_under_concurrent_load_parents_only_its_own_calls() {
         );
     }
     assert_eq!(sum_total(&done.metrics, "wirelens.trace.ambiguous"), 0.0);
+}
+
+/// The resolving app's service name.
+const RESOLVER: &str = "resolver-app";
+/// Where dnsmasq listens (glibc asks port 53 of the address in `resolv.conf`).
+const DNS_IP: &str = "127.0.0.2";
+
+#[test]
+fn a_lookup_made_while_serving_is_the_requests_child_and_the_dns_server_the_lookups() {
+    let app_port = free_port();
+    let dns = dnsmasq(DNS_IP, 53);
+    let resolv = dns.dir().join("resolv.conf");
+    fs::write(
+        &resolv,
+        format!("nameserver {DNS_IP}\noptions attempts:1\n"),
+    )
+    .expect("write resolv.conf");
+    let ports = format!("53,{app_port}");
+    let scenario = Scenario::start(
+        "connected_traces_dns",
+        &["--port", &ports, "--output", "none"],
+    );
+    // The app's glibc reads a resolv.conf naming dnsmasq, bind-mounted in a private mount
+    // namespace (the host's is never touched); `sh` execs the app, which is the traced process.
+    let script = format!(
+        "mount --bind {} /etc/resolv.conf && exec {} {} {app_port} web.test",
+        resolv.display(),
+        python().display(),
+        fixture("traces/resolver_app.py").display()
+    );
+    let argv = ["/usr/bin/unshare", "-m", "/bin/sh", "-c", &script].map(str::to_owned);
+    let mut app = ClientProcess::spawn(&argv, &[("OTEL_SERVICE_NAME", RESOLVER)]);
+    app.wait_lines(1, Duration::from_secs(20));
+    const N: usize = 2;
+    curl(&[
+        "-o",
+        "/dev/null",
+        &format!("http://127.0.0.1:{app_port}/lookup/[1-{N}]"),
+    ]);
+    let lines = app.wait_lines(N + 1, Duration::from_secs(30));
+    for line in &lines[1..] {
+        let v: Value = serde_json::from_str(line).expect("app log line");
+        assert_eq!(v["found"], serde_json::json!(["10.1.2.3"]), "{line}");
+    }
+    // Per request: the app's server span, and dnsmasq's A and AAAA.
+    let done = scenario.finish_when(
+        |spans| spans.iter().filter(|s| s.is_server()).count() >= 3 * N,
+        "http.server.request.duration",
+        N as u64,
+    );
+
+    for n in 1..=N {
+        let path = format!("/lookup/{n}");
+        let curl_span = one(&done, "curl's span", |s| {
+            s.is_client() && service(s) == "curl" && s.str_attr("url.full").ends_with(&path)
+        });
+        let app_server = one(&done, "the app's server span", |s| {
+            s.is_server() && service(s) == RESOLVER && s.str_attr("url.path") == path
+        });
+        assert_eq!(app_server.parent_span_id, curl_span.span_id, "request {n}");
+        let lookups: Vec<&Span> = done
+            .spans
+            .iter()
+            .filter(|s| s.is_client() && service(s) == RESOLVER && s.name.starts_with("DNS "))
+            .filter(|s| s.parent_span_id == app_server.span_id)
+            .collect();
+        let mut names: Vec<&str> = lookups.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["DNS A", "DNS AAAA"],
+            "request {n}: the lookups under the app's span\n{}",
+            done.diagnostics()
+        );
+        for lookup in lookups {
+            assert_eq!(lookup.trace_id, curl_span.trace_id, "request {n}");
+            let answer = one(&done, "dnsmasq's span of the lookup", |s| {
+                s.is_server() && service(s) == "dnsmasq" && s.parent_span_id == lookup.span_id
+            });
+            assert_eq!(answer.name, lookup.name, "request {n}");
+            assert_eq!(answer.trace_id, curl_span.trace_id, "request {n}");
+        }
+    }
+    let answers = done
+        .spans
+        .iter()
+        .filter(|s| s.is_server() && service(s) == "dnsmasq")
+        .count();
+    assert_eq!(answers, 2 * N, "dnsmasq spans\n{}", done.diagnostics());
+    assert_eq!(
+        edge_total(
+            &done.metrics,
+            "traces_service_graph_request_total",
+            RESOLVER,
+            "dnsmasq"
+        ),
+        (2 * N) as f64,
+        "{}",
+        done.diagnostics()
+    );
+}
+
+#[test]
+fn keep_alive_connections_opened_before_the_agent_pair_once_both_ends_are_seen() {
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let go = dir.path().join("go");
+    let argv = |mode: &str| {
+        [
+            python().display().to_string(),
+            fixture("traces/midstream.py").display().to_string(),
+            mode.to_owned(),
+            port.to_string(),
+            go.display().to_string(),
+        ]
+    };
+    let mut server = ClientProcess::spawn(&argv("server"), &[("OTEL_SERVICE_NAME", "ms-server")]);
+    server.wait_lines(1, Duration::from_secs(20));
+    let mut client = ClientProcess::spawn(&argv("client"), &[("OTEL_SERVICE_NAME", "ms-client")]);
+    // Connection A idle, connection B with GET /r/2 unread in the server's buffer.
+    client.wait_lines(1, Duration::from_secs(20));
+    let port_arg = port.to_string();
+    let scenario = Scenario::start(
+        "connected_traces_midstream",
+        &["--port", &port_arg, "--output", "none"],
+    );
+    fs::write(&go, "").expect("write go file");
+    let lines = client.wait_lines(2, Duration::from_secs(30));
+    let report: Value = serde_json::from_str(&lines[1]).expect("the client's report");
+    for status in report["statuses"].as_object().expect("statuses").values() {
+        assert_eq!(status, 200, "{report}");
+    }
+    // /a/2, /a/3, /r/2, /r/3, /r/4 (the server read /r/1 before the agent).
+    let done = scenario.finish_when(
+        |spans| spans.iter().filter(|s| s.is_server()).count() >= 5,
+        "http.server.request.duration",
+        5,
+    );
+
+    let server_span = |path: &str| {
+        one(&done, &format!("the server's span of {path}"), |s| {
+            s.is_server() && service(s) == "ms-server" && s.str_attr("url.path") == path
+        })
+    };
+    for path in ["/a/2", "/a/3", "/r/3", "/r/4"] {
+        let call = one(&done, &format!("the client's span of {path}"), |s| {
+            s.is_client() && service(s) == "ms-client" && s.str_attr("url.full").ends_with(path)
+        });
+        let served = server_span(path);
+        assert_eq!(
+            served.parent_span_id,
+            call.span_id,
+            "{path}: the server's span under the client's\n{}",
+            done.diagnostics()
+        );
+        assert_eq!(served.trace_id, call.trace_id, "{path}");
+    }
+    // Its request was written before the agent attached: no client span to be under (and
+    // not the next request's, which starts at the same position on the client's end).
+    assert_eq!(
+        server_span("/r/2").parent_span_id,
+        "",
+        "{}",
+        done.diagnostics()
+    );
+    assert_eq!(
+        edge_total(
+            &done.metrics,
+            "traces_service_graph_request_total",
+            "ms-client",
+            "ms-server"
+        ),
+        4.0,
+        "{}",
+        done.diagnostics()
+    );
 }

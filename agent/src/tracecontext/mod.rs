@@ -8,9 +8,13 @@
 //! finish after it) arrive, then its parent is decided:
 //!
 //! - **A `traceparent` on the wire wins**: the span takes the wire's trace and parent.
-//! - **Across processes**: a server record whose connection mirrors a traced client's (same two
-//!   addresses, swapped) and whose request starts at the same byte position is the child of
-//!   that client record: any protocol over TCP, both ends traced since the connection began.
+//! - **Across processes**: a server record is the child of the traced client record at the other
+//!   end of its request ([`pairs`]): over TCP (any protocol) the connections mirror each other
+//!   (same two addresses, swapped), the requests start at the same byte position and their
+//!   time windows overlap; on a connection the agent joined mid-stream, where the two ends'
+//!   positions may disagree, the one client record on the connection whose window overlaps
+//!   (none or several: a root, `wirelens.trace.ambiguous`). Over UDP (DNS) the datagram's ports
+//!   and the transaction id, windows overlapping.
 //! - **Inside a process**: a client record whose request was written by thread T is the child
 //!   of the server request open on T, from that request's first byte to its last response byte,
 //!   if it nests in exactly one: thread-per-request servers (Python, Java, C) and event loops
@@ -24,8 +28,8 @@
 //! root's trace id. Records are held at most [`TraceContextConfig::max_wait`] for a parent
 //! (then sent as roots, `wirelens.trace.orphaned`), and at most
 //! [`TraceContextConfig::max_entries`] are held (past it the oldest go early,
-//! `wirelens.trace.evicted`). UDP records (DNS) have no pairing, but a lookup made inside a
-//! server request is parented like any client request.
+//! `wirelens.trace.evicted`). A DNS lookup made inside a server request is parented like any
+//! client request.
 
 mod pairs;
 mod windows;
@@ -43,10 +47,10 @@ use wirelens_otel::{
     service_graph::{ConnectionType, Edge},
     traces::{TraceParent, failed, nonzero_id, wire_parent},
 };
-use wirelens_parsers::{Detail, Role};
+use wirelens_parsers::{Detail, DnsTransport, Role};
 
 use crate::{conntrack::CallOrigin, stats::Stats};
-use pairs::{End, PairKey, Pairing};
+use pairs::{End, PairKey, Pairing, overlap, same_end};
 use windows::{Nesting, ThreadWindows, Window};
 
 /// Default time a record waits for the records it connects to.
@@ -134,14 +138,16 @@ enum Parent {
 
 /// One record in the stage: held, then sent (its identity kept a while for lookups).
 struct Entry {
-    /// The record, until sent.
-    obs: Option<Observation>,
+    /// The record, until sent (boxed: the table moves entries as it grows).
+    obs: Option<Box<Observation>>,
     process: Arc<ProcessInfo>,
     role: Role,
     start: u64,
     end: u64,
     origin: CallOrigin,
     pair_key: Option<PairKey>,
+    /// (client, server) addresses as this end sees them, when both are known.
+    ends: Option<(SocketAddr, SocketAddr)>,
     peer: Option<SocketAddr>,
     connection: ConnectionType,
     failed: bool,
@@ -227,22 +233,28 @@ impl TraceContext {
                 self.windows.add(pid, origin.response_tid, window);
             }
         }
-        let pair_key = match (obs.local, obs.peer, origin.request_position) {
-            (Some(local), Some(peer), Some(pos)) if !matches!(record.detail, Detail::Dns(_)) => {
-                Some(match record.role {
-                    Role::Client => (local, peer, pos),
-                    Role::Server => (peer, local, pos),
-                })
-            }
+        let ends = match (obs.local, obs.peer, record.role) {
+            (Some(local), Some(peer), Role::Client) => Some((local, peer)),
+            (Some(local), Some(peer), Role::Server) => Some((peer, local)),
             _ => None,
         };
-        let partner = pair_key.and_then(|key| {
-            let end = match record.role {
-                Role::Client => End::Client,
-                Role::Server => End::Server,
-            };
-            self.pairing.offer(end, key, seq)
-        });
+        let pair_key = ends.and_then(|ends| pair_key(&record.detail, ends, origin));
+        let this_end = end_of(record.role);
+        let entries = &self.entries;
+        // The other end must share an instant with this one (equal positions on a connection
+        // joined mid-stream may be different requests), and for a datagram have compatible
+        // addresses.
+        let fits = |other: u64| {
+            entries.get(&other).is_some_and(|o| {
+                o.obs.is_some()
+                    && overlap((o.start, o.end), (start, end))
+                    && match (o.ends, ends) {
+                        (Some(a), Some(b)) => same_end(a.0, b.0) && same_end(a.1, b.1),
+                        _ => false,
+                    }
+            })
+        };
+        let partner = pair_key.and_then(|key| self.pairing.offer(this_end, key, seq, fits));
         if let Some(p) = partner.and_then(|p| self.entries.get_mut(&p)) {
             p.partner = Some(seq);
         }
@@ -258,6 +270,7 @@ impl TraceContext {
             end,
             origin,
             pair_key,
+            ends,
             peer: obs.peer,
             connection,
             failed: failed(record),
@@ -268,7 +281,7 @@ impl TraceContext {
             parent: Parent::Undecided,
             trace_id: None,
             edge_counted: false,
-            obs: Some(obs),
+            obs: Some(Box::new(obs)),
         };
         self.entries.insert(seq, entry);
         self.arrivals.push_back(seq);
@@ -344,6 +357,14 @@ impl TraceContext {
         if e.obs.is_none() {
             return;
         }
+        if e.partner.is_none()
+            && let Some(key) = e.pair_key
+        {
+            self.pair_by_time(seq, key);
+        }
+        let Some(e) = self.entries.get(&seq) else {
+            return;
+        };
         let parent = if e.wire.is_some() {
             Parent::Root
         } else {
@@ -380,6 +401,49 @@ impl TraceContext {
                 self.waiting.push_back((seq, now));
             }
             _ => self.send(seq, send),
+        }
+    }
+
+    /// An unpaired TCP record, due: pair it with the one record of the other end left on its
+    /// connection whose time window overlaps its own, if there is exactly one (a connection
+    /// joined mid-stream, whose two ends count positions from different requests).
+    fn pair_by_time(&mut self, seq: u64, key: PairKey) {
+        let (Some(connection), Some(e)) = (key.connection(), self.entries.get(&seq)) else {
+            return;
+        };
+        let own = end_of(e.role);
+        let other = match own {
+            End::Client => End::Server,
+            End::Server => End::Client,
+        };
+        let window = (e.start, e.end);
+        let (first, second) = {
+            let entries = &self.entries;
+            let mut overlapping = self.pairing.unpaired_on(other, connection).filter(|p| {
+                entries
+                    .get(p)
+                    .is_some_and(|p| p.obs.is_some() && overlap((p.start, p.end), window))
+            });
+            (overlapping.next(), overlapping.next())
+        };
+        let found = match (first, second) {
+            (Some(p), None) => p,
+            (None, _) => return,
+            (Some(_), Some(_)) => {
+                Stats::add(&self.stats.trace_ambiguous, 1);
+                return;
+            }
+        };
+        let Some(other_key) = self.entries.get(&found).and_then(|p| p.pair_key) else {
+            return;
+        };
+        self.pairing.withdraw(other, other_key, found);
+        self.pairing.withdraw(own, key, seq);
+        if let Some(p) = self.entries.get_mut(&found) {
+            p.partner = Some(seq);
+        }
+        if let Some(e) = self.entries.get_mut(&seq) {
+            e.partner = Some(found);
         }
     }
 
@@ -432,13 +496,9 @@ impl TraceContext {
         if e.partner.is_none()
             && let Some(key) = e.pair_key
         {
-            let end = match e.role {
-                Role::Client => End::Client,
-                Role::Server => End::Server,
-            };
-            self.pairing.withdraw(end, key, seq);
+            self.pairing.withdraw(end_of(e.role), key, seq);
         }
-        send(obs);
+        send(*obs);
     }
 
     /// The service-graph edge `seq` completes, if it is the second of a pair to be sent or
@@ -532,17 +592,47 @@ impl TraceContext {
         };
         if e.role == Role::Server {
             let pid = e.process.pid;
-            self.windows.remove(pid, e.origin.request_tid, seq);
-            self.windows.remove(pid, e.origin.response_tid, seq);
+            let window = Window {
+                seq,
+                start: e.start,
+                end: e.end,
+            };
+            self.windows.remove(pid, e.origin.request_tid, window);
+            self.windows.remove(pid, e.origin.response_tid, window);
         }
         if let Some(key) = e.pair_key {
-            let end = match e.role {
-                Role::Client => End::Client,
-                Role::Server => End::Server,
-            };
-            self.pairing.withdraw(end, key, seq);
+            self.pairing.withdraw(end_of(e.role), key, seq);
         }
         self.children.remove(&seq);
+    }
+}
+
+/// The pairing end of a record of role `role`.
+fn end_of(role: Role) -> End {
+    match role {
+        Role::Client => End::Client,
+        Role::Server => End::Server,
+    }
+}
+
+/// What the two ends of a record's request agree on: the DNS transaction id for a query over
+/// UDP, the request's stream position otherwise. `ends` is (client, server).
+fn pair_key(
+    detail: &Detail,
+    (client, server): (SocketAddr, SocketAddr),
+    origin: CallOrigin,
+) -> Option<PairKey> {
+    match detail {
+        Detail::Dns(dns) if dns.transport == DnsTransport::Udp => Some(PairKey::Datagram {
+            client_port: client.port(),
+            server_port: server.port(),
+            id: dns.id,
+        }),
+        _ => Some(PairKey::Stream {
+            client,
+            server,
+            position: origin.request_position?,
+        }),
     }
 }
 

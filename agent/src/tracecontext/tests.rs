@@ -352,3 +352,215 @@ fn config_from_the_environment() {
     let bad = |k: &str| (k == "WIRELENS_TRACE_HOLD_MS").then(|| "soon".to_owned());
     assert!(TraceContextConfig::from_lookup(&bad).is_err());
 }
+
+/// A DNS query over UDP with transaction id `id`.
+fn dns(c: &Call, id: u16) -> (Observation, CallOrigin) {
+    let (mut o, origin) = obs(c);
+    o.record.protocol = Protocol::Dns;
+    o.record.detail = Detail::Dns(wirelens_parsers::DnsRecord {
+        id,
+        question_name: "web.test".into(),
+        question_type: "A".into(),
+        response_code: Some("NOERROR".into()),
+        answers: vec![],
+        transport: wirelens_parsers::DnsTransport::Udp,
+        peer: o.peer,
+    });
+    (o, origin)
+}
+
+/// Accept everything at once, tick past the hold; the links by (pid, start).
+fn run_observations(calls: Vec<(Observation, CallOrigin)>) -> (Vec<TraceLinks>, Arc<Stats>) {
+    let stats = Arc::new(Stats::default());
+    let mut stage = TraceContext::new(TraceContextConfig::default(), Arc::clone(&stats));
+    let t0 = Instant::now();
+    let mut out = Vec::new();
+    let keys: Vec<(u32, u64)> = calls
+        .iter()
+        .map(|(o, _)| (o.process.pid, o.record.start_ns))
+        .collect();
+    for (o, origin) in calls {
+        stage.accept(o, origin, t0, &mut |o| out.push(o));
+    }
+    stage.tick(t0 + Duration::from_secs(2), &mut |o| out.push(o));
+    assert_eq!(out.len(), keys.len(), "all sent after the hold");
+    let links = keys
+        .iter()
+        .map(|&(pid, start)| {
+            let o = out
+                .iter()
+                .find(|o| o.record.start_ns == start && o.process.pid == pid)
+                .expect("sent");
+            (**o.trace.as_ref().expect("links")).clone()
+        })
+        .collect();
+    (links, stats)
+}
+
+#[test]
+fn dns_over_udp_pairs_by_ports_and_transaction_id() {
+    let app = process(3, "app");
+    let dnsmasq = process(4, "dnsmasq");
+    let at = |process: &Arc<ProcessInfo>, role, start, end, local, peer| Call {
+        process: Arc::clone(process),
+        role,
+        start,
+        end,
+        tid: 30,
+        local,
+        peer,
+        position: 0,
+        status: 200,
+    };
+    let calls = vec![
+        // The app serves a request and resolves two names inside it, one datagram each (an
+        // unconnected socket: its local address is the wildcard).
+        obs(&at(
+            &app,
+            Role::Server,
+            100,
+            900,
+            "127.0.0.1:9000",
+            "127.0.0.1:50001",
+        )),
+        dns(
+            &at(
+                &app,
+                Role::Client,
+                200,
+                300,
+                "0.0.0.0:40000",
+                "127.0.0.2:53",
+            ),
+            0x1111,
+        ),
+        dns(
+            &at(
+                &app,
+                Role::Client,
+                400,
+                500,
+                "0.0.0.0:40000",
+                "127.0.0.2:53",
+            ),
+            0x2222,
+        ),
+        // The server's side, the second query first.
+        dns(
+            &at(
+                &dnsmasq,
+                Role::Server,
+                410,
+                490,
+                "127.0.0.2:53",
+                "127.0.0.1:40000",
+            ),
+            0x2222,
+        ),
+        dns(
+            &at(
+                &dnsmasq,
+                Role::Server,
+                210,
+                290,
+                "127.0.0.2:53",
+                "127.0.0.1:40000",
+            ),
+            0x1111,
+        ),
+        // Same id and ports, another client address: not this query's server.
+        dns(
+            &at(
+                &dnsmasq,
+                Role::Server,
+                220,
+                280,
+                "127.0.0.2:53",
+                "10.0.0.9:40000",
+            ),
+            0x1111,
+        ),
+    ];
+    let (links, stats) = run_observations(calls);
+    let trace = links[0].trace_id;
+    assert_eq!(
+        links[1].parent_span_id,
+        Some(links[0].span_id),
+        "lookup in the request"
+    );
+    assert_eq!(links[2].parent_span_id, Some(links[0].span_id));
+    assert_eq!(links[3].parent_span_id, Some(links[2].span_id), "by id");
+    assert_eq!(links[4].parent_span_id, Some(links[1].span_id), "by id");
+    assert!(links[..5].iter().all(|l| l.trace_id == trace), "one trace");
+    assert_eq!(links[5].parent_span_id, None, "another client");
+    assert_eq!(
+        stats
+            .trace_remote_parents
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    let edges: Vec<(String, String)> = links
+        .iter()
+        .filter_map(|l| l.edge.as_ref())
+        .map(|e| (e.client.clone(), e.server.clone()))
+        .collect();
+    assert_eq!(
+        edges
+            .iter()
+            .filter(|e| *e == &("app".into(), "dnsmasq".into()))
+            .count(),
+        2,
+        "{edges:?}"
+    );
+}
+
+#[test]
+fn a_connection_joined_mid_stream_pairs_by_time() {
+    let client = process(1, "client");
+    let server = process(2, "server");
+    // The agent attached with request 1 (10 bytes) in flight: the server's positions count
+    // from request 1, the client's from request 2. Equal positions are different requests.
+    let at = |process: &Arc<ProcessInfo>, role, start, end, position| Call {
+        process: Arc::clone(process),
+        role,
+        start,
+        end,
+        tid: 7,
+        local: if role == Role::Client {
+            "127.0.0.1:40000"
+        } else {
+            "127.0.0.1:8080"
+        },
+        peer: if role == Role::Client {
+            "127.0.0.1:8080"
+        } else {
+            "127.0.0.1:40000"
+        },
+        position,
+        status: 200,
+    };
+    let calls = vec![
+        obs(&at(&server, Role::Server, 100, 150, 0)),
+        obs(&at(&server, Role::Server, 210, 290, 10)),
+        obs(&at(&server, Role::Server, 410, 490, 20)),
+        obs(&at(&client, Role::Client, 200, 300, 0)),
+        obs(&at(&client, Role::Client, 400, 500, 10)),
+    ];
+    let (links, stats) = run_observations(calls);
+    assert_eq!(
+        links[0].parent_span_id, None,
+        "its client call was not seen"
+    );
+    assert_eq!(links[1].parent_span_id, Some(links[3].span_id));
+    assert_eq!(links[2].parent_span_id, Some(links[4].span_id));
+    assert_eq!(links[1].trace_id, links[3].trace_id);
+    assert_eq!(
+        stats
+            .trace_remote_parents
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
+    // Each pair's edge once; the lone server request an edge from the peer's address.
+    let edges = links.iter().filter_map(|l| l.edge.as_ref()).count();
+    assert_eq!(edges, 3);
+}

@@ -2,6 +2,8 @@
 //! to one of them: it must nest in exactly one server request on its thread, with no other
 //! server request of that thread overlapping it.
 
+use std::collections::VecDeque;
+
 use rustc_hash::FxHashMap;
 
 /// A server request's window on a thread: from its first request byte to its last response
@@ -27,38 +29,71 @@ pub enum Nesting {
     Ambiguous,
 }
 
-/// Server windows by (process, thread), in arrival order.
+/// One thread's windows, by start (then entry), and the longest of them: a window that
+/// overlaps an instant starts at most that long before it, so a lookup reads only the windows
+/// near the call, not every window the thread has held lately (an event loop holds thousands).
+#[derive(Debug, Default)]
+struct Thread {
+    windows: VecDeque<Window>,
+    /// Longest window added since the thread last had none.
+    longest: u64,
+}
+
+impl Thread {
+    /// Where `w` is, or goes, in the order.
+    fn index(&self, w: &Window) -> usize {
+        self.windows
+            .partition_point(|x| (x.start, x.seq) < (w.start, w.seq))
+    }
+}
+
+/// Server windows by (process, thread).
 #[derive(Debug, Default)]
 pub struct ThreadWindows {
-    by_thread: FxHashMap<(u32, u32), Vec<Window>>,
+    by_thread: FxHashMap<(u32, u32), Thread>,
 }
 
 impl ThreadWindows {
     /// A server request of `pid` was read or answered by thread `tid` (0: unknown, ignored).
     pub fn add(&mut self, pid: u32, tid: u32, window: Window) {
-        if tid != 0 {
-            self.by_thread.entry((pid, tid)).or_default().push(window);
+        if tid == 0 {
+            return;
         }
+        let thread = self.by_thread.entry((pid, tid)).or_default();
+        thread.longest = thread.longest.max(window.end.saturating_sub(window.start));
+        // Windows come about in order of their ends: near the back.
+        let at = thread.index(&window);
+        thread.windows.insert(at, window);
     }
 
-    /// Forget the windows of entry `seq` on thread `tid` of `pid`.
-    pub fn remove(&mut self, pid: u32, tid: u32, seq: u64) {
-        if let Some(windows) = self.by_thread.get_mut(&(pid, tid)) {
-            windows.retain(|w| w.seq != seq);
-            if windows.is_empty() {
-                self.by_thread.remove(&(pid, tid));
-            }
+    /// Forget `window` on thread `tid` of `pid`.
+    pub fn remove(&mut self, pid: u32, tid: u32, window: Window) {
+        let Some(thread) = self.by_thread.get_mut(&(pid, tid)) else {
+            return;
+        };
+        // Windows go oldest first: near the front.
+        let at = thread.index(&window);
+        if thread.windows.get(at).is_some_and(|w| w.seq == window.seq) {
+            thread.windows.remove(at);
+        }
+        if thread.windows.is_empty() {
+            self.by_thread.remove(&(pid, tid));
         }
     }
 
     /// Where a client request of `pid` started by thread `tid` during `[start, end]` nests.
     pub fn nesting(&self, pid: u32, tid: u32, start: u64, end: u64) -> Nesting {
-        let Some(windows) = self.by_thread.get(&(pid, tid)) else {
+        let Some(thread) = self.by_thread.get(&(pid, tid)) else {
             return Nesting::None;
         };
+        // Overlapping: starts before `end`, ends after `start`, so (none being longer than
+        // `longest`) starts after `start - longest`.
+        let windows = &thread.windows;
+        let from = windows.partition_point(|w| w.start.saturating_add(thread.longest) <= start);
+        let to = windows.partition_point(|w| w.start < end);
         let mut overlapping = windows
-            .iter()
-            .filter(|w| w.start < end && start < w.end)
+            .range(from..to.max(from))
+            .filter(|w| start < w.end)
             // A server request read by one thread and answered by another is listed twice
             // only under different threads; one thread lists it once.
             .map(|w| (w.seq, w.start <= start && end <= w.end));
@@ -107,8 +142,12 @@ mod tests {
         assert_eq!(t.nesting(1, 10, 210, 290), Nesting::In(2), "after 1 ended");
         // Outlives its only overlapping window: not nested.
         assert_eq!(t.nesting(1, 10, 250, 350), Nesting::Ambiguous);
-        t.remove(1, 10, 1);
-        t.remove(1, 10, 2);
+        // A long window found from a call long after its start.
+        t.add(1, 10, w(3, 50, 10_000));
+        assert_eq!(t.nesting(1, 10, 5_000, 5_100), Nesting::In(3));
+        t.remove(1, 10, w(3, 50, 10_000));
+        t.remove(1, 10, w(1, 100, 200));
+        t.remove(1, 10, w(2, 150, 300));
         assert_eq!(t.threads(), 0);
     }
 }
