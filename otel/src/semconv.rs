@@ -332,6 +332,9 @@ pub const JVM_CLASS_LOADED: &str = "jvm.class.loaded";
 pub const JVM_CLASS_UNLOADED: &str = "jvm.class.unloaded";
 /// `jvm.class.count` ({class}, up-down)
 pub const JVM_CLASS_COUNT: &str = "jvm.class.count";
+/// `jvm.cpu.time` (s, monotonic): the JVM process's CPU time, user and system, from
+/// `/proc/<pid>/stat` (no hsperfdata counter holds it).
+pub const JVM_CPU_TIME: &str = "jvm.cpu.time";
 /// `jvm.gc.name`
 pub const JVM_GC_NAME: &str = "jvm.gc.name";
 /// Collections per collector ({collection}, monotonic): `jvm.gc.duration` is a histogram of
