@@ -152,7 +152,8 @@ fn proc_cpu_seconds(pid: u32) -> f64 {
         .split_whitespace()
         .collect();
     // utime and stime are fields 14 and 15 of the file, 11 and 12 after the command name.
-    let ticks: f64 = fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
     // SAFETY: sysconf has no preconditions.
     ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
