@@ -83,7 +83,7 @@ impl Java {
 }
 
 impl Java {
-    /// Spin for 0.6 s; returns the process's CPU time as the JVM reports it
+    /// Spin for 0.6 s of CPU time; returns the process's CPU time as the JVM reports it
     /// (`OperatingSystemMXBean.getProcessCpuTime`), in seconds.
     fn burn(&mut self) -> f64 {
         writeln!(self.stdin, "burn").expect("write to java");
@@ -198,7 +198,7 @@ fn heap_growth_shows_in_jvm_memory_used() {
                 .map(|(_, heap)| heap)
         },
     );
-    // jvm.cpu.time: the JVM spins for 0.6 s, then waits for its next line (idle); its CPU
+    // jvm.cpu.time: the JVM spins for 0.6 s of CPU time, then waits for its next line (idle); its CPU
     // time in /proc read before and after an export made in between, and as it reports it.
     let by_jvm = java.burn();
     let cpu_before = proc_cpu_seconds(pid);
