@@ -39,6 +39,8 @@ pub enum EventKind {
     AgentSocket = 7,
     /// [`RetransmitEvent`]: `tcp:tcp_retransmit_skb`, a TCP segment sent again.
     Retransmit = 8,
+    /// [`SockErrorEvent`]: `sock:inet_sk_error_report`, an error reported on a TCP socket.
+    SockError = 9,
 }
 
 impl EventKind {
@@ -53,6 +55,7 @@ impl EventKind {
             6 => Some(Self::TlsAssoc),
             7 => Some(Self::AgentSocket),
             8 => Some(Self::Retransmit),
+            9 => Some(Self::SockError),
             _ => None,
         }
     }
@@ -297,6 +300,31 @@ pub struct RetransmitEvent {
     pub state: i32,
     /// Kernel address of the `struct sock`.
     pub sk: u64,
+}
+
+/// `sock:inet_sk_error_report`: the kernel reported an error on a TCP socket (a refused or
+/// timed-out connect, an unreachable peer, a reset). Sent only with network metrics on. The
+/// tracepoint has no socket address: user space matches the 4-tuple. For a failed connect it
+/// comes right after the socket's `SYN_SENT` → `CLOSE` transition, from the same CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SockErrorEvent {
+    /// Always [`EventKind::SockError`].
+    pub kind: u32,
+    /// The socket's error (`sk_err`, a positive errno: `ECONNREFUSED`, `ETIMEDOUT`...).
+    pub error: i32,
+    /// Address family (2 or 10).
+    pub family: u16,
+    /// Local port (host order).
+    pub sport: u16,
+    /// Remote port (host order).
+    pub dport: u16,
+    /// Reserved, zero.
+    pub _pad: u16,
+    /// Local address (IPv4 in the first 4 bytes for `AF_INET`).
+    pub saddr: [u8; 16],
+    /// Remote address.
+    pub daddr: [u8; 16],
 }
 
 /// A process event (`exec`, `fork`, or exit of a thread group).

@@ -57,6 +57,13 @@ mod programs {
         0
     }
 
+    /// `sock:inet_sk_error_report`: why a TCP socket failed (attached with network metrics on).
+    #[tracepoint]
+    pub fn inet_sk_error_report(ctx: TracePointContext) -> u32 {
+        crate::sock::on_error_report(&ctx);
+        0
+    }
+
     /// Entry of libc's `sendmmsg` / `recvmmsg` (uprobe): restart the message index. A uprobe,
     /// not the `syscalls:sys_enter_*` tracepoints: enabling any syscall tracepoint sends every
     /// syscall of every thread through the slow entry path.

@@ -5,7 +5,8 @@
 //! `connect`/`accept`. Closing transitions are reported so user space can flush the connection
 //! (the connection's kernel state lives in the socket's storage and goes with it).
 //! With network metrics on, connects (`CLOSE` → `SYN_SENT`) are reported too, with the
-//! connecting process, and `tcp:tcp_retransmit_skb` sends one small record per retransmission.
+//! connecting process, `tcp:tcp_retransmit_skb` sends one small record per retransmission, and
+//! `sock:inet_sk_error_report` the error of a TCP socket (why a connect failed).
 
 use aya_ebpf::{
     EbpfContext as _,
@@ -107,5 +108,55 @@ pub fn on_retransmit(ctx: &TracePointContext) {
         state,
         sk,
     });
+    entry.submit(1 /* BPF_RB_NO_WAKEUP: batched with data */);
+}
+
+/// `sock:inet_sk_error_report`: a TCP socket's error with its 4-tuple (rare: errors only).
+#[inline(always)]
+pub fn on_error_report(ctx: &TracePointContext) {
+    // SAFETY: offsets from the tracepoint's format file (stable ABI), inside the record.
+    let base = ctx.as_ptr() as *const u8;
+    let field = |off: usize| unsafe { base.add(off) };
+    let (error, sport, dport, family, protocol) = unsafe {
+        (
+            *(field(8) as *const i32),
+            *(field(12) as *const u16),
+            *(field(14) as *const u16),
+            *(field(16) as *const u16),
+            *(field(18) as *const u16),
+        )
+    };
+    if protocol != IPPROTO_TCP {
+        return;
+    }
+    let Some(mut entry) = maps::EVENTS.reserve::<wirelens_ebpf::SockErrorEvent>(0) else {
+        maps::count(wirelens_ebpf::counter::RING_FULL, 1);
+        return;
+    };
+    let mut ev = wirelens_ebpf::SockErrorEvent {
+        kind: EventKind::SockError as u32,
+        error,
+        family,
+        sport,
+        dport,
+        _pad: 0,
+        saddr: [0; 16],
+        daddr: [0; 16],
+    };
+    // SAFETY: offsets as above; v4 addresses at 20/24, v6 at 28/44. Read with
+    // `bpf_probe_read_kernel`: direct loads at offsets 28 and up come out of LLVM as loads
+    // through a moved context pointer, which the verifier refuses (this runs on errors only).
+    unsafe {
+        if family == 2 {
+            let saddr = ctx.read_at::<[u8; 4]>(20).unwrap_or_default();
+            let daddr = ctx.read_at::<[u8; 4]>(24).unwrap_or_default();
+            ev.saddr[..4].copy_from_slice(&saddr);
+            ev.daddr[..4].copy_from_slice(&daddr);
+        } else {
+            ev.saddr = ctx.read_at::<[u8; 16]>(28).unwrap_or_default();
+            ev.daddr = ctx.read_at::<[u8; 16]>(44).unwrap_or_default();
+        }
+    }
+    entry.write(ev);
     entry.submit(1 /* BPF_RB_NO_WAKEUP: batched with data */);
 }

@@ -506,6 +506,11 @@ fn drain(
                     network.on_retransmit(&ev, Clock::monotonic_now());
                 }
             }
+            Ok(Event::SockError(ev)) => {
+                if let Some(network) = network.as_deref_mut() {
+                    network.on_sock_error(&ev);
+                }
+            }
             Ok(Event::ProcExec(ev)) => {
                 cx.processes.on_exec(ev.tgid, &ev.comm);
                 if let Some(filter) = cx.cgroups.as_deref_mut() {

@@ -1,8 +1,8 @@
 //! Decoding ring-buffer records into owned, typed events: the one place that reads the ABI.
 
 use wirelens_ebpf::{
-    DATA_HEADER_LEN, DataHeader, EventKind, ProcEvent, RetransmitEvent, SockStateEvent,
-    TlsAssocEvent,
+    DATA_HEADER_LEN, DataHeader, EventKind, ProcEvent, RetransmitEvent, SockErrorEvent,
+    SockStateEvent, TlsAssocEvent,
 };
 
 /// One decoded ring-buffer record. Data bytes borrow the ring-buffer slot.
@@ -29,6 +29,8 @@ pub enum Event<'a> {
     AgentSocket(SockStateEvent),
     /// A TCP segment was retransmitted (network metrics).
     Retransmit(RetransmitEvent),
+    /// The kernel reported an error on a TCP socket (network metrics).
+    SockError(SockErrorEvent),
 }
 
 /// Why a record could not be decoded (each is counted, never fatal).
@@ -87,6 +89,7 @@ pub fn decode(buf: &[u8]) -> Result<Event<'_>, DecodeError> {
         Some(EventKind::TlsAssoc) => Ok(Event::TlsAssoc(read(buf, kind)?)),
         Some(EventKind::AgentSocket) => Ok(Event::AgentSocket(read(buf, kind)?)),
         Some(EventKind::Retransmit) => Ok(Event::Retransmit(read(buf, kind)?)),
+        Some(EventKind::SockError) => Ok(Event::SockError(read(buf, kind)?)),
         None => Err(DecodeError::UnknownKind(kind)),
     }
 }

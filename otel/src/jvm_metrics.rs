@@ -18,7 +18,10 @@
 //! - `jvm.thread.count` per `jvm.thread.daemon` (`java.threads.live`, `java.threads.daemon`);
 //!   `jvm.class.loaded`/`jvm.class.unloaded` (monotonic, CDS-shared classes included) and
 //!   `jvm.class.count`.
-//! - `jvm.cpu.time` is not here: no hsperfdata counter holds the process's CPU time.
+//! - `jvm.cpu.time` (seconds, monotonic): no hsperfdata counter holds the process's CPU time,
+//!   so the agent passes the process's user + system time from `/proc/<pid>/stat` (what the
+//!   JVM's own `OperatingSystemMXBean.getProcessCpuTime` reports, from the same kernel
+//!   counters).
 //!
 //! Monotonic sums start at the JVM's start (`sun.rt.createVmBeginTime`).
 
@@ -165,10 +168,7 @@ impl Points {
 
 /// Every metric hsperfdata allows, as of `now_ns`.
 pub fn metrics(data: &PerfData, now_ns: u64) -> Vec<Metric> {
-    let start_ns = data
-        .long("sun.rt.createVmBeginTime")
-        .and_then(|ms| u64::try_from(ms).ok())
-        .map_or(now_ns, |ms| ms.saturating_mul(1_000_000));
+    let start_ns = start_ns(data, now_ns);
     let mut out = Vec::new();
 
     let pools = pools(data);
@@ -253,13 +253,35 @@ pub fn metrics(data: &PerfData, now_ns: u64) -> Vec<Metric> {
     out
 }
 
-/// [`metrics`] under `process`'s Resource.
-pub fn resource_metrics(process: &ProcessInfo, data: &PerfData, now_ns: u64) -> ResourceMetrics {
+/// When the JVM started (Unix ns), `now_ns` if the file does not say.
+fn start_ns(data: &PerfData, now_ns: u64) -> u64 {
+    data.long("sun.rt.createVmBeginTime")
+        .and_then(|ms| u64::try_from(ms).ok())
+        .map_or(now_ns, |ms| ms.saturating_mul(1_000_000))
+}
+
+/// `jvm.cpu.time` of a JVM that has used `cpu_seconds` of CPU (user + system) since it
+/// started.
+pub fn cpu_time(data: &PerfData, cpu_seconds: f64, now_ns: u64) -> Option<Metric> {
+    let mut points = Points::new(start_ns(data, now_ns), now_ns);
+    points.push(Vec::new(), number_data_point::Value::AsDouble(cpu_seconds));
+    points.sum(semconv::JVM_CPU_TIME, "s", true)
+}
+
+/// [`metrics`] (and [`cpu_time`] when known) under `process`'s Resource.
+pub fn resource_metrics(
+    process: &ProcessInfo,
+    data: &PerfData,
+    cpu_seconds: Option<f64>,
+    now_ns: u64,
+) -> ResourceMetrics {
+    let mut metrics = metrics(data, now_ns);
+    metrics.extend(cpu_seconds.and_then(|s| cpu_time(data, s, now_ns)));
     ResourceMetrics {
         resource: Some(process.to_resource()),
         scope_metrics: vec![ScopeMetrics {
             scope: Some(crate::traces::scope()),
-            metrics: metrics(data, now_ns),
+            metrics,
             schema_url: String::new(),
         }],
         schema_url: String::new(),
@@ -357,5 +379,21 @@ mod tests {
         // Monotonic sums start when the JVM did.
         let start = data.long("sun.rt.createVmBeginTime").expect("start") as u64 * 1_000_000;
         assert!(gc.iter().all(|p| p.start_time_unix_nano == start));
+    }
+
+    #[test]
+    fn cpu_time_is_a_monotonic_sum_from_the_jvm_start() {
+        let data = wirelens_parsers::hsperfdata::parse(RECORDED).expect("parses");
+        let m = cpu_time(&data, 1.25, 2_000_000_000_000_000_000).expect("metric");
+        assert_eq!((m.name.as_str(), m.unit.as_str()), ("jvm.cpu.time", "s"));
+        let Some(Data::Sum(sum)) = &m.data else {
+            panic!("{m:?}")
+        };
+        assert!(sum.is_monotonic);
+        let p = &sum.data_points[0];
+        assert_eq!(p.value, Some(number_data_point::Value::AsDouble(1.25)));
+        assert!(p.attributes.is_empty());
+        let start = data.long("sun.rt.createVmBeginTime").expect("start") as u64 * 1_000_000;
+        assert_eq!(p.start_time_unix_nano, start);
     }
 }

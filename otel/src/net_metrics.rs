@@ -8,7 +8,9 @@
 //! - Per endpoint (`network.peer.address`, and `network.peer.port` for connections the process
 //!   opened or `network.local.port` for those it accepted; `network.transport=tcp`,
 //!   `network.type`): `wirelens.network.io` (By) and `wirelens.network.packet.count` per
-//!   `network.io.direction`, `wirelens.tcp.connection.{opened,closed,failed}`,
+//!   `network.io.direction`, `wirelens.tcp.connection.{opened,closed}`,
+//!   `wirelens.tcp.connection.failed` per `error.type` ([`ConnectFailure`]; a point only for
+//!   the reasons seen),
 //!   `wirelens.tcp.connection.active`, `wirelens.tcp.retransmits`, and the gauges
 //!   `wirelens.tcp.rtt` and `wirelens.tcp.rtt.variance` (seconds). The series past the
 //!   per-process cap of endpoints go to one series with `otel.metric.overflow=true`.
@@ -49,6 +51,70 @@ pub struct Rtt {
     pub rttvar_us: f64,
 }
 
+/// Why a connect failed: the `error.type` of `wirelens.tcp.connection.failed`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectFailure {
+    /// The peer answered with a reset.
+    Refused,
+    /// The kernel gave up resending the SYN.
+    Timeout,
+    /// An ICMP error said the peer cannot be reached.
+    Unreachable,
+    /// The process closed the socket before any answer; no error from the kernel.
+    Aborted,
+    /// Another error (`_OTHER`).
+    Other,
+}
+
+impl ConnectFailure {
+    /// Every reason, in the order of [`FailedConnects`].
+    pub const ALL: [ConnectFailure; 5] = [
+        Self::Refused,
+        Self::Timeout,
+        Self::Unreachable,
+        Self::Aborted,
+        Self::Other,
+    ];
+
+    /// The `error.type` value.
+    pub fn error_type(self) -> &'static str {
+        match self {
+            Self::Refused => semconv::CONNECT_ERROR_REFUSED,
+            Self::Timeout => semconv::CONNECT_ERROR_TIMEOUT,
+            Self::Unreachable => semconv::CONNECT_ERROR_UNREACHABLE,
+            Self::Aborted => semconv::CONNECT_ERROR_ABORTED,
+            Self::Other => semconv::ERROR_TYPE_OTHER,
+        }
+    }
+}
+
+/// Failed connects per [`ConnectFailure`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FailedConnects([u64; 5]);
+
+impl FailedConnects {
+    /// One more failure for `reason`.
+    pub fn count(&mut self, reason: ConnectFailure) {
+        self.0[reason as usize] += 1;
+    }
+
+    /// Failures for `reason`.
+    pub fn get(&self, reason: ConnectFailure) -> u64 {
+        self.0[reason as usize]
+    }
+
+    /// Failures for every reason.
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+
+    fn add(&mut self, other: &FailedConnects) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+}
+
 /// Cumulative figures of one endpoint (or of the overflow series).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct EndpointCounts {
@@ -64,8 +130,8 @@ pub struct EndpointCounts {
     pub opened: u64,
     /// Connections closed.
     pub closed: u64,
-    /// Connects that failed.
-    pub failed: u64,
+    /// Connects that failed, per reason.
+    pub failed: FailedConnects,
     /// Connections established now.
     pub active: u64,
     /// Retransmitted segments.
@@ -83,7 +149,7 @@ impl EndpointCounts {
         self.packets_received += other.packets_received;
         self.opened += other.opened;
         self.closed += other.closed;
-        self.failed += other.failed;
+        self.failed.add(&other.failed);
         self.active += other.active;
         self.retransmits += other.retransmits;
         self.rtt = other.rtt.or(self.rtt);
@@ -237,7 +303,14 @@ pub fn endpoint_metrics(network: &ProcessNetwork, now_ns: u64) -> Vec<Metric> {
         }
         opened.int(attrs.clone(), c.opened);
         closed.int(attrs.clone(), c.closed);
-        failed.int(attrs.clone(), c.failed);
+        for reason in ConnectFailure::ALL {
+            let n = c.failed.get(reason);
+            if n > 0 {
+                let mut attrs = attrs.clone();
+                attrs.push(kv::string(semconv::ERROR_TYPE, reason.error_type()));
+                failed.int(attrs, n);
+            }
+        }
         active.int(attrs.clone(), c.active);
         retransmits.int(attrs.clone(), c.retransmits);
         if let Some(r) = c.rtt {
@@ -403,7 +476,11 @@ mod tests {
                 (
                     None,
                     EndpointCounts {
-                        failed: 1,
+                        failed: {
+                            let mut f = FailedConnects::default();
+                            f.count(ConnectFailure::Timeout);
+                            f
+                        },
                         ..EndpointCounts::default()
                     },
                 ),
@@ -426,6 +503,11 @@ mod tests {
             .find(|p| attr(p, semconv::OTEL_METRIC_OVERFLOW) == Some(&Any::BoolValue(true)))
             .expect("overflow series");
         assert_eq!(overflow.value, Some(number_data_point::Value::AsInt(1)));
+        assert_eq!(
+            attr(overflow, semconv::ERROR_TYPE),
+            Some(&Any::StringValue("timeout".into()))
+        );
+        assert_eq!(failed.len(), 1, "no point for reasons never seen");
         assert!(
             m.iter()
                 .all(|x| x.name != semconv::WIRELENS_NETWORK_PACKET_COUNT)

@@ -332,6 +332,9 @@ pub const JVM_CLASS_LOADED: &str = "jvm.class.loaded";
 pub const JVM_CLASS_UNLOADED: &str = "jvm.class.unloaded";
 /// `jvm.class.count` ({class}, up-down)
 pub const JVM_CLASS_COUNT: &str = "jvm.class.count";
+/// `jvm.cpu.time` (s, monotonic): the JVM process's CPU time, user and system, from
+/// `/proc/<pid>/stat` (no hsperfdata counter holds it).
+pub const JVM_CPU_TIME: &str = "jvm.cpu.time";
 /// `jvm.gc.name`
 pub const JVM_GC_NAME: &str = "jvm.gc.name";
 /// Collections per collector ({collection}, monotonic): `jvm.gc.duration` is a histogram of
@@ -461,9 +464,19 @@ pub const WIRELENS_NETWORK_PACKET_COUNT: &str = "wirelens.network.packet.count";
 pub const WIRELENS_TCP_CONNECTION_OPENED: &str = "wirelens.tcp.connection.opened";
 /// TCP connections closed after being established ({connection}, monotonic).
 pub const WIRELENS_TCP_CONNECTION_CLOSED: &str = "wirelens.tcp.connection.closed";
-/// TCP connects that never got established (refused, timed out, aborted) ({connection},
-/// monotonic).
+/// TCP connects that never got established ({connection}, monotonic), per `error.type`
+/// (the `CONNECT_ERROR_*` values).
 pub const WIRELENS_TCP_CONNECTION_FAILED: &str = "wirelens.tcp.connection.failed";
+/// `error.type` of a failed connect: the peer answered with a reset (`ECONNREFUSED`).
+pub const CONNECT_ERROR_REFUSED: &str = "refused";
+/// `error.type` of a failed connect: the kernel gave up resending the SYN (`ETIMEDOUT`).
+pub const CONNECT_ERROR_TIMEOUT: &str = "timeout";
+/// `error.type` of a failed connect: an ICMP error said the peer cannot be reached
+/// (`EHOSTUNREACH`, `ENETUNREACH`).
+pub const CONNECT_ERROR_UNREACHABLE: &str = "unreachable";
+/// `error.type` of a failed connect: the process closed the socket before any answer (its
+/// own connect timeout, or a connect it no longer wanted); the kernel reported no error.
+pub const CONNECT_ERROR_ABORTED: &str = "aborted";
 /// TCP connections established now ({connection}, up-down).
 pub const WIRELENS_TCP_CONNECTION_ACTIVE: &str = "wirelens.tcp.connection.active";
 /// Retransmitted TCP segments (skbs) ({segment}, monotonic).

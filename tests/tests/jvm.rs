@@ -1,6 +1,6 @@
 //! JVM metrics from hsperfdata: a real Java program (Debian's OpenJDK 17) keeps 64 MiB more
 //! heap reachable when told to, and the agent's `jvm.memory.used` follows it, under the
-//! Resource of the java process.
+//! Resource of the java process; its `jvm.cpu.time` matches the process's CPU time in `/proc`.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::PathBuf;
@@ -82,6 +82,21 @@ impl Java {
     }
 }
 
+impl Java {
+    /// Spin for 0.6 s of CPU time; returns the process's CPU time as the JVM reports it
+    /// (`OperatingSystemMXBean.getProcessCpuTime`), in seconds.
+    fn burn(&mut self) -> f64 {
+        writeln!(self.stdin, "burn").expect("write to java");
+        self.stdin.flush().expect("flush");
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read java");
+        line.strip_prefix("burnt ")
+            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+            .map(|ns| ns / 1e9)
+            .unwrap_or_else(|| panic!("java said {line:?}"))
+    }
+}
+
 impl Drop for Java {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -118,6 +133,29 @@ fn latest_sum(points: &[MetricPoint], name: &str, pid: u32) -> f64 {
         .filter(|p| p.time_ns == time)
         .filter_map(|p| p.value)
         .sum()
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as u64
+}
+
+/// User + system CPU time of `pid` from `/proc/<pid>/stat`, in seconds.
+fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the JVM's stat");
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .expect("stat after the command")
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the file, 11 and 12 after the command name.
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 #[test]
@@ -160,6 +198,18 @@ fn heap_growth_shows_in_jvm_memory_used() {
                 .map(|(_, heap)| heap)
         },
     );
+    // jvm.cpu.time: the JVM spins for 0.6 s of CPU time, then waits for its next line (idle); its CPU
+    // time in /proc read before and after an export made in between, and as it reports it.
+    let by_jvm = java.burn();
+    let cpu_before = proc_cpu_seconds(pid);
+    let asked_at = now_ns();
+    let cpu = wait_until("a jvm.cpu.time export", Duration::from_secs(30), || {
+        of_pid(&receiver.metrics(), "jvm.cpu.time", pid)
+            .into_iter()
+            .filter(|p| p.time_ns > asked_at)
+            .max_by_key(|p| p.time_ns)
+    });
+    let cpu_after = proc_cpu_seconds(pid);
     let points = receiver.metrics();
     let requests = receiver.requests();
     // The Prometheus endpoint serves the same JVM series.
@@ -180,6 +230,24 @@ fn heap_growth_shows_in_jvm_memory_used() {
         grew >= 64.0,
         "heap used grew by {grew:.1} MiB ({before} -> {after} bytes), expected at least 64"
     );
+
+    let cpu_time = cpu.value.expect("a value");
+    eprintln!(
+        "jvm.cpu.time {cpu_time} s; /proc: {cpu_before} s before, {cpu_after} s after; \
+         the JVM says {by_jvm} s"
+    );
+    assert!(cpu_before >= 0.5, "the JVM has spun ({cpu_before} s)");
+    assert!(
+        cpu_time >= cpu_before * 0.9 && cpu_time <= cpu_after * 1.1,
+        "jvm.cpu.time {cpu_time} s, /proc {cpu_before}..{cpu_after} s"
+    );
+    assert!(
+        (cpu_time - by_jvm).abs() <= by_jvm * 0.1,
+        "jvm.cpu.time {cpu_time} s, the JVM's own {by_jvm} s"
+    );
+    assert_eq!((cpu.kind.as_str(), cpu.unit.as_str()), ("sum", "s"));
+    assert!(cpu.monotonic);
+    assert!(cpu.attributes.is_empty(), "{:?}", cpu.attributes);
 
     let used = of_pid(&points, "jvm.memory.used", pid);
     let sample = used.last().expect("points");

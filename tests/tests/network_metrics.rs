@@ -5,7 +5,10 @@
 //! kernel has no `sch_netem`, so the loss is an `iptables` `statistic` rule inside the
 //! server's namespace: the same for TCP as loss on the wire). The client plays ping-pong
 //! with small messages (one segment each, so one retransmitted skb is one retransmitted
-//! segment), then also makes a refused connect. The agent's figures for the client's
+//! segment), then also makes a refused connect, and at the end a connect the kernel times out
+//! (SYNs to a port the server's namespace drops, `tcp_syn_retries=1` in the client's) and one
+//! the client gives up on itself (a 0.3 s connect timeout, then close): failures counted per
+//! `error.type` (`refused`, `timeout`, `aborted`). The agent's figures for the client's
 //! endpoint are checked against `ss -ti` for the same connection and against
 //! `TcpRetransSegs` of the client's namespace (`/proc/net/netstat`, which holds only this
 //! test's traffic), and the per-interface counters against the namespace's `/proc/net/dev`.
@@ -105,6 +108,35 @@ impl Link {
             "DROP",
         ]);
         link
+    }
+
+    /// Drop every packet to `port` in the server's namespace, and let the client's kernel
+    /// give up a connect after one SYN retransmission (about 3 s).
+    fn silence(&self, port: u16) {
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.server_ns,
+            "iptables",
+            "-I",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            &port.to_string(),
+            "-j",
+            "DROP",
+        ]);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &self.client_ns,
+            "sysctl",
+            "-qw",
+            "net.ipv4.tcp_syn_retries=1",
+        ]);
     }
 
     fn client_interface(&self) -> String {
@@ -227,6 +259,7 @@ fn connection_metrics_match_the_kernel() {
     let link = Link::new();
     let port = free_port();
     let closed_port = free_port();
+    let silent_port = free_port();
     let receiver = Receiver::start();
     let mut env = receiver.env(Otlp::Grpc);
     env.push(("OTEL_METRIC_EXPORT_INTERVAL".into(), "1000".into()));
@@ -284,6 +317,15 @@ fn connection_metrics_match_the_kernel() {
              sys.stdin.readline()\n\
              s.close()\n\
              print('closed', flush=True)\n\
+             sys.stdin.readline()\n\
+             try:\n\
+             \x20   socket.create_connection(('{SERVER_ADDR}', {silent_port}), timeout=0.3)\n\
+             except TimeoutError:\n\
+             \x20   print('gave up', flush=True)\n\
+             try:\n\
+             \x20   socket.create_connection(('{SERVER_ADDR}', {silent_port}))\n\
+             except OSError as e:\n\
+             \x20   print('timed out', e.errno, flush=True)\n\
              sys.stdin.readline()\n"
         ),
     );
@@ -375,6 +417,16 @@ fn connection_metrics_match_the_kernel() {
             && p.attr_int("network.peer.port") == Some(i64::from(closed_port))
     };
     assert_eq!(value("wirelens.tcp.connection.failed", &refused), 1.0);
+    let reasons: std::collections::BTreeSet<&str> = points
+        .iter()
+        .filter(|p| p.name == "wirelens.tcp.connection.failed" && refused(p))
+        .filter_map(|p| p.attr_str("error.type"))
+        .collect();
+    assert_eq!(
+        reasons,
+        ["refused"].into(),
+        "error.type of the refused connect"
+    );
     assert_eq!(value("wirelens.tcp.connection.opened", &refused), 0.0);
     assert_eq!(value("wirelens.tcp.connection.opened", &to_server), 1.0);
     assert_eq!(value("wirelens.tcp.connection.active", &to_server), 1.0);
@@ -447,6 +499,46 @@ fn connection_metrics_match_the_kernel() {
             Some((line, body))
         },
     );
+    // A connect the kernel times out, one the client abandons: each its own error.type.
+    link.silence(silent_port);
+    client.tell();
+    client.expect_line("gave up");
+    let timed_out = client.expect_line("timed out");
+    assert_eq!(timed_out.trim(), "timed out 110", "ETIMEDOUT");
+    let failed_at = now_ns();
+    let silent = |reason: &'static str| {
+        move |p: &MetricPoint| {
+            p.attr_str("network.peer.address") == Some(SERVER_ADDR)
+                && p.attr_int("network.peer.port") == Some(i64::from(silent_port))
+                && p.attr_str("error.type") == Some(reason)
+        }
+    };
+    wait_until(
+        "the failed connects exported",
+        Duration::from_secs(20),
+        || {
+            latest(
+                &receiver.metrics(),
+                "wirelens.tcp.connection.failed",
+                pid,
+                silent("timeout"),
+            )
+            .filter(|(t, _)| *t > failed_at)
+        },
+    );
+    let points = receiver.metrics();
+    let failed = |reason| {
+        latest(
+            &points,
+            "wirelens.tcp.connection.failed",
+            pid,
+            silent(reason),
+        )
+        .map(|x| x.1)
+    };
+    assert_eq!(failed("timeout"), Some(1.0), "timed out by the kernel");
+    assert_eq!(failed("aborted"), Some(1.0), "abandoned by the client");
+    assert_eq!(failed("refused"), None);
     client.tell();
     drop(server);
     let requests = receiver.requests();

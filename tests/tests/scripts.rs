@@ -481,3 +481,225 @@ fn each_broken_rule_is_refused_with_its_message() {
         );
     }
 }
+
+/// A loop device over a file on the disk of the test's directory, detached on drop.
+struct LoopDevice {
+    path: String,
+    file: PathBuf,
+}
+
+impl LoopDevice {
+    fn new() -> Self {
+        let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("wirelens-slow-disk-{}.img", std::process::id()));
+        std::fs::File::create(&file)
+            .and_then(|f| f.set_len(16 << 20))
+            .expect("create the backing file");
+        let out = Command::new("losetup")
+            .args(["--find", "--show", "--direct-io=on"])
+            .arg(&file)
+            .output()
+            .expect("run losetup (Debian's mount)");
+        assert!(out.status.success(), "losetup: {out:?}");
+        let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        Self { path, file }
+    }
+
+    /// (major, minor) of the loop device.
+    fn numbers(&self) -> (i64, i64) {
+        use std::os::unix::fs::MetadataExt as _;
+        let rdev = std::fs::metadata(&self.path).expect("loop device").rdev();
+        (i64::from(libc::major(rdev)), i64::from(libc::minor(rdev)))
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.path]).status();
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
+/// A block-I/O cgroup (v1 `blkio` or v2 `io`) whose writes to the whole disk holding `file`
+/// are limited to `bytes_per_s`, removed on drop. A loop device's worker charges its I/O on
+/// the backing file to the writer's cgroup, so each request to the loop device waits out the
+/// limit between its issue and its completion: slow disk I/O on demand.
+struct SlowWrites(PathBuf);
+
+impl SlowWrites {
+    fn new(file: &Path, bytes_per_s: u64) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        let dev = std::fs::metadata(file).expect("backing file").dev();
+        let mut numbers = format!("{}:{}", libc::major(dev), libc::minor(dev));
+        // Limits apply to whole disks: a partition's disk is its parent in sysfs.
+        let sys = PathBuf::from(format!("/sys/dev/block/{numbers}"));
+        if sys.join("partition").exists() {
+            numbers = std::fs::read_to_string(sys.join("../dev"))
+                .expect("the partition's disk")
+                .trim()
+                .to_owned();
+        }
+        let name = format!("wirelens-slow-disk-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/blkio");
+        let (dir, file, rule) = if v1.is_dir() {
+            (
+                v1.join(&name),
+                "blkio.throttle.write_bps_device",
+                format!("{numbers} {bytes_per_s}"),
+            )
+        } else {
+            let _ = std::fs::write("/sys/fs/cgroup/cgroup.subtree_control", "+io");
+            (
+                Path::new("/sys/fs/cgroup").join(&name),
+                "io.max",
+                format!("{numbers} wbps={bytes_per_s}"),
+            )
+        };
+        std::fs::create_dir_all(&dir).expect("create a block-I/O cgroup");
+        std::fs::write(dir.join(file), &rule).unwrap_or_else(|e| panic!("{rule} in {file}: {e}"));
+        Self(dir)
+    }
+
+    fn procs(&self) -> String {
+        self.0.join("cgroup.procs").display().to_string()
+    }
+}
+
+impl Drop for SlowWrites {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The two shipped scripts the first test does not cover, exported over OTLP/HTTP.
+///
+/// slow-disk-io (threshold 10 ms, fixed in the script): a helper in a cgroup whose writes to
+/// the disk are limited to 256 KiB/s writes three 64 KiB blocks with `O_DIRECT` to a loop
+/// device over a file on that disk; each loop request takes about 250 ms from issue to
+/// completion, so exactly three rows on that device, each under the helper's Resource.
+/// runq-latency (threshold 5 ms): a helper pinned to CPU 0 sleeps 40 ms while a child of it,
+/// on the same CPU, runs a 100 ms `SCHED_FIFO` busy loop; the helper's wake-up waits about
+/// 80 ms for the CPU. Three rounds, three rows of 50 ms or more for the helper's thread, with
+/// the host's Resource (no pid column).
+#[test]
+fn disk_and_run_queue_rows_arrive_as_otlp_http_logs() {
+    let receiver = Receiver::start();
+    let env = receiver.env(Otlp::Http);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let agent = Agent::start(
+        &[
+            "--output",
+            "none",
+            "--port",
+            "1",
+            "--script",
+            "slow-disk-io",
+            "--script",
+            "runq-latency",
+        ],
+        &env,
+    );
+    for script in ["slow-disk-io", "runq-latency"] {
+        wait_until(&format!("{script} attached"), ATTACH_TIMEOUT, || {
+            (attached(&agent, script) > 0).then_some(())
+        });
+    }
+
+    let disk = LoopDevice::new();
+    let slow = SlowWrites::new(&disk.file, 256 << 10);
+    let writes = format!(
+        "open({:?}, 'w').write(str(os.getpid()))\n\
+         fd = os.open({:?}, os.O_WRONLY | os.O_DIRECT)\n\
+         block = __import__('mmap').mmap(-1, 65536)\n\
+         for i in range(3):\n    os.pwrite(fd, block, i * 65536)\n\
+         os.close(fd)\n",
+        slow.procs(),
+        disk.path
+    );
+    let mut writer = Helper::start("wlbt-disk", &format!("exec({writes:?})"));
+    let started = std::time::Instant::now();
+    writer.act();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(500),
+        "the writes were not slowed ({took:?})"
+    );
+
+    // The child sleeps first so that the helper is asleep when the busy loop starts.
+    let round = "os.sched_setaffinity(0, {0})\n\
+                 kid = os.fork()\n\
+                 if kid == 0:\n\
+                 \x20   time.sleep(0.02)\n\
+                 \x20   os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))\n\
+                 \x20   end = time.monotonic() + 0.1\n\
+                 \x20   while time.monotonic() < end: pass\n\
+                 \x20   os._exit(0)\n\
+                 time.sleep(0.04)\n\
+                 os.waitpid(kid, 0)\n";
+    let mut sleeper = Helper::start("wlbt-runq", &format!("exec({round:?})"));
+    for _ in 0..3 {
+        sleeper.act();
+    }
+
+    let (major, minor) = disk.numbers();
+    let on_disk = |r: &&LogRecord| {
+        r.attr("dev_major").as_i64() == Some(major) && r.attr("dev_minor").as_i64() == Some(minor)
+    };
+    let slow_runq = |r: &&LogRecord| {
+        r.attr("tid").as_i64() == Some(i64::from(sleeper.pid))
+            && r.attr("latency_us").as_i64().is_some_and(|us| us >= 50_000)
+    };
+    let logs = wait_until("the disk and run-queue rows", ROW_TIMEOUT, || {
+        let logs = receiver.logs();
+        let disk_rows = rows_of(&logs, "slow-disk-io")
+            .into_iter()
+            .filter(on_disk)
+            .count();
+        let runq_rows = rows_of(&logs, "runq-latency")
+            .into_iter()
+            .filter(slow_runq)
+            .count();
+        (disk_rows >= 3 && runq_rows >= 3).then_some(logs)
+    });
+
+    let disk_rows: Vec<_> = rows_of(&logs, "slow-disk-io")
+        .into_iter()
+        .filter(on_disk)
+        .collect();
+    assert_eq!(disk_rows.len(), 3, "{disk_rows:#?}");
+    let mut sectors: Vec<i64> = disk_rows.iter().map(|r| r.int_attr("sector")).collect();
+    sectors.sort_unstable();
+    assert_eq!(sectors, [0, 128, 256]);
+    for row in &disk_rows {
+        assert_eq!(row.transport, "http");
+        assert_eq!(row.int_attr("pid"), i64::from(writer.pid));
+        assert_eq!(row.resource["process.pid"], i64::from(writer.pid));
+        assert_eq!(row.int_attr("bytes"), 65536);
+        assert!(row.str_attr("rwbs").starts_with('W'), "{row:#?}");
+        assert!(row.int_attr("latency_us") >= 10_000, "{row:#?}");
+        let keys: Vec<&str> = row.attributes.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys.len(),
+            9,
+            "eight columns and the script's name: {keys:?}"
+        );
+    }
+
+    let runq_rows: Vec<_> = rows_of(&logs, "runq-latency")
+        .into_iter()
+        .filter(slow_runq)
+        .collect();
+    assert_eq!(runq_rows.len(), 3, "{runq_rows:#?}");
+    for row in &runq_rows {
+        assert_eq!(row.transport, "http");
+        assert_eq!(row.str_attr("comm"), "wlbt-runq");
+        assert!(row.int_attr("latency_us") < 1_000_000, "{row:#?}");
+        assert!(row.int_attr("time_") > 0);
+        assert!(!row.resource.contains_key("process.pid"), "{row:#?}");
+        assert!(row.resource.contains_key("host.name"));
+    }
+    agent.stop().assert_success();
+    // The helper leaves the cgroup first: a cgroup with a process in it cannot be removed.
+    drop(writer);
+    drop(slow);
+}

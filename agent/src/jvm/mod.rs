@@ -1,6 +1,8 @@
 //! JVM metrics source: every interval, reads the hsperfdata file of each Java process
 //! (`discover.rs`), decodes it (`wirelens_parsers::hsperfdata`) and hands the `jvm.*` metrics,
 //! each under its process's Resource, to the OTLP exporter (`wirelens_otel::jvm_metrics`).
+//! `jvm.cpu.time` comes from the process's `/proc/<pid>/stat` (user + system ticks; one small
+//! read per JVM per interval), as hsperfdata has no such counter.
 //!
 //! Passive: nothing is attached to or injected into the JVM; a JVM run with
 //! `-XX:-UsePerfData` (or `-XX:+PerfDisableSharedMem`) has no file and is not seen.
@@ -88,7 +90,8 @@ fn scan(processes: &mut ProcessCache, seen: &mut Vec<u32>) -> Vec<ResourceMetric
             match hsperfdata::parse(&bytes) {
                 Ok(data) if data.accessible => {
                     let info = processes.get(j.pid, &[0; 16]);
-                    Some(jvm_metrics::resource_metrics(&info, &data, now))
+                    let cpu = cpu_seconds(j.pid);
+                    Some(jvm_metrics::resource_metrics(&info, &data, cpu, now))
                 }
                 Ok(_) => None,
                 Err(e) => {
@@ -98,6 +101,14 @@ fn scan(processes: &mut ProcessCache, seen: &mut Vec<u32>) -> Vec<ResourceMetric
             }
         })
         .collect()
+}
+
+/// CPU time (user + system) process `pid` has used, in seconds; `None` when it is gone.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let pid = i32::try_from(pid).ok()?;
+    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    let ticks = stat.utime.saturating_add(stat.stime);
+    Some(ticks as f64 / procfs::ticks_per_second().max(1) as f64)
 }
 
 /// The file's bytes, at most [`MAX_FILE`].

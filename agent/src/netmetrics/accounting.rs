@@ -9,14 +9,24 @@
 //! carries the process that moved the bytes; a socket handed to another process follows it).
 //! A socket whose owner is never seen (accepted, then closed without a byte read or written)
 //! is counted as unattributed.
+//!
+//! **Failed connects.** A connect fails when its socket goes `SYN_SENT` → `CLOSE`. Why comes
+//! next: the kernel ends a refused connect (a reset came back), a timed-out one (it gave up
+//! resending the SYN, `tcp_syn_retries`) and an unreachable one (an ICMP error) with
+//! `tcp_done_with_error`, which moves the socket to `CLOSE` and then reports the error
+//! (`sock:inet_sk_error_report`, matched here by the 4-tuple; it has no socket address). A
+//! process that closes its socket while the SYN is unanswered (its own connect timeout, say:
+//! the kernel's timeout has not run yet) moves it to `CLOSE` with no error report: such a
+//! connect is counted `aborted` once [`SETTLE_NS`] has passed without a report.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use rustc_hash::FxHashMap;
 use wirelens_ebpf::{
-    DataHeader, RetransmitEvent, SockStateEvent, data_flags, direction, ip_proto, tcp_state,
+    DataHeader, RetransmitEvent, SockErrorEvent, SockStateEvent, data_flags, direction, ip_proto,
+    tcp_state,
 };
-use wirelens_otel::net_metrics::{Endpoint, EndpointCounts};
+use wirelens_otel::net_metrics::{ConnectFailure, Endpoint, EndpointCounts};
 
 /// Most sockets followed at once; past it new ones are not counted (see `sockets_dropped`).
 pub const MAX_SOCKETS: usize = 65536;
@@ -25,6 +35,12 @@ const STALE_NS: u64 = 120 * 1_000_000_000;
 /// First port of Linux's default ephemeral range: a socket of unknown role whose local port is
 /// below it is taken for an accepted one.
 const EPHEMERAL_START: u16 = 32768;
+/// How long a failed connect waits for the kernel's error report before it counts as aborted
+/// (the report follows the transition at once, from the same CPU: this only covers a drain
+/// that ended between the two).
+pub const SETTLE_NS: u64 = 100_000_000;
+/// Most failed connects waiting for their error report; past it one counts as `_OTHER`.
+const MAX_UNANSWERED: usize = 4096;
 
 /// Which end opened the connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,9 +129,29 @@ pub struct Snapshot {
     pub sockets_dropped: u64,
 }
 
+/// A connect that went `SYN_SENT` → `CLOSE`, waiting for the kernel's error report.
+#[derive(Debug)]
+struct Unanswered {
+    sock: Sock,
+    /// When it closed (the events' clock).
+    since: u64,
+}
+
+/// The reason for a failed connect, from the socket error the kernel reported.
+fn connect_failure(errno: i32) -> ConnectFailure {
+    match errno {
+        libc::ECONNREFUSED => ConnectFailure::Refused,
+        libc::ETIMEDOUT => ConnectFailure::Timeout,
+        libc::EHOSTUNREACH | libc::ENETUNREACH => ConnectFailure::Unreachable,
+        _ => ConnectFailure::Other,
+    }
+}
+
 /// The reader thread's side of network metrics.
 pub struct Accounting {
     socks: FxHashMap<u64, Sock>,
+    /// Failed connects waiting for their reason, oldest first.
+    unanswered: Vec<Unanswered>,
     /// Counts of closed sockets per (process, endpoint).
     closed: FxHashMap<(u32, Option<Endpoint>), EndpointCounts>,
     /// Endpoints per process (for the cap).
@@ -145,11 +181,30 @@ pub fn state_addrs(ev: &SockStateEvent) -> (SocketAddr, SocketAddr) {
     )
 }
 
+/// The socket addresses of an error report, IPv4-mapped addresses as IPv4.
+fn error_addrs(ev: &SockErrorEvent) -> (SocketAddr, SocketAddr) {
+    state_addrs(&SockStateEvent {
+        kind: ev.kind,
+        old_state: 0,
+        new_state: 0,
+        family: ev.family,
+        sport: ev.sport,
+        dport: ev.dport,
+        _pad: 0,
+        tgid: 0,
+        sk: 0,
+        ts_ns: 0,
+        saddr: ev.saddr,
+        daddr: ev.daddr,
+    })
+}
+
 impl Accounting {
     /// Counting with at most `max_endpoints` endpoints per process.
     pub fn new(max_endpoints: usize) -> Self {
         Self {
             socks: FxHashMap::default(),
+            unanswered: Vec::new(),
             closed: FxHashMap::default(),
             endpoints: FxHashMap::default(),
             max_endpoints,
@@ -216,10 +271,56 @@ impl Accounting {
             sock.counts.closed += 1;
         }
         if ev.new_state == tcp_state::CLOSE {
-            if ev.old_state == tcp_state::SYN_SENT {
-                sock.counts.failed += 1;
+            if ev.old_state == tcp_state::SYN_SENT
+                && let Some(sock) = self.socks.remove(&ev.sk)
+            {
+                self.await_reason(sock, now);
+                return;
             }
             self.finish(ev.sk);
+        }
+    }
+
+    /// Keep a failed connect until its error report says why (see the module doc).
+    fn await_reason(&mut self, mut sock: Sock, now: u64) {
+        if self.unanswered.len() >= MAX_UNANSWERED {
+            sock.counts.failed.count(ConnectFailure::Other);
+            self.fold(sock);
+            return;
+        }
+        self.unanswered.push(Unanswered { sock, since: now });
+    }
+
+    /// An error the kernel reported on a TCP socket: the reason of the failed connect with the
+    /// same 4-tuple, if one waits; other errors (a reset on an established connection) are
+    /// not connect failures.
+    pub fn on_sock_error(&mut self, ev: &SockErrorEvent) {
+        let (local, peer) = error_addrs(ev);
+        let Some(i) = self.unanswered.iter().position(|u| {
+            u.sock.peer == Some(peer)
+                && u.sock.local.is_some_and(|l| {
+                    l.ip() == local.ip() && (local.port() == 0 || l.port() == local.port())
+                })
+        }) else {
+            return;
+        };
+        let mut sock = self.unanswered.remove(i).sock;
+        sock.counts.failed.count(connect_failure(ev.error));
+        self.fold(sock);
+    }
+
+    /// Count as aborted the failed connects that waited [`SETTLE_NS`] for a report (all of
+    /// them when `all`: the agent stops); `now` as given to the events.
+    pub fn settle(&mut self, now: u64, all: bool) {
+        let waited = |u: &Unanswered| all || now.saturating_sub(u.since) >= SETTLE_NS;
+        let (done, waiting): (Vec<Unanswered>, Vec<Unanswered>) =
+            std::mem::take(&mut self.unanswered)
+                .into_iter()
+                .partition(|u| waited(u));
+        self.unanswered = waiting;
+        for mut u in done {
+            u.sock.counts.failed.count(ConnectFailure::Aborted);
+            self.fold(u.sock);
         }
     }
 
@@ -277,9 +378,13 @@ impl Accounting {
 
     /// Fold socket `sk`'s counts into its endpoint and forget it.
     fn finish(&mut self, sk: u64) {
-        let Some(sock) = self.socks.remove(&sk) else {
-            return;
-        };
+        if let Some(sock) = self.socks.remove(&sk) {
+            self.fold(sock);
+        }
+    }
+
+    /// Fold a forgotten socket's counts into its endpoint.
+    fn fold(&mut self, sock: Sock) {
         let endpoint = sock.endpoint();
         match endpoint {
             Some(endpoint) if sock.owner != 0 && sock.owner != self.own_tgid => {
@@ -455,13 +560,82 @@ mod tests {
         assert_eq!(s.totals[0].1.and_then(|e| e.peer_port), Some(5432));
     }
 
+    fn error(ev: &SockStateEvent, errno: i32) -> SockErrorEvent {
+        SockErrorEvent {
+            kind: EventKind::SockError as u32,
+            error: errno,
+            family: ev.family,
+            sport: ev.sport,
+            dport: ev.dport,
+            _pad: 0,
+            saddr: ev.saddr,
+            daddr: ev.daddr,
+        }
+    }
+
+    /// A connect of `tgid` on socket `sk` from local port `sport` that failed at time 2.
+    fn failed_connect(a: &mut Accounting, sk: u64, tgid: u32, sport: u16) -> SockStateEvent {
+        a.on_sock_state(
+            &state(sk, tcp_state::CLOSE, tcp_state::SYN_SENT, tgid, 0),
+            1,
+        );
+        let close = state(sk, tcp_state::SYN_SENT, tcp_state::CLOSE, 0, sport);
+        a.on_sock_state(&close, 2);
+        close
+    }
+
     #[test]
     fn refused_connect_is_a_failure_of_the_connecting_process() {
         let mut a = Accounting::new(8);
-        a.on_sock_state(&state(9, tcp_state::CLOSE, tcp_state::SYN_SENT, 7, 0), 1);
-        a.on_sock_state(&state(9, tcp_state::SYN_SENT, tcp_state::CLOSE, 0, 0), 2);
+        let close = failed_connect(&mut a, 9, 7, 40001);
+        // No reason yet: not counted until the report comes (or the wait is over).
+        assert_eq!(total(&a.snapshot(), 7).failed.total(), 0);
+        a.on_sock_error(&error(&close, libc::ECONNREFUSED));
         let c = total(&a.snapshot(), 7);
-        assert_eq!((c.failed, c.opened, c.closed), (1, 0, 0));
+        assert_eq!(c.failed.get(ConnectFailure::Refused), 1);
+        assert_eq!((c.failed.total(), c.opened, c.closed), (1, 0, 0));
+    }
+
+    #[test]
+    fn each_reported_error_is_its_reason_and_silence_is_an_abort() {
+        let mut a = Accounting::new(8);
+        for (sk, errno) in [
+            (1, libc::ETIMEDOUT),
+            (2, libc::EHOSTUNREACH),
+            (3, libc::ENETUNREACH),
+            (4, libc::EPROTO),
+        ] {
+            let close = failed_connect(&mut a, sk, 7, 40000 + sk as u16);
+            a.on_sock_error(&error(&close, errno));
+        }
+        // Closed by the process: no report. Another socket's report does not match it.
+        let aborted = failed_connect(&mut a, 5, 7, 40005);
+        let mut elsewhere = error(&aborted, libc::ECONNREFUSED);
+        elsewhere.sport = 40099;
+        a.on_sock_error(&elsewhere);
+        a.settle(2 + SETTLE_NS - 1, false);
+        assert_eq!(total(&a.snapshot(), 7).failed.total(), 4);
+        a.settle(2 + SETTLE_NS, false);
+        let f = total(&a.snapshot(), 7).failed;
+        assert_eq!(
+            ConnectFailure::ALL.map(|r| f.get(r)),
+            [0, 1, 2, 1, 1],
+            "refused, timeout, unreachable, aborted, other"
+        );
+        // A late report finds nothing to explain.
+        a.on_sock_error(&error(&aborted, libc::ECONNREFUSED));
+        assert_eq!(total(&a.snapshot(), 7).failed.total(), 5);
+    }
+
+    #[test]
+    fn a_report_with_no_local_port_still_matches() {
+        let mut a = Accounting::new(8);
+        let close = failed_connect(&mut a, 9, 7, 40001);
+        let mut report = error(&close, libc::ETIMEDOUT);
+        report.sport = 0;
+        a.on_sock_error(&report);
+        let f = total(&a.snapshot(), 7).failed;
+        assert_eq!(f.get(ConnectFailure::Timeout), 1);
     }
 
     #[test]
@@ -475,13 +649,14 @@ mod tests {
             ev.new_state = tcp_state::CLOSE;
             a.on_sock_state(&ev, 2);
         }
+        a.settle(0, true);
         let s = a.snapshot();
         assert_eq!(s.totals.len(), 3);
         let overflow: u64 = s
             .totals
             .iter()
             .filter(|(_, e, _)| e.is_none())
-            .map(|(_, _, c)| c.failed)
+            .map(|(_, _, c)| c.failed.get(ConnectFailure::Aborted))
             .sum();
         assert_eq!(overflow, 3);
     }

@@ -30,7 +30,7 @@ use std::{
 };
 
 use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
-use wirelens_ebpf::{DataHeader, RetransmitEvent, SockStateEvent};
+use wirelens_ebpf::{DataHeader, RetransmitEvent, SockErrorEvent, SockStateEvent};
 use wirelens_otel::{
     export::ExportMonitor,
     net_metrics::{self, Endpoint, EndpointCounts, ProcessNetwork, Rtt},
@@ -85,6 +85,11 @@ impl NetworkAccounting {
         self.accounting.on_retransmit(ev, now);
     }
 
+    /// An error the kernel reported on a TCP socket (why a connect failed).
+    pub fn on_sock_error(&mut self, ev: &SockErrorEvent) {
+        self.accounting.on_sock_error(ev);
+    }
+
     /// Housekeeping from the reader's tick (`now_mono`: monotonic ns); hands a snapshot over
     /// once per interval, and at the end (`last`).
     pub fn tick(&mut self, now: Instant, now_mono: u64, last: bool) {
@@ -98,6 +103,7 @@ impl NetworkAccounting {
             return;
         }
         self.last_snapshot = now;
+        self.accounting.settle(now_mono, last);
         match self.to_collector.try_send(self.accounting.snapshot()) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => {

@@ -32,9 +32,12 @@ const ATTACHMENTS: &[(&str, &str, &str)] = &[
     ("sched_process_exit", "sched", "sched_process_exit"),
 ];
 
-/// Attached only with network metrics on: retransmissions (program, category, tracepoint).
-const NETWORK_METRICS_ATTACHMENT: (&str, &str, &str) =
-    ("tcp_retransmit_skb", "tcp", "tcp_retransmit_skb");
+/// Attached only with network metrics on: retransmissions, and socket errors (why connects
+/// fail) (program, category, tracepoint).
+const NETWORK_METRICS_ATTACHMENTS: &[(&str, &str, &str)] = &[
+    ("tcp_retransmit_skb", "tcp", "tcp_retransmit_skb"),
+    ("inet_sk_error_report", "sock", "inet_sk_error_report"),
+];
 
 /// Load and attach one classic tracepoint program.
 fn attach_tracepoint(
@@ -267,7 +270,9 @@ impl Probes {
         }
 
         if settings.network_metrics {
-            attach_tracepoint(&mut ebpf, NETWORK_METRICS_ATTACHMENT)?;
+            for &attachment in NETWORK_METRICS_ATTACHMENTS {
+                attach_tracepoint(&mut ebpf, attachment)?;
+            }
         }
 
         for &name in UPROBE_PROGRAMS {
