@@ -15,6 +15,9 @@
 #               the scheduler puts them.
 #   pinned-*    the tuned case: nginx's worker on CPU 0, wrk on the last CPU, the agent told
 #               `--port` of nginx and `--output none`.
+#   netmetrics-* the default set-up with network and resource metrics on
+#               (`--network-metrics true`, metrics served on a Prometheus port so that they
+#               are collected): what those features add per request.
 #   *-c32/-c128 wrk's connections (one wrk thread); *-tiny: an nginx `return 200` location
 #               (a few bytes), *-4k: a 4 KiB static file.
 #
@@ -31,7 +34,7 @@ PORT=${BENCH_PORT:-18600}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN_A=${WIRELENS_BIN:-$ROOT/target/release/wirelens}
 BIN_B=${WIRELENS_BIN_B:-}
-read -r -a SETUPS <<<"${SETUPS:-pinned-c128-tiny default-c32-tiny default-c128-tiny default-c32-4k default-c128-4k}"
+read -r -a SETUPS <<<"${SETUPS:-pinned-c128-tiny default-c32-tiny default-c128-tiny default-c32-4k default-c128-4k netmetrics-c32-tiny}"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null; sysctl -qw kernel.bpf_stats_enabled=0; rm -rf "$WORK"' EXIT
 
@@ -77,6 +80,8 @@ start_agent() { # binary placement
   local before args=()
   before=" $(prog_ids) "
   [ "$2" = pinned ] && args=(--port "$PORT" --output none)
+  [ "$2" = netmetrics ] && args=(--network-metrics true --resource-metrics true
+    --prometheus-listen "127.0.0.1:$((PORT + 1))")
   "$1" "${args[@]}" --lock-file "$WORK/lock" > /dev/null 2> "$WORK/agent.err" &
   apid=$!
   for _ in $(seq 1 300); do grep -q ready "$WORK/agent.err" 2>/dev/null && break; sleep 0.1; done
