@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wirelens_parsers::{Output, Protocol, new_parser};
 
 mod common;
-use common::Feeds;
+use common::{CpuTime, Feeds};
 
 /// Loads `testdata/nats/<name>.{client,server}.bin` and its timeline.
 fn feeds(name: &str) -> Feeds {
@@ -30,7 +30,7 @@ fn run(feeds: &Feeds) -> usize {
     out.records.len()
 }
 
-fn nats(c: &mut Criterion) {
+fn nats(c: &mut Criterion<CpuTime>) {
     let mut group = c.benchmark_group("nats");
     // Small messages: publishes, deliveries, request/reply and headers, one connection after
     // another, as the agent would feed them (one call per segment).
@@ -78,5 +78,9 @@ fn nats(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, nats);
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = nats
+}
 criterion_main!(benches);

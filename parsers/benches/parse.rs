@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wirelens_parsers::{Direction, Output, Protocol, new_parser};
 
 mod common;
-use common::Feeds;
+use common::{CpuTime, Feeds};
 
 /// One recorded connection replayed as the traced client: a feed per TCP segment.
 struct Replay {
@@ -56,7 +56,7 @@ fn run(replay: &Replay) -> usize {
     out.records.len()
 }
 
-fn http1(c: &mut Criterion) {
+fn http1(c: &mut Criterion<CpuTime>) {
     let mut group = c.benchmark_group("http1");
 
     let keepalive = keepalive_stream(20);
@@ -82,7 +82,7 @@ fn postgres_feeds(name: &str) -> Feeds {
 
 /// PostgreSQL: every recorded connection (simple, extended, pipelined, COPY), each through a
 /// fresh parser, `rounds` times.
-fn postgres(c: &mut Criterion) {
+fn postgres(c: &mut Criterion<CpuTime>) {
     let names = [
         "simple_queries",
         "multi_statement",
@@ -147,7 +147,7 @@ fn mysql_feeds(name: &str) -> Feeds {
 
 /// MySQL/MariaDB: the recorded sessions (handshake, queries, errors, prepared statements),
 /// each through a fresh parser, `rounds` times; and the 100 KB row, counted not buffered.
-fn mysql(c: &mut Criterion) {
+fn mysql(c: &mut Criterion<CpuTime>) {
     let replay = |conns: &[Vec<(Direction, Vec<u8>, u64)>], rounds: usize| {
         let mut records = 0;
         for _ in 0..rounds {
@@ -204,7 +204,7 @@ fn redis_feeds(name: &str) -> Feeds {
 
 /// Redis: the recorded pipeline (100 commands in one write, and `redis-cli --pipe`'s ECHO)
 /// `rounds` times over one connection; and a 100 KB GET reply, counted not kept.
-fn redis(c: &mut Criterion) {
+fn redis(c: &mut Criterion<CpuTime>) {
     let pipelined = redis_feeds("pipelined_100");
     let rounds = 50u64;
     // Records are drained after each round, as the agent drains them.
@@ -285,7 +285,7 @@ fn cql_rows(n: i32) -> Vec<u8> {
 /// Cassandra: encoded v4 envelopes (no recording: no server here). A session of 1000
 /// QUERY/RESULT pairs, 8 stream ids in flight, answered in reverse order, 10-row results, in
 /// one feed per write; and one 100 000-row result, counted past the kept 1 MiB.
-fn cassandra(c: &mut Criterion) {
+fn cassandra(c: &mut Criterion<CpuTime>) {
     let mut startup = 1u16.to_be_bytes().to_vec();
     for s in ["CQL_VERSION", "3.0.0"] {
         startup.extend_from_slice(&(s.len() as u16).to_be_bytes());
@@ -345,5 +345,9 @@ fn cassandra(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, http1, postgres, mysql, redis, cassandra);
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = http1, postgres, mysql, redis, cassandra
+}
 criterion_main!(benches);
