@@ -66,9 +66,10 @@ fn run_datagrams(all: &[Datagrams]) -> usize {
                 *ts,
                 &mut out,
             );
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        records += out.records.len();
+        records += common::drain(&mut out);
     }
     records
 }
@@ -80,9 +81,10 @@ fn run_feeds(all: &[Feeds]) -> usize {
         let mut out = Output::default();
         for (dir, bytes, ts) in conn {
             parser.feed(*dir, black_box(bytes), *ts, &mut out);
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        records += out.records.len();
+        records += common::drain(&mut out);
     }
     records
 }

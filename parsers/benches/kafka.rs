@@ -146,12 +146,14 @@ fn recorded(name: &str) -> Option<Feeds> {
 
 fn run(feeds: &Feeds) -> usize {
     let mut parser = new_parser(Protocol::Kafka);
+    let mut records = 0;
     let mut out = Output::default();
     for (dir, bytes, ts) in feeds {
         parser.feed(*dir, bytes, *ts, &mut out);
+        records += common::drain(&mut out);
     }
     parser.close(u64::MAX, &mut out);
-    out.records.len()
+    records + common::drain(&mut out)
 }
 
 fn bytes(feeds: &Feeds) -> u64 {

@@ -48,12 +48,14 @@ fn keepalive_stream(rounds: usize) -> Replay {
 
 fn run(replay: &Replay) -> usize {
     let mut parser = new_parser(Protocol::Http1);
+    let mut records = 0;
     let mut out = Output::default();
     for (dir, bytes, ts) in &replay.feeds {
         parser.feed(*dir, bytes, *ts, &mut out);
+        records += common::drain(&mut out);
     }
     parser.close(u64::MAX, &mut out);
-    out.records.len()
+    records + common::drain(&mut out)
 }
 
 fn http1(c: &mut Criterion<CpuTime>) {
@@ -107,9 +109,10 @@ fn postgres(c: &mut Criterion<CpuTime>) {
                 let mut out = Output::default();
                 for (dir, bytes, ts) in feeds {
                     parser.feed(*dir, bytes, *ts, &mut out);
+                    records += common::drain(&mut out);
                 }
                 parser.close(u64::MAX, &mut out);
-                records += out.records.len();
+                records += common::drain(&mut out);
             }
         }
         records
@@ -123,12 +126,14 @@ fn postgres(c: &mut Criterion<CpuTime>) {
     let large = postgres_feeds("large_result");
     let run_large = || {
         let mut parser = new_parser(Protocol::Postgres);
+        let mut records = 0;
         let mut out = Output::default();
         for (dir, bytes, ts) in &large {
             parser.feed(*dir, bytes, *ts, &mut out);
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        out.records.len()
+        records + common::drain(&mut out)
     };
     assert_eq!(run_large(), 1);
     group.throughput(Throughput::Bytes(
@@ -156,9 +161,10 @@ fn mysql(c: &mut Criterion<CpuTime>) {
                 let mut out = Output::default();
                 for (dir, bytes, ts) in feeds {
                     parser.feed(*dir, bytes, *ts, &mut out);
+                    records += common::drain(&mut out);
                 }
                 parser.close(u64::MAX, &mut out);
-                records += out.records.len();
+                records += common::drain(&mut out);
             }
         }
         records
@@ -215,9 +221,9 @@ fn redis(c: &mut Criterion<CpuTime>) {
         for round in 0..rounds {
             for (dir, bytes, ts) in &pipelined {
                 parser.feed(*dir, bytes, ts + round * 1_000_000_000, &mut out);
+                records += common::drain(&mut out);
             }
-            records += out.records.len();
-            out.records.clear();
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
         records + out.records.len()
@@ -233,12 +239,14 @@ fn redis(c: &mut Criterion<CpuTime>) {
     let large = redis_feeds("large_get");
     let run_large = || {
         let mut parser = new_parser(Protocol::Redis);
+        let mut records = 0;
         let mut out = Output::default();
         for (dir, bytes, ts) in &large {
             parser.feed(*dir, bytes, *ts, &mut out);
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        out.records.len()
+        records + common::drain(&mut out)
     };
     assert_eq!(run_large(), 1);
     group.throughput(Throughput::Bytes(
@@ -314,12 +322,14 @@ fn cassandra(c: &mut Criterion<CpuTime>) {
     }
     let run = |feeds: &[(Direction, Vec<u8>)]| {
         let mut parser = new_parser(Protocol::Cassandra);
+        let mut records = 0;
         let mut out = Output::default();
         for (i, (dir, bytes)) in feeds.iter().enumerate() {
             parser.feed(*dir, bytes, i as u64 * 1000, &mut out);
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        out.records.len()
+        records + common::drain(&mut out)
     };
     assert_eq!(run(&feeds), 1000, "every QUERY becomes a record");
     let size = |feeds: &[(Direction, Vec<u8>)]| feeds.iter().map(|(_, b)| b.len() as u64).sum();
