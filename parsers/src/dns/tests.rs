@@ -232,7 +232,10 @@ fn answers_presentation() {
         (12, "RCODE12"),
     ] {
         let m = response(7, "q.test", 1, rcode, &[]);
-        assert_eq!(answers::decode(&m, &parse_head(&m).unwrap(), &mut Vec::new()).rcode, want);
+        assert_eq!(
+            answers::decode(&m, &parse_head(&m).unwrap(), &mut Vec::new()).rcode,
+            want
+        );
     }
     let mut m = response(7, "q.test", 1, 0, &[]);
     m[10..12].copy_from_slice(&1u16.to_be_bytes());
@@ -246,7 +249,9 @@ fn answers_presentation() {
     let many: Vec<(u16, Vec<u8>)> = (0..40).map(|i| (1, vec![10, 0, 0, i])).collect();
     let m = response(7, "q.test", 1, 0, &many);
     assert_eq!(
-        answers::decode(&m, &parse_head(&m).unwrap(), &mut Vec::new()).answers.len(),
+        answers::decode(&m, &parse_head(&m).unwrap(), &mut Vec::new())
+            .answers
+            .len(),
         MAX_ANSWERS
     );
     let mut m = response(7, "q.test", 1, 3, &[(1, vec![1, 2, 3, 4])]);

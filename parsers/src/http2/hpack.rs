@@ -130,7 +130,8 @@ impl HeaderDecoder {
         field: &mut impl FnMut(&[u8], &[u8]),
     ) -> Decoded {
         let mut buf = std::mem::take(&mut self.plain);
-        let plain = dehuffman_into(prefix, true, &mut buf).map_or(&[][..], |p| p.bytes(prefix, &buf));
+        let plain =
+            dehuffman_into(prefix, true, &mut buf).map_or(&[][..], |p| p.bytes(prefix, &buf));
         let result = match self.synced.take() {
             Some(mut d) => {
                 let _ = d.decode_with_cb(plain, |n, v| field(&n, &v));
