@@ -41,6 +41,8 @@ APT_PACKAGES=(
     protobuf-compiler python3-protobuf
     # the Prometheus endpoint's test scrapes it with a real Prometheus (tests/tests/prometheus.rs)
     prometheus
+    # bench/replay.sh times wirelens replay and tshark -r with it
+    time
 )
 
 step() { printf 'setup: %s\n' "$*"; }

@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wirelens_parsers::{Output, Protocol, new_parser};
 
 mod common;
-use common::Feeds;
+use common::{CpuTime, Feeds};
 
 /// Loads `testdata/amqp/<name>.{client,server}.bin` and its timeline.
 fn feeds(name: &str) -> Feeds {
@@ -23,9 +23,10 @@ fn run(conns: &[Feeds]) -> usize {
         let mut out = Output::default();
         for (dir, bytes, ts) in feeds {
             parser.feed(*dir, bytes, *ts, &mut out);
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        records += out.records.len();
+        records += common::drain(&mut out);
     }
     records
 }
@@ -34,7 +35,7 @@ fn bytes(conns: &[Feeds]) -> u64 {
     conns.iter().flatten().map(|(_, b, _)| b.len() as u64).sum()
 }
 
-fn amqp(c: &mut Criterion) {
+fn amqp(c: &mut Criterion<CpuTime>) {
     let mut group = c.benchmark_group("amqp");
 
     // Method-heavy connections: handshakes, declares, small messages, confirms, errors.
@@ -73,5 +74,9 @@ fn amqp(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, amqp);
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = amqp
+}
 criterion_main!(benches);

@@ -12,7 +12,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wirelens_parsers::{Direction, Output, Protocol, new_parser};
 
 mod common;
-use common::Feeds;
+use common::{CpuTime, Feeds};
 
 /// One datagram as the server socket sees it: direction, bytes, peer, ns.
 type Datagrams = Vec<(Direction, Vec<u8>, Option<SocketAddr>, u64)>;
@@ -66,9 +66,10 @@ fn run_datagrams(all: &[Datagrams]) -> usize {
                 *ts,
                 &mut out,
             );
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        records += out.records.len();
+        records += common::drain(&mut out);
     }
     records
 }
@@ -80,14 +81,15 @@ fn run_feeds(all: &[Feeds]) -> usize {
         let mut out = Output::default();
         for (dir, bytes, ts) in conn {
             parser.feed(*dir, black_box(bytes), *ts, &mut out);
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        records += out.records.len();
+        records += common::drain(&mut out);
     }
     records
 }
 
-fn dns(c: &mut Criterion) {
+fn dns(c: &mut Criterion<CpuTime>) {
     let udp: Vec<Datagrams> = ["udp_dig", "udp_truncated", "udp_glibc", "udp_python"]
         .into_iter()
         .map(datagrams)
@@ -107,5 +109,9 @@ fn dns(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dns);
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = dns
+}
 criterion_main!(benches);

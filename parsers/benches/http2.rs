@@ -9,7 +9,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wirelens_parsers::{Output, Protocol, new_parser};
 
 mod common;
-use common::Feeds;
+use common::{CpuTime, Feeds};
 
 fn size(feeds: &[Feeds]) -> u64 {
     feeds.iter().flatten().map(|(_, b, _)| b.len() as u64).sum()
@@ -23,14 +23,15 @@ fn run(conns: &[Feeds]) -> usize {
         let mut out = Output::default();
         for (dir, bytes, ts) in feeds {
             parser.feed(*dir, black_box(bytes), *ts, &mut out);
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        records += out.records.len();
+        records += common::drain(&mut out);
     }
     records
 }
 
-fn http2(c: &mut Criterion) {
+fn http2(c: &mut Criterion<CpuTime>) {
     let mut group = c.benchmark_group("http2");
     // Many small streams: h2load's 40 GETs (HPACK with a warm dynamic table) and nghttp's 5.
     let headers: Vec<Feeds> = ["h2load_streams", "nghttp_many", "curl_get"]
@@ -59,5 +60,9 @@ fn http2(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, http2);
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = http2
+}
 criterion_main!(benches);

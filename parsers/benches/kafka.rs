@@ -23,7 +23,7 @@ use kafka_protocol::records::{
 use wirelens_parsers::{Direction, Output, Protocol, new_parser};
 
 mod common;
-use common::Feeds;
+use common::{CpuTime, Feeds};
 
 fn frame(header: impl FnOnce(&mut Vec<u8>), body: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     let mut b = Vec::new();
@@ -146,19 +146,21 @@ fn recorded(name: &str) -> Option<Feeds> {
 
 fn run(feeds: &Feeds) -> usize {
     let mut parser = new_parser(Protocol::Kafka);
+    let mut records = 0;
     let mut out = Output::default();
     for (dir, bytes, ts) in feeds {
         parser.feed(*dir, bytes, *ts, &mut out);
+        records += common::drain(&mut out);
     }
     parser.close(u64::MAX, &mut out);
-    out.records.len()
+    records + common::drain(&mut out)
 }
 
 fn bytes(feeds: &Feeds) -> u64 {
     feeds.iter().map(|(_, b, _)| b.len() as u64).sum()
 }
 
-fn kafka(c: &mut Criterion) {
+fn kafka(c: &mut Criterion<CpuTime>) {
     let mut group = c.benchmark_group("kafka");
     let stream = encoded_stream(200);
     assert_eq!(run(&stream), 400, "every exchange becomes a record");
@@ -195,5 +197,9 @@ fn kafka(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kafka);
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = kafka
+}
 criterion_main!(benches);

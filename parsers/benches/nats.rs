@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wirelens_parsers::{Output, Protocol, new_parser};
 
 mod common;
-use common::Feeds;
+use common::{CpuTime, Feeds};
 
 /// Loads `testdata/nats/<name>.{client,server}.bin` and its timeline.
 fn feeds(name: &str) -> Feeds {
@@ -22,15 +22,17 @@ fn size(feeds: &Feeds) -> u64 {
 /// Feeds everything to a fresh parser; the number of records.
 fn run(feeds: &Feeds) -> usize {
     let mut parser = new_parser(Protocol::Nats);
+    let mut records = 0;
     let mut out = Output::default();
     for (dir, bytes, ts) in feeds {
         parser.feed(*dir, black_box(bytes), *ts, &mut out);
+        records += common::drain(&mut out);
     }
     parser.close(u64::MAX, &mut out);
-    out.records.len()
+    records + common::drain(&mut out)
 }
 
-fn nats(c: &mut Criterion) {
+fn nats(c: &mut Criterion<CpuTime>) {
     let mut group = c.benchmark_group("nats");
     // Small messages: publishes, deliveries, request/reply and headers, one connection after
     // another, as the agent would feed them (one call per segment).
@@ -78,5 +80,9 @@ fn nats(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, nats);
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = nats
+}
 criterion_main!(benches);

@@ -8,7 +8,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wirelens_parsers::{Direction, Output, Protocol, new_parser};
 
 mod common;
-use common::Feeds;
+use common::{CpuTime, Feeds};
 
 /// One recorded connection replayed as the traced client: a feed per TCP segment.
 struct Replay {
@@ -48,15 +48,17 @@ fn keepalive_stream(rounds: usize) -> Replay {
 
 fn run(replay: &Replay) -> usize {
     let mut parser = new_parser(Protocol::Http1);
+    let mut records = 0;
     let mut out = Output::default();
     for (dir, bytes, ts) in &replay.feeds {
         parser.feed(*dir, bytes, *ts, &mut out);
+        records += common::drain(&mut out);
     }
     parser.close(u64::MAX, &mut out);
-    out.records.len()
+    records + common::drain(&mut out)
 }
 
-fn http1(c: &mut Criterion) {
+fn http1(c: &mut Criterion<CpuTime>) {
     let mut group = c.benchmark_group("http1");
 
     let keepalive = keepalive_stream(20);
@@ -82,7 +84,7 @@ fn postgres_feeds(name: &str) -> Feeds {
 
 /// PostgreSQL: every recorded connection (simple, extended, pipelined, COPY), each through a
 /// fresh parser, `rounds` times.
-fn postgres(c: &mut Criterion) {
+fn postgres(c: &mut Criterion<CpuTime>) {
     let names = [
         "simple_queries",
         "multi_statement",
@@ -107,9 +109,10 @@ fn postgres(c: &mut Criterion) {
                 let mut out = Output::default();
                 for (dir, bytes, ts) in feeds {
                     parser.feed(*dir, bytes, *ts, &mut out);
+                    records += common::drain(&mut out);
                 }
                 parser.close(u64::MAX, &mut out);
-                records += out.records.len();
+                records += common::drain(&mut out);
             }
         }
         records
@@ -123,12 +126,14 @@ fn postgres(c: &mut Criterion) {
     let large = postgres_feeds("large_result");
     let run_large = || {
         let mut parser = new_parser(Protocol::Postgres);
+        let mut records = 0;
         let mut out = Output::default();
         for (dir, bytes, ts) in &large {
             parser.feed(*dir, bytes, *ts, &mut out);
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        out.records.len()
+        records + common::drain(&mut out)
     };
     assert_eq!(run_large(), 1);
     group.throughput(Throughput::Bytes(
@@ -147,7 +152,7 @@ fn mysql_feeds(name: &str) -> Feeds {
 
 /// MySQL/MariaDB: the recorded sessions (handshake, queries, errors, prepared statements),
 /// each through a fresh parser, `rounds` times; and the 100 KB row, counted not buffered.
-fn mysql(c: &mut Criterion) {
+fn mysql(c: &mut Criterion<CpuTime>) {
     let replay = |conns: &[Vec<(Direction, Vec<u8>, u64)>], rounds: usize| {
         let mut records = 0;
         for _ in 0..rounds {
@@ -156,9 +161,10 @@ fn mysql(c: &mut Criterion) {
                 let mut out = Output::default();
                 for (dir, bytes, ts) in feeds {
                     parser.feed(*dir, bytes, *ts, &mut out);
+                    records += common::drain(&mut out);
                 }
                 parser.close(u64::MAX, &mut out);
-                records += out.records.len();
+                records += common::drain(&mut out);
             }
         }
         records
@@ -204,7 +210,7 @@ fn redis_feeds(name: &str) -> Feeds {
 
 /// Redis: the recorded pipeline (100 commands in one write, and `redis-cli --pipe`'s ECHO)
 /// `rounds` times over one connection; and a 100 KB GET reply, counted not kept.
-fn redis(c: &mut Criterion) {
+fn redis(c: &mut Criterion<CpuTime>) {
     let pipelined = redis_feeds("pipelined_100");
     let rounds = 50u64;
     // Records are drained after each round, as the agent drains them.
@@ -215,9 +221,9 @@ fn redis(c: &mut Criterion) {
         for round in 0..rounds {
             for (dir, bytes, ts) in &pipelined {
                 parser.feed(*dir, bytes, ts + round * 1_000_000_000, &mut out);
+                records += common::drain(&mut out);
             }
-            records += out.records.len();
-            out.records.clear();
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
         records + out.records.len()
@@ -233,12 +239,14 @@ fn redis(c: &mut Criterion) {
     let large = redis_feeds("large_get");
     let run_large = || {
         let mut parser = new_parser(Protocol::Redis);
+        let mut records = 0;
         let mut out = Output::default();
         for (dir, bytes, ts) in &large {
             parser.feed(*dir, bytes, *ts, &mut out);
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        out.records.len()
+        records + common::drain(&mut out)
     };
     assert_eq!(run_large(), 1);
     group.throughput(Throughput::Bytes(
@@ -285,7 +293,7 @@ fn cql_rows(n: i32) -> Vec<u8> {
 /// Cassandra: encoded v4 envelopes (no recording: no server here). A session of 1000
 /// QUERY/RESULT pairs, 8 stream ids in flight, answered in reverse order, 10-row results, in
 /// one feed per write; and one 100 000-row result, counted past the kept 1 MiB.
-fn cassandra(c: &mut Criterion) {
+fn cassandra(c: &mut Criterion<CpuTime>) {
     let mut startup = 1u16.to_be_bytes().to_vec();
     for s in ["CQL_VERSION", "3.0.0"] {
         startup.extend_from_slice(&(s.len() as u16).to_be_bytes());
@@ -314,12 +322,14 @@ fn cassandra(c: &mut Criterion) {
     }
     let run = |feeds: &[(Direction, Vec<u8>)]| {
         let mut parser = new_parser(Protocol::Cassandra);
+        let mut records = 0;
         let mut out = Output::default();
         for (i, (dir, bytes)) in feeds.iter().enumerate() {
             parser.feed(*dir, bytes, i as u64 * 1000, &mut out);
+            records += common::drain(&mut out);
         }
         parser.close(u64::MAX, &mut out);
-        out.records.len()
+        records + common::drain(&mut out)
     };
     assert_eq!(run(&feeds), 1000, "every QUERY becomes a record");
     let size = |feeds: &[(Direction, Vec<u8>)]| feeds.iter().map(|(_, b)| b.len() as u64).sum();
@@ -345,5 +355,9 @@ fn cassandra(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, http1, postgres, mysql, redis, cassandra);
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = http1, postgres, mysql, redis, cassandra
+}
 criterion_main!(benches);

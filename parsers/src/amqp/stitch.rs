@@ -2,6 +2,7 @@
 //! `-Ok` per channel, messages (method, content header, body frames) and publisher confirms.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use amq_protocol::protocol::{AMQPClass, basic, channel, confirm, connection, exchange, queue};
 
@@ -147,16 +148,40 @@ struct Channel {
 }
 
 /// Pairing state of one connection.
+/// Hashing of channel ids (looked up on every frame): a multiplication, not SipHash. The ids
+/// are 16-bit numbers the client picks; at most [`MAX_CHANNELS`] are kept, so crafted ids can
+/// slow lookups no more than that bound allows.
+type ChannelIds = BuildHasherDefault<ChannelIdHasher>;
+
+#[derive(Default)]
+struct ChannelIdHasher(u64);
+
+impl Hasher for ChannelIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 #[derive(Debug, Default)]
 pub(super) struct Stitcher {
     /// The direction the client's frames travel, once known.
     client: Option<Direction>,
     /// The handshake, from the protocol header (or Connection.Start) to Connection.Open-Ok.
     connect: Option<Draft>,
-    channels: HashMap<u16, Channel>,
+    channels: HashMap<u16, Channel, ChannelIds>,
     /// Channels the broker closed whose Close-Ok from the client has not come yet: the broker
     /// discards what the client sends on them meanwhile, and so does this.
-    closing: HashSet<u16>,
+    closing: HashSet<u16, ChannelIds>,
     /// Sync was lost before the roles were known: a handshake seen from there is not whole.
     lost_early: bool,
 }

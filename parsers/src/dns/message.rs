@@ -100,23 +100,43 @@ pub(crate) fn parse_head(msg: &[u8]) -> Option<Head> {
 /// Compression pointers must point before the name that holds them (so reading ends), at most
 /// [`MAX_POINTERS`] of them; labels are at most 63 bytes, the name at most 255.
 pub(crate) fn read_name(msg: &[u8], start: usize) -> Option<(String, usize)> {
-    let mut text = String::new();
+    // Walked twice, to size the text exactly (one allocation), then to write it.
+    let mut len = 0usize;
+    let end = walk_name(msg, start, |label| len += 1 + presented_len(label))?;
+    let mut text = String::with_capacity(len.max(1));
+    walk_name(msg, start, |label| {
+        if !text.is_empty() {
+            text.push('.');
+        }
+        push_label(&mut text, label);
+    })?;
+    if text.is_empty() {
+        text.push('.');
+    }
+    Some((text, end))
+}
+
+/// The offset after the name at `start`, checked as [`read_name`] checks it, without its text.
+pub(crate) fn skip_name(msg: &[u8], start: usize) -> Option<usize> {
+    walk_name(msg, start, |_| {})
+}
+
+/// Hands each label of the name at `start` to `label`, following compression pointers (see
+/// [`read_name`]); the offset after the name in place, `None` if it does not parse.
+fn walk_name(msg: &[u8], start: usize, mut label: impl FnMut(&[u8])) -> Option<usize> {
     let (mut at, mut end, mut wire_len, mut hops, mut floor) = (start, None, 0usize, 0, start);
     loop {
         let len = *msg.get(at)?;
         match len & 0xC0 {
             0x00 if len == 0 => break,
             0x00 => {
-                let label = msg.get(at + 1..at + 1 + usize::from(len))?;
-                wire_len += 1 + label.len();
+                let bytes = msg.get(at + 1..at + 1 + usize::from(len))?;
+                wire_len += 1 + bytes.len();
                 if wire_len >= MAX_NAME_WIRE {
                     return None;
                 }
-                if !text.is_empty() {
-                    text.push('.');
-                }
-                push_label(&mut text, label);
-                at += 1 + label.len();
+                label(bytes);
+                at += 1 + bytes.len();
             }
             0xC0 => {
                 let target = usize::from(u16_at(msg, at)? & 0x3FFF);
@@ -130,11 +150,7 @@ pub(crate) fn read_name(msg: &[u8], start: usize) -> Option<(String, usize)> {
             _ => return None, // 0x40 and 0x80: extended label types, obsolete.
         }
     }
-    let end = end.unwrap_or(at + 1);
-    if text.is_empty() {
-        text.push('.');
-    }
-    Some((text, end))
+    Some(end.unwrap_or(at + 1))
 }
 
 /// The response code with the OPT record's upper 8 bits (RFC 6891 §6.1.3), found by walking
@@ -150,7 +166,7 @@ pub(crate) fn extended_rcode(msg: &[u8], head: &Head) -> u16 {
     }
     let mut at = question.end;
     for _ in 0..head.record_count() {
-        let Some((_, after)) = read_name(msg, at) else {
+        let Some(after) = skip_name(msg, at) else {
             break;
         };
         let (Some(rtype), Some(rdlen)) = (u16_at(msg, after), u16_at(msg, after + 8)) else {
@@ -165,10 +181,26 @@ pub(crate) fn extended_rcode(msg: &[u8], head: &Head) -> u16 {
     head.rcode()
 }
 
+/// Whether a label byte is presented as itself.
+fn plain(b: &u8) -> bool {
+    matches!(b, 0x21..=0x7E) && !matches!(b, b'.' | b'\\')
+}
+
+/// Bytes of a label in presentation form (see [`push_label`]).
+fn presented_len(label: &[u8]) -> usize {
+    label
+        .iter()
+        .map(|b| match b {
+            b'.' | b'\\' => 2,
+            _ if plain(b) => 1,
+            _ => 4,
+        })
+        .sum()
+}
+
 /// Appends a label in presentation form: printable ASCII as is, `.` and `\` escaped with a
 /// backslash, other bytes as `\DDD` (RFC 1035 §5.1).
 pub(crate) fn push_label(text: &mut String, label: &[u8]) {
-    let plain = |b: &u8| matches!(b, 0x21..=0x7E) && !matches!(b, b'.' | b'\\');
     if label.iter().all(plain) {
         // Printable ASCII only: valid UTF-8 as is.
         text.push_str(std::str::from_utf8(label).unwrap_or_default());

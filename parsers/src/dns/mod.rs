@@ -95,6 +95,8 @@ struct Message<'a> {
 struct Matcher {
     role: Option<Role>,
     pending: Pending,
+    /// The copy of a response `answers::decode` parses, kept to reuse its allocation.
+    scratch: Vec<u8>,
 }
 
 impl Matcher {
@@ -146,7 +148,7 @@ impl Matcher {
             out.lose(Loss::UnmatchedResponse, 1);
             return;
         };
-        let decoded = answers::decode(msg.bytes, head);
+        let decoded = answers::decode(msg.bytes, head, &mut self.scratch);
         let detail = DnsRecord {
             id: head.id,
             question_name: query.name,

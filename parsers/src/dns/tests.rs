@@ -218,7 +218,7 @@ fn answers_presentation() {
     for (rtype, rdata, want) in cases {
         let m = response(7, "q.test", rtype, 0, &[(rtype, rdata)]);
         let head = parse_head(&m).unwrap();
-        let got = answers::decode(&m, &head);
+        let got = answers::decode(&m, &head, &mut Vec::new());
         assert_eq!(
             (got.rcode.as_str(), got.answers.as_slice()),
             ("NOERROR", &[want.to_owned()][..])
@@ -232,13 +232,16 @@ fn answers_presentation() {
         (12, "RCODE12"),
     ] {
         let m = response(7, "q.test", 1, rcode, &[]);
-        assert_eq!(answers::decode(&m, &parse_head(&m).unwrap()).rcode, want);
+        assert_eq!(
+            answers::decode(&m, &parse_head(&m).unwrap(), &mut Vec::new()).rcode,
+            want
+        );
     }
     let mut m = response(7, "q.test", 1, 0, &[]);
     m[10..12].copy_from_slice(&1u16.to_be_bytes());
     m.extend_from_slice(&[0, 0, 41, 0x10, 0, 1, 0, 0, 0, 0, 0]);
     assert_eq!(
-        answers::decode(&m, &parse_head(&m).unwrap()).rcode,
+        answers::decode(&m, &parse_head(&m).unwrap(), &mut Vec::new()).rcode,
         "BADVERS"
     );
 
@@ -246,19 +249,21 @@ fn answers_presentation() {
     let many: Vec<(u16, Vec<u8>)> = (0..40).map(|i| (1, vec![10, 0, 0, i])).collect();
     let m = response(7, "q.test", 1, 0, &many);
     assert_eq!(
-        answers::decode(&m, &parse_head(&m).unwrap()).answers.len(),
+        answers::decode(&m, &parse_head(&m).unwrap(), &mut Vec::new())
+            .answers
+            .len(),
         MAX_ANSWERS
     );
     let mut m = response(7, "q.test", 1, 3, &[(1, vec![1, 2, 3, 4])]);
     let class_at = m.len() - 4 - 2 - 4 - 2;
     m[class_at..class_at + 2].copy_from_slice(&9u16.to_be_bytes());
-    let got = answers::decode(&m, &parse_head(&m).unwrap());
+    let got = answers::decode(&m, &parse_head(&m).unwrap(), &mut Vec::new());
     assert_eq!((got.rcode.as_str(), got.answers.len()), ("NXDOMAIN", 0));
     // Counts no message could hold are refused before simple-dns reserves room for them.
     let mut m = response(7, "q.test", 1, 0, &[]);
     m[6..12].copy_from_slice(&[0xff; 6]);
     assert!(
-        answers::decode(&m, &parse_head(&m).unwrap())
+        answers::decode(&m, &parse_head(&m).unwrap(), &mut Vec::new())
             .answers
             .is_empty()
     );

@@ -319,7 +319,18 @@ impl Framer {
                 }
                 State::Gather { header } => {
                     let header = *header;
-                    let want = header.len as usize - self.buf.len();
+                    let len = header.len as usize;
+                    if self.buf.is_empty() && bytes.len() >= len {
+                        // The whole payload is here: handed on where it lies, not copied.
+                        emit(Event::Frame {
+                            header,
+                            payload: &bytes[..len],
+                        });
+                        bytes = &bytes[len..];
+                        self.state = State::Header { have: 0 };
+                        continue;
+                    }
+                    let want = len - self.buf.len();
                     let n = want.min(bytes.len());
                     self.buf.extend_from_slice(&bytes[..n]);
                     bytes = &bytes[n..];

@@ -19,6 +19,8 @@
 
 use loona_hpack::Decoder;
 
+use super::huffman::dehuffman_into;
+
 /// Entries of the static table (RFC 7541 Appendix A).
 const STATIC_ENTRIES: usize = 61;
 
@@ -49,6 +51,8 @@ pub struct HeaderDecoder {
     /// Made on first use: most directions stay synced, and a decoder allocates its table.
     scratch_decoder: Option<Decoder<'static>>,
     scratch: Vec<u8>,
+    /// The current block with its Huffman strings decoded, kept to reuse its allocation.
+    plain: Vec<u8>,
 }
 
 impl std::fmt::Debug for HeaderDecoder {
@@ -66,6 +70,7 @@ impl HeaderDecoder {
             synced: synced.then(table_decoder),
             scratch_decoder: None,
             scratch: Vec::new(),
+            plain: Vec::new(),
         }
     }
 
@@ -76,31 +81,44 @@ impl HeaderDecoder {
 
     /// Decodes one whole header block, handing each decoded field to `field`.
     pub fn decode(&mut self, block: &[u8], field: &mut impl FnMut(&[u8], &[u8])) -> Decoded {
-        let Some(plain) = super::huffman::dehuffman(block, false) else {
+        // The plain form goes to a buffer kept between blocks (taken, so that `self` stays
+        // free for the decoders, and put back).
+        let mut buf = std::mem::take(&mut self.plain);
+        let result = self.decode_plain(block, &mut buf, field);
+        self.plain = buf;
+        result
+    }
+
+    fn decode_plain(
+        &mut self,
+        block: &[u8],
+        buf: &mut Vec<u8>,
+        field: &mut impl FnMut(&[u8], &[u8]),
+    ) -> Decoded {
+        let Some(plain) = dehuffman_into(block, false, buf) else {
             // Cut short or a bad Huffman coding: what it did to the table is unknown.
             self.synced = None;
-            let mut d = self.decode_unsynced(
-                &super::huffman::dehuffman(block, true).unwrap_or_default(),
-                field,
-            );
+            let plain = dehuffman_into(block, true, buf).map_or(&[][..], |p| p.bytes(block, buf));
+            let mut d = self.decode_unsynced(plain, field);
             d.malformed = true;
             d.unknown += 1;
             return d;
         };
+        let plain = plain.bytes(block, buf);
         if let Some(d) = &mut self.synced {
             // A failure part-way leaves the fields before it, all correct (the table was
             // known up to there); the unsynced pass then repeats some with the same values.
-            match d.decode_with_cb(&plain, |n, v| field(&n, &v)) {
+            match d.decode_with_cb(plain, |n, v| field(&n, &v)) {
                 Ok(()) => return Decoded::default(),
                 Err(_) => {
                     self.synced = None;
-                    let mut d = self.decode_unsynced(&plain, field);
+                    let mut d = self.decode_unsynced(plain, field);
                     d.malformed = true;
                     return d;
                 }
             }
         }
-        self.decode_unsynced(&plain, field)
+        self.decode_unsynced(plain, field)
     }
 
     /// Decodes the start of a block whose end was not captured: the representations that are
@@ -111,14 +129,17 @@ impl HeaderDecoder {
         prefix: &[u8],
         field: &mut impl FnMut(&[u8], &[u8]),
     ) -> Decoded {
-        let plain = super::huffman::dehuffman(prefix, true).unwrap_or_default();
+        let mut buf = std::mem::take(&mut self.plain);
+        let plain =
+            dehuffman_into(prefix, true, &mut buf).map_or(&[][..], |p| p.bytes(prefix, &buf));
         let result = match self.synced.take() {
             Some(mut d) => {
-                let _ = d.decode_with_cb(&plain, |n, v| field(&n, &v));
+                let _ = d.decode_with_cb(plain, |n, v| field(&n, &v));
                 Decoded::default()
             }
-            None => self.decode_walk(&plain, field, true),
+            None => self.decode_walk(plain, field, true),
         };
+        self.plain = buf;
         Decoded {
             unknown: result.unknown + 1,
             malformed: false,

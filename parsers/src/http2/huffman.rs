@@ -6,6 +6,7 @@
 //! The code is canonical (codes assigned in order of length, then symbol), so the code
 //! lengths of Appendix B are all the table needs.
 
+#[cfg(test)]
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
@@ -148,39 +149,74 @@ pub fn decode(bytes: &[u8], out: &mut Vec<u8>) -> Option<()> {
 /// `block` with every Huffman-coded string literal replaced by its plain form (borrowed when
 /// it has none); `None` if a representation is cut short or a coding is invalid, or with
 /// `partial` (a block whose end was not captured), the representations before that one.
+#[cfg(test)]
 pub fn dehuffman(block: &[u8], partial: bool) -> Option<Cow<'_, [u8]>> {
+    let mut w = Vec::new();
+    Some(match dehuffman_into(block, partial, &mut w)? {
+        Plain::Block(n) => Cow::Borrowed(&block[..n]),
+        Plain::Rewritten => Cow::Owned(w),
+    })
+}
+
+/// Where [`dehuffman_into`] left a block's plain form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Plain {
+    /// The block had no Huffman string (before the cut, if partial): its first `n` bytes.
+    Block(usize),
+    /// The plain form was written to the buffer.
+    Rewritten,
+}
+
+impl Plain {
+    /// The plain bytes: `block`'s own or `buf`'s.
+    pub fn bytes<'a>(self, block: &'a [u8], buf: &'a [u8]) -> &'a [u8] {
+        match self {
+            Plain::Block(n) => &block[..n],
+            Plain::Rewritten => buf,
+        }
+    }
+}
+
+/// [`dehuffman`] into `w` (cleared first; kept by the caller so that blocks do not allocate):
+/// where the plain form is, or `None` as `dehuffman`.
+pub fn dehuffman_into(block: &[u8], partial: bool, w: &mut Vec<u8>) -> Option<Plain> {
+    w.clear();
+    let mut rewriting = false;
     let mut at = 0;
-    let mut rewritten: Option<Vec<u8>> = None;
     while at < block.len() {
-        let start = at;
-        let before = rewritten.as_ref().map(Vec::len);
-        match representation(block, &mut at, &mut rewritten) {
+        let (start, was_rewriting, before) = (at, rewriting, w.len());
+        match representation(block, &mut at, w, &mut rewriting) {
             Some(()) => {}
             None if partial => {
-                return Some(match (rewritten, before) {
-                    (Some(mut w), Some(len)) => {
-                        w.truncate(len);
-                        Cow::Owned(w)
-                    }
-                    (Some(mut w), None) => {
-                        w.truncate(start);
-                        Cow::Owned(w)
-                    }
-                    (None, _) => Cow::Borrowed(&block[..start]),
+                return Some(if was_rewriting {
+                    w.truncate(before);
+                    Plain::Rewritten
+                } else if rewriting {
+                    // Begun in this representation: its first `start` bytes are the block's.
+                    w.truncate(start);
+                    Plain::Rewritten
+                } else {
+                    Plain::Block(start)
                 });
             }
             None => return None,
         }
     }
-    Some(match rewritten {
-        Some(w) => Cow::Owned(w),
-        None => Cow::Borrowed(block),
+    Some(if rewriting {
+        Plain::Rewritten
+    } else {
+        Plain::Block(block.len())
     })
 }
 
-/// Rewrites the representation at `*at` into `rewritten` (started at its first Huffman
-/// string, with the plain bytes before it) and moves `*at` past it.
-fn representation(block: &[u8], at: &mut usize, rewritten: &mut Option<Vec<u8>>) -> Option<()> {
+/// Rewrites the representation at `*at` into `w` (started, `rewriting`, at the block's first
+/// Huffman string, with the plain bytes before it) and moves `*at` past it.
+fn representation(
+    block: &[u8],
+    at: &mut usize,
+    w: &mut Vec<u8>,
+    rewriting: &mut bool,
+) -> Option<()> {
     let mut pos = *at;
     let first = *block.get(pos)?;
     let (prefix, strings) = if first & 0x80 != 0 {
@@ -197,7 +233,7 @@ fn representation(block: &[u8], at: &mut usize, rewritten: &mut Option<Vec<u8>>)
         strings
     };
     // Raw bytes are copied only once a rewrite has begun; on failure the caller truncates.
-    if let Some(w) = rewritten {
+    if *rewriting {
         w.extend_from_slice(&block[pos..pos + n]);
     }
     pos += n;
@@ -206,11 +242,11 @@ fn representation(block: &[u8], at: &mut usize, rewritten: &mut Option<Vec<u8>>)
         let (len, n) = super::hpack::integer(rest, 7)?;
         let raw = rest.get(n..n.checked_add(len)?)?;
         if rest[0] & 0x80 != 0 {
-            let w = rewritten.get_or_insert_with(|| {
-                let mut w = Vec::with_capacity(block.len() * 2);
+            if !*rewriting {
+                *rewriting = true;
+                w.reserve(block.len() * 2);
                 w.extend_from_slice(&block[..pos]);
-                w
-            });
+            }
             let start = w.len();
             if raw.len() * 8 / 5 < 0x7f {
                 // At most 126 plain bytes: a one-byte length, written once they are known.
@@ -224,7 +260,7 @@ fn representation(block: &[u8], at: &mut usize, rewritten: &mut Option<Vec<u8>>)
                 encode_integer(plain, 7, 0, &mut length);
                 w.splice(start..start, length);
             }
-        } else if let Some(w) = rewritten {
+        } else if *rewriting {
             w.extend_from_slice(&rest[..n + len]);
         }
         pos += n + len;

@@ -573,7 +573,10 @@ impl Conn {
         let Some(s) = self.streams.remove(&id) else {
             return;
         };
-        self.order.retain(|&x| x != id);
+        // Streams finish about in their opening order: the id is near the front.
+        if let Some(at) = self.order.iter().position(|&x| x == id) {
+            self.order.remove(at);
+        }
         self.recent.push(id);
         match self.record(s) {
             Ok(r) => out.push(r),
