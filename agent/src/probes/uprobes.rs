@@ -291,15 +291,17 @@ impl Uprobes {
             let id = key.0;
             used.push(id);
             if !self.files.contains(&id) && !self.plain_exes.contains(&key) && self.has_room() {
+                let static_ssl = defines_symbol(&exe, "SSL_write");
                 let mut links = Vec::new();
-                if defines_symbol(&exe, "SSL_write") {
+                if static_ssl {
                     links = self.attach(ebpf, pid, &exe.to_string_lossy(), Target::StaticSsl);
                 }
-                // Not remembered as plain when it could not be read (the process gone at once).
                 let go = self.attach_go(ebpf, pid, &exe);
-                let inspected = go.is_some();
-                links.extend(go.unwrap_or_default());
-                if links.is_empty() && inspected {
+                let plain = !static_ssl && matches!(go, GoProbes::NotGoTls);
+                if let GoProbes::Attached(go) = go {
+                    links.extend(go);
+                }
+                if plain {
                     if self.plain_exes.len() >= MAX_PLAIN_EXES {
                         self.plain_exes.clear();
                     }
@@ -307,6 +309,8 @@ impl Uprobes {
                 } else if !links.is_empty() {
                     self.files.insert(id, links, now);
                 }
+                // Else unreadable (the process gone at once) or no probe attached: tried again
+                // at the next scan.
             }
         }
         self.files.set_users(pid, used, now);
@@ -329,16 +333,15 @@ impl Uprobes {
         false
     }
 
-    /// Go's `crypto/tls` in the executable, if it is a Go program that links it: the links;
-    /// `None` when the executable could not be read.
-    fn attach_go(&mut self, ebpf: &mut Ebpf, pid: u32, exe: &Path) -> Option<Vec<Link>> {
+    /// Go's `crypto/tls` in the executable, if it is a Go program that links it.
+    fn attach_go(&mut self, ebpf: &mut Ebpf, pid: u32, exe: &Path) -> GoProbes {
         let target = match gotls::inspect(exe) {
             Ok(Some(t)) => t,
-            Ok(None) => return Some(Vec::new()),
+            Ok(None) => return GoProbes::NotGoTls,
             Err(e) => {
                 self.counts.failures += 1;
                 tracing::warn!(error = %e, pid, "Go crypto/tls not probed");
-                return None;
+                return GoProbes::Unreadable;
             }
         };
         let mut links = Vec::new();
@@ -370,7 +373,7 @@ impl Uprobes {
             returns,
             "probing Go crypto/tls"
         );
-        Some(links)
+        GoProbes::Attached(links)
     }
 
     /// Probe `path` as mapped by `pid`: the links made.
@@ -436,6 +439,16 @@ impl Default for Uprobes {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// What [`Uprobes::attach_go`] did with an executable.
+enum GoProbes {
+    /// Not a Go program linking `crypto/tls`.
+    NotGoTls,
+    /// The executable could not be read.
+    Unreadable,
+    /// Probed: the links made (none if every attach failed).
+    Attached(Vec<Link>),
 }
 
 /// What the reader tells the scan thread.
