@@ -17,7 +17,8 @@
 #
 # SOAK_PAUSE (default 1) is the pause in seconds between traffic rounds. The agent also exports
 # its levels as gauges (wirelens.connections.tracked, .buffered_bytes, wirelens.processes.cached,
-# wirelens.export.spool.bytes, wirelens.export.queue.observations): they go into the CSV, and the
+# wirelens.export.spool.bytes, wirelens.export.queue.observations, wirelens.uprobe.files_attached,
+# wirelens.uprobe.links): they go into the CSV, and the
 # summary prints every column's curve in eight buckets. WIRELENS_LOCK_FILE lets a soak run beside
 # another agent.
 #
@@ -110,7 +111,8 @@ series, counters = set(), {}
 names = ["wirelens.export.spans", "wirelens.drops", "wirelens.connections_rejected", "wirelens.stream_gaps"]
 gauge_names = ["wirelens.connections.tracked", "wirelens.connections.buffered_bytes",
                "wirelens.processes.cached", "wirelens.export.spool.bytes",
-               "wirelens.export.queue.observations"]
+               "wirelens.export.queue.observations", "wirelens.uprobe.files_attached",
+               "wirelens.uprobe.links"]
 gauges = {}
 def attrs(items):
     return tuple(sorted((a["key"], json.dumps(a.get("value"), sort_keys=True)) for a in items or []))
@@ -140,7 +142,7 @@ PY
     : >"$WORK/otlp.jsonl"
 }
 
-echo "seconds,rss_kib,fds,metric_series,spans_exported,drops,connections_rejected,stream_gaps,tracked_connections,buffered_bytes,cached_processes,spool_bytes,queued_observations" >"$CSV"
+echo "seconds,rss_kib,fds,metric_series,spans_exported,drops,connections_rejected,stream_gaps,tracked_connections,buffered_bytes,cached_processes,spool_bytes,queued_observations,uprobe_files,uprobe_links" >"$CSV"
 start=$(date +%s)
 while :; do
     sleep "$INTERVAL"
@@ -173,13 +175,13 @@ echo "soak: $verdict" | sed '2,$s/^/soak: /'
 awk -F, 'NR > 1 { n++; for (c = 1; c <= NF; c++) v[n, c] = $c }
     END {
         if (n < 8) exit
-        print "soak: until_s  rss_MiB  fds  series  tracked_conns  buffered_KiB  processes  spool_KiB  queued"
+        print "soak: until_s  rss_MiB  fds  series  tracked_conns  buffered_KiB  processes  spool_KiB  queued  uprobe_files  uprobe_links"
         b = n / 8
         for (k = 0; k < 8; k++) {
             lo = int(k * b) + 1; hi = int((k + 1) * b); m = hi - lo + 1
-            for (c = 1; c <= 13; c++) sum[c] = 0
-            for (i = lo; i <= hi; i++) for (c = 1; c <= 13; c++) sum[c] += v[i, c]
-            printf "soak: %7d  %7.1f  %3.0f  %6.0f  %13.0f  %12.1f  %9.0f  %9.1f  %6.0f\n", v[hi, 1], sum[2] / m / 1024, sum[3] / m, sum[4] / m, sum[9] / m, sum[10] / m / 1024, sum[11] / m, sum[12] / m / 1024, sum[13] / m
+            for (c = 1; c <= 15; c++) sum[c] = 0
+            for (i = lo; i <= hi; i++) for (c = 1; c <= 15; c++) sum[c] += v[i, c]
+            printf "soak: %7d  %7.1f  %3.0f  %6.0f  %13.0f  %12.1f  %9.0f  %9.1f  %6.0f  %12.1f  %12.1f\n", v[hi, 1], sum[2] / m / 1024, sum[3] / m, sum[4] / m, sum[9] / m, sum[10] / m / 1024, sum[11] / m, sum[12] / m / 1024, sum[13] / m, sum[14] / m, sum[15] / m
         }
     }' "$CSV"
 echo "soak: samples in $CSV"

@@ -365,7 +365,11 @@ pub fn run(
                 buffered_bytes: tracker.held_bytes() as u64,
                 cached_processes: processes.len() as u64,
                 rss_bytes: memlimit::resident_bytes(),
+                uprobe_files: scans.levels().files_attached.load(Ordering::Relaxed),
+                uprobe_links: scans.levels().links.load(Ordering::Relaxed),
             };
+            snap.uprobe_files_detached = scans.levels().files_detached.load(Ordering::Relaxed);
+            snap.uprobe_files_refused = scans.levels().files_refused.load(Ordering::Relaxed);
             (reporting.publish)(&snap);
             if stopping {
                 // Detaches every program.
@@ -521,8 +525,14 @@ fn drain(
                 }
                 scans.on_exec(ev.tgid);
             }
-            Ok(Event::ProcExit(ev)) => cx.processes.on_exit(ev.tgid),
-            Ok(Event::ProcFork(ev)) => cx.processes.on_fork(ev.parent, ev.tgid),
+            Ok(Event::ProcExit(ev)) => {
+                cx.processes.on_exit(ev.tgid);
+                scans.on_exit(ev.tgid);
+            }
+            Ok(Event::ProcFork(ev)) => {
+                cx.processes.on_fork(ev.parent, ev.tgid);
+                scans.on_fork(ev.parent, ev.tgid);
+            }
             Ok(Event::TlsAssoc(ev)) => tracker.on_tls_assoc(&ev, cx),
             Ok(Event::AgentSocket(ev)) => {
                 let (local, remote) = conntrack::addrs(&ev);

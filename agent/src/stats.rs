@@ -127,6 +127,8 @@ impl Stats {
             replay_malformed: get(&self.replay_malformed),
             replay_skipped: get(&self.replay_skipped),
             levels: Levels::default(),
+            uprobe_files_detached: 0,
+            uprobe_files_refused: 0,
         }
     }
 }
@@ -205,6 +207,11 @@ pub struct Snapshot {
     pub replay_skipped: u64,
     /// Levels now (gauges), filled in by the reader loop.
     pub levels: Levels,
+    /// Files whose user-space probes were detached (no process used them any more); filled
+    /// in by the reader loop from the scan thread.
+    pub uprobe_files_detached: u64,
+    /// Files not probed: too many probed at once; filled in like `uprobe_files_detached`.
+    pub uprobe_files_refused: u64,
 }
 
 /// What the agent holds now: exported as gauges, so that a soak can plot them.
@@ -218,6 +225,10 @@ pub struct Levels {
     pub cached_processes: u64,
     /// The agent's resident memory.
     pub rss_bytes: u64,
+    /// Files carrying user-space probes.
+    pub uprobe_files: u64,
+    /// User-space probe links (fds).
+    pub uprobe_links: u64,
 }
 
 impl Levels {
@@ -235,6 +246,11 @@ impl Levels {
             ),
             (semconv::WIRELENS_PROCESSES_CACHED, g(self.cached_processes)),
             (semconv::WIRELENS_MEMORY_RSS_BYTES, g(self.rss_bytes)),
+            (
+                semconv::WIRELENS_UPROBE_FILES_ATTACHED,
+                g(self.uprobe_files),
+            ),
+            (semconv::WIRELENS_UPROBE_LINKS, g(self.uprobe_links)),
         ]
     }
 }
@@ -305,6 +321,8 @@ impl Snapshot {
                 self.k8s_peer_addresses_dropped,
             ),
             ("wirelens.live_dropped", self.live_dropped),
+            ("wirelens.uprobe.files_detached", self.uprobe_files_detached),
+            ("wirelens.uprobe.files_refused", self.uprobe_files_refused),
             // The exporter reports wirelens.export.{spans,spans_dropped,failures} itself.
             ("wirelens.export.queue_dropped", self.export_queue_dropped),
         ];

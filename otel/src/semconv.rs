@@ -357,6 +357,10 @@ pub const WIRELENS_CONNECTIONS_BUFFERED_BYTES: &str = "wirelens.connections.buff
 pub const WIRELENS_PROCESSES_CACHED: &str = "wirelens.processes.cached";
 /// Gauge: the agent's resident memory.
 pub const WIRELENS_MEMORY_RSS_BYTES: &str = "wirelens.memory.rss_bytes";
+/// Gauge: files (libraries, executables) carrying the agent's user-space probes now.
+pub const WIRELENS_UPROBE_FILES_ATTACHED: &str = "wirelens.uprobe.files_attached";
+/// Gauge: the agent's user-space probe links now (each holds an fd).
+pub const WIRELENS_UPROBE_LINKS: &str = "wirelens.uprobe.links";
 // Service graph metrics (Tempo's metrics-generator names, which Grafana's service graph reads).
 
 /// Requests per edge (monotonic).

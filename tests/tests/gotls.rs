@@ -4,7 +4,8 @@
 //! HTTPS server and client (net/http, HTTP/1.1 and HTTP/2), gRPC-Go over TLS (health service:
 //! unary `Check`, server-streaming `Watch`), the same with a stripped binary (`-s -w`: no
 //! symbols, no DWARF), 200 concurrent connections with GOMAXPROCS above the CPU count, and
-//! an HTTP/2 connection opened before the agent started (handshake and preface missed).
+//! an HTTP/2 connection opened before the agent started (handshake and preface missed), and
+//! 30 short-lived copies of the client in a temp dir, whose probes are detached when they exit.
 //!
 //! Needs root, `scripts/setup.sh --tests` (golang-go, golang-google-grpc-dev) and a built
 //! agent; run one at a time (`-- --test-threads=1`).
@@ -19,8 +20,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use wirelens_tests::{
-    ClientProcess, ClientRun, Daemon, Done, Scenario, Span, free_port, workspace_root,
-    write_certificate,
+    ClientProcess, ClientRun, Daemon, Done, MetricPoint, Scenario, Span, free_port, poll,
+    workspace_root, write_certificate,
 };
 
 const UA: &str = "wirelens-gotls-test";
@@ -444,4 +445,148 @@ fn h2_connection_opened_before_the_agent() {
             }
         }
     }
+}
+
+/// Open fds of process `pid`.
+fn open_fds(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
+        .count()
+}
+
+/// Open fds of process `pid` by kind: `socket`, `anon_inode:bpf_link`, a path...
+fn fd_kinds(pid: u32) -> BTreeMap<String, usize> {
+    let mut kinds = BTreeMap::new();
+    for e in fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let target =
+            fs::read_link(e.path()).map_or_else(|_| "?".into(), |t| t.display().to_string());
+        let kind = match target.split_once(':') {
+            Some((k @ ("socket" | "pipe"), _)) => k.to_string(),
+            _ => target,
+        };
+        *kinds.entry(kind).or_insert(0) += 1;
+    }
+    kinds
+}
+
+/// The fds of uprobe links among `kinds`.
+fn link_fds(kinds: &BTreeMap<String, usize>) -> usize {
+    ["anon_inode:bpf_link", "anon_inode:[perf_event]"]
+        .iter()
+        .filter_map(|k| kinds.get(*k))
+        .sum()
+}
+
+/// The latest value of the agent's own metric `name` (a sum or a gauge) received so far.
+fn agent_metric(metrics: &[MetricPoint], name: &str) -> Option<f64> {
+    metrics
+        .iter()
+        .filter(|p| p.name == name)
+        .max_by_key(|p| p.time_ns)
+        .and_then(|p| p.value)
+}
+
+/// Go executables copied to a temp dir, each run once (a short-lived HTTPS server answering
+/// one GET) and deleted: the agent probes each (its server span arrives) and detaches the probes
+/// 5 s after the process exits, so its open fds come back to where they were (the
+/// two-hour soak of 2026-12-07 saw them grow 74 → 140 by such links); a fresh copy afterwards is
+/// probed again and traced. (Servers, not clients: a client that exits within milliseconds of
+/// its exec is done before its executable is parsed and probed.)
+#[test]
+fn probes_of_exited_executables_are_detached() {
+    const COPIES: usize = 30;
+    // Exporter connections and the like may come and go.
+    const SLACK: usize = 6;
+    let exe = go_program(false);
+    let certs = certificate();
+    let ports: Vec<u16> = (0..=COPIES).map(|_| free_port()).collect();
+    let mut args = Vec::new();
+    for p in &ports {
+        args.extend(["--port".to_string(), p.to_string()]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let scenario = Scenario::start("gotls_uprobe_lifecycle", &args);
+    let agent = scenario.agent.pid();
+    let dir = tempfile::Builder::new()
+        .prefix("wirelens-gotls-copies-")
+        .tempdir()
+        .expect("temp dir");
+    // Copy `i` of the executable serving one GET (from the original, as client), then stopped
+    // and deleted: its server's pid.
+    let run_copy = |i: usize| -> u32 {
+        let copy = dir.path().join(format!("gotls-copy-{i}"));
+        fs::copy(&exe, &copy).expect("copy the Go program");
+        let srv = server(&copy, "https-server", ports[i], certs.path(), &[]);
+        let pid = srv.pid();
+        let probed = format!("pid={pid} ");
+        let attached = poll(Duration::from_secs(10), || {
+            scenario
+                .agent
+                .stderr()
+                .lines()
+                .any(|l| l.contains("probing Go crypto/tls") && l.contains(&probed))
+        });
+        assert!(
+            attached,
+            "copy {i} (pid {pid}) not probed:\n{}",
+            scenario.agent.stderr()
+        );
+        https_client(&exe, ports[i], "h1", 1, 1);
+        drop(srv);
+        fs::remove_file(&copy).expect("delete the copy");
+        pid
+    };
+    let before = fd_kinds(agent);
+    let pids: Vec<u32> = (0..COPIES).map(run_copy).collect();
+    let after_runs = fd_kinds(agent);
+    // 30 × 17 links; the kernel takes 0.1 s (idle host) to 0.2 s (loaded) to close each
+    // (grace periods, one close at a time).
+    let settled = poll(Duration::from_secs(180), || {
+        let now = fd_kinds(agent);
+        link_fds(&now) <= link_fds(&before)
+            && open_fds(agent) <= before.values().sum::<usize>() + SLACK
+    });
+    let now = fd_kinds(agent);
+    // A fresh copy after all that: probed again, traced.
+    let fresh = run_copy(COPIES);
+    let detached = |m: &[MetricPoint]| agent_metric(m, "wirelens.uprobe.files_detached");
+    poll(Duration::from_secs(20), || {
+        detached(&scenario.receiver.metrics()) >= Some(COPIES as f64)
+    });
+    let done = scenario.finish_when(
+        |s| {
+            s.iter()
+                .any(|s| s.resource.get("process.pid") == Some(&fresh.into()))
+        },
+        "http.server.request.duration",
+        (COPIES + 1) as u64,
+    );
+    let d = done.diagnostics();
+    assert!(
+        settled,
+        "the agent's fds did not come back: {before:?} before {COPIES} executables, \
+         {after_runs:?} just after, {now:?} at most 180 s later\n{d}"
+    );
+    // Every copy was probed and traced: its links were made, and then dropped.
+    for pid in pids.iter().chain([&fresh]) {
+        let spans = done.spans_of(*pid);
+        assert_eq!(spans.len(), 1, "spans of copy {pid}\n{d}");
+        assert_eq!(spans[0].str_attr("url.path"), "/h1/c0/r0", "{d}");
+        assert!(spans[0].is_server(), "{}", spans[0].summary());
+    }
+    let detached = detached(&done.metrics);
+    assert!(
+        detached >= Some(COPIES as f64),
+        "wirelens.uprobe.files_detached = {detached:?}\n{d}"
+    );
+    let links = agent_metric(&done.metrics, "wirelens.uprobe.links");
+    let attached = agent_metric(&done.metrics, "wirelens.uprobe.files_attached");
+    assert!(
+        attached.is_some_and(|n| n < COPIES as f64),
+        "wirelens.uprobe.files_attached = {attached:?}, links {links:?}"
+    );
 }

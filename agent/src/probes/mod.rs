@@ -1,9 +1,11 @@
 //! Loading the kernel object, setting its globals and filters, attaching every program.
 
+pub mod attached;
 pub mod btf;
 pub mod cgroup_filter;
 pub mod exe_filter;
 pub mod gotls;
+pub mod link_closer;
 pub mod uprobes;
 
 use std::path::Path;

@@ -15,12 +15,21 @@
 //! After start-up the scans run on their own thread ([`UprobeThread`]), which owns the loaded
 //! object: reading `/proc`, parsing executables' symbol tables and attaching probes take
 //! milliseconds each, which the ring's reader must never spend.
+//!
+//! Probes do not outlive the files' users: the reader forwards forks and exits too, and when
+//! the last process that maps a probed file is gone its links are detached (their fds closed),
+//! see [`super::attached`]. The full rescan also drops users that no longer exist, so a notice
+//! lost to a full queue delays a detach by [`RESCAN_ALL`] at most.
 
 use std::{
     collections::{HashMap, HashSet},
     fs,
     path::{Path, PathBuf},
-    sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, RecvTimeoutError, SyncSender, TrySendError},
+    },
     thread::JoinHandle,
     time::{Duration, Instant},
 };
@@ -29,12 +38,16 @@ use aya::{
     Ebpf,
     programs::{
         UProbe,
-        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeAttachPoint, UProbeLinkId, UProbeScope},
     },
 };
 use wirelens_ebpf::tls_op;
 
-use super::gotls;
+use super::{
+    attached::{AttachedFiles, FileId, Released},
+    gotls,
+    link_closer::LinkCloser,
+};
 
 /// Delays after an `exec` at which the process is scanned: at once (the executable is mapped
 /// when the exec event fires, so a static OpenSSL is probed before `main`), after the dynamic
@@ -50,9 +63,17 @@ const RESCAN_ALL: Duration = Duration::from_secs(30);
 const SCANS_PER_TICK: usize = 64;
 /// How often the scan thread looks for due scans when no exec arrives.
 const TICK: Duration = Duration::from_millis(25);
-/// Exec notices queued for the scan thread; past this a notice is dropped (and counted in the
-/// log): the periodic full rescan still finds what that process maps.
-const EXEC_QUEUE: usize = 8192;
+/// Process notices (exec, fork, exit) queued for the scan thread; past this a notice is
+/// dropped (and counted in the log): the periodic full rescan still finds what that process
+/// maps, and drops the users that are gone.
+const NOTICE_QUEUE: usize = 8192;
+/// How long a probed file stays probed once no process uses it (a binary run again meanwhile
+/// keeps its probes).
+const DETACH_GRACE: Duration = Duration::from_secs(5);
+/// Most files probed at once; files past it are not probed (counted, logged).
+const MAX_PROBED_FILES: usize = 4096;
+/// Most executables remembered as having no TLS to probe (then the memory starts over).
+const MAX_PLAIN_EXES: usize = 16_384;
 
 /// The OpenSSL functions probed: symbol and attach cookie.
 const SSL_FUNCTIONS: [(&str, u32); 4] = [
@@ -75,8 +96,12 @@ enum Target {
     Libc,
 }
 
-/// (device, inode) of a file.
-type FileId = (u64, u64);
+/// One attached probe: its program and the link to detach.
+type Link = (&'static str, UProbeLinkId);
+
+/// An executable as remembered when it has nothing to probe: (device, inode) and change time,
+/// so that a new file reusing a deleted one's inode is looked at again.
+type ExeKey = (FileId, i64, i64);
 
 /// Counts for the log.
 #[derive(Clone, Copy, Debug, Default)]
@@ -91,34 +116,123 @@ struct UprobeCounts {
     pub failures: u64,
 }
 
+/// What the scan thread holds, for the agent's own metrics (`wirelens.uprobe.*`).
+#[derive(Debug, Default)]
+pub struct UprobeLevels {
+    /// Files probed now (gauge).
+    pub files_attached: AtomicU64,
+    /// Probe links (each an fd of the agent) held now (gauge).
+    pub links: AtomicU64,
+    /// Files whose probes were detached since the start because no process used them any
+    /// more (counter).
+    pub files_detached: AtomicU64,
+    /// Files not probed because [`MAX_PROBED_FILES`] were probed already (counter).
+    pub files_refused: AtomicU64,
+}
+
 /// The user-space probes attached so far and the scans still due.
 pub struct Uprobes {
-    done: HashSet<FileId>,
-    /// Executables already checked for a static OpenSSL, probed or not.
-    exes_seen: HashSet<FileId>,
+    files: AttachedFiles<Link>,
+    /// Executables checked and found without TLS to probe.
+    plain_exes: HashSet<ExeKey>,
     due: Vec<(Instant, u32)>,
     next_full: Instant,
     counts: UprobeCounts,
+    levels: Arc<UprobeLevels>,
+    /// Closes detached links off this thread (each close waits for grace periods); none
+    /// before [`UprobeThread::spawn`]: the start-up scan detaches nothing.
+    closer: Option<LinkCloser>,
 }
 
 impl Uprobes {
     /// No probes yet; call [`Uprobes::scan_all`] to start.
     pub fn new() -> Self {
         Self {
-            done: HashSet::new(),
-            exes_seen: HashSet::new(),
+            files: AttachedFiles::default(),
+            plain_exes: HashSet::new(),
             due: Vec::new(),
             next_full: Instant::now() + RESCAN_ALL,
             counts: UprobeCounts::default(),
+            levels: Arc::default(),
+            closer: None,
         }
     }
 
-    /// Scan every running process.
+    /// The gauges and counters this keeps up to date.
+    pub fn levels(&self) -> Arc<UprobeLevels> {
+        self.levels.clone()
+    }
+
+    /// Scan every running process, and drop the users that no longer exist.
     pub fn scan_all(&mut self, ebpf: &mut Ebpf) {
-        for pid in pids() {
+        let live: HashSet<u32> = pids().into_iter().collect();
+        for &pid in &live {
             self.scan(ebpf, pid);
         }
+        self.files.retain_live(&live, Instant::now());
         self.next_full = Instant::now() + RESCAN_ALL;
+    }
+
+    /// Process `child` was forked by `parent` (or is a thread of it): it uses its parent's
+    /// files until it execs.
+    pub fn on_fork(&mut self, parent: u32, child: u32, now: Instant) {
+        // A thread (listed among its process's tasks) is no user of its own: it never exits as a
+        // process. Nor is a child gone already.
+        if Path::new(&format!("/proc/{parent}/task/{child}")).exists()
+            || !Path::new(&format!("/proc/{child}")).exists()
+        {
+            return;
+        }
+        self.files.fork(parent, child, now);
+    }
+
+    /// Process `pid` exited: the files only it used lose their probes after [`DETACH_GRACE`].
+    pub fn on_exit(&mut self, pid: u32, now: Instant) {
+        self.files.exit(pid, now);
+    }
+
+    /// Detach the links of files no process uses any more (closing their fds).
+    fn detach(&mut self, ebpf: &mut Ebpf, released: Vec<Released<Link>>) {
+        for file in released {
+            let n = file.links.len();
+            for (program, id) in file.links {
+                let result = ebpf
+                    .program_mut(program)
+                    .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))
+                    .and_then(|p| Ok(<&mut UProbe>::try_from(p)?.take_link(id)?));
+                match (result, &self.closer) {
+                    (Ok(link), Some(closer)) => closer.close(link),
+                    (Ok(link), None) => drop(link),
+                    (Err(e), _) => tracing::debug!(%e, program, "uprobe link not detached"),
+                }
+            }
+            self.levels.files_detached.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(
+                dev = file.file.0,
+                inode = file.file.1,
+                links = n,
+                "no process uses this file any more: probes detached"
+            );
+        }
+        self.publish();
+    }
+
+    /// Update the gauges.
+    fn publish(&self) {
+        let l = &self.levels;
+        l.files_attached
+            .store(self.files.len() as u64, Ordering::Relaxed);
+        let closing = self.closer.as_ref().map_or(0, LinkCloser::pending);
+        l.links
+            .store(self.files.links() as u64 + closing, Ordering::Relaxed);
+    }
+
+    fn on_notice(&mut self, notice: Notice, now: Instant) {
+        match notice {
+            Notice::Exec(pid) => self.on_exec(pid, now),
+            Notice::Fork { parent, child } => self.on_fork(parent, child, now),
+            Notice::Exit(pid) => self.on_exit(pid, now),
+        }
     }
 
     /// Process `pid` called exec: scan it soon, and again later.
@@ -133,6 +247,10 @@ impl Uprobes {
         if now >= self.next_full {
             self.scan_all(ebpf);
         }
+        let released = self.files.expire(now, DETACH_GRACE);
+        if !released.is_empty() {
+            self.detach(ebpf, released);
+        }
         let mut ran = 0;
         let mut i = 0;
         while i < self.due.len() && ran < SCANS_PER_TICK {
@@ -146,44 +264,87 @@ impl Uprobes {
         }
     }
 
+    /// Probe what `pid` maps that is not probed yet, and record the probed files it uses.
     fn scan(&mut self, ebpf: &mut Ebpf, pid: u32) {
+        let now = Instant::now();
         let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
-            return; // gone, or a kernel thread
+            // Gone (or a kernel thread, which uses nothing).
+            self.on_exit(pid, now);
+            self.publish();
+            return;
         };
+        let mut used = mapped_ids(&maps);
         for (id, path) in mapped_files(&maps) {
-            if self.done.contains(&id) {
+            if self.files.contains(&id) {
                 continue;
             }
             let Some(target) = library_target(&path) else {
                 continue;
             };
-            self.done.insert(id);
-            self.attach(ebpf, pid, &path, target);
+            if self.has_room() {
+                let links = self.attach(ebpf, pid, &path, target);
+                self.files.insert(id, links, now);
+            }
         }
         let exe = PathBuf::from(format!("/proc/{pid}/exe"));
-        if let Some(id) = file_id(&exe)
-            && self.exes_seen.insert(id)
-            && !self.done.contains(&id)
-        {
-            if defines_symbol(&exe, "SSL_write") {
-                self.done.insert(id);
-                self.attach(ebpf, pid, &exe.to_string_lossy(), Target::StaticSsl);
+        if let Some(key) = exe_key(&exe) {
+            let id = key.0;
+            used.push(id);
+            if !self.files.contains(&id) && !self.plain_exes.contains(&key) && self.has_room() {
+                let static_ssl = defines_symbol(&exe, "SSL_write");
+                let mut links = Vec::new();
+                if static_ssl {
+                    links = self.attach(ebpf, pid, &exe.to_string_lossy(), Target::StaticSsl);
+                }
+                let go = self.attach_go(ebpf, pid, &exe);
+                let plain = !static_ssl && matches!(go, GoProbes::NotGoTls);
+                if let GoProbes::Attached(go) = go {
+                    links.extend(go);
+                }
+                if plain {
+                    if self.plain_exes.len() >= MAX_PLAIN_EXES {
+                        self.plain_exes.clear();
+                    }
+                    self.plain_exes.insert(key);
+                } else if !links.is_empty() {
+                    self.files.insert(id, links, now);
+                }
+                // Else unreadable (the process gone at once) or no probe attached: tried again
+                // at the next scan.
             }
-            self.attach_go(ebpf, pid, &exe);
         }
+        self.files.set_users(pid, used, now);
+        self.publish();
+    }
+
+    /// Whether another file may be probed (counted when not).
+    fn has_room(&self) -> bool {
+        if self.files.len() < MAX_PROBED_FILES {
+            return true;
+        }
+        let refused = self.levels.files_refused.fetch_add(1, Ordering::Relaxed) + 1;
+        if refused.is_power_of_two() {
+            tracing::warn!(
+                refused,
+                max = MAX_PROBED_FILES,
+                "too many files probed at once: new files are not probed"
+            );
+        }
+        false
     }
 
     /// Go's `crypto/tls` in the executable, if it is a Go program that links it.
-    fn attach_go(&mut self, ebpf: &mut Ebpf, pid: u32, exe: &Path) {
+    fn attach_go(&mut self, ebpf: &mut Ebpf, pid: u32, exe: &Path) -> GoProbes {
         let target = match gotls::inspect(exe) {
             Ok(Some(t)) => t,
-            Ok(None) => return,
+            Ok(None) => return GoProbes::NotGoTls,
             Err(e) => {
                 self.counts.failures += 1;
                 tracing::warn!(error = %e, pid, "Go crypto/tls not probed");
-                return;
+                return GoProbes::Unreadable;
             }
         };
+        let mut links = Vec::new();
         let (mut returns, mut data_calls) = (0, 0);
         for f in &target.functions {
             let cookie = Some(f.cookie(target.offsets));
@@ -193,9 +354,11 @@ impl Uprobes {
             for (program, offset) in points {
                 let at = UProbeAttachLocation::AbsoluteOffset(offset);
                 match attach_at(ebpf, program, exe, at, cookie) {
-                    Ok(()) if program == "go_tls_return" => returns += 1,
-                    Ok(()) if program == "go_tls_data" => data_calls += 1,
-                    Ok(()) => {}
+                    Ok(link) => {
+                        returns += u32::from(program == "go_tls_return");
+                        data_calls += u32::from(program == "go_tls_data");
+                        links.push(link);
+                    }
                     Err(e) => {
                         self.counts.failures += 1;
                         tracing::warn!(%e, pid, function = f.name, offset, "Go TLS probe not attached");
@@ -213,27 +376,31 @@ impl Uprobes {
             returns,
             "probing Go crypto/tls"
         );
+        GoProbes::Attached(links)
     }
 
-    fn attach(&mut self, ebpf: &mut Ebpf, pid: u32, path: &str, target: Target) {
+    /// Probe `path` as mapped by `pid`: the links made.
+    fn attach(&mut self, ebpf: &mut Ebpf, pid: u32, path: &str, target: Target) -> Vec<Link> {
         // The exe link already names the file; a mapped path is read in the process's root.
         let file = if path.starts_with("/proc/") {
             PathBuf::from(path)
         } else {
             Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/'))
         };
+        let mut links = Vec::new();
         let attached = match target {
             Target::OpenSsl | Target::StaticSsl => {
                 let mut n = 0;
                 for (symbol, op) in SSL_FUNCTIONS {
                     // A library may lack the `_ex` pair (OpenSSL 1.1.0, BoringSSL).
-                    match attach_pair(ebpf, &file, symbol, op) {
+                    match attach_pair(ebpf, &file, symbol, op, &mut links) {
                         Ok(()) => n += 1,
                         Err(e) => tracing::debug!(%e, path, symbol, "SSL probe not attached"),
                     }
                 }
-                if let Err(e) = attach_one(ebpf, "ssl_free", &file, "SSL_free", None) {
-                    tracing::debug!(%e, path, "SSL_free not probed");
+                match attach_one(ebpf, "ssl_free", &file, "SSL_free", None) {
+                    Ok(link) => links.push(link),
+                    Err(e) => tracing::debug!(%e, path, "SSL_free not probed"),
                 }
                 if n > 0 {
                     self.counts.ssl_files += 1;
@@ -247,9 +414,12 @@ impl Uprobes {
             Target::Libc => {
                 let mut ok = true;
                 for symbol in MMSG_FUNCTIONS {
-                    if let Err(e) = attach_one(ebpf, "mmsg_enter", &file, symbol, None) {
-                        tracing::debug!(%e, path, symbol, "libc probe not attached");
-                        ok = false;
+                    match attach_one(ebpf, "mmsg_enter", &file, symbol, None) {
+                        Ok(link) => links.push(link),
+                        Err(e) => {
+                            tracing::debug!(%e, path, symbol, "libc probe not attached");
+                            ok = false;
+                        }
                     }
                 }
                 if ok {
@@ -264,6 +434,7 @@ impl Uprobes {
         if !attached {
             tracing::debug!(path, ?target, "probes not attached");
         }
+        links
     }
 }
 
@@ -273,11 +444,33 @@ impl Default for Uprobes {
     }
 }
 
+/// What [`Uprobes::attach_go`] did with an executable.
+enum GoProbes {
+    /// Not a Go program linking `crypto/tls`.
+    NotGoTls,
+    /// The executable could not be read.
+    Unreadable,
+    /// Probed: the links made (none if every attach failed).
+    Attached(Vec<Link>),
+}
+
+/// What the reader tells the scan thread.
+#[derive(Clone, Copy, Debug)]
+enum Notice {
+    /// The process called exec.
+    Exec(u32),
+    /// A process (or thread) was forked.
+    Fork { parent: u32, child: u32 },
+    /// The process exited.
+    Exit(u32),
+}
+
 /// The scan thread: owns the loaded object (programs and links) and the scan state; the
-/// reader tells it of every `exec`.
+/// reader tells it of every `exec`, fork and exit.
 pub struct UprobeThread {
-    execs: SyncSender<u32>,
+    notices: SyncSender<Notice>,
     dropped: u64,
+    levels: Arc<UprobeLevels>,
     handle: JoinHandle<()>,
 }
 
@@ -285,18 +478,20 @@ impl UprobeThread {
     /// Start scanning on a thread of its own; `ebpf` lives (and its probes stay attached) until
     /// [`UprobeThread::finish`].
     pub fn spawn(mut ebpf: Ebpf, mut uprobes: Uprobes) -> std::io::Result<Self> {
-        let (execs, rx) = mpsc::sync_channel::<u32>(EXEC_QUEUE);
+        uprobes.closer = Some(LinkCloser::spawn()?);
+        let (notices, rx) = mpsc::sync_channel::<Notice>(NOTICE_QUEUE);
+        let levels = uprobes.levels();
         let handle = std::thread::Builder::new()
             .name("wirelens-uprobe".into())
             .spawn(move || {
                 loop {
                     match rx.recv_timeout(TICK) {
-                        Ok(pid) => {
+                        Ok(notice) => {
                             let now = Instant::now();
-                            uprobes.on_exec(pid, now);
+                            uprobes.on_notice(notice, now);
                             // Whatever else is queued, then the scans due (the first at once).
-                            while let Ok(pid) = rx.try_recv() {
-                                uprobes.on_exec(pid, now);
+                            while let Ok(notice) = rx.try_recv() {
+                                uprobes.on_notice(notice, now);
                             }
                         }
                         Err(RecvTimeoutError::Timeout) => {}
@@ -305,24 +500,45 @@ impl UprobeThread {
                     uprobes.tick(&mut ebpf, Instant::now());
                 }
                 tracing::debug!(counts = ?uprobes.counts, "uprobe scans stopped");
+                drop(uprobes);
                 drop(ebpf);
             })?;
         Ok(Self {
-            execs,
+            notices,
             dropped: 0,
+            levels,
             handle,
         })
     }
 
+    /// The scan thread's gauges and counters.
+    pub fn levels(&self) -> &UprobeLevels {
+        &self.levels
+    }
+
     /// Process `pid` called exec (never blocks).
     pub fn on_exec(&mut self, pid: u32) {
-        if let Err(TrySendError::Full(_)) = self.execs.try_send(pid) {
+        self.send(Notice::Exec(pid));
+    }
+
+    /// Process (or thread) `child` was forked by `parent` (never blocks).
+    pub fn on_fork(&mut self, parent: u32, child: u32) {
+        self.send(Notice::Fork { parent, child });
+    }
+
+    /// Process `pid` exited (never blocks).
+    pub fn on_exit(&mut self, pid: u32) {
+        self.send(Notice::Exit(pid));
+    }
+
+    fn send(&mut self, notice: Notice) {
+        if let Err(TrySendError::Full(_)) = self.notices.try_send(notice) {
             self.dropped += 1;
             if self.dropped.is_power_of_two() {
                 tracing::warn!(
                     dropped = self.dropped,
-                    "exec notices dropped: the uprobe scans are behind (the periodic rescan \
-                     still covers those processes)"
+                    "process notices dropped: the uprobe scans are behind (the periodic \
+                     rescan still covers those processes)"
                 );
             }
         }
@@ -330,24 +546,44 @@ impl UprobeThread {
 
     /// Stop scanning and detach every probe.
     pub fn finish(self) {
-        drop(self.execs);
+        drop(self.notices);
         let _ = self.handle.join();
     }
 }
 
-/// Entry and return probes on `symbol`, with `op` as the cookie of both.
-fn attach_pair(ebpf: &mut Ebpf, file: &Path, symbol: &str, op: u32) -> anyhow::Result<()> {
-    attach_one(ebpf, "ssl_enter", file, symbol, Some(u64::from(op)))?;
-    attach_one(ebpf, "ssl_return", file, symbol, Some(u64::from(op)))
+/// Entry and return probes on `symbol`, with `op` as the cookie of both; their links go to
+/// `links`.
+fn attach_pair(
+    ebpf: &mut Ebpf,
+    file: &Path,
+    symbol: &str,
+    op: u32,
+    links: &mut Vec<Link>,
+) -> anyhow::Result<()> {
+    links.push(attach_one(
+        ebpf,
+        "ssl_enter",
+        file,
+        symbol,
+        Some(u64::from(op)),
+    )?);
+    links.push(attach_one(
+        ebpf,
+        "ssl_return",
+        file,
+        symbol,
+        Some(u64::from(op)),
+    )?);
+    Ok(())
 }
 
 fn attach_one(
     ebpf: &mut Ebpf,
-    program: &str,
+    program: &'static str,
     file: &Path,
     symbol: &str,
     cookie: Option<u64>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Link> {
     attach_at(
         ebpf,
         program,
@@ -359,18 +595,18 @@ fn attach_one(
 
 fn attach_at(
     ebpf: &mut Ebpf,
-    program: &str,
+    program: &'static str,
     file: &Path,
     location: UProbeAttachLocation<'_>,
     cookie: Option<u64>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Link> {
     let prog: &mut UProbe = ebpf
         .program_mut(program)
         .ok_or_else(|| anyhow::anyhow!("program {program} missing from the object"))?
         .try_into()?;
     let point = UProbeAttachPoint { location, cookie };
-    prog.attach(point, file, UProbeScope::AllProcesses)?;
-    Ok(())
+    let id = prog.attach(point, file, UProbeScope::AllProcesses)?;
+    Ok((program, id))
 }
 
 /// Which probes a mapped file gets, by its name.
@@ -414,6 +650,22 @@ fn mapped_files(maps: &str) -> HashMap<FileId, String> {
     files
 }
 
+/// Every file mapped in a `/proc/<pid>/maps` text, deleted or not: the files the process uses.
+fn mapped_ids(maps: &str) -> Vec<FileId> {
+    let mut ids: Vec<FileId> = maps
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_ascii_whitespace().skip(3);
+            let dev = parse_dev(fields.next()?)?;
+            let inode = fields.next()?.parse::<u64>().ok()?;
+            (inode != 0).then_some((dev, inode))
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// `major:minor` in hex, as maps prints it, packed like `st_dev`.
 fn parse_dev(dev: &str) -> Option<u64> {
     let (major, minor) = dev.split_once(':')?;
@@ -422,10 +674,11 @@ fn parse_dev(dev: &str) -> Option<u64> {
     Some(libc::makedev(major as u32, minor as u32))
 }
 
-fn file_id(path: &Path) -> Option<FileId> {
+/// The executable behind `path` (a `/proc/<pid>/exe` link): its id and change time.
+fn exe_key(path: &Path) -> Option<ExeKey> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(path).ok()?;
-    Some((meta.dev(), meta.ino()))
+    Some(((meta.dev(), meta.ino()), meta.ctime(), meta.ctime_nsec()))
 }
 
 /// Whether the ELF file at `path` defines `symbol` (in `.dynsym` or `.symtab`).
@@ -483,6 +736,12 @@ mod tests {
             Some(Target::Libc)
         );
         assert_eq!(library_target("/usr/lib/libcrypto.so.3"), None);
+        // What the process uses: every file, deleted ones too, each once.
+        let fd01 = |ino| (libc::makedev(0xfd, 1), ino);
+        assert_eq!(
+            mapped_ids(maps),
+            [fd01(91), fd01(92), fd01(1234), fd01(5678)]
+        );
     }
 
     #[test]
