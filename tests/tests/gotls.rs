@@ -5,7 +5,7 @@
 //! unary `Check`, server-streaming `Watch`), the same with a stripped binary (`-s -w`: no
 //! symbols, no DWARF), 200 concurrent connections with GOMAXPROCS above the CPU count, and
 //! an HTTP/2 connection opened before the agent started (handshake and preface missed), and
-//! 30 short-lived copies of the client in a temp dir, whose probes are detached when they exit.
+//! 10 short-lived copies of the client in a temp dir, whose probes are detached when they exit.
 //!
 //! Needs root, `scripts/setup.sh --tests` (golang-go, golang-google-grpc-dev) and a built
 //! agent; run one at a time (`-- --test-threads=1`).
@@ -498,7 +498,7 @@ fn agent_metric(metrics: &[MetricPoint], name: &str) -> Option<f64> {
 /// its exec is done before its executable is parsed and probed.)
 #[test]
 fn probes_of_exited_executables_are_detached() {
-    const COPIES: usize = 30;
+    const COPIES: usize = 10;
     // Exporter connections and the like may come and go.
     const SLACK: usize = 6;
     let exe = go_program(false);
@@ -543,7 +543,7 @@ fn probes_of_exited_executables_are_detached() {
     let before = fd_kinds(agent);
     let pids: Vec<u32> = (0..COPIES).map(run_copy).collect();
     let after_runs = fd_kinds(agent);
-    // 30 × 17 links; the kernel takes 0.1 s (idle host) to 0.2 s (loaded) to close each
+    // COPIES × 17 links; the kernel takes 0.1 s (idle host) to 0.2 s (loaded) to close each
     // (grace periods, one close at a time).
     let settled = poll(Duration::from_secs(180), || {
         let now = fd_kinds(agent);
